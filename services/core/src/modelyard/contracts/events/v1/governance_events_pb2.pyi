@@ -1,0 +1,60 @@
+from modelyard.contracts.events.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PromotionRequested(_message.Message):
+    __slots__ = ("request_id", "version", "target_alias", "requested_by", "policy_hash")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ALIAS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    POLICY_HASH_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    version: _common_pb2.ModelVersionRef
+    target_alias: str
+    requested_by: str
+    policy_hash: str
+    def __init__(self, request_id: _Optional[str] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., target_alias: _Optional[str] = ..., requested_by: _Optional[str] = ..., policy_hash: _Optional[str] = ...) -> None: ...
+
+class DeploymentApproved(_message.Message):
+    __slots__ = ("request_id", "target_alias", "plan", "approvers", "policy_hash")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ALIAS_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    APPROVERS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_HASH_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    target_alias: str
+    plan: _common_pb2.DeploymentPlan
+    approvers: _containers.RepeatedScalarFieldContainer[str]
+    policy_hash: str
+    def __init__(self, request_id: _Optional[str] = ..., target_alias: _Optional[str] = ..., plan: _Optional[_Union[_common_pb2.DeploymentPlan, _Mapping]] = ..., approvers: _Optional[_Iterable[str]] = ..., policy_hash: _Optional[str] = ...) -> None: ...
+
+class PromotionRejected(_message.Message):
+    __slots__ = ("request_id", "version", "reason", "decided_by")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    version: _common_pb2.ModelVersionRef
+    reason: str
+    decided_by: str
+    def __init__(self, request_id: _Optional[str] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., reason: _Optional[str] = ..., decided_by: _Optional[str] = ...) -> None: ...
+
+class RollbackOrdered(_message.Message):
+    __slots__ = ("incident_id", "plan", "rolled_back", "reason")
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    ROLLED_BACK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    incident_id: str
+    plan: _common_pb2.DeploymentPlan
+    rolled_back: _common_pb2.ModelVersionRef
+    reason: str
+    def __init__(self, incident_id: _Optional[str] = ..., plan: _Optional[_Union[_common_pb2.DeploymentPlan, _Mapping]] = ..., rolled_back: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...

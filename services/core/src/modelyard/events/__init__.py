@@ -1,0 +1,1 @@
+"""Events: the CloudEvents envelope on Kafka, header names and the topic catalogue."""

@@ -1,0 +1,110 @@
+"""Every Modelyard topic, in one place. docs/events.md is generated from this catalogue (`make docs`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from modelyard.contracts.events.v1 import (
+    governance_events_pb2 as gov,
+)
+from modelyard.contracts.events.v1 import (
+    monitor_events_pb2 as mon,
+)
+from modelyard.contracts.events.v1 import (
+    registry_events_pb2 as reg,
+)
+from modelyard.contracts.events.v1 import (
+    serving_events_pb2 as srv,
+)
+
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    partitions: int
+    producer: str
+    summary: str
+    payloads: tuple[type[Message], ...]
+    key: str = "model name"
+
+    @property
+    def dlq(self) -> str:
+        return self.name + DLQ_SUFFIX
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(p.DESCRIPTOR.full_name for p in self.payloads)
+
+
+REGISTRY_EVENTS = Topic(
+    "modelyard.registry.events",
+    partitions=3,
+    producer="registry",
+    summary="Every state change of registered models, versions, aliases and tags (via the outbox).",
+    payloads=(
+        reg.RegisteredModelCreated,
+        reg.ModelVersionRegistered,
+        reg.ModelVersionStatusChanged,
+        reg.AliasMoved,
+        reg.TagsChanged,
+        reg.ModelVersionArchived,
+    ),
+)
+GOVERNANCE_DECISIONS = Topic(
+    "modelyard.governance.decisions",
+    partitions=3,
+    producer="governance",
+    summary="Promotion requests and their outcomes; the deployment plans serving enacts.",
+    payloads=(gov.PromotionRequested, gov.DeploymentApproved, gov.PromotionRejected, gov.RollbackOrdered),
+)
+SERVING_PREDICTIONS = Topic(
+    "modelyard.serving.predictions",
+    partitions=6,
+    producer="serving",
+    summary="Every inference, in batches per model: inputs, outputs, latency, status.",
+    payloads=(srv.PredictionBatch,),
+)
+SERVING_STATUS = Topic(
+    "modelyard.serving.status",
+    partitions=3,
+    producer="serving",
+    summary="What each serving replica actually runs: loaded, failed, unloaded, with digests.",
+    payloads=(srv.ModelLoaded, srv.ModelLoadFailed, srv.ModelUnloaded),
+)
+MONITOR_FEEDBACK = Topic(
+    "modelyard.monitor.feedback",
+    partitions=6,
+    producer="applications (or the monitor's feedback API)",
+    summary="Ground truth for earlier predictions, joined by request id.",
+    payloads=(mon.FeedbackReceived,),
+)
+MONITOR_ALERTS = Topic(
+    "modelyard.monitor.alerts",
+    partitions=3,
+    producer="monitor",
+    summary="Incidents opened, escalated and resolved, with their statistical evidence.",
+    payloads=(mon.IncidentChanged,),
+)
+
+ALL: tuple[Topic, ...] = (
+    REGISTRY_EVENTS,
+    GOVERNANCE_DECISIONS,
+    SERVING_PREDICTIONS,
+    SERVING_STATUS,
+    MONITOR_FEEDBACK,
+    MONITOR_ALERTS,
+)
+BY_NAME: dict[str, Topic] = {t.name: t for t in ALL}
+DLQ_PARTITIONS = 1
+
+
+def payload_type(event_type: str) -> type[Message] | None:
+    """The protobuf class of a CloudEvents `type` (the payload's full protobuf name), if we know it."""
+    return _PAYLOADS.get(event_type)
+
+
+_PAYLOADS: dict[str, type[Message]] = {p.DESCRIPTOR.full_name: p for t in ALL for p in t.payloads}

@@ -1,0 +1,59 @@
+"""Pytest fixtures for real parts: the Kafka-protocol broker (one fixture, one code path)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from modelyard.kafka.embedded import EmbeddedBroker
+
+
+class TestEnvironment(BaseSettings):
+    """What the environment tells the test suite about real parts it may use."""
+
+    __test__ = False  # not a test class
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_", extra="ignore")
+
+    kafka_bootstrap: str | None = None
+    test_postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    ci: bool = False
+
+
+@pytest.fixture(scope="session")
+def test_environment() -> TestEnvironment:
+    return TestEnvironment()
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+    except Exception:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def kafka_broker(environment: TestEnvironment) -> Iterator[str]:
+    """Bootstrap address of a real Kafka-protocol broker: a configured cluster, else testcontainers' Kafka when
+    a Docker engine answers, else the embedded Tansu binary on a free loopback port."""
+    if environment.kafka_bootstrap:
+        yield environment.kafka_bootstrap
+    elif _docker_engine_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:3.9.1").with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+    else:
+        with EmbeddedBroker() as broker:
+            yield broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(test_environment: TestEnvironment) -> Iterator[str]:
+    with kafka_broker(test_environment) as bootstrap:
+        yield bootstrap
