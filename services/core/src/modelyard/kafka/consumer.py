@@ -1,0 +1,449 @@
+"""At-least-once event consumption: commit after the handler, dead letters for what can never be handled.
+
+Per record, in partition order: decode the envelope, route by payload type, skip an event id already handled
+(for handlers that ask for it), call the handler (retrying transient failures with backoff), then commit that
+record's offset + 1. A record that is not an event, or whose handler fails for good, is copied unchanged to
+`<topic>.dlq` with the error in headers before its offset is committed, so one poison record never blocks a
+partition. A crash anywhere before the commit means the record is delivered again: handlers must be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self, cast, overload
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from google.protobuf.message import Message
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from modelyard.events import envelope
+from modelyard.events import headers as h
+from modelyard.events.envelope import EnvelopeError, Event, Headers
+from modelyard.events.topics import DLQ_SUFFIX, Topic
+from modelyard.kafka.producer import EventPublisher
+from modelyard.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event], Awaitable[None]]
+BlockingHandler = Callable[[Event], None]
+Outcome = Literal["handled", "duplicate", "ignored", "dead_lettered"]
+
+_DLQ_HEADERS = frozenset(
+    {
+        h.DLQ_ERROR,
+        h.DLQ_ERROR_TYPE,
+        h.DLQ_ORIGINAL_TOPIC,
+        h.DLQ_ORIGINAL_PARTITION,
+        h.DLQ_ORIGINAL_OFFSET,
+        h.DLQ_CONSUMER_GROUP,
+    }
+)
+_MAX_ERROR_HEADER = 1000  # characters: a dead letter needs the gist of the error, not a multi-kB repr
+
+
+class PermanentError(Exception):
+    """The event can never be handled as it is (e.g. it contradicts this service's state): dead-letter it."""
+
+
+class TransientError(Exception):
+    """A failure that may pass (a dependency is down, a timeout): retry with backoff, dead-letter if it persists."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for transient failures. Keep the worst case (sum of delays plus handler time) well
+    under `max_poll_interval_ms`: the partition makes no progress while its record is retried."""
+
+    max_attempts: int = 5
+    initial_delay_s: float = 0.2
+    multiplier: float = 2.0
+    max_delay_s: float = 10.0
+    jitter: float = 0.1  # +-10%, so consumers that failed together do not retry in lockstep
+    retry_on: tuple[type[Exception], ...] = (TransientError,)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.initial_delay_s < 0 or self.multiplier < 1 or not 0 <= self.jitter < 1:
+            raise ValueError(f"invalid retry policy {self}")
+
+    def delay_s(self, failed_attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait after attempt number `failed_attempt` (1-based) failed transiently."""
+        base = min(self.max_delay_s, self.initial_delay_s * self.multiplier ** (failed_attempt - 1))
+        return base * (1 + self.jitter * (2 * rand() - 1))
+
+
+class SeenEvents(Protocol):
+    """Ids of events a consumer group has handled, kept by the service (e.g. a table next to its state) so
+    that duplicates stay no-ops across restarts. Best when the service writes the id in the same transaction
+    as the handler's effect; `add` is then a no-op."""
+
+    async def contains(self, event_id: str) -> bool: ...
+
+    async def add(self, event_id: str) -> None: ...
+
+
+class RecentIds:
+    """The last `capacity` event ids handled, least recently seen evicted first."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self._capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, event_id: object) -> bool:
+        if not isinstance(event_id, str) or event_id not in self._ids:
+            return False
+        self._ids.move_to_end(event_id)  # a duplicate now is likely again soon: keep it longest
+        return True
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, event_id: str) -> None:
+        self._ids[event_id] = None
+        self._ids.move_to_end(event_id)
+        if len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class _Route:
+    call: Handler
+    idempotent: bool
+
+
+class EventConsumer:
+    """Runs handlers over topics as one member of a consumer group; `async with EventConsumer(...) as c:`."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        topics: Sequence[Topic | str],
+        *,
+        auto_offset_reset: Literal["earliest", "latest"] = "earliest",
+        retry: RetryPolicy | None = None,
+        max_records: int = 100,
+        seen_events: SeenEvents | None = None,
+        seen_capacity: int = 10_000,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
+        rebalance_timeout_ms: int = 60_000,
+        max_poll_interval_ms: int = 300_000,
+        idempotence: bool = False,
+        client_id: str | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self._topics = [t.name if isinstance(t, Topic) else t for t in topics]
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            client_id=client_id or group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=auto_offset_reset,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            # How long the group waits for a member to finish its record in hand and rejoin (aiokafka would
+            # use the session timeout, too short for a handler that is retrying).
+            rebalance_timeout_ms=rebalance_timeout_ms,
+            max_poll_interval_ms=max_poll_interval_ms,
+        )
+        # Dead letters are rare; a producer of our own keeps their delivery independent of the service's.
+        self._dead_letters = EventPublisher(bootstrap, idempotence=idempotence, linger_ms=0, client_id=client_id)
+        self._retry = retry or RetryPolicy()
+        self._max_records = max_records
+        self._seen_events = seen_events
+        self._recent = RecentIds(seen_capacity)
+        self._routes: dict[type[Message], _Route] = {}
+        self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+        # Held while one record is handled and committed: a revoke or stop waits for it, never cuts it in half.
+        self._processing = asyncio.Lock()
+        self._revocations = 0  # bumped on every revoke so a fetched batch is not handled past a rebalance
+        self._handled: dict[TopicPartition, int] = {}  # next offset to commit, per partition
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: ServiceSettings, group_id: str, topics: Sequence[Topic | str], **options: Any
+    ) -> EventConsumer:
+        return cls(
+            settings.kafka_bootstrap,
+            group_id,
+            topics,
+            idempotence=settings.kafka_idempotence,
+            client_id=settings.service_name,
+            **options,
+        )
+
+    @overload
+    def register(
+        self,
+        payload: type[Message],
+        handler: Handler,
+        *,
+        idempotent: bool = False,
+        cpu_bound: Literal[False] = False,
+    ) -> None: ...
+
+    @overload
+    def register(
+        self, payload: type[Message], handler: BlockingHandler, *, idempotent: bool = False, cpu_bound: Literal[True]
+    ) -> None: ...
+
+    def register(
+        self,
+        payload: type[Message],
+        handler: Handler | BlockingHandler,
+        *,
+        idempotent: bool = False,
+        cpu_bound: bool = False,
+    ) -> None:
+        """Route events whose payload is `payload` to `handler`.
+
+        `idempotent=True`: an event id this consumer (or `seen_events`) already handled is skipped.
+        `cpu_bound=True`: `handler` is a plain function run in a worker thread, so heartbeats keep flowing.
+        """
+        if payload in self._routes:
+            raise ValueError(f"a handler for {payload.DESCRIPTOR.full_name} is already registered")
+        call = cast(Handler, handler)
+        if cpu_bound:
+            if inspect.iscoroutinefunction(handler):
+                # In a thread it would only create a coroutine, never run it.
+                raise TypeError("a cpu_bound handler is a plain function, not a coroutine function")
+            blocking = cast(BlockingHandler, handler)
+
+            async def call_in_thread(event: Event) -> None:
+                await asyncio.to_thread(blocking, event)  # copies contextvars: the handler sees our span
+
+            call = call_in_thread
+        self._routes[payload] = _Route(call, idempotent)
+
+    @property
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        """(topic, partition) pairs this member currently owns."""
+        return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("EventConsumer already started")
+        await self._dead_letters.start()
+        try:
+            await self._consumer.start()
+        except BaseException:
+            await self._dead_letters.stop()
+            raise
+        self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+        self._task = asyncio.create_task(self._run(), name=f"consumer {self.group_id}")
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Let the record in hand finish and commit (up to `grace_s`), then leave the group and close.
+
+        A record cut off by the grace period stays uncommitted and is delivered again. Re-raises what made the
+        runner fail, if it did, after closing.
+        """
+        task, self._task = self._task, None
+        if task is None:
+            return
+        acquired = False
+        try:
+            async with asyncio.timeout(grace_s):
+                acquired = await self._processing.acquire()
+        except TimeoutError:
+            log.warning(
+                "consumer %s: in-flight record abandoned after %.1fs; it will be redelivered", self.group_id, grace_s
+            )
+        task.cancel()  # between records (or cut off): nothing half-done remains to lose
+        await asyncio.wait([task])
+        try:
+            if acquired:
+                await self._commit(set(self._handled))
+                self._processing.release()
+        finally:
+            await self._consumer.stop()
+            await self._dead_letters.stop()
+        _raise_failure(task)
+
+    async def wait(self) -> None:
+        """Return when the runner has stopped; raise what made it fail, if it did (for a supervisor)."""
+        if self._task is not None:
+            task = self._task
+            await asyncio.wait([task])
+            _raise_failure(task)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=1_000, max_records=self._max_records)
+            revocations = self._revocations
+            # Each partition's records arrive in offset order and are handled one at a time, in that order.
+            for record in itertools.chain.from_iterable(batch.values()):
+                async with self._processing:
+                    if self._revocations != revocations:
+                        break  # the new owner resumes from the last commit; these records are its now
+                    await self._process(record)
+                    # Commit each record: after a crash only the record in hand comes again.
+                    tp = TopicPartition(record.topic, record.partition)
+                    self._handled[tp] = record.offset + 1
+                    await self._commit({tp})
+
+    async def _process(self, record: Any) -> None:
+        try:
+            event = envelope.decode(record.key, record.value, record.headers)
+        except EnvelopeError as exc:
+            with self._span(record, None) as span:
+                await self._dead_letter(record, exc, span)
+                span.set_attribute("modelyard.outcome", "dead_lettered")
+            return
+        with self._span(record, event) as span:
+            outcome = await self._dispatch(record, event, span)
+            span.set_attribute("modelyard.outcome", outcome)
+
+    async def _dispatch(self, record: Any, event: Event, span: trace.Span) -> Outcome:
+        route = self._routes.get(type(event.payload))
+        if route is None:
+            return "ignored"  # topics carry several event types; a consumer registers the ones it needs
+        if route.idempotent and await self._already_handled(event.id):
+            return "duplicate"
+        error = await self._call_with_retries(route, event, span)
+        if error is not None:
+            await self._dead_letter(record, error, span)
+            return "dead_lettered"
+        if route.idempotent:
+            self._recent.add(event.id)
+            if self._seen_events is not None:
+                await self._seen_events.add(event.id)
+        return "handled"
+
+    async def _already_handled(self, event_id: str) -> bool:
+        if event_id in self._recent:
+            return True
+        if self._seen_events is not None and await self._seen_events.contains(event_id):
+            self._recent.add(event_id)
+            return True
+        return False
+
+    async def _call_with_retries(self, route: _Route, event: Event, span: trace.Span) -> Exception | None:
+        """None once the handler succeeded, else the error that sends the event to the dead letters."""
+        attempt = 1
+        while True:
+            try:
+                await route.call(event)
+                return None
+            except self._retry.retry_on as exc:
+                if attempt >= self._retry.max_attempts:
+                    return exc
+                delay = self._retry.delay_s(attempt)
+                span.add_event("retry", {"attempt": attempt, "delay_s": delay, "error": repr(exc)})
+                log.debug("retrying event %s in %.2fs after %r", event.id, delay, exc)
+                await asyncio.sleep(delay)
+                attempt += 1
+            except Exception as exc:  # PermanentError or a bug: another attempt would fail the same way
+                return exc
+
+    async def _dead_letter(self, record: Any, error: BaseException, span: trace.Span) -> None:
+        # Keep the original key, value and headers byte for byte; replace DLQ headers of an earlier trip.
+        headers: Headers = [(k, v) for k, v in record.headers if k not in _DLQ_HEADERS]
+        headers += [
+            (h.DLQ_ERROR, str(error)[:_MAX_ERROR_HEADER].encode()),
+            (h.DLQ_ERROR_TYPE, type(error).__qualname__.encode()),
+            (h.DLQ_ORIGINAL_TOPIC, record.topic.encode()),
+            (h.DLQ_ORIGINAL_PARTITION, str(record.partition).encode()),
+            (h.DLQ_ORIGINAL_OFFSET, str(record.offset).encode()),
+            (h.DLQ_CONSUMER_GROUP, self.group_id.encode()),
+        ]
+        await self._dead_letters.send_record(record.topic + DLQ_SUFFIX, record.key, record.value, headers)
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        log.warning(
+            "dead-lettered %s[%d]@%d (group %s): %r",
+            record.topic,
+            record.partition,
+            record.offset,
+            self.group_id,
+            error,
+        )
+
+    async def _commit(self, partitions: Collection[TopicPartition]) -> None:
+        offsets = {tp: self._handled[tp] for tp in partitions if tp in self._handled}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The partition moved to another member, which resumes from the last commit: these records are
+            # handled again there (at-least-once), never lost.
+            log.warning("consumer %s: commit of %s lost to a rebalance: %r", self.group_id, offsets, exc)
+        for tp, offset in offsets.items():
+            if self._handled.get(tp) == offset:
+                del self._handled[tp]
+
+    async def _on_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        async with self._processing:
+            self._revocations += 1
+            await self._commit([tp for tp in revoked if tp in self._handled])
+
+    @contextmanager
+    def _span(self, record: Any, event: Event | None) -> Iterator[trace.Span]:
+        attributes: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": record.topic,
+            "messaging.consumer.group.name": self.group_id,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+        }
+        if event is not None:
+            attributes |= {
+                "messaging.message.id": event.id,
+                "messaging.kafka.message.key": event.key,
+                "cloudevents.event_id": event.id,
+                "cloudevents.event_type": event.type,
+                "cloudevents.event_source": event.source,
+            }
+        # Parented on the producer's span; a record that is not an event starts a trace of its own.
+        parent = event.trace_context() if event is not None else otel_context.Context()
+        with self._tracer.start_as_current_span(
+            f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+        ) as span:
+            yield span
+
+
+def _raise_failure(task: asyncio.Task[None]) -> None:
+    error = None if task.cancelled() else task.exception()
+    if error is not None:
+        raise error
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
+    """Before partitions move to another member: finish the record in hand and commit what was handled."""
+
+    def __init__(self, consumer: EventConsumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        await self._consumer._on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        pass

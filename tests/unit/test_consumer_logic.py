@@ -1,0 +1,71 @@
+"""Bus logic that needs no broker: the backoff schedule, the bounded memory of handled ids, registration and
+publish guards."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelyard.contracts.events.v1 import governance_events_pb2 as gov
+from modelyard.contracts.events.v1 import registry_events_pb2 as reg
+from modelyard.events import topics
+from modelyard.events.envelope import Event
+from modelyard.kafka.consumer import EventConsumer, RecentIds, RetryPolicy
+from modelyard.kafka.producer import EventPublisher
+
+pytestmark = pytest.mark.unit
+
+
+def test_backoff_doubles_from_the_initial_delay_up_to_the_cap() -> None:
+    policy = RetryPolicy(initial_delay_s=0.2, multiplier=2, max_delay_s=1.0, jitter=0)
+    assert [policy.delay_s(n) for n in range(1, 6)] == pytest.approx([0.2, 0.4, 0.8, 1.0, 1.0])
+
+
+def test_jitter_stays_within_its_band() -> None:
+    policy = RetryPolicy(initial_delay_s=1.0, max_delay_s=10.0, jitter=0.1)
+    assert policy.delay_s(1, rand=lambda: 0.0) == pytest.approx(0.9)
+    assert policy.delay_s(1, rand=lambda: 0.5) == pytest.approx(1.0)
+    assert policy.delay_s(1, rand=lambda: 1.0) == pytest.approx(1.1)
+
+
+@pytest.mark.parametrize(
+    "options", [{"max_attempts": 0}, {"initial_delay_s": -1.0}, {"multiplier": 0.5}, {"jitter": 1.0}]
+)
+def test_nonsensical_retry_policies_are_refused(options: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(**options)  # type: ignore[arg-type]
+
+
+def test_recent_ids_forget_the_least_recently_seen_first() -> None:
+    recent = RecentIds(capacity=2)
+    recent.add("a")
+    recent.add("b")
+    assert "a" in recent  # touching "a" makes "b" the oldest
+    recent.add("c")
+    assert "a" in recent and "c" in recent and "b" not in recent
+    assert len(recent) == 2
+
+
+async def test_a_cpu_bound_handler_must_be_a_plain_function() -> None:
+    consumer = EventConsumer("127.0.0.1:9", "group", [topics.REGISTRY_EVENTS])
+
+    async def coroutine_handler(event: Event) -> None: ...
+
+    with pytest.raises(TypeError):
+        consumer.register(reg.ModelVersionRegistered, coroutine_handler, cpu_bound=True)  # type: ignore[call-overload]
+
+
+async def test_one_handler_per_event_type() -> None:
+    consumer = EventConsumer("127.0.0.1:9", "group", [topics.REGISTRY_EVENTS])
+
+    async def handler(event: Event) -> None: ...
+
+    consumer.register(reg.ModelVersionRegistered, handler)
+    with pytest.raises(ValueError):
+        consumer.register(reg.ModelVersionRegistered, handler, idempotent=True)
+
+
+async def test_publishing_an_event_a_catalogue_topic_does_not_carry_is_refused() -> None:
+    publisher = EventPublisher("127.0.0.1:9")
+    approved = Event.new("iris", gov.DeploymentApproved(), source="test")
+    with pytest.raises(ValueError, match="does not carry"):
+        await publisher.publish(topics.REGISTRY_EVENTS, approved)
