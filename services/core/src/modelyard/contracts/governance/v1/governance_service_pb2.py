@@ -22,20 +22,71 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from modelyard.contracts.events.v1 import common_pb2 as modelyard_dot_events_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n0modelyard/governance/v1/governance_service.proto\x12\x17modelyard.governance.v1\x1a modelyard/events/v1/common.proto\".\n\x18GetDeploymentPlanRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\"N\n\x19GetDeploymentPlanResponse\x12\x31\n\x04plan\x18\x01 \x01(\x0b\x32#.modelyard.events.v1.DeploymentPlan2\x8f\x01\n\x11GovernanceService\x12z\n\x11GetDeploymentPlan\x12\x31.modelyard.governance.v1.GetDeploymentPlanRequest\x1a\x32.modelyard.governance.v1.GetDeploymentPlanResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n0modelyard/governance/v1/governance_service.proto\x12\x17modelyard.governance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a modelyard/events/v1/common.proto\"\xb2\x01\n\x0b\x43heckResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x44\n\x08\x65vidence\x18\x04 \x03(\x0b\x32\x32.modelyard.governance.v1.CheckResult.EvidenceEntry\x1a/\n\rEvidenceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf4\x03\n\x10PromotionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x02 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x14\n\x0ctarget_alias\x18\x03 \x01(\t\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\x12\x15\n\rregistered_by\x18\x05 \x01(\t\x12\x13\n\x0bpolicy_hash\x18\x06 \x01(\t\x12\r\n\x05state\x18\x07 \x01(\t\x12\x1a\n\x12required_approvals\x18\x08 \x01(\x05\x12\x15\n\rapprover_role\x18\t \x01(\t\x12\x11\n\tapprovers\x18\n \x03(\t\x12\x34\n\x06\x63hecks\x18\x0b \x03(\x0b\x32$.modelyard.governance.v1.CheckResult\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x12\n\ndecided_by\x18\r \x01(\t\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndecided_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x17RequestPromotionRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x14\n\x0ctarget_alias\x18\x03 \x01(\t\"V\n\x18RequestPromotionResponse\x12:\n\x07request\x18\x01 \x01(\x0b\x32).modelyard.governance.v1.PromotionRequest\"$\n\x0e\x41pproveRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"M\n\x0f\x41pproveResponse\x12:\n\x07request\x18\x01 \x01(\x0b\x32).modelyard.governance.v1.PromotionRequest\"3\n\rRejectRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"L\n\x0eRejectResponse\x12:\n\x07request\x18\x01 \x01(\x0b\x32).modelyard.governance.v1.PromotionRequest\"(\n\x12ListPendingRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\"R\n\x13ListPendingResponse\x12;\n\x08requests\x18\x01 \x03(\x0b\x32).modelyard.governance.v1.PromotionRequest\"(\n\x12GetDecisionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"Q\n\x13GetDecisionResponse\x12:\n\x07request\x18\x01 \x01(\x0b\x32).modelyard.governance.v1.PromotionRequest\".\n\x18GetDeploymentPlanRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\"N\n\x19GetDeploymentPlanResponse\x12\x31\n\x04plan\x18\x01 \x01(\x0b\x32#.modelyard.events.v1.DeploymentPlan\"\xe2\x01\n\nAuditEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12/\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x12\n\nmodel_name\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\x03\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x0c\n\x04\x62ody\x18\t \x01(\t\x12\x11\n\tprev_hash\x18\n \x01(\t\x12\x0c\n\x04hash\x18\x0b \x01(\t\"\xa8\x01\n\x17ListAuditEntriesRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"P\n\x18ListAuditEntriesResponse\x12\x34\n\x07\x65ntries\x18\x01 \x03(\x0b\x32#.modelyard.governance.v1.AuditEntry\"P\n\x12GetServedAtRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x92\x01\n\x13GetServedAtResponse\x12\x31\n\x04plan\x18\x01 \x01(\x0b\x32#.modelyard.events.v1.DeploymentPlan\x12:\n\x07request\x18\x02 \x01(\x0b\x32).modelyard.governance.v1.PromotionRequest\x12\x0c\n\x04role\x18\x03 \x01(\t\"\x14\n\x12VerifyAuditRequest\"o\n\x13VerifyAuditResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x03\x12\x13\n\x0b\x63heckpoints\x18\x03 \x01(\x03\x12\x15\n\rfirst_bad_seq\x18\x04 \x01(\x03\x12\x0f\n\x07problem\x18\x05 \x01(\t\"~\n\x12\x45xportAuditRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"$\n\x13\x45xportAuditResponse\x12\r\n\x05lines\x18\x01 \x03(\t\":\n\x13GetModelCardRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"6\n\x14GetModelCardResponse\x12\x0c\n\x04json\x18\x01 \x01(\t\x12\x10\n\x08markdown\x18\x02 \x01(\t2\xb9\t\n\x11GovernanceService\x12w\n\x10RequestPromotion\x12\x30.modelyard.governance.v1.RequestPromotionRequest\x1a\x31.modelyard.governance.v1.RequestPromotionResponse\x12\\\n\x07\x41pprove\x12\'.modelyard.governance.v1.ApproveRequest\x1a(.modelyard.governance.v1.ApproveResponse\x12Y\n\x06Reject\x12&.modelyard.governance.v1.RejectRequest\x1a\'.modelyard.governance.v1.RejectResponse\x12h\n\x0bListPending\x12+.modelyard.governance.v1.ListPendingRequest\x1a,.modelyard.governance.v1.ListPendingResponse\x12h\n\x0bGetDecision\x12+.modelyard.governance.v1.GetDecisionRequest\x1a,.modelyard.governance.v1.GetDecisionResponse\x12z\n\x11GetDeploymentPlan\x12\x31.modelyard.governance.v1.GetDeploymentPlanRequest\x1a\x32.modelyard.governance.v1.GetDeploymentPlanResponse\x12w\n\x10ListAuditEntries\x12\x30.modelyard.governance.v1.ListAuditEntriesRequest\x1a\x31.modelyard.governance.v1.ListAuditEntriesResponse\x12h\n\x0bGetServedAt\x12+.modelyard.governance.v1.GetServedAtRequest\x1a,.modelyard.governance.v1.GetServedAtResponse\x12h\n\x0bVerifyAudit\x12+.modelyard.governance.v1.VerifyAuditRequest\x1a,.modelyard.governance.v1.VerifyAuditResponse\x12h\n\x0b\x45xportAudit\x12+.modelyard.governance.v1.ExportAuditRequest\x1a,.modelyard.governance.v1.ExportAuditResponse\x12k\n\x0cGetModelCard\x12,.modelyard.governance.v1.GetModelCardRequest\x1a-.modelyard.governance.v1.GetModelCardResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelyard.governance.v1.governance_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETDEPLOYMENTPLANREQUEST']._serialized_start=111
-  _globals['_GETDEPLOYMENTPLANREQUEST']._serialized_end=157
-  _globals['_GETDEPLOYMENTPLANRESPONSE']._serialized_start=159
-  _globals['_GETDEPLOYMENTPLANRESPONSE']._serialized_end=237
-  _globals['_GOVERNANCESERVICE']._serialized_start=240
-  _globals['_GOVERNANCESERVICE']._serialized_end=383
+  _globals['_CHECKRESULT_EVIDENCEENTRY']._loaded_options = None
+  _globals['_CHECKRESULT_EVIDENCEENTRY']._serialized_options = b'8\001'
+  _globals['_CHECKRESULT']._serialized_start=145
+  _globals['_CHECKRESULT']._serialized_end=323
+  _globals['_CHECKRESULT_EVIDENCEENTRY']._serialized_start=276
+  _globals['_CHECKRESULT_EVIDENCEENTRY']._serialized_end=323
+  _globals['_PROMOTIONREQUEST']._serialized_start=326
+  _globals['_PROMOTIONREQUEST']._serialized_end=826
+  _globals['_REQUESTPROMOTIONREQUEST']._serialized_start=828
+  _globals['_REQUESTPROMOTIONREQUEST']._serialized_end=912
+  _globals['_REQUESTPROMOTIONRESPONSE']._serialized_start=914
+  _globals['_REQUESTPROMOTIONRESPONSE']._serialized_end=1000
+  _globals['_APPROVEREQUEST']._serialized_start=1002
+  _globals['_APPROVEREQUEST']._serialized_end=1038
+  _globals['_APPROVERESPONSE']._serialized_start=1040
+  _globals['_APPROVERESPONSE']._serialized_end=1117
+  _globals['_REJECTREQUEST']._serialized_start=1119
+  _globals['_REJECTREQUEST']._serialized_end=1170
+  _globals['_REJECTRESPONSE']._serialized_start=1172
+  _globals['_REJECTRESPONSE']._serialized_end=1248
+  _globals['_LISTPENDINGREQUEST']._serialized_start=1250
+  _globals['_LISTPENDINGREQUEST']._serialized_end=1290
+  _globals['_LISTPENDINGRESPONSE']._serialized_start=1292
+  _globals['_LISTPENDINGRESPONSE']._serialized_end=1374
+  _globals['_GETDECISIONREQUEST']._serialized_start=1376
+  _globals['_GETDECISIONREQUEST']._serialized_end=1416
+  _globals['_GETDECISIONRESPONSE']._serialized_start=1418
+  _globals['_GETDECISIONRESPONSE']._serialized_end=1499
+  _globals['_GETDEPLOYMENTPLANREQUEST']._serialized_start=1501
+  _globals['_GETDEPLOYMENTPLANREQUEST']._serialized_end=1547
+  _globals['_GETDEPLOYMENTPLANRESPONSE']._serialized_start=1549
+  _globals['_GETDEPLOYMENTPLANRESPONSE']._serialized_end=1627
+  _globals['_AUDITENTRY']._serialized_start=1630
+  _globals['_AUDITENTRY']._serialized_end=1856
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_start=1859
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_end=2027
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_start=2029
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_end=2109
+  _globals['_GETSERVEDATREQUEST']._serialized_start=2111
+  _globals['_GETSERVEDATREQUEST']._serialized_end=2191
+  _globals['_GETSERVEDATRESPONSE']._serialized_start=2194
+  _globals['_GETSERVEDATRESPONSE']._serialized_end=2340
+  _globals['_VERIFYAUDITREQUEST']._serialized_start=2342
+  _globals['_VERIFYAUDITREQUEST']._serialized_end=2362
+  _globals['_VERIFYAUDITRESPONSE']._serialized_start=2364
+  _globals['_VERIFYAUDITRESPONSE']._serialized_end=2475
+  _globals['_EXPORTAUDITREQUEST']._serialized_start=2477
+  _globals['_EXPORTAUDITREQUEST']._serialized_end=2603
+  _globals['_EXPORTAUDITRESPONSE']._serialized_start=2605
+  _globals['_EXPORTAUDITRESPONSE']._serialized_end=2641
+  _globals['_GETMODELCARDREQUEST']._serialized_start=2643
+  _globals['_GETMODELCARDREQUEST']._serialized_end=2701
+  _globals['_GETMODELCARDRESPONSE']._serialized_start=2703
+  _globals['_GETMODELCARDRESPONSE']._serialized_end=2757
+  _globals['_GOVERNANCESERVICE']._serialized_start=2760
+  _globals['_GOVERNANCESERVICE']._serialized_end=3969
 # @@protoc_insertion_point(module_scope)

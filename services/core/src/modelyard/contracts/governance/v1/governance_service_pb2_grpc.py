@@ -26,7 +26,13 @@ if _version_not_supported:
 
 
 class GovernanceServiceStub:
-    """Policies, approvals, audit trail. Grows with the governance issue.
+    """Policies, promotion requests and approvals, deployment plans, the audit trail and model cards.
+
+    Every call takes a bearer token in the `authorization` metadata (`Bearer <token>`) unless the server allows
+    anonymous access (same tokens and roles as the registry). Errors: INVALID_ARGUMENT, NOT_FOUND (unknown model,
+    version, request or plan), ALREADY_EXISTS (approving twice; a second open request for the same promotion),
+    FAILED_PRECONDITION (approving a rejected, superseded, expired or still-checking request; no policy covers the
+    promotion), PERMISSION_DENIED (separation of duties: the message names the rule), UNAUTHENTICATED.
     """
 
     def __init__(self, channel):
@@ -35,16 +41,105 @@ class GovernanceServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.RequestPromotion = channel.unary_unary(
+                '/modelyard.governance.v1.GovernanceService/RequestPromotion',
+                request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.RequestPromotionRequest.SerializeToString,
+                response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.RequestPromotionResponse.FromString,
+                _registered_method=True)
+        self.Approve = channel.unary_unary(
+                '/modelyard.governance.v1.GovernanceService/Approve',
+                request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ApproveRequest.SerializeToString,
+                response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ApproveResponse.FromString,
+                _registered_method=True)
+        self.Reject = channel.unary_unary(
+                '/modelyard.governance.v1.GovernanceService/Reject',
+                request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.RejectRequest.SerializeToString,
+                response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.RejectResponse.FromString,
+                _registered_method=True)
+        self.ListPending = channel.unary_unary(
+                '/modelyard.governance.v1.GovernanceService/ListPending',
+                request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListPendingRequest.SerializeToString,
+                response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListPendingResponse.FromString,
+                _registered_method=True)
+        self.GetDecision = channel.unary_unary(
+                '/modelyard.governance.v1.GovernanceService/GetDecision',
+                request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDecisionRequest.SerializeToString,
+                response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDecisionResponse.FromString,
+                _registered_method=True)
         self.GetDeploymentPlan = channel.unary_unary(
                 '/modelyard.governance.v1.GovernanceService/GetDeploymentPlan',
                 request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDeploymentPlanRequest.SerializeToString,
                 response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDeploymentPlanResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEntries = channel.unary_unary(
+                '/modelyard.governance.v1.GovernanceService/ListAuditEntries',
+                request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListAuditEntriesRequest.SerializeToString,
+                response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListAuditEntriesResponse.FromString,
+                _registered_method=True)
+        self.GetServedAt = channel.unary_unary(
+                '/modelyard.governance.v1.GovernanceService/GetServedAt',
+                request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetServedAtRequest.SerializeToString,
+                response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetServedAtResponse.FromString,
+                _registered_method=True)
+        self.VerifyAudit = channel.unary_unary(
+                '/modelyard.governance.v1.GovernanceService/VerifyAudit',
+                request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.VerifyAuditRequest.SerializeToString,
+                response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.VerifyAuditResponse.FromString,
+                _registered_method=True)
+        self.ExportAudit = channel.unary_unary(
+                '/modelyard.governance.v1.GovernanceService/ExportAudit',
+                request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ExportAuditRequest.SerializeToString,
+                response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ExportAuditResponse.FromString,
+                _registered_method=True)
+        self.GetModelCard = channel.unary_unary(
+                '/modelyard.governance.v1.GovernanceService/GetModelCard',
+                request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetModelCardRequest.SerializeToString,
+                response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetModelCardResponse.FromString,
+                _registered_method=True)
 
 
 class GovernanceServiceServicer:
-    """Policies, approvals, audit trail. Grows with the governance issue.
+    """Policies, promotion requests and approvals, deployment plans, the audit trail and model cards.
+
+    Every call takes a bearer token in the `authorization` metadata (`Bearer <token>`) unless the server allows
+    anonymous access (same tokens and roles as the registry). Errors: INVALID_ARGUMENT, NOT_FOUND (unknown model,
+    version, request or plan), ALREADY_EXISTS (approving twice; a second open request for the same promotion),
+    FAILED_PRECONDITION (approving a rejected, superseded, expired or still-checking request; no policy covers the
+    promotion), PERMISSION_DENIED (separation of duties: the message names the rule), UNAUTHENTICATED.
     """
+
+    def RequestPromotion(self, request, context):
+        """Asks to promote a version to an alias; checks run asynchronously, then the request awaits approvals.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Approve(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPending(self, request, context):
+        """Requests still checking or awaiting approval, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDecision(self, request, context):
+        """One request with its checks, approvals and outcome.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def GetDeploymentPlan(self, request, context):
         """The deployment plan serving should run for a model now.
@@ -53,13 +148,98 @@ class GovernanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEntries(self, request, context):
+        """Audit entries (in chain order) about a model, a version or a request, or all of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetServedAt(self, request, context):
+        """Which version served a model at a time, on whose approval and on what evidence.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyAudit(self, request, context):
+        """Checks the whole hash chain and every signed checkpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportAudit(self, request, context):
+        """A self-verifying JSON Lines slice of the entries about one model: a header with the public key, the entries
+        (others in between as bare hash links) and a signed checkpoint of the last one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModelCard(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GovernanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'RequestPromotion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestPromotion,
+                    request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.RequestPromotionRequest.FromString,
+                    response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.RequestPromotionResponse.SerializeToString,
+            ),
+            'Approve': grpc.unary_unary_rpc_method_handler(
+                    servicer.Approve,
+                    request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ApproveRequest.FromString,
+                    response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ApproveResponse.SerializeToString,
+            ),
+            'Reject': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reject,
+                    request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.RejectRequest.FromString,
+                    response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.RejectResponse.SerializeToString,
+            ),
+            'ListPending': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPending,
+                    request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListPendingRequest.FromString,
+                    response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListPendingResponse.SerializeToString,
+            ),
+            'GetDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDecision,
+                    request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDecisionRequest.FromString,
+                    response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDecisionResponse.SerializeToString,
+            ),
             'GetDeploymentPlan': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDeploymentPlan,
                     request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDeploymentPlanRequest.FromString,
                     response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDeploymentPlanResponse.SerializeToString,
+            ),
+            'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEntries,
+                    request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListAuditEntriesRequest.FromString,
+                    response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListAuditEntriesResponse.SerializeToString,
+            ),
+            'GetServedAt': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServedAt,
+                    request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetServedAtRequest.FromString,
+                    response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetServedAtResponse.SerializeToString,
+            ),
+            'VerifyAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyAudit,
+                    request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.VerifyAuditRequest.FromString,
+                    response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.VerifyAuditResponse.SerializeToString,
+            ),
+            'ExportAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportAudit,
+                    request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ExportAuditRequest.FromString,
+                    response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ExportAuditResponse.SerializeToString,
+            ),
+            'GetModelCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModelCard,
+                    request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetModelCardRequest.FromString,
+                    response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetModelCardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -70,8 +250,149 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class GovernanceService:
-    """Policies, approvals, audit trail. Grows with the governance issue.
+    """Policies, promotion requests and approvals, deployment plans, the audit trail and model cards.
+
+    Every call takes a bearer token in the `authorization` metadata (`Bearer <token>`) unless the server allows
+    anonymous access (same tokens and roles as the registry). Errors: INVALID_ARGUMENT, NOT_FOUND (unknown model,
+    version, request or plan), ALREADY_EXISTS (approving twice; a second open request for the same promotion),
+    FAILED_PRECONDITION (approving a rejected, superseded, expired or still-checking request; no policy covers the
+    promotion), PERMISSION_DENIED (separation of duties: the message names the rule), UNAUTHENTICATED.
     """
+
+    @staticmethod
+    def RequestPromotion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.governance.v1.GovernanceService/RequestPromotion',
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.RequestPromotionRequest.SerializeToString,
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.RequestPromotionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Approve(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.governance.v1.GovernanceService/Approve',
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ApproveRequest.SerializeToString,
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ApproveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.governance.v1.GovernanceService/Reject',
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.RejectRequest.SerializeToString,
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.RejectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPending(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.governance.v1.GovernanceService/ListPending',
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListPendingRequest.SerializeToString,
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListPendingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.governance.v1.GovernanceService/GetDecision',
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDecisionRequest.SerializeToString,
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def GetDeploymentPlan(request,
@@ -90,6 +411,141 @@ class GovernanceService:
             '/modelyard.governance.v1.GovernanceService/GetDeploymentPlan',
             modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDeploymentPlanRequest.SerializeToString,
             modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDeploymentPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.governance.v1.GovernanceService/ListAuditEntries',
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListAuditEntriesRequest.SerializeToString,
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListAuditEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServedAt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.governance.v1.GovernanceService/GetServedAt',
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetServedAtRequest.SerializeToString,
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetServedAtResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.governance.v1.GovernanceService/VerifyAudit',
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.VerifyAuditRequest.SerializeToString,
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.VerifyAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.governance.v1.GovernanceService/ExportAudit',
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ExportAuditRequest.SerializeToString,
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ExportAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModelCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.governance.v1.GovernanceService/GetModelCard',
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetModelCardRequest.SerializeToString,
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetModelCardResponse.FromString,
             options,
             channel_credentials,
             insecure,

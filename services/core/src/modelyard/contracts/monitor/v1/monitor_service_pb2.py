@@ -23,19 +23,60 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from modelyard.contracts.events.v1 import monitor_events_pb2 as modelyard_dot_events_dot_v1_dot_monitor__events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*modelyard/monitor/v1/monitor_service.proto\x12\x14modelyard.monitor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x01\n\x13SendFeedbackRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0f\n\x05label\x18\x03 \x01(\tH\x00\x12\x10\n\x06target\x18\x04 \x01(\x01H\x00\x12.\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05truth\"\x16\n\x14SendFeedbackResponse2w\n\x0eMonitorService\x12\x65\n\x0cSendFeedback\x12).modelyard.monitor.v1.SendFeedbackRequest\x1a*.modelyard.monitor.v1.SendFeedbackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*modelyard/monitor/v1/monitor_service.proto\x12\x14modelyard.monitor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(modelyard/events/v1/monitor_events.proto\"\x99\x01\n\x13SendFeedbackRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0f\n\x05label\x18\x03 \x01(\tH\x00\x12\x10\n\x06target\x18\x04 \x01(\x01H\x00\x12.\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05truth\"\x16\n\x14SendFeedbackResponse\"&\n\x10GetStatusRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\"\xf7\x02\n\rVersionStatus\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x14\n\x0creference_id\x18\x03 \x01(\t\x12\x16\n\x0ewindows_closed\x18\x04 \x01(\x03\x12\x14\n\x0crecords_seen\x18\x05 \x01(\x03\x12\x14\n\x0clate_records\x18\x06 \x01(\x03\x12\x16\n\x0eopen_incidents\x18\x07 \x01(\x03\x12\x38\n\x0blast_window\x18\x08 \x01(\x0b\x32#.modelyard.monitor.v1.WindowSummary\x12I\n\x0bperformance\x18\t \x03(\x0b\x32\x34.modelyard.monitor.v1.VersionStatus.PerformanceEntry\x12\x16\n\x0elabel_coverage\x18\n \x01(\x01\x1a\x32\n\x10PerformanceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"_\n\x11GetStatusResponse\x12\x35\n\x08versions\x18\x01 \x03(\x0b\x32#.modelyard.monitor.v1.VersionStatus\x12\x13\n\x0b\x63onfig_hash\x18\x02 \x01(\t\"\xb9\x02\n\x13\x46\x65\x61tureWindowResult\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12+\n\x06signal\x18\x02 \x01(\x0e\x32\x1b.modelyard.events.v1.Signal\x12\x11\n\tstatistic\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x0f\n\x07p_value\x18\x05 \x01(\x01\x12\x11\n\tthreshold\x18\x06 \x01(\x01\x12\x13\n\x0b\x65\x66\x66\x65\x63t_size\x18\x07 \x01(\x01\x12\x10\n\x08\x62reached\x18\x08 \x01(\x08\x12G\n\x07\x65\x66\x66\x65\x63ts\x18\t \x03(\x0b\x32\x36.modelyard.monitor.v1.FeatureWindowResult.EffectsEntry\x1a.\n\x0c\x45\x66\x66\x65\x63tsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xdf\x03\n\rWindowSummary\x12\x11\n\twindow_id\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\t\n\x01n\x18\x04 \x01(\x03\x12\x0e\n\x06tested\x18\x05 \x01(\x08\x12\r\n\x05\x61lpha\x18\x06 \x01(\x01\x12\x11\n\tclosed_by\x18\x07 \x01(\t\x12;\n\x08\x66\x65\x61tures\x18\x08 \x03(\x0b\x32).modelyard.monitor.v1.FeatureWindowResult\x12\x41\n\x07quality\x18\t \x03(\x0b\x32\x30.modelyard.monitor.v1.WindowSummary.QualityEntry\x12G\n\noperations\x18\n \x03(\x0b\x32\x33.modelyard.monitor.v1.WindowSummary.OperationsEntry\x1a.\n\x0cQualityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x31\n\x0fOperationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"Y\n\x12ListWindowsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0f\n\x07\x66\x65\x61ture\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"K\n\x13ListWindowsResponse\x12\x34\n\x07windows\x18\x01 \x03(\x0b\x32#.modelyard.monitor.v1.WindowSummary\"\xfd\x02\n\x08Incident\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12+\n\x06signal\x18\x04 \x01(\x0e\x32\x1b.modelyard.events.v1.Signal\x12\x0f\n\x07\x66\x65\x61ture\x18\x05 \x01(\t\x12/\n\x08severity\x18\x06 \x01(\x0e\x32\x1d.modelyard.events.v1.Severity\x12\x0c\n\x04open\x18\x07 \x01(\x08\x12-\n\topened_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bresolved_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x08\x65vidence\x18\n \x03(\x0b\x32\x1d.modelyard.events.v1.Evidence\x12\x14\n\x0creference_id\x18\x0b \x01(\t\x12\x13\n\x0b\x63onfig_hash\x18\x0c \x01(\t\"L\n\x14ListIncidentsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x11\n\topen_only\x18\x02 \x01(\x08\x12\r\n\x05limit\x18\x03 \x01(\x05\"J\n\x15ListIncidentsResponse\x12\x31\n\tincidents\x18\x01 \x03(\x0b\x32\x1e.modelyard.monitor.v1.Incident\"8\n\x11RebaselineRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"*\n\x12RebaselineResponse\x12\x14\n\x0creference_id\x18\x01 \x01(\t2\x84\x04\n\x0eMonitorService\x12\x65\n\x0cSendFeedback\x12).modelyard.monitor.v1.SendFeedbackRequest\x1a*.modelyard.monitor.v1.SendFeedbackResponse\x12\\\n\tGetStatus\x12&.modelyard.monitor.v1.GetStatusRequest\x1a\'.modelyard.monitor.v1.GetStatusResponse\x12\x62\n\x0bListWindows\x12(.modelyard.monitor.v1.ListWindowsRequest\x1a).modelyard.monitor.v1.ListWindowsResponse\x12h\n\rListIncidents\x12*.modelyard.monitor.v1.ListIncidentsRequest\x1a+.modelyard.monitor.v1.ListIncidentsResponse\x12_\n\nRebaseline\x12\'.modelyard.monitor.v1.RebaselineRequest\x1a(.modelyard.monitor.v1.RebaselineResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelyard.monitor.v1.monitor_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SENDFEEDBACKREQUEST']._serialized_start=102
-  _globals['_SENDFEEDBACKREQUEST']._serialized_end=255
-  _globals['_SENDFEEDBACKRESPONSE']._serialized_start=257
-  _globals['_SENDFEEDBACKRESPONSE']._serialized_end=279
-  _globals['_MONITORSERVICE']._serialized_start=281
-  _globals['_MONITORSERVICE']._serialized_end=400
+  _globals['_VERSIONSTATUS_PERFORMANCEENTRY']._loaded_options = None
+  _globals['_VERSIONSTATUS_PERFORMANCEENTRY']._serialized_options = b'8\001'
+  _globals['_FEATUREWINDOWRESULT_EFFECTSENTRY']._loaded_options = None
+  _globals['_FEATUREWINDOWRESULT_EFFECTSENTRY']._serialized_options = b'8\001'
+  _globals['_WINDOWSUMMARY_QUALITYENTRY']._loaded_options = None
+  _globals['_WINDOWSUMMARY_QUALITYENTRY']._serialized_options = b'8\001'
+  _globals['_WINDOWSUMMARY_OPERATIONSENTRY']._loaded_options = None
+  _globals['_WINDOWSUMMARY_OPERATIONSENTRY']._serialized_options = b'8\001'
+  _globals['_SENDFEEDBACKREQUEST']._serialized_start=144
+  _globals['_SENDFEEDBACKREQUEST']._serialized_end=297
+  _globals['_SENDFEEDBACKRESPONSE']._serialized_start=299
+  _globals['_SENDFEEDBACKRESPONSE']._serialized_end=321
+  _globals['_GETSTATUSREQUEST']._serialized_start=323
+  _globals['_GETSTATUSREQUEST']._serialized_end=361
+  _globals['_VERSIONSTATUS']._serialized_start=364
+  _globals['_VERSIONSTATUS']._serialized_end=739
+  _globals['_VERSIONSTATUS_PERFORMANCEENTRY']._serialized_start=689
+  _globals['_VERSIONSTATUS_PERFORMANCEENTRY']._serialized_end=739
+  _globals['_GETSTATUSRESPONSE']._serialized_start=741
+  _globals['_GETSTATUSRESPONSE']._serialized_end=836
+  _globals['_FEATUREWINDOWRESULT']._serialized_start=839
+  _globals['_FEATUREWINDOWRESULT']._serialized_end=1152
+  _globals['_FEATUREWINDOWRESULT_EFFECTSENTRY']._serialized_start=1106
+  _globals['_FEATUREWINDOWRESULT_EFFECTSENTRY']._serialized_end=1152
+  _globals['_WINDOWSUMMARY']._serialized_start=1155
+  _globals['_WINDOWSUMMARY']._serialized_end=1634
+  _globals['_WINDOWSUMMARY_QUALITYENTRY']._serialized_start=1537
+  _globals['_WINDOWSUMMARY_QUALITYENTRY']._serialized_end=1583
+  _globals['_WINDOWSUMMARY_OPERATIONSENTRY']._serialized_start=1585
+  _globals['_WINDOWSUMMARY_OPERATIONSENTRY']._serialized_end=1634
+  _globals['_LISTWINDOWSREQUEST']._serialized_start=1636
+  _globals['_LISTWINDOWSREQUEST']._serialized_end=1725
+  _globals['_LISTWINDOWSRESPONSE']._serialized_start=1727
+  _globals['_LISTWINDOWSRESPONSE']._serialized_end=1802
+  _globals['_INCIDENT']._serialized_start=1805
+  _globals['_INCIDENT']._serialized_end=2186
+  _globals['_LISTINCIDENTSREQUEST']._serialized_start=2188
+  _globals['_LISTINCIDENTSREQUEST']._serialized_end=2264
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=2266
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=2340
+  _globals['_REBASELINEREQUEST']._serialized_start=2342
+  _globals['_REBASELINEREQUEST']._serialized_end=2398
+  _globals['_REBASELINERESPONSE']._serialized_start=2400
+  _globals['_REBASELINERESPONSE']._serialized_end=2442
+  _globals['_MONITORSERVICE']._serialized_start=2445
+  _globals['_MONITORSERVICE']._serialized_end=2961
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class MonitorServiceStub:
-    """Drift, performance and SLO monitoring. Grows with the monitor issue.
+    """Drift, data quality, performance and SLO monitoring of served model versions.
     """
 
     def __init__(self, channel):
@@ -40,14 +40,62 @@ class MonitorServiceStub:
                 request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackRequest.SerializeToString,
                 response_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackResponse.FromString,
                 _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/modelyard.monitor.v1.MonitorService/GetStatus',
+                request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.GetStatusResponse.FromString,
+                _registered_method=True)
+        self.ListWindows = channel.unary_unary(
+                '/modelyard.monitor.v1.MonitorService/ListWindows',
+                request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListWindowsRequest.SerializeToString,
+                response_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListWindowsResponse.FromString,
+                _registered_method=True)
+        self.ListIncidents = channel.unary_unary(
+                '/modelyard.monitor.v1.MonitorService/ListIncidents',
+                request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListIncidentsRequest.SerializeToString,
+                response_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListIncidentsResponse.FromString,
+                _registered_method=True)
+        self.Rebaseline = channel.unary_unary(
+                '/modelyard.monitor.v1.MonitorService/Rebaseline',
+                request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.RebaselineRequest.SerializeToString,
+                response_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.RebaselineResponse.FromString,
+                _registered_method=True)
 
 
 class MonitorServiceServicer:
-    """Drift, performance and SLO monitoring. Grows with the monitor issue.
+    """Drift, data quality, performance and SLO monitoring of served model versions.
     """
 
     def SendFeedback(self, request, context):
         """Ground truth for earlier predictions, for applications that do not produce to Kafka.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatus(self, request, context):
+        """The current state of every monitored version of a model (or of all models).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWindows(self, request, context):
+        """Closed windows of one model version, newest first, with the per-feature tests.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIncidents(self, request, context):
+        """Open and past incidents, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rebaseline(self, request, context):
+        """Build a new reference profile for a version from its reference data now (never done silently).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -61,6 +109,26 @@ def add_MonitorServiceServicer_to_server(servicer, server):
                     request_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackRequest.FromString,
                     response_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackResponse.SerializeToString,
             ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.GetStatusRequest.FromString,
+                    response_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'ListWindows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWindows,
+                    request_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListWindowsRequest.FromString,
+                    response_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListWindowsResponse.SerializeToString,
+            ),
+            'ListIncidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIncidents,
+                    request_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListIncidentsRequest.FromString,
+                    response_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListIncidentsResponse.SerializeToString,
+            ),
+            'Rebaseline': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rebaseline,
+                    request_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.RebaselineRequest.FromString,
+                    response_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.RebaselineResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'modelyard.monitor.v1.MonitorService', rpc_method_handlers)
@@ -70,7 +138,7 @@ def add_MonitorServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class MonitorService:
-    """Drift, performance and SLO monitoring. Grows with the monitor issue.
+    """Drift, data quality, performance and SLO monitoring of served model versions.
     """
 
     @staticmethod
@@ -90,6 +158,114 @@ class MonitorService:
             '/modelyard.monitor.v1.MonitorService/SendFeedback',
             modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackRequest.SerializeToString,
             modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.monitor.v1.MonitorService/GetStatus',
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.GetStatusRequest.SerializeToString,
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWindows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.monitor.v1.MonitorService/ListWindows',
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListWindowsRequest.SerializeToString,
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListWindowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.monitor.v1.MonitorService/ListIncidents',
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListIncidentsRequest.SerializeToString,
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListIncidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rebaseline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.monitor.v1.MonitorService/Rebaseline',
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.RebaselineRequest.SerializeToString,
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.RebaselineResponse.FromString,
             options,
             channel_credentials,
             insecure,

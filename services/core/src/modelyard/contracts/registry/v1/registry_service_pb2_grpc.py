@@ -26,7 +26,12 @@ if _version_not_supported:
 
 
 class RegistryServiceStub:
-    """Versioned, content-addressed ONNX models. Grows with the registry issue.
+    """Versioned, content-addressed ONNX models: registered models, their versions, artifacts, tags and aliases.
+
+    Every call takes a bearer token in the `authorization` metadata (`Bearer <token>`) unless the server allows
+    anonymous access. Errors: INVALID_ARGUMENT (malformed input, not a valid ONNX model or dataset), NOT_FOUND,
+    ALREADY_EXISTS, FAILED_PRECONDITION (e.g. an alias to an archived version), DATA_LOSS (bytes do not match
+    their digest), RESOURCE_EXHAUSTED (artifact over the size limit), UNAUTHENTICATED, PERMISSION_DENIED.
     """
 
     def __init__(self, channel):
@@ -40,14 +45,171 @@ class RegistryServiceStub:
                 request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ResolveAliasRequest.SerializeToString,
                 response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ResolveAliasResponse.FromString,
                 _registered_method=True)
+        self.CreateRegisteredModel = channel.unary_unary(
+                '/modelyard.registry.v1.RegistryService/CreateRegisteredModel',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CreateRegisteredModelRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CreateRegisteredModelResponse.FromString,
+                _registered_method=True)
+        self.GetRegisteredModel = channel.unary_unary(
+                '/modelyard.registry.v1.RegistryService/GetRegisteredModel',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.GetRegisteredModelRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.GetRegisteredModelResponse.FromString,
+                _registered_method=True)
+        self.ListRegisteredModels = channel.unary_unary(
+                '/modelyard.registry.v1.RegistryService/ListRegisteredModels',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListRegisteredModelsRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListRegisteredModelsResponse.FromString,
+                _registered_method=True)
+        self.UploadArtifact = channel.stream_unary(
+                '/modelyard.registry.v1.RegistryService/UploadArtifact',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.UploadArtifactRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.UploadArtifactResponse.FromString,
+                _registered_method=True)
+        self.DownloadArtifact = channel.unary_stream(
+                '/modelyard.registry.v1.RegistryService/DownloadArtifact',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.DownloadArtifactRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.DownloadArtifactResponse.FromString,
+                _registered_method=True)
+        self.CreateModelVersion = channel.unary_unary(
+                '/modelyard.registry.v1.RegistryService/CreateModelVersion',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelVersionRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelVersionResponse.FromString,
+                _registered_method=True)
+        self.GetModelVersion = channel.unary_unary(
+                '/modelyard.registry.v1.RegistryService/GetModelVersion',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.GetModelVersionRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.GetModelVersionResponse.FromString,
+                _registered_method=True)
+        self.ListModelVersions = channel.unary_unary(
+                '/modelyard.registry.v1.RegistryService/ListModelVersions',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListModelVersionsRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListModelVersionsResponse.FromString,
+                _registered_method=True)
+        self.ArchiveModelVersion = channel.unary_unary(
+                '/modelyard.registry.v1.RegistryService/ArchiveModelVersion',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ArchiveModelVersionRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ArchiveModelVersionResponse.FromString,
+                _registered_method=True)
+        self.UpdateTags = channel.unary_unary(
+                '/modelyard.registry.v1.RegistryService/UpdateTags',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.UpdateTagsRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.UpdateTagsResponse.FromString,
+                _registered_method=True)
+        self.SetAlias = channel.unary_unary(
+                '/modelyard.registry.v1.RegistryService/SetAlias',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.SetAliasRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.SetAliasResponse.FromString,
+                _registered_method=True)
+        self.DeleteAlias = channel.unary_unary(
+                '/modelyard.registry.v1.RegistryService/DeleteAlias',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.DeleteAliasRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.DeleteAliasResponse.FromString,
+                _registered_method=True)
+        self.ListAliasHistory = channel.unary_unary(
+                '/modelyard.registry.v1.RegistryService/ListAliasHistory',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListAliasHistoryRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListAliasHistoryResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
-    """Versioned, content-addressed ONNX models. Grows with the registry issue.
+    """Versioned, content-addressed ONNX models: registered models, their versions, artifacts, tags and aliases.
+
+    Every call takes a bearer token in the `authorization` metadata (`Bearer <token>`) unless the server allows
+    anonymous access. Errors: INVALID_ARGUMENT (malformed input, not a valid ONNX model or dataset), NOT_FOUND,
+    ALREADY_EXISTS, FAILED_PRECONDITION (e.g. an alias to an archived version), DATA_LOSS (bytes do not match
+    their digest), RESOURCE_EXHAUSTED (artifact over the size limit), UNAUTHENTICATED, PERMISSION_DENIED.
     """
 
     def ResolveAlias(self, request, context):
-        """Resolves an alias (e.g. "production") to the version it names now.
+        """Resolves an alias (e.g. "production") to the version it names now, or named at `as_of`.
+        The alias "latest" names the newest READY version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateRegisteredModel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRegisteredModel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRegisteredModels(self, request, context):
+        """Lists models by name, filtered by a name substring and tags (search), a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadArtifact(self, request_iterator, context):
+        """Uploads an artifact (an ONNX model, a bundle, a CSV or Parquet dataset): a header, then the bytes in
+        chunks. Nothing becomes visible unless the bytes match the declared digest and pass ingestion checks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadArtifact(self, request, context):
+        """Downloads an artifact in chunks; the server verifies the digest as it reads (DATA_LOSS if rotten).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateModelVersion(self, request, context):
+        """Registers an uploaded model artifact as the model's next version (numbered by the server).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModelVersion(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModelVersions(self, request, context):
+        """Lists versions of one model (newest first) or searches across models by status, digest and tags.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveModelVersion(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTags(self, request, context):
+        """Sets and removes tags of a model (version 0) or of one of its versions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAlias(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAlias(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAliasHistory(self, request, context):
+        """Every move of an alias, newest first: who, when, from, to, why.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -61,6 +223,71 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ResolveAliasRequest.FromString,
                     response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ResolveAliasResponse.SerializeToString,
             ),
+            'CreateRegisteredModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRegisteredModel,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CreateRegisteredModelRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CreateRegisteredModelResponse.SerializeToString,
+            ),
+            'GetRegisteredModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRegisteredModel,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.GetRegisteredModelRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.GetRegisteredModelResponse.SerializeToString,
+            ),
+            'ListRegisteredModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRegisteredModels,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListRegisteredModelsRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListRegisteredModelsResponse.SerializeToString,
+            ),
+            'UploadArtifact': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadArtifact,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.UploadArtifactRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.UploadArtifactResponse.SerializeToString,
+            ),
+            'DownloadArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadArtifact,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.DownloadArtifactRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.DownloadArtifactResponse.SerializeToString,
+            ),
+            'CreateModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateModelVersion,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelVersionRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelVersionResponse.SerializeToString,
+            ),
+            'GetModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModelVersion,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.GetModelVersionRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.GetModelVersionResponse.SerializeToString,
+            ),
+            'ListModelVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModelVersions,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListModelVersionsRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListModelVersionsResponse.SerializeToString,
+            ),
+            'ArchiveModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveModelVersion,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ArchiveModelVersionRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ArchiveModelVersionResponse.SerializeToString,
+            ),
+            'UpdateTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTags,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.UpdateTagsRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.UpdateTagsResponse.SerializeToString,
+            ),
+            'SetAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAlias,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.SetAliasRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.SetAliasResponse.SerializeToString,
+            ),
+            'DeleteAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAlias,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.DeleteAliasRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.DeleteAliasResponse.SerializeToString,
+            ),
+            'ListAliasHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAliasHistory,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListAliasHistoryRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListAliasHistoryResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'modelyard.registry.v1.RegistryService', rpc_method_handlers)
@@ -70,7 +297,12 @@ def add_RegistryServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RegistryService:
-    """Versioned, content-addressed ONNX models. Grows with the registry issue.
+    """Versioned, content-addressed ONNX models: registered models, their versions, artifacts, tags and aliases.
+
+    Every call takes a bearer token in the `authorization` metadata (`Bearer <token>`) unless the server allows
+    anonymous access. Errors: INVALID_ARGUMENT (malformed input, not a valid ONNX model or dataset), NOT_FOUND,
+    ALREADY_EXISTS, FAILED_PRECONDITION (e.g. an alias to an archived version), DATA_LOSS (bytes do not match
+    their digest), RESOURCE_EXHAUSTED (artifact over the size limit), UNAUTHENTICATED, PERMISSION_DENIED.
     """
 
     @staticmethod
@@ -90,6 +322,357 @@ class RegistryService:
             '/modelyard.registry.v1.RegistryService/ResolveAlias',
             modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ResolveAliasRequest.SerializeToString,
             modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ResolveAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRegisteredModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.registry.v1.RegistryService/CreateRegisteredModel',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CreateRegisteredModelRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CreateRegisteredModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRegisteredModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.registry.v1.RegistryService/GetRegisteredModel',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.GetRegisteredModelRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.GetRegisteredModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRegisteredModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.registry.v1.RegistryService/ListRegisteredModels',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListRegisteredModelsRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListRegisteredModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadArtifact(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/modelyard.registry.v1.RegistryService/UploadArtifact',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.UploadArtifactRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.UploadArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelyard.registry.v1.RegistryService/DownloadArtifact',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.DownloadArtifactRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.DownloadArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.registry.v1.RegistryService/CreateModelVersion',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelVersionRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.registry.v1.RegistryService/GetModelVersion',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.GetModelVersionRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.GetModelVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModelVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.registry.v1.RegistryService/ListModelVersions',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListModelVersionsRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListModelVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.registry.v1.RegistryService/ArchiveModelVersion',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ArchiveModelVersionRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ArchiveModelVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.registry.v1.RegistryService/UpdateTags',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.UpdateTagsRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.UpdateTagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.registry.v1.RegistryService/SetAlias',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.SetAliasRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.SetAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.registry.v1.RegistryService/DeleteAlias',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.DeleteAliasRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.DeleteAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAliasHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.registry.v1.RegistryService/ListAliasHistory',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListAliasHistoryRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListAliasHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,404 @@
+"""Serving benchmark: one run, same model files, same load generator, for every system compared.
+
+Systems: onnxruntime `session.run` in process (the physical limit), a bare grpc.aio + onnxruntime server (the
+floor to beat), Modelyard serving with the prediction stream on (embedded broker), MLServer 1.7 with a small
+ONNX runtime class, and Triton 2.51 through PyTriton 0.7 with its dynamic batcher. Peers run from their own
+virtualenvs, created here on first use. Load: h2load replaying a pre-framed ModelInferRequest (one row), after
+a sample response was checked for an OK status (h2load does not read gRPC status). Every point runs `--runs`
+times; the table reports medians and ratios to the bare floor.
+
+Usage: uv run python bench/serving/run.py [--duration 5] [--runs 3] [--systems ...] [--out bench/serving/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+import onnxruntime as ort
+
+from modelyard.contracts.inference import grpc_service_pb2 as pb
+from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
+
+HERE = Path(__file__).resolve().parent
+VENVS = HERE / ".venvs"
+PEERS = {
+    "mlserver": ["mlserver==1.7.*", "onnxruntime", "numpy", "uvloop<0.22"],
+    "pytriton": ["nvidia-pytriton==0.7.*", "onnxruntime", "numpy"],
+}
+LOADS = {1: (1, 1), 32: (4, 8)}  # in flight -> (h2load connections, streams per connection)
+METHOD = "/inference.GRPCInferenceService/ModelInfer"
+
+
+@dataclass(frozen=True)
+class Point:
+    system: str
+    model: str
+    in_flight: int
+    rps: float
+    p50_us: float
+    p99_us: float
+
+
+# --- setup --------------------------------------------------------------------------------------------------
+
+
+def ensure_h2load() -> str:
+    found = shutil.which("h2load")
+    if found:
+        return found
+    print("installing h2load (Debian nghttp2-client)", flush=True)
+    apt = ["sudo"] if os.geteuid() != 0 else []
+    subprocess.run([*apt, "apt-get", "update", "-qq"], check=True)
+    subprocess.run([*apt, "apt-get", "install", "-y", "-qq", "nghttp2-client"], check=True)
+    return shutil.which("h2load") or sys.exit("h2load still missing after installing nghttp2-client")
+
+
+def ensure_venv(name: str) -> Path:
+    python = VENVS / name / "bin" / "python"
+    marker = VENVS / name / ".installed"
+    if not marker.exists():
+        print(f"creating the {name} virtualenv", flush=True)
+        # The interpreter behind uv's environment: the same Python for every system compared.
+        subprocess.run([str(Path(sys.base_prefix) / "bin" / "python3"), "-m", "venv", str(VENVS / name)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEERS[name]], check=True)
+        marker.touch()
+    return python
+
+
+def heavy_model() -> bytes:
+    """An MLP with about 1.1M parameters (30*1024 + 1024*1024 + 1024*2) on breast cancer, as ONNX."""
+    import warnings
+
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = x.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = make_pipeline(StandardScaler(), MLPClassifier((1024, 1024), max_iter=3, random_state=0)).fit(x, y)
+    onnx = to_onnx(model, x[:1], options={"zipmap": False}, target_opset={"": 17, "ai.onnx.ml": 3})
+    onnx.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    return bytes(onnx.SerializeToString())
+
+
+def tiny_model() -> bytes:
+    from modelyard.testing.models import train_models
+
+    return train_models()["breast-cancer"].onnx
+
+
+def request_body(model: str, row: np.ndarray) -> bytes:
+    request = pb.ModelInferRequest(model_name=model, id="bench")
+    request.inputs.add(name="X", datatype="FP32", shape=[1, row.shape[-1]])
+    request.raw_input_contents.append(row.astype(np.float32).tobytes())
+    return request.SerializeToString()
+
+
+def grpc_frame(body: bytes) -> bytes:
+    return b"\0" + struct.pack(">I", len(body)) + body
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- measuring ----------------------------------------------------------------------------------------------
+
+
+def check_sample(port: int, model: str, body: bytes) -> None:
+    """Wait until the model is ready, then require an OK answer with outputs to the exact benchmark request."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        deadline = time.monotonic() + 180
+        while True:
+            with contextlib.suppress(grpc.RpcError):
+                if stub.ModelReady(pb.ModelReadyRequest(name=model), timeout=2).ready:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"model {model} not ready on port {port}")
+            time.sleep(0.5)
+        call = channel.unary_unary(METHOD)
+        response = pb.ModelInferResponse.FromString(call(body, timeout=10))  # raises unless the status is OK
+        if not response.outputs:
+            raise SystemExit(f"{model} on port {port} answered without outputs")
+
+
+def h2load(
+    binary: str, port: int, frame: Path, in_flight: int, duration_s: float, log: Path
+) -> tuple[float, list[int]]:
+    connections, streams = LOADS[in_flight]
+    log.unlink(missing_ok=True)  # h2load appends to an existing log
+    command = [
+        binary, f"-D{duration_s:g}", "--warm-up-time=1", f"-c{connections}", f"-m{streams}",
+        "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", str(frame),
+        f"--log-file={log}", f"http://127.0.0.1:{port}{METHOD}",
+    ]  # fmt: skip
+    output = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 60, check=True).stdout
+    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", output).group(1))  # type: ignore[union-attr]
+    failed = re.search(r"(\d+) failed, (\d+) errored", output)
+    if failed and (int(failed.group(1)) or int(failed.group(2))):
+        raise SystemExit(f"h2load saw failures on port {port}: {failed.group(0)}")
+    latencies = [float(line.split("\t")[2]) for line in log.read_text().splitlines() if line.split("\t")[1] == "200"]
+    return rps, latencies
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+
+def summarize(system: str, model: str, in_flight: int, runs: Sequence[tuple[float, Sequence[float]]]) -> Point:
+    """Medians over runs of throughput and of each run's p50 and p99."""
+    return Point(
+        system,
+        model,
+        in_flight,
+        statistics.median(rps for rps, _ in runs),
+        statistics.median(percentile(latencies, 0.5) for _, latencies in runs),
+        statistics.median(percentile(latencies, 0.99) for _, latencies in runs),
+    )
+
+
+def in_process(path: Path, row: np.ndarray, duration_s: float) -> tuple[float, list[float]]:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feed = {"X": row.reshape(1, -1).astype(np.float32)}
+    for _ in range(200):
+        session.run(None, feed)
+    latencies: list[float] = []
+    began = time.perf_counter()
+    while (now := time.perf_counter()) - began < duration_s and len(latencies) < 2_000_000:
+        session.run(None, feed)
+        latencies.append((time.perf_counter() - now) * 1e6)
+    return len(latencies) / (time.perf_counter() - began), latencies
+
+
+# --- systems ------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def process(command: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[None]:
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log:
+            out.close()  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def bare(work: Path, models: dict[str, Path]) -> Iterator[dict[str, int]]:
+    ports = {name: free_port() for name in models}
+    with contextlib.ExitStack() as stack:
+        for name, path in models.items():
+            stack.enter_context(
+                process([sys.executable, str(HERE / "bare_server.py"), str(path), str(ports[name])],
+                        log=work / f"bare-{name}.log")
+            )  # fmt: skip
+        yield ports
+
+
+@contextlib.contextmanager
+def modelyard(work: Path, models: dict[str, Path]) -> Iterator[dict[str, int]]:
+    import asyncio
+    import hashlib
+    import json
+
+    from modelyard.kafka.admin import ensure_topics
+    from modelyard.kafka.embedded import EmbeddedBroker
+
+    repository = work / "modelyard"
+    plans = []
+    for name, path in models.items():
+        target = repository / "models" / name / "1" / "model.onnx"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+        digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        plans.append(
+            {"modelName": name, "revision": "1", "primary": {"modelName": name, "version": "1", "digest": digest}}
+        )
+    (repository / "plans.json").write_text(json.dumps({"plans": plans}))
+    port = free_port()
+    with EmbeddedBroker() as broker:
+        asyncio.run(ensure_topics(broker.bootstrap))
+        env = {
+            "MODELYARD_SERVING_GRPC_PORT": str(port),
+            "MODELYARD_SERVING_HTTP_PORT": str(free_port()),
+            "MODELYARD_SERVING_DATA_DIR": str(repository),
+            "MODELYARD_SERVING_PLAN_FILE": str(repository / "plans.json"),
+            "MODELYARD_SERVING_MODEL_DIR": str(repository / "models"),
+            "MODELYARD_SERVING_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "MODELYARD_SERVING_STREAM_INTERVAL_S": os.environ.get("MODELYARD_SERVING_STREAM_INTERVAL_S", "0.05"),
+            "MODELYARD_SERVING_STREAM_ENABLED": os.environ.get("MODELYARD_SERVING_STREAM_ENABLED", "true"),
+            "MODELYARD_SERVING_LOG_LEVEL": "WARNING",
+        }
+        with process([sys.executable, "-m", "modelyard.serving"], env, work / "modelyard.log"):
+            yield dict.fromkeys(models, port)
+
+
+@contextlib.contextmanager
+def mlserver(work: Path, models: dict[str, Path]) -> Iterator[dict[str, int]]:
+    import json
+
+    python = ensure_venv("mlserver")
+    root = work / "mlserver"
+    root.mkdir(exist_ok=True)
+    shutil.copy(HERE / "mlserver_runtime.py", root / "onnx_runtime.py")
+    port = free_port()
+    settings = {"grpc_port": port, "http_port": free_port(), "metrics_port": free_port(), "host": "127.0.0.1"}
+    (root / "settings.json").write_text(json.dumps(settings))
+    for name, path in models.items():
+        (root / name).mkdir(exist_ok=True)
+        shutil.copy(path, root / name / "model.onnx")
+        model_settings = {"name": name, "implementation": "onnx_runtime.OnnxRuntime",
+                          "parameters": {"uri": str(root / name / "model.onnx")}}  # fmt: skip
+        (root / name / "model-settings.json").write_text(json.dumps(model_settings))
+    mlserver_bin = str(python.parent / "mlserver")
+    with process([mlserver_bin, "start", str(root)], {"PYTHONPATH": str(root)}, work / "mlserver.log"):
+        yield dict.fromkeys(models, port)
+
+
+@contextlib.contextmanager
+def pytriton(work: Path, models: dict[str, Path]) -> Iterator[dict[str, int]]:
+    python = ensure_venv("pytriton")
+    port = free_port()
+    # The bundled tritonserver links libpython of the interpreter it runs under.
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    env = {"LD_LIBRARY_PATH": ":".join(p for p in (libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p)}
+    command = [str(python), str(HERE / "pytriton_server.py"), str(port), str(free_port()), str(free_port())]
+    command += [f"{name}={path}" for name, path in models.items()]
+    with process(command, env, work / "pytriton.log"):
+        yield dict.fromkeys(models, port)
+
+
+SERVERS: dict[str, Callable[[Path, dict[str, Path]], contextlib.AbstractContextManager[dict[str, int]]]] = {
+    "bare grpc.aio": bare,
+    "modelyard (stream on)": modelyard,
+    "mlserver 1.7": mlserver,
+    "pytriton 0.7": pytriton,
+}
+IN_PROCESS = "onnxruntime in process"
+SYSTEM_KEYS = {"raw": IN_PROCESS, "bare": "bare grpc.aio", "modelyard": "modelyard (stream on)",
+               "mlserver": "mlserver 1.7", "pytriton": "pytriton 0.7"}  # fmt: skip
+
+
+# --- report -------------------------------------------------------------------------------------------------
+
+
+def table(points: list[Point]) -> str:
+    floor = {(p.model, p.in_flight): p for p in points if p.system == "bare grpc.aio"}
+    lines = [
+        "| model | in flight | system | req/s | p50 µs | p99 µs | req/s vs bare | p50 vs bare | p99 vs bare |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in sorted(points, key=lambda p: (p.model, p.in_flight, list(SYSTEM_KEYS.values()).index(p.system))):
+        base = floor.get((p.model, p.in_flight))
+        ratios = (
+            [f"{p.rps / base.rps:.2f}x", f"{p.p50_us / base.p50_us:.2f}x", f"{p.p99_us / base.p99_us:.2f}x"]
+            if base
+            else ["", "", ""]
+        )
+        lines.append(
+            f"| {p.model} | {p.in_flight} | {p.system} | {p.rps:,.0f} | {p.p50_us:,.0f} | {p.p99_us:,.0f} | "
+            + " | ".join(ratios)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured point")
+    parser.add_argument("--runs", type=int, default=3, help="runs per point; the table shows medians")
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEM_KEYS), choices=list(SYSTEM_KEYS))
+    parser.add_argument("--models", nargs="+", default=["tiny", "heavy"], choices=["tiny", "heavy"])
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+
+    binary = ensure_h2load()
+    work = Path(tempfile.mkdtemp(prefix="modelyard-bench-"))
+    builders = {"tiny": tiny_model, "heavy": heavy_model}
+    paths = {name: work / f"{name}.onnx" for name in args.models}
+    for name in args.models:
+        paths[name].write_bytes(builders[name]())
+    row = np.linspace(-1.0, 1.0, 30, dtype=np.float32)
+    bodies = {name: request_body(name, row) for name in args.models}
+    frames = {}
+    for name, body in bodies.items():
+        frames[name] = work / f"{name}.frame"
+        frames[name].write_bytes(grpc_frame(body))
+
+    systems = [SYSTEM_KEYS[key] for key in args.systems]
+    measured: dict[tuple[str, str, int], list[tuple[float, Sequence[float]]]] = defaultdict(list)
+    with contextlib.ExitStack() as stack:
+        # Every server up at once and the runs interleaved (run 1 of every system, then run 2...): this machine
+        # is shared, and systems measured minutes apart would see different background load.
+        ports = {}
+        for system in systems:
+            if system != IN_PROCESS:
+                print(f"starting {system}", flush=True)
+                ports[system] = stack.enter_context(SERVERS[system](work, paths))
+        for by_model in ports.values():
+            for name in args.models:
+                check_sample(by_model[name], name, bodies[name])
+        for run in range(args.runs):
+            for name in args.models:
+                for system in systems:
+                    if system == IN_PROCESS:
+                        # One caller is the limit either way: there is nothing to overlap in process.
+                        result = in_process(paths[name], row, args.duration)
+                        for in_flight in LOADS:
+                            measured[system, name, in_flight].append(result)
+                        continue
+                    for in_flight in LOADS:
+                        rps, latencies = h2load(
+                            binary, ports[system][name], frames[name], in_flight, args.duration, work / "h2load.log"
+                        )
+                        measured[system, name, in_flight].append((rps, latencies))
+                        print(f"run {run + 1} {system} {name} x{in_flight}: {rps:,.0f} req/s", flush=True)
+    points = [summarize(system, name, in_flight, runs) for (system, name, in_flight), runs in measured.items()]
+    report = table(points)
+    header = (
+        f"# Serving benchmark\n\n`uv run python bench/serving/run.py --duration {args.duration:g} --runs {args.runs}`"
+        f" on {os.cpu_count()} cores; medians of {args.runs} runs; one-row requests; h2load "
+        f"(1 in flight: 1 connection x 1 stream; 32 in flight: 4 connections x 8 streams).\n\n"
+    )
+    args.out.write_text(header + report + "\n")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

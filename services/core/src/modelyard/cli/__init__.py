@@ -1,0 +1,1 @@
+"""The `modelyard` command line: one module per command or command group, assembled in `app`."""

@@ -1,0 +1,109 @@
+"""The local stack that `modelyard up` runs and `modelyard status` inspects: which services, on which ports,
+and the state file (`<data-dir>/up.json`) that connects the two commands."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from modelyard.settings import ServiceSettings
+
+SERVICES = ("registry", "serving", "monitor", "governance")
+PORT_KINDS = ("grpc", "http")
+STATE_FILE = "up.json"
+DEFAULT_DATA_DIR = Path(".modelyard")
+
+
+class StackError(Exception):
+    """A problem the user can fix (port taken, bad option); printed without a traceback."""
+
+
+def settings_class(service: str) -> type[ServiceSettings]:
+    """`modelyard.<service>.config.<Service>Settings`: the source of the service's env prefix and default ports.
+
+    Imported by name because the core member does not depend on the services; the `modelyard` package does.
+    """
+    module = importlib.import_module(f"modelyard.{service}.config")
+    cls: type[ServiceSettings] = getattr(module, f"{service.capitalize()}Settings")
+    return cls
+
+
+def env_prefix(service: str) -> str:
+    return str(settings_class(service).model_config.get("env_prefix", ""))
+
+
+def default_ports(service: str) -> dict[str, int]:
+    fields = settings_class(service).model_fields
+    return {kind: int(fields[f"{kind}_port"].default) for kind in PORT_KINDS}
+
+
+def plan_ports(base_port: int | None, overrides: list[str]) -> dict[str, dict[str, int]]:
+    """{service: {"grpc": port, "http": port}}: each service's defaults, or consecutive ports from `base_port`
+    (registry grpc, registry http, serving grpc, ...), then `SERVICE.KIND=PORT` overrides."""
+    plan: dict[str, dict[str, int]] = {}
+    for index, service in enumerate(SERVICES):
+        if base_port is None:
+            plan[service] = default_ports(service)
+        else:
+            plan[service] = {kind: base_port + 2 * index + k for k, kind in enumerate(PORT_KINDS)}
+    for override in overrides:
+        target, _, value = override.partition("=")
+        service, _, kind = target.partition(".")
+        if service not in plan or kind not in PORT_KINDS or not value.isdigit() or not 0 < int(value) < 65536:
+            raise StackError(f"--port {override!r}: expected SERVICE.KIND=PORT, e.g. registry.grpc=50051")
+        plan[service][kind] = int(value)
+    return plan
+
+
+def address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def client_host(host: str) -> str:
+    """Where a local client connects to a server bound to `host` (a wildcard bind answers on loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+class ServiceRecord(BaseModel):
+    grpc: str  # host:port
+    http: str  # base URL
+    pid: int
+    log: Path
+
+
+class BrokerRecord(BaseModel):
+    bootstrap: str
+    embedded: bool
+    log: Path | None = None
+
+
+class StackState(BaseModel):
+    pid: int  # of `modelyard up`
+    data_dir: Path
+    broker: BrokerRecord
+    services: dict[str, ServiceRecord]
+
+    def save(self) -> None:
+        path = self.data_dir / STATE_FILE
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(self.model_dump_json(indent=2))
+        temporary.replace(path)  # atomic: `status` never reads half a file
+
+    @classmethod
+    def load(cls, data_dir: Path) -> StackState | None:
+        path = data_dir / STATE_FILE
+        if not path.exists():
+            return None
+        return cls.model_validate_json(path.read_text())
+
+    def owner_alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True

@@ -1,0 +1,97 @@
+"""Child processes of `modelyard up`: started in their own process group, killed with it, never left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+# Loaded before any fork: the preexec function must not load libraries in the child.
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """In the child, before exec: the kernel sends SIGTERM when `modelyard up` dies, even by SIGKILL."""
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def exited(self) -> bool:
+        return self.process.poll() is not None
+
+    def log_tail(self, lines: int = 20) -> list[str]:
+        """The last `lines` of the child's log, JSON log lines shown as `LEVEL logger: message`."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return [_readable(line) for line in text.splitlines()[-lines:]]
+
+
+def _readable(line: str) -> str:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(entry, dict) or "message" not in entry:
+        return line
+    text = f"{entry.get('level', '')} {entry.get('logger', '')}: {entry['message']}"
+    exception = entry.get("exception")
+    return f"{text}\n{exception}" if exception else text
+
+
+def spawn(name: str, argv: list[str], env: Mapping[str, str], log_path: Path) -> Child:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Own process group: Ctrl-C in the terminal reaches `up` only, which stops children in order.
+            start_new_session=True,
+            preexec_fn=functools.partial(_die_with_parent, os.getpid()),
+        )
+    return Child(name, process, log_path)
+
+
+def stop_all(children: Iterable[Child], grace_s: float) -> None:
+    """SIGTERM every child's process group, wait up to `grace_s`, then SIGKILL what is left; reaps all."""
+    children = list(children)
+    for child in children:
+        _signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for child in children:
+        try:
+            child.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(child, signal.SIGKILL)
+            child.process.wait()
+
+
+def _signal_group(child: Child, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signum)

@@ -1,0 +1,265 @@
+"""`modelyard up`: the whole stack on this machine: a Kafka broker, its topics, and the four services as
+separate processes, until Ctrl-C or SIGTERM; then everything it started is stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.status import Status
+from rich.table import Table
+
+from modelyard.cli.stack import (
+    DEFAULT_DATA_DIR,
+    SERVICES,
+    STATE_FILE,
+    BrokerRecord,
+    ServiceRecord,
+    StackError,
+    StackState,
+    address,
+    client_host,
+    env_prefix,
+    plan_ports,
+)
+from modelyard.cli.supervisor import Child, spawn, stop_all
+from modelyard.kafka.embedded import BrokerStartError, EmbeddedBroker, port_is_free
+
+BROKER_HOST = "127.0.0.1"  # the embedded broker is for this machine only, whatever --host says
+CHILD_STOP_GRACE_S = 20.0  # beyond a service's own drain (10 s by default) before SIGKILL
+LOG_TAIL_LINES = 20
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)  # errors name ports and paths: never wrap them
+
+
+class _ServiceFailed(StackError):
+    def __init__(self, message: str, child: Child) -> None:
+        super().__init__(message)
+        self.child = child
+
+
+def up(
+    data_dir: Annotated[
+        Path, typer.Option(help="Where state lives: <dir>/<service> for each service, logs/, up.json.")
+    ] = DEFAULT_DATA_DIR,
+    host: Annotated[str, typer.Option(help="Address the services bind to.")] = "127.0.0.1",
+    kafka_bootstrap: Annotated[
+        str | None, typer.Option(help="Use this Kafka cluster instead of starting the embedded broker.")
+    ] = None,
+    kafka_idempotence: Annotated[
+        bool | None,
+        typer.Option(help="Idempotent producers; default: on for --kafka-bootstrap, off for the embedded broker."),
+    ] = None,
+    broker_port: Annotated[int, typer.Option(help="Port of the embedded broker (on 127.0.0.1).")] = 9092,
+    base_port: Annotated[
+        int | None,
+        typer.Option(help="Eight consecutive ports from here: registry gRPC, registry HTTP, serving gRPC, ..."),
+    ] = None,
+    port: Annotated[
+        list[str] | None,
+        typer.Option("--port", metavar="SERVICE.KIND=PORT", help="One port, e.g. serving.grpc=9001; repeatable."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be ready.")] = 120.0,
+) -> None:
+    """Run the broker and the four services until Ctrl-C or SIGTERM."""
+    # Imported here, not at the top: every `modelyard` command loads this module, and aiokafka is slow to import.
+    from modelyard.kafka.admin import TopicSetupError, ensure_topics
+
+    data_dir = data_dir.resolve()
+    try:
+        plan = plan_ports(base_port, port or [])
+        _refuse_second_stack(data_dir)
+        _check_ports(host, plan, None if kafka_bootstrap else broker_port)
+    except StackError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+    broker: EmbeddedBroker | None = None
+    children: list[Child] = []
+    code = 0
+    with _signals_interrupt():
+        try:
+            logs = data_dir / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            if kafka_bootstrap is None:
+                broker = EmbeddedBroker(BROKER_HOST, broker_port, log_path=logs / "broker.log")
+                with err.status(f"starting the embedded Kafka broker on {broker.bootstrap}"):
+                    broker.start()
+            bootstrap = kafka_bootstrap or (broker.bootstrap if broker else "")
+            with err.status(f"creating topics on {bootstrap}"):
+                asyncio.run(ensure_topics(bootstrap))
+            for service in SERVICES:
+                # The embedded broker rejects InitProducerId; a real cluster gets idempotent producers.
+                idempotence = kafka_idempotence if kafka_idempotence is not None else broker is None
+                env = _service_env(service, host, plan[service], data_dir, bootstrap, idempotence=idempotence)
+                argv = [sys.executable, "-m", f"modelyard.{service}"]
+                children.append(spawn(service, argv, env, logs / f"{service}.log"))
+            state = StackState(
+                pid=os.getpid(),
+                data_dir=data_dir,
+                broker=BrokerRecord(
+                    bootstrap=bootstrap, embedded=broker is not None, log=broker.log_path if broker else None
+                ),
+                services={
+                    child.name: ServiceRecord(
+                        grpc=address(client_host(host), plan[child.name]["grpc"]),
+                        http=f"http://{address(client_host(host), plan[child.name]['http'])}",
+                        pid=child.pid,
+                        log=child.log_path,
+                    )
+                    for child in children
+                },
+            )
+            with err.status("waiting for the services to be ready") as status:
+                _wait_ready(children, state, timeout, status)
+            state.save()
+            out.print(_addresses_table(state))
+            out.print("Ctrl-C to stop.")
+            _watch(children)
+        except KeyboardInterrupt:
+            err.print("stopping")
+        except (StackError, BrokerStartError, TopicSetupError) as exc:
+            err.print(f"[red]error:[/] {exc}")
+            if isinstance(exc, _ServiceFailed):
+                err.print(f"last lines of {exc.child.log_path}:", *exc.child.log_tail(LOG_TAIL_LINES), sep="\n")
+            code = 1
+        finally:
+            # The stop is bounded; a second Ctrl-C must not cut it short halfway and leave processes behind.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_IGN)
+            stop_all(children, CHILD_STOP_GRACE_S)
+            if broker is not None:
+                broker.stop()
+            _forget_state(data_dir)
+    raise typer.Exit(code)
+
+
+def _refuse_second_stack(data_dir: Path) -> None:
+    state = StackState.load(data_dir)
+    if state is not None and state.owner_alive() and state.pid != os.getpid():
+        raise StackError(f"modelyard up (pid {state.pid}) is already running with data dir {data_dir}")
+
+
+def _check_ports(host: str, plan: dict[str, dict[str, int]], broker_port: int | None) -> None:
+    """Every port before anything starts, so a clash names its port and its user and leaves nothing behind."""
+    wanted = [(f"{service} {kind}", host, p) for service, ports in plan.items() for kind, p in ports.items()]
+    if broker_port is not None:
+        wanted.append(("embedded Kafka broker", BROKER_HOST, broker_port))
+    seen: dict[int, str] = {}
+    for user, bind_host, number in wanted:
+        if number in seen:
+            raise StackError(f"port {number} is planned for both {seen[number]} and {user}")
+        seen[number] = user
+        if not port_is_free(bind_host, number):
+            raise StackError(
+                f"{user} port {number} on {bind_host} is already in use "
+                "(choose others with --base-port, --port SERVICE.KIND=PORT or --broker-port)"
+            )
+
+
+def _service_env(
+    service: str, host: str, ports: dict[str, int], data_dir: Path, bootstrap: str, *, idempotence: bool
+) -> dict[str, str]:
+    prefix = env_prefix(service)
+    service_dir = data_dir / service
+    service_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        f"{prefix}HOST": host,
+        f"{prefix}GRPC_PORT": str(ports["grpc"]),
+        f"{prefix}HTTP_PORT": str(ports["http"]),
+        f"{prefix}DATA_DIR": str(service_dir),
+        f"{prefix}KAFKA_BOOTSTRAP": bootstrap,
+        f"{prefix}KAFKA_IDEMPOTENCE": str(idempotence).lower(),
+    }
+
+
+def _wait_ready(children: list[Child], state: StackState, timeout_s: float, status: Status) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = {child.name: child for child in children}
+    why: dict[str, str] = {}
+    with httpx.Client(timeout=2.0) as client:
+        while pending:
+            for name, child in list(pending.items()):
+                if child.exited():
+                    raise _ServiceFailed(f"{name} exited with code {child.process.returncode} during startup", child)
+                try:
+                    response = client.get(f"{state.services[name].http}/readyz")
+                except httpx.HTTPError as exc:
+                    why[name] = f"no answer ({type(exc).__name__})"
+                    continue
+                if response.status_code == 200:
+                    del pending[name]
+                else:
+                    why[name] = _failing_checks(response)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                slowest = next(iter(pending.values()))
+                raise _ServiceFailed(
+                    f"not ready within {timeout_s:g}s: " + "; ".join(f"{n} ({why.get(n, '?')})" for n in pending),
+                    slowest,
+                )
+            status.update("waiting for " + ", ".join(f"{n} ({why.get(n, 'starting')})" for n in pending))
+            time.sleep(0.2)
+
+
+def _failing_checks(response: httpx.Response) -> str:
+    try:
+        failing = response.json().get("failing", {})
+    except ValueError:
+        failing = {}
+    return ", ".join(failing) or f"HTTP {response.status_code}"
+
+
+def _watch(children: list[Child]) -> None:
+    """Until a signal (KeyboardInterrupt) or a child dies on its own."""
+    while True:
+        for child in children:
+            if child.exited():
+                raise _ServiceFailed(f"{child.name} exited with code {child.process.returncode}", child)
+        time.sleep(0.5)
+
+
+def _addresses_table(state: StackState) -> Table:
+    kind = "embedded" if state.broker.embedded else "external"
+    table = Table(title=f"modelyard up: {state.data_dir}", caption=f"logs in {state.data_dir / 'logs'}")
+    for column in ("service", "gRPC", "HTTP", "pid"):
+        table.add_column(column, no_wrap=True)
+    for name, record in state.services.items():
+        table.add_row(name, record.grpc, record.http, str(record.pid))
+    table.add_row("kafka", state.broker.bootstrap, kind, "")
+    return table
+
+
+def _forget_state(data_dir: Path) -> None:
+    state = StackState.load(data_dir)
+    if state is not None and state.pid == os.getpid():
+        (data_dir / STATE_FILE).unlink(missing_ok=True)
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM behaves as Ctrl-C (KeyboardInterrupt) while starting and running; both are ignored while
+    stopping, which is bounded anyway."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,92 @@
+"""The HTTP side of a service: probes, Prometheus metrics and the service's REST routers, on uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Iterable, Iterator
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
+
+from modelyard.runtime.ports import bind_listener
+from modelyard.runtime.readiness import Readiness
+
+log = logging.getLogger(__name__)
+
+
+def build_app(title: str, readiness: Readiness, routers: Iterable[APIRouter]) -> FastAPI:
+    app = FastAPI(title=title)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        report = readiness.report
+        return JSONResponse(report.as_json(), status_code=200 if report.ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        # Negotiated: OpenMetrics when the scraper asks for it, else the classic text format every scraper reads.
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(REGISTRY), headers={"content-type": content_type})
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The runtime owns SIGTERM/SIGINT; uvicorn's handlers would replace ours and re-raise the signal later.
+        yield
+
+
+class HttpEndpoint:
+    """uvicorn serving `app` on the caller's event loop from a socket bound up front (clear port errors)."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._server: _EmbeddedUvicorn | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        sock = bind_listener("HTTP", self.host, self.port)
+        self.port = sock.getsockname()[1]
+        # uvicorn narrates a whole process ("Started server process"); here it is one part of one, which the
+        # runtime narrates itself.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
+        self._server = _EmbeddedUvicorn(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http-server")
+        while not self._server.started:  # uvicorn has no startup future; it flips this flag within a tick
+            if self._task.done():
+                await self._task  # surface the startup error
+                raise RuntimeError("HTTP server stopped during startup")
+            await asyncio.sleep(0.01)
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop listening, give open requests `grace_s`, then drop them."""
+        if self._server is None or self._task is None:
+            return
+        # uvicorn takes whole seconds, and 0 would mean "give up at once" rather than "nothing to wait for".
+        self._server.config.timeout_graceful_shutdown = max(1, math.ceil(grace_s))
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace_s + 1.0)
+        except TimeoutError:
+            log.warning("HTTP server did not stop within %.1fs; forcing", grace_s)
+            self._server.force_exit = True
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

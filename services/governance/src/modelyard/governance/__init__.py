@@ -1,0 +1,1 @@
+"""The Modelyard governance service: approval policies, deployment decisions, rollbacks and the audit trail."""

@@ -1,0 +1,1 @@
+"""Governance state in SQLite or PostgreSQL: requests, deployments, the audit chain, the outbox."""

@@ -1,0 +1,211 @@
+"""Composition root of the governance service: builds adapters, wires handlers and transports into a `Service`.
+
+`build_governance` is the seam tests use: pass a fake catalog or evaluator and get the real handlers and store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from modelyard.auth import TokenAuthenticator
+from modelyard.contracts.events.v1 import monitor_events_pb2
+from modelyard.events import topics
+from modelyard.events.envelope import Event
+from modelyard.governance.adapters.evaluation import OnnxEvaluator
+from modelyard.governance.adapters.registry import RegistryCatalog
+from modelyard.governance.adapters.sql import schema
+from modelyard.governance.adapters.sql.store import SqlGovernanceStore
+from modelyard.governance.config import GovernanceSettings
+from modelyard.governance.domain.policy import Policy, load_policy
+from modelyard.governance.domain.ports import Evaluator, ModelCatalog
+from modelyard.governance.entrypoints.api import GovernanceApi
+from modelyard.governance.entrypoints.transports import SERVICE, governance_grpc_api, governance_router
+from modelyard.governance.handlers import GovernanceHandlers
+from modelyard.kafka.admin import ensure_topics
+from modelyard.kafka.consumer import EventConsumer
+from modelyard.kafka.producer import EventPublisher
+from modelyard.runtime import Service, StartupError
+from modelyard.sql.engine import create_engine
+from modelyard.sql.outbox import OutboxRelay
+
+log = logging.getLogger(__name__)
+
+API_NAME: str = SERVICE.full_name
+DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
+BROKER_RETRY_S = 1.0
+
+
+@dataclass(frozen=True)
+class Governance:
+    """The governance service's parts, wired: what transports and tests work with."""
+
+    settings: GovernanceSettings
+    policy: Policy
+    store: SqlGovernanceStore
+    handlers: GovernanceHandlers
+
+
+def signing_key(settings: GovernanceSettings) -> Ed25519PrivateKey:
+    """The audit checkpoint key: configured, or (local profile) a key file kept in the data directory."""
+    if settings.audit_signing_key is not None:
+        seed = settings.audit_signing_key.get_secret_value()
+    else:
+        path = settings.data_dir / "audit-signing.key"
+        if not path.exists():
+            # Owner-only from the start: the file never exists with wider permissions.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(Ed25519PrivateKey.generate().private_bytes_raw().hex())
+        seed = path.read_text().strip()
+    try:
+        return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed))
+    except ValueError:
+        raise StartupError("the audit signing key must be 64 hex characters (an Ed25519 seed)") from None
+
+
+def build_governance(
+    settings: GovernanceSettings, catalog: ModelCatalog | None = None, evaluator: Evaluator | None = None
+) -> Governance:
+    """Load the policy (a bad file fails here, naming the line), migrate the database, wire the handlers."""
+    policy = load_policy(settings.policy_file or DEFAULT_POLICY)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = signing_key(settings)
+    store = SqlGovernanceStore(create_engine(settings.resolved_database_url), key, settings.checkpoint_every)
+    store.migrate()
+    if catalog is None:
+        token = settings.registry_token.get_secret_value() if settings.registry_token else None
+        catalog = RegistryCatalog(settings.registry_address, token)
+    handlers = GovernanceHandlers(store, catalog, evaluator or OnnxEvaluator(), policy, key.public_key())
+    log.info("policy %s loaded (%s)", policy.version, policy.hash)
+    return Governance(settings, policy, store, handlers)
+
+
+def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> Service:
+    try:
+        governance = build_governance(settings, catalog)
+    except ValueError as exc:  # PolicyError: the message names the file and line
+        raise StartupError(str(exc)) from None
+    handlers = governance.handlers
+    authenticator = TokenAuthenticator(settings.auth)
+    api = GovernanceApi(handlers)
+
+    async def relay_decisions() -> None:
+        publisher = await _started_publisher(settings)
+
+        async def prepare() -> None:
+            await ensure_topics(settings.kafka_bootstrap, [topics.GOVERNANCE_DECISIONS], timeout_s=10)
+
+        try:
+            await OutboxRelay(governance.store.engine, schema.outbox, publisher, prepare=prepare).run()
+        finally:
+            await publisher.stop()
+
+    def record(event: Event) -> None:
+        handlers.record_event(event)
+
+    def judge_alert(event: Event) -> None:
+        assert isinstance(event.payload, monitor_events_pb2.IncidentChanged)
+        handlers.handle_incident(event.payload)
+
+    async def audit_every_topic() -> None:
+        # Its own group, from the earliest offset: the audit trail must not miss history. Duplicates are
+        # no-ops by event id in the audit table itself, so no in-memory de-duplication is needed.
+        consumer = EventConsumer.from_settings(settings, f"{settings.consumer_group_prefix}-audit", topics.ALL)
+        for payload in {p for topic in topics.ALL for p in topic.payloads}:
+            consumer.register(payload, record, cpu_bound=True)
+        await _consume(settings, consumer)
+
+    async def rollback_on_alerts() -> None:
+        consumer = EventConsumer.from_settings(
+            settings, f"{settings.consumer_group_prefix}-rollback", [topics.MONITOR_ALERTS]
+        )
+        consumer.register(monitor_events_pb2.IncidentChanged, judge_alert, cpu_bound=True)
+        await _consume(settings, consumer)
+
+    async def workflow() -> None:
+        # Restart-safe: each pass reads what is due from the store, nothing is kept in memory between passes.
+        while True:
+            await _guarded(asyncio.to_thread(handlers.run_pending_checks), "pending checks")
+            await _guarded(asyncio.to_thread(handlers.expire_requests), "expiries")
+            await _guarded(asyncio.to_thread(handlers.promote_due_canaries), "canary promotion")
+            await asyncio.sleep(settings.work_interval_s)
+
+    async def checkpoints() -> None:
+        while True:
+            await asyncio.sleep(settings.checkpoint_interval_s)
+            await _guarded(asyncio.to_thread(handlers.checkpoint), "audit checkpoint")
+
+    async def database_ready() -> bool:
+        def select_one() -> bool:
+            with governance.store.engine.connect() as connection:
+                return bool(connection.scalar(sa.text("SELECT 1")) == 1)
+
+        return await asyncio.to_thread(select_one)
+
+    async def dispose() -> None:
+        governance.store.engine.dispose()
+
+    return Service(
+        settings,
+        grpc_apis=[governance_grpc_api(api, authenticator)],
+        routers=[governance_router(api, authenticator)],
+        background_tasks={
+            "outbox-relay": relay_decisions,
+            "audit-consumer": audit_every_topic,
+            "alert-consumer": rollback_on_alerts,
+            "workflow": workflow,
+            "audit-checkpoints": checkpoints,
+        },
+        readiness_checks={"database": database_ready},
+        on_stop=[dispose],
+    )
+
+
+async def _started_publisher(settings: GovernanceSettings) -> EventPublisher:
+    """A started publisher, waiting for the broker as long as it takes (decisions wait in the outbox)."""
+    while True:
+        publisher = EventPublisher.from_settings(settings)
+        try:
+            await publisher.start()
+            return publisher
+        except asyncio.CancelledError:
+            await publisher.stop()  # stopping the service while the broker is away: leave nothing open
+            raise
+        except Exception as exc:  # aiokafka raises several unrelated types for "not there yet"
+            log.warning("event publisher cannot start yet: %r", exc)
+            await publisher.stop()
+            await asyncio.sleep(BROKER_RETRY_S)
+
+
+async def _consume(settings: GovernanceSettings, consumer: EventConsumer) -> None:
+    while True:
+        try:
+            await ensure_topics(settings.kafka_bootstrap, topics.ALL, timeout_s=10)
+            await consumer.start()
+            break
+        except Exception as exc:
+            log.warning("consumer %s cannot start yet: %r", consumer.group_id, exc)
+            await asyncio.sleep(BROKER_RETRY_S)
+    try:
+        await consumer.wait()
+    finally:
+        # Within the service's drain budget; a record cut off here is simply delivered again.
+        with contextlib.suppress(Exception):
+            await consumer.stop(grace_s=settings.shutdown_grace_s / 2)
+
+
+async def _guarded(work: Awaitable[object], what: str) -> None:
+    """One pass of periodic work; a failure is logged and retried next pass rather than stopping the service."""
+    try:
+        await work
+    except Exception:
+        log.exception("%s failed; retrying next pass", what)

@@ -1,0 +1,53 @@
+"""Settings of the governance service: environment variables `MODELYARD_GOVERNANCE_*`."""
+
+from pathlib import Path
+from typing import ClassVar, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from modelyard.auth import AuthSettings
+from modelyard.settings import ServiceSettings
+
+
+class GovernanceSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_GOVERNANCE_", env_nested_delimiter="__")
+    service_name: ClassVar[str] = "governance"
+
+    grpc_port: int = Field(default=50054, ge=0, le=65535)
+    http_port: int = Field(default=8084, ge=0, le=65535)
+    database_url: str = Field(
+        "", description="SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...); default: SQLite in data_dir"
+    )
+    policy_file: Path | None = Field(None, description="YAML policy; default: the bundled example policy")
+    registry_address: str = Field("127.0.0.1:50051", description="registry gRPC address")
+    registry_token: SecretStr | None = Field(None, description="bearer token governance uses with the registry")
+    audit_signing_key: SecretStr | None = Field(
+        None, description="Ed25519 private key seed (64 hex chars) for audit checkpoints; local default: a key file"
+    )
+    checkpoint_every: int = Field(100, ge=1, description="sign a checkpoint every this many audit entries")
+    checkpoint_interval_s: float = Field(60.0, gt=0, description="and at least this often while entries arrive")
+    consumer_group_prefix: str = Field(
+        "governance", min_length=1, description="Kafka consumer groups are <prefix>-audit and <prefix>-rollback"
+    )
+    work_interval_s: float = Field(0.5, gt=0, description="how often pending checks, expiries and canaries run")
+    auth: AuthSettings = Field(
+        default_factory=lambda: AuthSettings(), description="bearer tokens (JSON) and anonymous access"
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'governance.db').resolve()}"
+
+    @model_validator(mode="after")
+    # Not `_safe_for_production`: that name is the base class's loopback check, which this must not replace.
+    def _safe_governance_for_production(self) -> Self:
+        if self.profile == "production":
+            problems = self.auth.production_problems()
+            if self.audit_signing_key is None:
+                problems.append("no audit signing key (set MODELYARD_GOVERNANCE_AUDIT_SIGNING_KEY)")
+            if self.policy_file is None:
+                problems.append("no policy file (set MODELYARD_GOVERNANCE_POLICY_FILE)")
+            if problems:
+                raise ValueError("profile=production refuses unsafe settings: " + "; ".join(problems))
+        return self

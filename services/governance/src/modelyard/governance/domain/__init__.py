@@ -1,0 +1,1 @@
+"""Pure governance logic and value objects: no Kafka, gRPC, FastAPI or SQLAlchemy imports."""

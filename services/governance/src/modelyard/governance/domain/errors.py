@@ -1,0 +1,39 @@
+"""The governance service's one exception hierarchy; the edges map each class to a gRPC status and an HTTP code."""
+
+from __future__ import annotations
+
+
+class GovernanceError(Exception):
+    """Base of every error a governance caller can be told about; the message is safe to show them."""
+
+
+class InvalidArgument(GovernanceError):
+    """Malformed input: an empty model name, a version below 1, an unknown alias."""
+
+
+class NotFound(GovernanceError):
+    """An unknown model, version, promotion request or deployment plan."""
+
+
+class AlreadyExists(GovernanceError):
+    """The same principal approving the same request twice, or a second open request for the same promotion."""
+
+
+class FailedPrecondition(GovernanceError):
+    """The request is well formed but the state forbids it (approving a rejected or superseded request)."""
+
+
+class ArtifactChanged(FailedPrecondition):
+    """The version's artifact is not the one the request was made for: the request is void."""
+
+
+class SeparationOfDuties(GovernanceError):
+    """A principal may not approve what they registered or requested, or lacks the approver role."""
+
+
+class PolicyError(ValueError):
+    """A policy file is unusable; the message names the file and the line. Raised at startup only."""
+
+
+class CatalogUnavailable(GovernanceError):
+    """The registry did not answer (or answered with an error other than NOT_FOUND); try again later."""

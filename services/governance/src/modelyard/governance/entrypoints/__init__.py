@@ -1,0 +1,1 @@
+"""Thin governance transports (gRPC, REST, Kafka consumers): convert, then delegate to handlers."""

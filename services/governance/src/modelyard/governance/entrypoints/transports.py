@@ -1,0 +1,98 @@
+"""gRPC servicer and REST router over `GovernanceApi`: authenticate, run the blocking call in a worker thread,
+map errors once (`entrypoints.errors`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
+from google.protobuf.message import Message
+
+from modelyard.auth import Principal, TokenAuthenticator, Unauthenticated
+from modelyard.contracts.governance.v1 import governance_service_pb2 as pb
+from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as pb_grpc
+from modelyard.governance.entrypoints.api import GovernanceApi
+from modelyard.governance.entrypoints.errors import KNOWN_ERRORS, status_of
+from modelyard.runtime import GrpcApi
+from modelyard.runtime.auth_grpc import principal_of
+from modelyard.runtime.auth_http import CHALLENGE
+
+SERVICE = pb.DESCRIPTOR.services_by_name["GovernanceService"]
+Call = Callable[[Principal, Any], Message]
+
+# REST routes: (HTTP method, path, RPC). Path parameters fill the request message's fields of the same name;
+# for GET the query string does, for POST the JSON body.
+ROUTES = [
+    ("POST", "/v1/promotions", "RequestPromotion"),
+    ("POST", "/v1/promotions/{request_id}:approve", "Approve"),
+    ("POST", "/v1/promotions/{request_id}:reject", "Reject"),
+    ("GET", "/v1/promotions", "ListPending"),
+    ("GET", "/v1/promotions/{request_id}", "GetDecision"),
+    ("GET", "/v1/models/{model_name}/plan", "GetDeploymentPlan"),
+    ("GET", "/v1/models/{model_name}/served-at", "GetServedAt"),
+    ("GET", "/v1/models/{model_name}/versions/{version}/card", "GetModelCard"),
+    ("GET", "/v1/audit/entries", "ListAuditEntries"),
+    ("POST", "/v1/audit:verify", "VerifyAudit"),
+    ("GET", "/v1/audit/export", "ExportAudit"),
+]
+
+
+def governance_grpc_api(api: GovernanceApi, authenticator: TokenAuthenticator) -> GrpcApi:
+    servicer = pb_grpc.GovernanceServiceServicer()
+    for method in SERVICE.methods:
+        # One coroutine per RPC, bound by name: the servicer is a pure pass-through to the transport-free API.
+        setattr(servicer, method.name, _grpc_method(getattr(api, method.name), authenticator))
+    add: Callable[[object, grpc.aio.Server], None] = pb_grpc.add_GovernanceServiceServicer_to_server
+    return GrpcApi(SERVICE.full_name, lambda server: add(servicer, server))
+
+
+def _grpc_method(call: Call, authenticator: TokenAuthenticator) -> Callable[[Message, Any], Any]:
+    async def handle(request: Message, context: Any) -> Message:
+        try:
+            principal = principal_of(authenticator, context)
+            return await asyncio.to_thread(call, principal, request)
+        except KNOWN_ERRORS as exc:
+            await context.abort(status_of(exc)[0], str(exc))
+            raise AssertionError("unreachable: abort raises") from None
+
+    return handle
+
+
+def governance_router(api: GovernanceApi, authenticator: TokenAuthenticator) -> APIRouter:
+    router = APIRouter(tags=["governance"])
+    for http_method, path, rpc in ROUTES:
+        method = SERVICE.methods_by_name[rpc]
+        router.add_api_route(
+            path,
+            _rest_endpoint(getattr(api, rpc), method.input_type._concrete_class, authenticator),
+            methods=[http_method],
+            name=rpc,
+        )
+    return router
+
+
+def _rest_endpoint(call: Call, request_class: type[Message], authenticator: TokenAuthenticator) -> Any:
+    async def endpoint(request: Request) -> JSONResponse:
+        try:
+            principal = authenticator.authenticate(request.headers.get("authorization"))
+            fields: dict[str, Any] = dict(request.query_params)
+            if request.method == "POST" and await request.body():
+                fields.update(await request.json())
+            fields.update(request.path_params)
+            try:
+                message = ParseDict(fields, request_class())
+            except ParseError as exc:
+                return JSONResponse({"code": "INVALID_ARGUMENT", "message": str(exc)}, status_code=400)
+            response = await asyncio.to_thread(call, principal, message)
+        except KNOWN_ERRORS as exc:
+            code, http = status_of(exc)
+            headers = CHALLENGE if isinstance(exc, Unauthenticated) else None
+            return JSONResponse({"code": code.name, "message": str(exc)}, status_code=http, headers=headers)
+        return JSONResponse(MessageToDict(response, preserving_proto_field_name=True))
+
+    return endpoint

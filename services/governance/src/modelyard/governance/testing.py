@@ -1,0 +1,167 @@
+"""Test doubles and fixtures for governance tests at every level: an in-memory catalog (the registry's part),
+an evaluator with fixed numbers, principals, and governance instances on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelyard.auth import Principal, Role
+from modelyard.governance.bootstrap import Governance, build_governance
+from modelyard.governance.config import GovernanceSettings
+from modelyard.governance.domain.checks import Measurements
+from modelyard.governance.domain.errors import NotFound
+from modelyard.governance.domain.model import Signature, TensorSpec, VersionFacts, VersionRef
+from modelyard.governance.domain.policy import EvaluationCheck, FairnessCheck
+
+ALICE = Principal("alice", frozenset({Role.PUBLISHER}))  # registers versions
+BOB = Principal("bob", frozenset({Role.PUBLISHER, Role.APPROVER}))  # requests promotions
+CAROL = Principal("carol", frozenset({Role.APPROVER}))
+DAVE = Principal("dave", frozenset({Role.APPROVER}))
+EVE = Principal("eve", frozenset({Role.VIEWER}))
+
+SIGNATURE = Signature(
+    inputs=(TensorSpec("X", "FLOAT", ("N", 4)),),
+    outputs=(TensorSpec("label", "INT64", ("N",)), TensorSpec("probabilities", "FLOAT", ("N", 2))),
+)
+CARD_TAGS = {
+    "intended_use": "scoring loan applications",
+    "factors": "applicant age group",
+    "ethical_considerations": "may disadvantage young applicants",
+    "mitigation": "fairness gate on age group",
+    "caveats": "trained on 2024 data only",
+}
+
+POLICY = """
+version: test-1
+promotions:
+  - models: "*"
+    alias: production
+    checks:
+      lineage_metrics: {accuracy: {min: 0.9}}
+      signature_compatible: true
+      model_card: [model_details, intended_use, training_data]
+    approvals: {count: 2, role: approver}
+    rollout: {canary_weight: 0.2, observation_s: 60, auto_promote: true, fresh_s: 3600}
+  - models: "*"
+    alias: staging
+    approvals: {count: 0}
+rollbacks:
+  - signals: [performance, error_rate]
+    min_severity: critical
+    action: rollback
+"""
+
+
+def facts(model_name: str, version: int, *, created_by: str = "alice", accuracy: float = 0.95) -> VersionFacts:
+    return VersionFacts(
+        ref=VersionRef(model_name, version, f"sha256:{version:064d}"),
+        created_by=created_by,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        signature=SIGNATURE,
+        description="credit scoring",
+        metrics={"accuracy": accuracy},
+        training_datasets=("sha256:" + "1" * 64,),
+        evaluation_datasets=("sha256:" + "2" * 64,),
+        tags=CARD_TAGS,
+    )
+
+
+@dataclass
+class InMemoryCatalog:
+    """The registry's part of governance, in memory: versions, artifacts and alias moves."""
+
+    versions: dict[tuple[str, int], VersionFacts] = field(default_factory=dict)
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+    aliases: dict[tuple[str, str], int] = field(default_factory=dict)
+    moves: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def add(self, version: VersionFacts) -> VersionFacts:
+        self.versions[(version.ref.model_name, version.ref.version)] = version
+        return version
+
+    def change_digest(self, model_name: str, version: int, digest: str) -> None:
+        old = self.versions[(model_name, version)]
+        self.versions[(model_name, version)] = replace(old, ref=replace(old.ref, digest=digest))
+
+    def get_version(self, model_name: str, version: int) -> VersionFacts:
+        try:
+            return self.versions[(model_name, version)]
+        except KeyError:
+            raise NotFound(f"model {model_name!r} has no version {version}") from None
+
+    def alias_version(self, model_name: str, alias: str) -> VersionFacts | None:
+        version = self.aliases.get((model_name, alias))
+        return None if version is None else self.versions[(model_name, version)]
+
+    def download(self, digest: str) -> bytes:
+        try:
+            return self.artifacts[digest]
+        except KeyError:
+            raise NotFound(f"no artifact {digest}") from None
+
+    def set_alias(self, model_name: str, alias: str, version: int, reason: str) -> None:
+        self.aliases[(model_name, alias)] = version
+        self.moves.append((model_name, alias, version))
+
+
+@dataclass
+class FixedEvaluator:
+    """Measurements decided by the test, not by running a model."""
+
+    metrics: dict[str, float] = field(default_factory=lambda: {"accuracy": 0.95})
+    latency_ms: float = 1.0
+    gaps: tuple[float, float] = (0.01, 0.02)
+
+    def measure(
+        self,
+        model: bytes,
+        dataset: bytes,
+        dataset_digest: str,
+        signature: Signature,
+        evaluation: EvaluationCheck,
+        fairness: FairnessCheck | None,
+    ) -> Measurements:
+        dpd, eod = self.gaps if fairness else (None, None)
+        return Measurements(dataset_digest, 100, self.metrics, self.latency_ms, dpd, eod)
+
+    def latency_p95_ms(self, model: bytes, signature: Signature) -> float:
+        return self.latency_ms
+
+
+def governance_settings(tmp: Path, database_url: str = "", **overrides: Any) -> GovernanceSettings:
+    policy = tmp / "policy.yaml"
+    if not policy.exists():
+        policy.write_text(POLICY)
+    defaults: dict[str, Any] = {
+        "data_dir": tmp,
+        "database_url": database_url,
+        "policy_file": policy,
+        "grpc_port": 0,
+        "http_port": 0,
+        "kafka_required": False,
+        "checkpoint_every": 5,
+        "shutdown_grace_s": 2.0,
+        # Fresh consumer groups per service: tests sharing one broker must not wait out each other's rebalances.
+        "consumer_group_prefix": f"governance-{uuid.uuid4().hex[:8]}",
+    }
+    return GovernanceSettings(**{**defaults, **overrides})
+
+
+@pytest.fixture
+def catalog() -> InMemoryCatalog:
+    return InMemoryCatalog()
+
+
+@pytest.fixture
+def governance(tmp_path: Path, catalog: InMemoryCatalog) -> Iterator[Governance]:
+    """Real handlers and store (SQLite in a temp dir) with the registry and the evaluator faked."""
+    built = build_governance(governance_settings(tmp_path), catalog, FixedEvaluator())
+    yield built
+    built.store.engine.dispose()

@@ -1,0 +1,1 @@
+"""The Modelyard monitor service: prediction and feedback streams, drift and performance, alerts."""

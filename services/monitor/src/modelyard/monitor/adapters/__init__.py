@@ -1,0 +1,1 @@
+"""The monitor service's outside world: stores, Kafka, gRPC clients of other services."""

@@ -1,0 +1,82 @@
+"""Domain incident changes as `IncidentChanged` events (and evidence as protobuf), for the alerts topic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from modelyard.contracts.events.v1 import common_pb2, monitor_events_pb2
+from modelyard.events.envelope import Event
+from modelyard.monitor.domain.incidents import Change, Evidence, IncidentChange, Severity, Signal
+
+SOURCE = "monitor"
+
+SIGNALS = {
+    Signal.DATA_DRIFT: monitor_events_pb2.SIGNAL_DATA_DRIFT,
+    Signal.PREDICTION_DRIFT: monitor_events_pb2.SIGNAL_PREDICTION_DRIFT,
+    Signal.PERFORMANCE: monitor_events_pb2.SIGNAL_PERFORMANCE,
+    Signal.DATA_QUALITY: monitor_events_pb2.SIGNAL_DATA_QUALITY,
+    Signal.LATENCY: monitor_events_pb2.SIGNAL_LATENCY,
+    Signal.ERROR_RATE: monitor_events_pb2.SIGNAL_ERROR_RATE,
+}
+SEVERITIES = {
+    Severity.INFO: monitor_events_pb2.SEVERITY_INFO,
+    Severity.WARNING: monitor_events_pb2.SEVERITY_WARNING,
+    Severity.CRITICAL: monitor_events_pb2.SEVERITY_CRITICAL,
+}
+_STATES = {
+    Change.OPENED: monitor_events_pb2.IncidentChanged.STATE_OPENED,
+    Change.UPDATED: monitor_events_pb2.IncidentChanged.STATE_UPDATED,
+    Change.RESOLVED: monitor_events_pb2.IncidentChanged.STATE_RESOLVED,
+}
+
+
+def timestamp(seconds: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(round(seconds * 1e9))
+    return stamp
+
+
+def evidence_message(e: Evidence) -> monitor_events_pb2.Evidence:
+    return monitor_events_pb2.Evidence(
+        feature=e.feature,
+        statistic=e.statistic,
+        value=e.value,
+        p_value=e.p_value,
+        threshold=e.threshold,
+        effect_size=e.effect_size,
+        n_reference=e.n_reference,
+        n_current=e.n_current,
+        window_start=timestamp(e.window_start),
+        window_end=timestamp(e.window_end),
+    )
+
+
+def incident_event(change: IncidentChange, digest: str, reference_id: str, config_hash: str) -> Event:
+    """The event for one incident change; its id is the change's, so a replayed change is a duplicate."""
+    key = change.key
+    payload = monitor_events_pb2.IncidentChanged(
+        incident_id=change.incident_id,
+        state=_STATES[change.change],
+        version=common_pb2.ModelVersionRef(model_name=key.model_name, version=key.model_version, digest=digest),
+        signal=SIGNALS[key.signal],
+        severity=SEVERITIES[change.severity],
+        evidence=[evidence_message(e) for e in change.evidence],
+        reference_id=reference_id,
+        config_hash=config_hash,
+        feature=key.feature,
+        window_id=change.window,
+    )
+    return Event(key=key.model_name, payload=payload, source=SOURCE, id=change.event_id)
+
+
+def feedback_event(request_id: str, model_name: str, truth: str | float, event_time: datetime) -> Event:
+    """Ground truth sent over the API, as the event applications could have produced themselves."""
+    payload = monitor_events_pb2.FeedbackReceived(request_id=request_id, model_name=model_name)
+    if isinstance(truth, str):
+        payload.label = truth
+    else:
+        payload.target = truth
+    payload.event_time.FromDatetime(event_time.astimezone(UTC))
+    return Event.new(model_name, payload, SOURCE)

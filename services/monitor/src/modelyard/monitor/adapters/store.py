@@ -1,0 +1,528 @@
+"""The monitor's own database (SQLite by default, PostgreSQL in production), SQLAlchemy Core.
+
+One transaction per handled event writes the event id, each touched version's state and the chunk of rows the
+event added to its open windows; when windows close, their reports, incident rows and the `IncidentChanged`
+events (transactional outbox, relayed to Kafka by `OutboxRelay`) go into the same transaction.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any, Literal
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from modelyard.events.topics import MONITOR_ALERTS
+from modelyard.monitor.adapters.events import incident_event
+from modelyard.monitor.domain.drift import FeatureTest
+from modelyard.monitor.domain.evaluation import Distribution, FeatureResult, WindowReport
+from modelyard.monitor.domain.incidents import Change, Evidence, IncidentChange, Severity, Signal
+from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, realised_metrics
+from modelyard.monitor.domain.policy import MonitorPolicy
+from modelyard.monitor.domain.profile import ReferenceProfile
+from modelyard.monitor.domain.state import VersionState
+from modelyard.monitor.domain.views import IncidentView, VersionStatus, json_safe
+from modelyard.monitor.domain.windows import Columns
+from modelyard.monitor.handlers import Checkpoint
+from modelyard.sql.engine import transaction
+from modelyard.sql.outbox import enqueue, outbox_table
+
+# Handled event ids kept for de-duplication. The consumer commits after every event, so a redelivery is of the
+# last few events per partition; this many ids cover any plausible rebalance with room to spare.
+SEEN_EVENTS_KEPT = 100_000
+
+metadata = sa.MetaData()
+outbox = outbox_table(metadata)
+profiles = sa.Table(
+    "profiles",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Index("ix_profiles_version", "model_name", "model_version", "active"),
+)
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("model_name", sa.String(255), primary_key=True),
+    sa.Column("model_version", sa.BigInteger, primary_key=True),
+    sa.Column("reference_id", sa.String(200), nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+)
+chunks = sa.Table(
+    "window_chunks",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("slot", sa.BigInteger, nullable=False),
+    sa.Column("part", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Index("ix_chunks_window", "model_name", "model_version", "slot", "part"),
+)
+windows = sa.Table(
+    "windows",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("window_id", sa.String(64), nullable=False),
+    sa.Column("reference_id", sa.String(200), nullable=False),
+    sa.Column("tested", sa.Boolean, nullable=False),
+    sa.Column("report", sa.Text, nullable=False),
+    sa.UniqueConstraint("model_name", "model_version", "window_id"),
+)
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("incident_id", sa.String(64), primary_key=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("signal", sa.String(32), nullable=False),
+    sa.Column("feature", sa.String(255), nullable=False),
+    sa.Column("severity", sa.Integer, nullable=False),
+    sa.Column("open", sa.Boolean, nullable=False),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float, nullable=True),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("reference_id", sa.String(200), nullable=False),
+    sa.Column("config_hash", sa.String(64), nullable=False),
+    sa.Index("ix_incidents_model", "model_name", "open"),
+)
+pending = sa.Table(
+    "pending_predictions",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("event_time", sa.Float, nullable=False),
+    sa.Column("label", sa.String(255), nullable=True),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("stored_at", sa.Float, nullable=False, index=True),
+)
+labels = sa.Table(
+    "labels",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("slot", sa.BigInteger, nullable=False),
+    sa.Column("event_time", sa.Float, nullable=False),
+    sa.Column("label", sa.String(255), nullable=True),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("truth_label", sa.String(255), nullable=True),
+    sa.Column("truth_value", sa.Float, nullable=True),
+    sa.Column("stored_at", sa.Float, nullable=False),
+    sa.Index("ix_labels_version", "model_name", "model_version", "slot"),
+)
+slot_counts = sa.Table(
+    "slot_counts",
+    metadata,
+    sa.Column("model_name", sa.String(255), primary_key=True),
+    sa.Column("model_version", sa.BigInteger, primary_key=True),
+    sa.Column("slot", sa.BigInteger, primary_key=True),
+    sa.Column("predictions", sa.BigInteger, nullable=False),
+)
+seen_events = sa.Table(
+    "seen_events",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(128), nullable=False, unique=True),
+)
+
+
+class SqlMonitorStore:
+    def __init__(self, engine: Engine, policy: MonitorPolicy) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.outbox = outbox
+
+    def create_schema(self) -> None:
+        # The schema is created, not migrated: the monitor's store is young; Alembic comes with its first change.
+        metadata.create_all(self.engine)
+
+    # Profiles.
+
+    def active_profile(self, model_name: str, model_version: int) -> ReferenceProfile | None:
+        with transaction(self.engine, write=False) as db:
+            data = db.scalar(
+                sa.select(profiles.c.data).where(
+                    profiles.c.model_name == model_name,
+                    profiles.c.model_version == model_version,
+                    profiles.c.active,
+                )
+            )
+        return None if data is None else ReferenceProfile.from_bytes(bytes(data))
+
+    def save_profile(self, profile: ReferenceProfile) -> None:
+        with transaction(self.engine, write=True) as db:
+            same_version = (profiles.c.model_name == profile.model_name) & (
+                profiles.c.model_version == profile.model_version
+            )
+            db.execute(profiles.update().where(same_version).values(active=False))
+            if db.scalar(sa.select(profiles.c.id).where(profiles.c.id == profile.id)) is None:
+                db.execute(
+                    profiles.insert().values(
+                        id=profile.id,
+                        model_name=profile.model_name,
+                        model_version=profile.model_version,
+                        active=True,
+                        created_at=time.time(),
+                        data=profile.to_bytes(),
+                    )
+                )
+            else:
+                db.execute(profiles.update().where(profiles.c.id == profile.id).values(active=True))
+
+    # Window state.
+
+    def load_state(self, model_name: str, model_version: int) -> VersionState | None:
+        with transaction(self.engine, write=False) as db:
+            text = db.scalar(
+                sa.select(versions.c.state).where(
+                    versions.c.model_name == model_name, versions.c.model_version == model_version
+                )
+            )
+            if text is None:
+                return None
+            rows = db.execute(
+                sa.select(chunks.c.slot, chunks.c.part, chunks.c.data)
+                .where(chunks.c.model_name == model_name, chunks.c.model_version == model_version)
+                .order_by(chunks.c.id)
+            ).all()
+        restored = [(int(r.slot), int(r.part), columns_from_bytes(bytes(r.data))) for r in rows]
+        return VersionState.from_json(model_name, model_version, text, restored, self.policy)
+
+    def already_handled(self, event_id: str) -> bool:
+        with transaction(self.engine, write=False) as db:
+            return db.scalar(sa.select(seen_events.c.seq).where(seen_events.c.event_id == event_id)) is not None
+
+    def checkpoint(self, event_id: str, checkpoints: Sequence[Checkpoint], config_hash: str) -> None:
+        with transaction(self.engine, write=True) as db:
+            self._mark_handled(db, event_id)
+            for cp in checkpoints:
+                self._write(db, cp, config_hash)
+
+    def pending_prediction(self, request_id: str) -> PendingPrediction | None:
+        with transaction(self.engine, write=False) as db:
+            row = db.execute(sa.select(pending).where(pending.c.request_id == request_id)).first()
+        if row is None:
+            return None
+        return PendingPrediction(
+            row.request_id, row.model_name, int(row.model_version), row.event_time, row.label, row.score, row.value
+        )
+
+    def record_label(self, event_id: str, labelled: LabelledPrediction | None, checkpoint: Checkpoint | None) -> None:
+        with transaction(self.engine, write=True) as db:
+            self._mark_handled(db, event_id)
+            if labelled is None or checkpoint is None:
+                return
+            p = labelled.prediction
+            db.execute(pending.delete().where(pending.c.request_id == p.request_id))
+            db.execute(
+                labels.insert().values(
+                    model_name=p.model_name,
+                    model_version=p.model_version,
+                    slot=int(p.event_time // self.policy.window.max_seconds),
+                    event_time=p.event_time,
+                    label=p.label,
+                    score=p.score,
+                    value=p.value,
+                    truth_label=labelled.truth_label,
+                    truth_value=labelled.truth_value,
+                    stored_at=time.time(),
+                )
+            )
+            self._write(db, checkpoint, self.policy.config_hash)
+
+    def _mark_handled(self, db: Connection, event_id: str) -> None:
+        seq = db.execute(seen_events.insert().values(event_id=event_id)).inserted_primary_key
+        if seq is not None and seq[0] % 1000 == 0:
+            # Housekeeping every thousand events: old event ids, expired predictions and labels, overflow.
+            db.execute(seen_events.delete().where(seen_events.c.seq <= seq[0] - SEEN_EVENTS_KEPT))
+            horizon = time.time() - self.policy.performance.label_ttl_s
+            db.execute(pending.delete().where(pending.c.stored_at < horizon))
+            db.execute(labels.delete().where(labels.c.stored_at < horizon))
+            excess = (
+                db.scalar(sa.select(sa.func.count()).select_from(pending)) or 0
+            ) - self.policy.performance.max_pending
+            if excess > 0:
+                oldest = sa.select(pending.c.request_id).order_by(pending.c.stored_at).limit(excess)
+                db.execute(pending.delete().where(pending.c.request_id.in_(oldest.scalar_subquery())))
+
+    def _write(self, db: Connection, cp: Checkpoint, config_hash: str) -> None:
+        state = cp.state
+        name, version = state.model_name, state.model_version
+        values = {"reference_id": cp.profile.id, "state": state.to_json()}
+        updated = db.execute(
+            versions.update().where(versions.c.model_name == name, versions.c.model_version == version).values(**values)
+        )
+        if updated.rowcount == 0:
+            db.execute(versions.insert().values(model_name=name, model_version=version, **values))
+        closed = set(cp.closed)
+        kept = [
+            {"model_name": name, "model_version": version, "slot": w.slot, "part": w.part, "data": columns_to_bytes(c)}
+            for w, c in cp.appended
+            if w not in closed
+        ]
+        if kept:
+            db.execute(chunks.insert(), kept)
+        for w in closed:
+            db.execute(
+                chunks.delete().where(
+                    chunks.c.model_name == name,
+                    chunks.c.model_version == version,
+                    chunks.c.slot == w.slot,
+                    chunks.c.part == w.part,
+                )
+            )
+        for report in cp.reports:
+            db.execute(
+                windows.insert().values(
+                    model_name=name,
+                    model_version=version,
+                    window_id=report.window,
+                    reference_id=cp.profile.id,
+                    tested=report.tested,
+                    report=report_to_json(report),
+                )
+            )
+        for change in cp.changes:
+            self._write_incident(db, change, cp, config_hash)
+        if cp.pending:
+            self._insert_pending(db, cp.pending)
+        for slot, count in cp.slot_counts.items():
+            where = (slot_counts.c.model_name == name) & (slot_counts.c.model_version == version)
+            where &= slot_counts.c.slot == slot
+            added = slot_counts.update().where(where).values(predictions=slot_counts.c.predictions + count)
+            if db.execute(added).rowcount == 0:
+                db.execute(
+                    slot_counts.insert().values(model_name=name, model_version=version, slot=slot, predictions=count)
+                )
+
+    @staticmethod
+    def _insert_pending(db: Connection, predictions: Sequence[PendingPrediction]) -> None:
+        """Hot path (every prediction): one driver-level executemany; a request id seen before (a retried
+        inference) keeps its first prediction. ON CONFLICT DO NOTHING is both SQLite's and PostgreSQL's."""
+        marks = ("?",) * 8 if db.dialect.paramstyle == "qmark" else ("%s",) * 8
+        now = time.time()
+        db.exec_driver_sql(
+            f"INSERT INTO {pending.name} (request_id, model_name, model_version, event_time, label, score, value, "
+            f"stored_at) VALUES ({', '.join(marks)}) ON CONFLICT (request_id) DO NOTHING",
+            [
+                (p.request_id, p.model_name, p.model_version, p.event_time, p.label, p.score, p.value, now)
+                for p in predictions
+            ],
+        )
+
+    def _write_incident(self, db: Connection, change: IncidentChange, cp: Checkpoint, config_hash: str) -> None:
+        evidence = json.dumps([json_safe(asdict(e)) for e in change.evidence])
+        now = time.time()
+        if change.change is Change.OPENED:
+            key = change.key
+            db.execute(
+                incidents.insert().values(
+                    incident_id=change.incident_id,
+                    model_name=key.model_name,
+                    model_version=key.model_version,
+                    signal=key.signal.value,
+                    feature=key.feature,
+                    severity=int(change.severity),
+                    open=True,
+                    opened_at=now,
+                    evidence=evidence,
+                    reference_id=cp.profile.id,
+                    config_hash=config_hash,
+                )
+            )
+        else:
+            resolved = change.change is Change.RESOLVED
+            values: dict[str, Any] = {"severity": int(change.severity), "open": not resolved}
+            if resolved:
+                values["resolved_at"] = now
+            else:
+                values["evidence"] = evidence
+            db.execute(incidents.update().where(incidents.c.incident_id == change.incident_id).values(**values))
+        event = incident_event(change, cp.state.digest, cp.profile.id, config_hash)
+        enqueue(db, outbox, MONITOR_ALERTS, event)
+
+    # Queries.
+
+    def statuses(self, model_name: str = "") -> list[VersionStatus]:
+        with transaction(self.engine, write=False) as db:
+            query = sa.select(versions)
+            if model_name:
+                query = query.where(versions.c.model_name == model_name)
+            rows = db.execute(query.order_by(versions.c.model_name, versions.c.model_version)).all()
+            result = []
+            for row in rows:
+                state = json.loads(row.state)
+                open_count = db.scalar(
+                    sa.select(sa.func.count()).where(
+                        incidents.c.model_name == row.model_name,
+                        incidents.c.model_version == row.model_version,
+                        incidents.c.open,
+                    )
+                )
+                last = self._windows(db, row.model_name, row.model_version, limit=1, tested_only=True)
+                realised, coverage = self._performance(db, row.model_name, int(row.model_version))
+                result.append(
+                    VersionStatus(
+                        model_name=row.model_name,
+                        model_version=int(row.model_version),
+                        reference_id=row.reference_id,
+                        records_seen=int(state["records_seen"]),
+                        late_records=int(state["late_records"]),
+                        windows_closed=int(state["windows_closed"]),
+                        open_incidents=int(open_count or 0),
+                        last_window=last[0] if last else None,
+                        performance=realised,
+                        label_coverage=coverage,
+                    )
+                )
+        return result
+
+    def _performance(self, db: Connection, model_name: str, model_version: int) -> tuple[dict[str, float], float]:
+        """Realised metrics over the labels kept (those within the TTL) and the share of predictions labelled."""
+        version = (labels.c.model_name == model_name) & (labels.c.model_version == model_version)
+        rows = db.execute(sa.select(labels).where(version)).all()
+        if not rows:
+            return {}, 0.0
+        labelled = [
+            LabelledPrediction(
+                PendingPrediction("", model_name, model_version, r.event_time, r.label, r.score, r.value),
+                r.truth_label,
+                r.truth_value,
+            )
+            for r in rows
+        ]
+        predicted = db.scalar(
+            sa.select(sa.func.sum(slot_counts.c.predictions)).where(
+                slot_counts.c.model_name == model_name,
+                slot_counts.c.model_version == model_version,
+                slot_counts.c.slot >= min(r.slot for r in rows),
+            )
+        )
+        realised = realised_metrics(labelled, self.policy.performance.positive_label)
+        return realised.metrics, realised.labelled / max(int(predicted or 0), 1)
+
+    def window_reports(self, model_name: str, model_version: int, limit: int = 100) -> list[WindowReport]:
+        with transaction(self.engine, write=False) as db:
+            return self._windows(db, model_name, model_version, limit=limit, tested_only=False)
+
+    def _windows(
+        self, db: Connection, model_name: str, model_version: int, *, limit: int, tested_only: bool
+    ) -> list[WindowReport]:
+        query = sa.select(windows.c.report).where(
+            windows.c.model_name == model_name, windows.c.model_version == model_version
+        )
+        if tested_only:
+            query = query.where(windows.c.tested)
+        rows = db.execute(query.order_by(windows.c.id.desc()).limit(limit)).scalars()
+        return [report_from_json(text) for text in rows]
+
+    def incident_views(self, model_name: str = "", *, open_only: bool = False, limit: int = 100) -> list[IncidentView]:
+        with transaction(self.engine, write=False) as db:
+            query = sa.select(incidents)
+            if model_name:
+                query = query.where(incidents.c.model_name == model_name)
+            if open_only:
+                query = query.where(incidents.c.open)
+            rows = db.execute(query.order_by(incidents.c.opened_at.desc()).limit(limit)).all()
+        return [
+            IncidentView(
+                incident_id=r.incident_id,
+                model_name=r.model_name,
+                model_version=int(r.model_version),
+                signal=Signal(r.signal),
+                feature=r.feature,
+                severity=Severity(r.severity),
+                open=bool(r.open),
+                opened_at=float(r.opened_at),
+                resolved_at=None if r.resolved_at is None else float(r.resolved_at),
+                evidence=tuple(Evidence(**_nan(e)) for e in json.loads(r.evidence)),
+                reference_id=r.reference_id,
+                config_hash=r.config_hash,
+            )
+            for r in rows
+        ]
+
+
+def set_sqlite_synchronous(engine: Engine, mode: Literal["FULL", "NORMAL"]) -> None:
+    """PRAGMA synchronous on every new connection of a SQLite engine (WAL mode is set by the engine factory)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA synchronous = {mode}")
+        cursor.close()
+
+
+def columns_to_bytes(columns: Columns) -> bytes:
+    arrays: dict[str, Any] = {
+        "event_time": columns.event_time,
+        "latency_ms": columns.latency_ms,
+        "status": columns.status,
+    }
+    if columns.schema_violations is not None:
+        arrays["schema_violations"] = columns.schema_violations
+    arrays |= {f"n:{k}": v for k, v in columns.numeric.items()}
+    arrays |= {f"c:{k}": v for k, v in columns.categorical.items()}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def columns_from_bytes(data: bytes) -> Columns:
+    with np.load(io.BytesIO(data)) as arrays:
+        names = list(arrays.keys())
+        return Columns(
+            event_time=arrays["event_time"],
+            latency_ms=arrays["latency_ms"],
+            status=arrays["status"],
+            numeric={k[2:]: arrays[k] for k in names if k.startswith("n:")},
+            categorical={k[2:]: arrays[k] for k in names if k.startswith("c:")},
+            schema_violations=arrays["schema_violations"] if "schema_violations" in names else None,
+        )
+
+
+def report_to_json(report: WindowReport) -> str:
+    document = asdict(report)
+    document["model_drift"] = {signal.value: drifted for signal, drifted in report.model_drift.items()}
+    return json.dumps(json_safe(document), sort_keys=True)
+
+
+def report_from_json(text: str) -> WindowReport:
+    doc = _nan(json.loads(text))
+    features = tuple(
+        FeatureResult(Signal(f["signal"]), FeatureTest(**f["test"]), f["threshold"], f["breached"])
+        for f in doc.pop("features")
+    )
+    doc["model_drift"] = {Signal(k): v for k, v in doc["model_drift"].items()}
+    doc["outputs"] = {
+        name: Distribution(tuple(d["bins"]), tuple(d["reference"]), tuple(d["current"]))
+        for name, d in doc["outputs"].items()
+    }
+    return WindowReport(**doc, features=features)
+
+
+def _nan(value: Any) -> Any:
+    if value is None:
+        return math.nan
+    if isinstance(value, dict):
+        return {k: _nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan(v) for v in value]
+    return value

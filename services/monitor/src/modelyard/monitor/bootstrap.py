@@ -1,0 +1,101 @@
+"""Composition root of the monitor service: builds adapters, wires handlers and transports into a `Service`.
+
+`build_monitor` is the seam tests use: it takes the reference source (a fake or the local-file one) and returns
+the wired parts; `build` makes the runnable `Service` from settings alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from modelyard.contracts.events.v1 import monitor_events_pb2, serving_events_pb2
+from modelyard.events.topics import MONITOR_FEEDBACK, SERVING_PREDICTIONS
+from modelyard.kafka.admin import ensure_topics
+from modelyard.kafka.consumer import EventConsumer
+from modelyard.kafka.producer import EventPublisher
+from modelyard.monitor.adapters.metrics import PrometheusMetrics
+from modelyard.monitor.adapters.references import LocalReferenceSource
+from modelyard.monitor.adapters.store import SqlMonitorStore, set_sqlite_synchronous
+from modelyard.monitor.config import MonitorSettings
+from modelyard.monitor.entrypoints import dashboard
+from modelyard.monitor.entrypoints.consumer import FeedbackConsumer, PredictionsConsumer
+from modelyard.monitor.entrypoints.grpc_api import grpc_api
+from modelyard.monitor.entrypoints.http_api import router
+from modelyard.monitor.handlers import Monitor, ReferenceSource
+from modelyard.runtime import Service
+from modelyard.sql.engine import create_engine
+from modelyard.sql.outbox import OutboxRelay
+
+
+@dataclass(frozen=True)
+class MonitorParts:
+    settings: MonitorSettings
+    engine: Engine
+    store: SqlMonitorStore
+    monitor: Monitor
+
+
+def build_monitor(settings: MonitorSettings, references: ReferenceSource | None = None) -> MonitorParts:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    policy = settings.policy()
+    engine = create_engine(settings.resolved_database_url)
+    if engine.dialect.name == "sqlite":
+        set_sqlite_synchronous(engine, settings.sqlite_synchronous)
+    store = SqlMonitorStore(engine, policy)
+    store.create_schema()
+    source = references or LocalReferenceSource(settings.resolved_reference_dir)
+    monitor = Monitor(store, source, policy, PrometheusMetrics())
+    return MonitorParts(settings, engine, store, monitor)
+
+
+def build(settings: MonitorSettings) -> Service:
+    return service(build_monitor(settings))
+
+
+def service(parts: MonitorParts) -> Service:
+    """The runnable service around wired parts: consumer, outbox relay, gRPC and REST."""
+    settings = parts.settings
+    publisher = EventPublisher.from_settings(settings)
+    consumer = EventConsumer.from_settings(
+        settings,
+        settings.consumer_group,
+        [SERVING_PREDICTIONS, MONITOR_FEEDBACK],
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=max(100, settings.consumer_session_timeout_ms // 10),
+    )
+    consumer.register(serving_events_pb2.PredictionBatch, PredictionsConsumer(parts.monitor), cpu_bound=True)
+    consumer.register(monitor_events_pb2.FeedbackReceived, FeedbackConsumer(parts.monitor), cpu_bound=True)
+
+    async def prepare_broker() -> None:
+        # The embedded broker forgets its topics on restart; creating them is idempotent.
+        await ensure_topics(settings.kafka_bootstrap)
+
+    relay = OutboxRelay(parts.engine, parts.store.outbox, publisher, prepare=prepare_broker)
+
+    async def consume() -> None:
+        await prepare_broker()
+        await consumer.start()
+        await consumer.wait()
+
+    async def stop_consumer() -> None:
+        await consumer.stop(settings.shutdown_grace_s)
+
+    return Service(
+        settings,
+        grpc_apis=[grpc_api(parts.monitor, publisher)],
+        routers=[router(parts.monitor, publisher), dashboard.router(parts.monitor)],
+        background_tasks={"predictions-consumer": consume, "outbox-relay": relay.run},
+        on_start=[publisher.start],
+        # Run in reverse: the consumer finishes its record first, then the publisher flushes, then the database.
+        on_stop=[_dispose(parts.engine), publisher.stop, stop_consumer],
+    )
+
+
+def _dispose(engine: Engine) -> Callable[[], Awaitable[None]]:
+    async def dispose() -> None:
+        engine.dispose()
+
+    return dispose

@@ -1,0 +1,70 @@
+"""Settings of the monitor service: environment variables `MODELYARD_MONITOR_*`."""
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from modelyard.monitor.domain.policy import AlarmPolicy, MonitorPolicy, QualityPolicy, SloPolicy, WindowPolicy
+from modelyard.settings import ServiceSettings
+
+
+class MonitorSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_MONITOR_")
+    service_name: ClassVar[str] = "monitor"
+
+    grpc_port: int = Field(default=50053, ge=0, le=65535)
+    http_port: int = Field(default=8083, ge=0, le=65535)
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file under data_dir")
+    reference_dir: Path | None = Field(
+        None, description="local reference datasets <dir>/<model>/<version>.parquet|csv; default data_dir/references"
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL",
+        description="SQLite fsync per checkpoint (FULL) or per WAL checkpoint (NORMAL: survives a process crash, "
+        "may lose the last checkpoints on power loss, ~2x the throughput)",
+    )
+    consumer_group: str = Field("modelyard-monitor", description="Kafka consumer group of the monitor instances")
+    consumer_session_timeout_ms: int = Field(10_000, ge=1000, description="how soon a dead instance's partitions move")
+
+    window_max_events: int = Field(1000, ge=1, description="W: a window closes at this many events")
+    window_max_seconds: float = Field(300.0, gt=0, description="T: or when the watermark passes start + T")
+    window_min_events: int = Field(200, ge=1, description="no test runs on a window with fewer events")
+    allowed_lateness_s: float = Field(30.0, ge=0, description="watermark = latest event time - lateness")
+    false_incidents_per_week: float = Field(1.0, gt=0, description="false-alarm budget per model")
+    open_after: int = Field(2, ge=1, description="k: breaching windows (of m) that open an incident")
+    open_within: int = Field(3, ge=1, description="m")
+    resolve_after: int = Field(3, ge=1, description="r: clean windows that resolve an incident")
+    numeric_effect_floor: float = Field(0.1, ge=0, description="minimum normed Wasserstein distance to alert on")
+    categorical_effect_floor: float = Field(0.1, ge=0, description="minimum Jensen-Shannon distance to alert on")
+    slo_latency_p99_ms: float = Field(250.0, gt=0)
+    slo_error_rate: float = Field(0.01, ge=0)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'monitor.db'}"
+
+    @property
+    def resolved_reference_dir(self) -> Path:
+        return self.reference_dir or self.data_dir / "references"
+
+    def policy(self) -> MonitorPolicy:
+        return MonitorPolicy(
+            window=WindowPolicy(
+                max_events=self.window_max_events,
+                max_seconds=self.window_max_seconds,
+                min_events=self.window_min_events,
+                allowed_lateness_s=self.allowed_lateness_s,
+            ),
+            alarm=AlarmPolicy(
+                false_incidents_per_week=self.false_incidents_per_week,
+                open_after=self.open_after,
+                open_within=self.open_within,
+                resolve_after=self.resolve_after,
+                numeric_effect_floor=self.numeric_effect_floor,
+                categorical_effect_floor=self.categorical_effect_floor,
+            ),
+            quality=QualityPolicy(),
+            slo=SloPolicy(latency_p99_ms=self.slo_latency_p99_ms, error_rate=self.slo_error_rate),
+        )

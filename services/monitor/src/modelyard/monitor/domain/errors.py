@@ -1,0 +1,13 @@
+"""The monitor's domain errors, mapped once to gRPC status and HTTP codes at the edge."""
+
+
+class MonitorError(Exception):
+    """Base of every error the monitor raises on purpose."""
+
+
+class ReferenceDataError(MonitorError):
+    """A reference dataset that cannot be profiled (no rows, no columns, ragged, unreadable)."""
+
+
+class ReferenceNotFound(MonitorError):
+    """No reference dataset or profile exists for a model version."""

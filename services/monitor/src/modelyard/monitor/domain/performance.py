@@ -1,0 +1,155 @@
+"""Performance from delayed labels: what a prediction said, what the label says, and the realised metrics.
+
+Predictions wait (bounded, with a TTL no shorter than the longest label delay) keyed by request id; a label joins
+its prediction on arrival and is attributed to the prediction's event time, so a late label improves the metrics
+of the window it belongs to. The per-example error stream feeds a CUSUM whose in-control mean is the reference
+data's own error rate (from its `truth:` and `output:` columns), so a model that was always 80% accurate does
+not alarm for being 80% accurate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from modelyard.monitor.domain.evaluation import STATISTICAL_FAMILIES
+from modelyard.monitor.domain.incidents import Evidence, IncidentKey, Outcome, Severity, Signal
+from modelyard.monitor.domain.policy import WEEK_S, MonitorPolicy, PerformancePolicy
+from modelyard.monitor.domain.profile import ReferenceProfile, Role
+from modelyard.monitor.domain.records import PredictionRows
+from modelyard.monitor.domain.sequential import cusum, siegmund_threshold
+from modelyard.monitor.domain.state import VersionState
+from modelyard.monitor.domain.windows import ClosedWindow
+
+
+@dataclass(frozen=True)
+class PendingPrediction:
+    request_id: str
+    model_name: str
+    model_version: int
+    event_time: float
+    label: str | None  # predicted class
+    score: float | None  # positive class score
+    value: float | None  # predicted value (regression)
+
+
+@dataclass(frozen=True)
+class LabelledPrediction:
+    prediction: PendingPrediction
+    truth_label: str | None
+    truth_value: float | None
+
+    @property
+    def error(self) -> float | None:
+        """1/0 misclassification, or the absolute error of a value; None when they cannot be compared."""
+        p = self.prediction
+        if self.truth_label is not None and p.label is not None:
+            return float(p.label != self.truth_label)
+        if self.truth_value is not None and p.value is not None:
+            return abs(p.value - self.truth_value)
+        return None
+
+
+def pending_predictions(rows: PredictionRows, policy: PerformancePolicy) -> list[PendingPrediction]:
+    """What each record predicted, for the records that carry a request id to join labels on."""
+    label = _labels(rows, policy.label_output)
+    score = _numbers(rows, policy.score_output, policy.score_index)
+    value = _numbers(rows, policy.value_output, 0)
+    return [
+        PendingPrediction(rid, rows.model_name, rows.model_version, rows.event_time[i], label[i], score[i], value[i])
+        for i, rid in enumerate(rows.request_ids)
+        if rid
+    ]
+
+
+def _labels(rows: PredictionRows, tensor: str) -> list[str | None]:
+    """The first element of an output tensor per record, as a class label ("1", not "1.0")."""
+    found: list[str | None] = [None] * len(rows)
+    column = rows.tensors.get((Role.OUTPUT, tensor))
+    for row, numbers, strings in zip(column.rows, column.numbers, column.strings, strict=True) if column else ():
+        found[row] = strings[0] if strings else f"{numbers[0]:g}" if numbers else None
+    return found
+
+
+def _numbers(rows: PredictionRows, tensor: str, index: int) -> list[float | None]:
+    found: list[float | None] = [None] * len(rows)
+    column = rows.tensors.get((Role.OUTPUT, tensor))
+    for row, numbers in zip(column.rows, column.numbers, strict=True) if column else ():
+        found[row] = numbers[index] if index < len(numbers) else None
+    return found
+
+
+@dataclass(frozen=True)
+class RealisedMetrics:
+    labelled: int
+    metrics: dict[str, float]
+
+
+def realised_metrics(labelled: Sequence[LabelledPrediction], positive_label: str) -> RealisedMetrics:
+    """Accuracy and ROC AUC for classes, MAE and RMSE for values, over the labelled predictions given."""
+    metrics: dict[str, float] = {}
+    classes = [x for x in labelled if x.truth_label is not None and x.prediction.label is not None]
+    if classes:
+        metrics["accuracy"] = float(np.mean([x.prediction.label == x.truth_label for x in classes]))
+        scored = [
+            (x.prediction.score, x.truth_label == positive_label) for x in classes if x.prediction.score is not None
+        ]
+        auc = roc_auc(np.array([s for s, _ in scored], dtype=np.float64), np.array([p for _, p in scored]))
+        if not math.isnan(auc):
+            metrics["auc"] = auc
+    values = [x for x in labelled if x.truth_value is not None and x.prediction.value is not None]
+    if values:
+        errors = np.array([x.prediction.value for x in values], dtype=np.float64) - np.array(
+            [x.truth_value for x in values], dtype=np.float64
+        )
+        metrics["mae"] = float(np.abs(errors).mean())
+        metrics["rmse"] = float(np.sqrt((errors**2).mean()))
+    return RealisedMetrics(len(labelled), metrics)
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney U statistic over mid-ranks (ties count half); NaN with one class only."""
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    ranks = mid_ranks(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def error_cusum_step(state: VersionState, profile: ReferenceProfile, error: float, policy: MonitorPolicy) -> None:
+    """Advance the version's error CUSUM by one labelled example; remember an alarm for the next window."""
+    if profile.baseline_error is None:
+        return
+    mean, std = profile.baseline_error
+    z = np.array([(error - mean) / (std if std > 0 else 1.0)])
+    # Labels arrive no faster than predictions: the prediction rate bounds the values a week from above.
+    values_per_week = max(state.records_per_second, 1.0) * WEEK_S
+    allowed = policy.alarm.false_incidents_per_week / STATISTICAL_FAMILIES
+    h = siegmund_threshold(policy.performance.error_drift, values_per_week / allowed)
+    state.error_cusum, alarm = cusum(state.error_cusum, z, policy.performance.error_drift, h)
+    if alarm is not None and alarm.direction == "up":  # fewer errors than the reference is not an incident
+        state.error_alarm = alarm.statistic
+
+
+def performance_outcome(state: VersionState, profile: ReferenceProfile, window: ClosedWindow) -> Outcome | None:
+    """At a window's close: breached if the error CUSUM alarmed since the previous close."""
+    if profile.baseline_error is None:
+        return None
+    key = IncidentKey(state.model_name, state.model_version, Signal.PERFORMANCE, "error")
+    alarm, state.error_alarm = state.error_alarm, None
+    if alarm is None:
+        return Outcome(key, False)
+    evidence = Evidence("error", "cusum_up", alarm, math.nan, 0.0, alarm, 0, 0, window.start, window.end)
+    return Outcome(key, True, Severity.WARNING, (evidence,))
+
+
+def mid_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties sharing the mean of their positions (what rankdata's "average" method gives)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    first = np.concatenate(([0], np.cumsum(counts)[:-1]))  # 0-based position of each distinct value's first copy
+    ranks: np.ndarray = (first + (counts + 1) / 2.0)[inverse]
+    return ranks

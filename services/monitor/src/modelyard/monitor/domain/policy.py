@@ -1,0 +1,75 @@
+"""The monitoring policy: every knob that changes a decision, hashed so each alert says which policy raised it."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+
+WEEK_S = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    max_events: int = 1000  # W: a window closes at this many events...
+    max_seconds: float = 300.0  # ...or when the watermark passes start + T, whichever first
+    min_events: int = 200  # below this no test runs: the window neither breaches nor counts as clean
+    allowed_lateness_s: float = 30.0  # watermark = latest event time seen - lateness
+
+
+@dataclass(frozen=True)
+class AlarmPolicy:
+    # The budget in time: at most this many false incidents per model per week at the observed window rate.
+    false_incidents_per_week: float = 1.0
+    open_after: int = 2  # k breaches ...
+    open_within: int = 3  # ... within the last m windows open an incident
+    resolve_after: int = 3  # r consecutive clean windows resolve it
+    # Effect-size floors: with a large n anything is "significant"; these say what is worth an alert.
+    numeric_effect_floor: float = 0.1  # Wasserstein-1 / reference std
+    categorical_effect_floor: float = 0.1  # Jensen-Shannon distance (base 2)
+    critical_effect_ratio: float = 3.0  # effect >= ratio x floor is critical rather than a warning
+    cusum_drift: float = 0.25  # CUSUM reference value k, in reference standard deviations
+
+
+@dataclass(frozen=True)
+class QualityPolicy:
+    max_null_rate_increase: float = 0.05  # over the reference's own null rate
+    max_new_category_rate: float = 0.02
+    max_out_of_range_rate: float = 0.02
+    max_schema_violation_rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class SloPolicy:
+    latency_p99_ms: float = 250.0
+    error_rate: float = 0.01
+
+
+@dataclass(frozen=True)
+class PerformancePolicy:
+    """Which outputs are the prediction, and how long a prediction waits for its label."""
+
+    label_output: str = "label"  # output tensor with the predicted class (classification)
+    score_output: str = "probabilities"  # output tensor with class scores ...
+    score_index: int = 1  # ... and the positive class's position in it (AUC)
+    value_output: str = "variable"  # output tensor with the predicted value (regression)
+    positive_label: str = "1"
+    label_ttl_s: float = 7 * 24 * 3600.0  # >= the longest label delay
+    max_pending: int = 1_000_000  # predictions kept waiting for labels, oldest dropped first
+    error_drift: float = 0.5  # CUSUM reference value k on the standardised error stream
+
+
+@dataclass(frozen=True)
+class MonitorPolicy:
+    window: WindowPolicy = WindowPolicy()
+    alarm: AlarmPolicy = AlarmPolicy()
+    quality: QualityPolicy = QualityPolicy()
+    slo: SloPolicy = SloPolicy()
+    performance: PerformancePolicy = PerformancePolicy()
+
+    @cached_property
+    def config_hash(self) -> str:
+        canonical = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]

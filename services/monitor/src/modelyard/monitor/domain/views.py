@@ -1,0 +1,51 @@
+"""What the query APIs return: read models built by the store from its tables."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelyard.monitor.domain.evaluation import WindowReport
+from modelyard.monitor.domain.incidents import Evidence, Severity, Signal
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    model_name: str
+    model_version: int
+    reference_id: str
+    records_seen: int
+    late_records: int
+    windows_closed: int
+    open_incidents: int
+    last_window: WindowReport | None
+    performance: dict[str, float] = field(default_factory=dict)
+    label_coverage: float = 0.0
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    incident_id: str
+    model_name: str
+    model_version: int
+    signal: Signal
+    feature: str
+    severity: Severity
+    open: bool
+    opened_at: float  # seconds since the epoch, wall clock of the monitor
+    resolved_at: float | None
+    evidence: tuple[Evidence, ...]
+    reference_id: str
+    config_hash: str
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities as None: JSON has neither, and a limit check has no p-value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value

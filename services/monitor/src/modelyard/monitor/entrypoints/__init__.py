@@ -1,0 +1,1 @@
+"""Thin monitor transports (gRPC, REST, Kafka consumers): convert, then delegate to handlers."""

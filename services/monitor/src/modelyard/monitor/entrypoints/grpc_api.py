@@ -1,0 +1,157 @@
+"""gRPC entrypoint: `modelyard.monitor.v1.MonitorService`; converts messages and delegates to the monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+import grpc
+
+from modelyard.contracts.monitor.v1 import monitor_service_pb2 as pb
+from modelyard.contracts.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
+from modelyard.events.envelope import Event
+from modelyard.events.topics import MONITOR_FEEDBACK, Topic
+from modelyard.monitor.adapters.events import SEVERITIES, SIGNALS, evidence_message, feedback_event, timestamp
+from modelyard.monitor.domain.errors import MonitorError, ReferenceDataError, ReferenceNotFound
+from modelyard.monitor.domain.evaluation import WindowReport
+from modelyard.monitor.domain.views import IncidentView, VersionStatus
+from modelyard.monitor.handlers import Monitor
+from modelyard.runtime import GrpcApi
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["MonitorService"].full_name
+_STATUS = {
+    ReferenceNotFound: grpc.StatusCode.NOT_FOUND,
+    ReferenceDataError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+class FeedbackPublisher(Protocol):
+    """What SendFeedback needs: publish one event (an `EventPublisher`)."""
+
+    async def publish(self, topic: Topic, event: Event) -> None: ...
+
+
+class MonitorServicer(pb_grpc.MonitorServiceServicer):
+    def __init__(self, monitor: Monitor, feedback: FeedbackPublisher) -> None:
+        self.monitor = monitor
+        self.feedback = feedback
+
+    async def SendFeedback(
+        self, request: pb.SendFeedbackRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SendFeedbackResponse:
+        if not request.request_id or not request.model_name or not request.WhichOneof("truth"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request_id, model_name and a label or target")
+        truth = request.label if request.WhichOneof("truth") == "label" else request.target
+        when = request.event_time.ToDatetime(UTC) if request.HasField("event_time") else datetime.now(UTC)
+        # Through the topic, not straight into the store: the instance that owns the model's partition joins it.
+        await self.feedback.publish(
+            MONITOR_FEEDBACK, feedback_event(request.request_id, request.model_name, truth, when)
+        )
+        return pb.SendFeedbackResponse()
+
+    async def GetStatus(self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext) -> pb.GetStatusResponse:
+        statuses = await asyncio.to_thread(self.monitor.statuses, request.model_name)
+        return pb.GetStatusResponse(
+            versions=[status_message(s) for s in statuses], config_hash=self.monitor.policy.config_hash
+        )
+
+    async def ListWindows(
+        self, request: pb.ListWindowsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWindowsResponse:
+        reports = await asyncio.to_thread(
+            self.monitor.window_reports, request.model_name, request.version, request.limit or 100
+        )
+        return pb.ListWindowsResponse(windows=[window_message(r, request.feature) for r in reports])
+
+    async def ListIncidents(
+        self, request: pb.ListIncidentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListIncidentsResponse:
+        views = await asyncio.to_thread(
+            lambda: self.monitor.incident_views(
+                request.model_name, open_only=request.open_only, limit=request.limit or 100
+            )
+        )
+        return pb.ListIncidentsResponse(incidents=[incident_message(v) for v in views])
+
+    async def Rebaseline(
+        self, request: pb.RebaselineRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RebaselineResponse:
+        try:
+            profile = await asyncio.to_thread(self.monitor.rebaseline, request.model_name, request.version)
+        except MonitorError as exc:
+            await context.abort(_STATUS.get(type(exc), grpc.StatusCode.INTERNAL), str(exc))
+        return pb.RebaselineResponse(reference_id=profile.id)
+
+
+def grpc_api(monitor: Monitor, feedback: FeedbackPublisher) -> GrpcApi:
+    servicer = MonitorServicer(monitor, feedback)
+    add: Callable[[MonitorServicer, grpc.aio.Server], None] = pb_grpc.add_MonitorServiceServicer_to_server
+    return GrpcApi(SERVICE_NAME, lambda server: add(servicer, server))
+
+
+def status_message(s: VersionStatus) -> pb.VersionStatus:
+    message = pb.VersionStatus(
+        model_name=s.model_name,
+        version=s.model_version,
+        reference_id=s.reference_id,
+        windows_closed=s.windows_closed,
+        records_seen=s.records_seen,
+        late_records=s.late_records,
+        open_incidents=s.open_incidents,
+        performance=s.performance,
+        label_coverage=s.label_coverage,
+    )
+    if s.last_window is not None:
+        message.last_window.CopyFrom(window_message(s.last_window, ""))
+    return message
+
+
+def window_message(r: WindowReport, feature: str) -> pb.WindowSummary:
+    return pb.WindowSummary(
+        window_id=r.window,
+        start=timestamp(r.start),
+        end=timestamp(r.end),
+        n=r.n,
+        tested=r.tested,
+        alpha=0.0 if math.isnan(r.alpha) else r.alpha,
+        closed_by=r.closed_by,
+        features=[
+            pb.FeatureWindowResult(
+                feature=f.test.feature,
+                signal=SIGNALS[f.signal],
+                statistic=f.test.statistic,
+                value=f.test.value,
+                p_value=f.test.p_value,
+                threshold=f.threshold,
+                effect_size=f.test.effect_size,
+                breached=f.breached,
+                effects=dict(f.test.effects),
+            )
+            for f in r.features
+            if not feature or f.test.feature == feature
+        ],
+        quality=dict(r.quality),
+        operations=dict(r.operations),
+    )
+
+
+def incident_message(v: IncidentView) -> pb.Incident:
+    message = pb.Incident(
+        incident_id=v.incident_id,
+        model_name=v.model_name,
+        version=v.model_version,
+        signal=SIGNALS[v.signal],
+        feature=v.feature,
+        severity=SEVERITIES[v.severity],
+        open=v.open,
+        opened_at=timestamp(v.opened_at),
+        evidence=[evidence_message(e) for e in v.evidence],
+        reference_id=v.reference_id,
+        config_hash=v.config_hash,
+    )
+    if v.resolved_at is not None:
+        message.resolved_at.CopyFrom(timestamp(v.resolved_at))
+    return message

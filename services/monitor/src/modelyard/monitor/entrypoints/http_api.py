@@ -1,0 +1,79 @@
+"""REST entrypoint (JSON under /api/v1) over the same use cases as the gRPC API."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field, model_validator
+
+from modelyard.events.topics import MONITOR_FEEDBACK
+from modelyard.monitor.adapters.events import feedback_event
+from modelyard.monitor.domain.errors import ReferenceDataError, ReferenceNotFound
+from modelyard.monitor.domain.views import json_safe
+from modelyard.monitor.entrypoints.grpc_api import FeedbackPublisher
+from modelyard.monitor.handlers import Monitor
+
+
+class Feedback(BaseModel):
+    request_id: str = Field(min_length=1)
+    model_name: str = Field(min_length=1)
+    label: str | None = None
+    target: float | None = None
+    event_time: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_truth(self) -> Feedback:
+        if (self.label is None) == (self.target is None):
+            raise ValueError("exactly one of label and target")
+        return self
+
+
+def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
+    api = APIRouter(prefix="/api/v1", tags=["monitor"])
+
+    @api.get("/status")
+    async def status(model_name: str = "") -> list[dict[str, Any]]:
+        return [json_safe(asdict(s)) for s in await asyncio.to_thread(monitor.statuses, model_name)]
+
+    @api.get("/models/{model_name}/versions/{version}/windows")
+    async def windows(
+        model_name: str, version: int, feature: str = "", limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[dict[str, Any]]:
+        reports = await asyncio.to_thread(monitor.window_reports, model_name, version, limit)
+        result = []
+        for report in reports:
+            document = asdict(report)
+            if feature:
+                document["features"] = [f for f in document["features"] if f["test"]["feature"] == feature]
+            result.append(json_safe(document))
+        return result
+
+    @api.get("/incidents")
+    async def incidents(
+        model_name: str = "", open_only: bool = False, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[dict[str, Any]]:
+        views = await asyncio.to_thread(lambda: monitor.incident_views(model_name, open_only=open_only, limit=limit))
+        return [json_safe(asdict(v)) for v in views]
+
+    @api.post("/models/{model_name}/versions/{version}/rebaseline")
+    async def rebaseline(model_name: str, version: int) -> dict[str, str]:
+        try:
+            profile = await asyncio.to_thread(monitor.rebaseline, model_name, version)
+        except ReferenceNotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except ReferenceDataError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return {"reference_id": profile.id}
+
+    @api.post("/feedback", status_code=202)
+    async def send_feedback(body: Feedback) -> dict[str, str]:
+        truth: str | float = body.label if body.label is not None else float(body.target or 0.0)
+        event = feedback_event(body.request_id, body.model_name, truth, body.event_time or datetime.now(UTC))
+        await feedback.publish(MONITOR_FEEDBACK, event)
+        return {"event_id": event.id}
+
+    return api

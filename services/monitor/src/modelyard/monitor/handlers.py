@@ -1,0 +1,270 @@
+"""The monitor use cases: take domain objects and ports, return results and events.
+
+`Monitor.handle_predictions` is the hot path: it runs off the event loop (a consumer's cpu_bound handler), turns
+a batch into columns per model version, adds them to the version's windows, evaluates the windows that closed and
+checkpoints everything the batch changed, together with the event's id, in one store transaction. A redelivered
+event finds its id there and is a no-op, so window counts are exact on at-least-once input; a failed checkpoint
+drops the in-memory state, which is rebuilt from the store on the next event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from modelyard.monitor.domain.errors import ReferenceNotFound
+from modelyard.monitor.domain.evaluation import WindowReport, evaluate_window
+from modelyard.monitor.domain.incidents import IncidentChange
+from modelyard.monitor.domain.performance import (
+    LabelledPrediction,
+    PendingPrediction,
+    error_cusum_step,
+    pending_predictions,
+    performance_outcome,
+)
+from modelyard.monitor.domain.policy import MonitorPolicy
+from modelyard.monitor.domain.profile import ProfileOptions, ReferenceProfile, build_profile
+from modelyard.monitor.domain.records import PredictionRows
+from modelyard.monitor.domain.state import VersionState
+from modelyard.monitor.domain.views import IncidentView, VersionStatus
+from modelyard.monitor.domain.windows import Columns, WindowId
+
+log = logging.getLogger(__name__)
+
+# How long a version without reference data is monitored for operations only before the source is asked again.
+REFERENCE_RETRY_S = 60.0
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceData:
+    columns: Mapping[str, npt.NDArray[np.generic]]
+    source: str  # e.g. the artifact digest or file path, recorded in the profile
+
+
+class ReferenceSource(Protocol):
+    """Where a model version's reference dataset comes from (the registry, or local files)."""
+
+    def load(self, model_name: str, model_version: int) -> ReferenceData:
+        """Raises ReferenceNotFound when the version has no reference dataset."""
+        ...
+
+
+@dataclass(eq=False)
+class Checkpoint:
+    """What one event changed for one version; the store writes all checkpoints of an event in one transaction."""
+
+    state: VersionState
+    profile: ReferenceProfile
+    appended: list[tuple[WindowId, Columns]] = field(default_factory=list)
+    closed: list[WindowId] = field(default_factory=list)
+    reports: list[WindowReport] = field(default_factory=list)
+    changes: list[IncidentChange] = field(default_factory=list)
+    pending: list[PendingPrediction] = field(default_factory=list)  # waiting for their labels
+    slot_counts: dict[int, int] = field(default_factory=dict)  # predictions per window slot (label coverage)
+
+
+class MonitorStore(Protocol):
+    def active_profile(self, model_name: str, model_version: int) -> ReferenceProfile | None: ...
+
+    def save_profile(self, profile: ReferenceProfile) -> None:
+        """Store `profile` (if new) and make it the version's active one."""
+        ...
+
+    def load_state(self, model_name: str, model_version: int) -> VersionState | None: ...
+
+    def already_handled(self, event_id: str) -> bool: ...
+
+    def pending_prediction(self, request_id: str) -> PendingPrediction | None: ...
+
+    def record_label(self, event_id: str, labelled: LabelledPrediction | None, checkpoint: Checkpoint | None) -> None:
+        """Atomically: mark `event_id` handled, store the joined label (None: nothing to join it with), and
+        write the version's state."""
+        ...
+
+    def checkpoint(self, event_id: str, checkpoints: Sequence[Checkpoint], config_hash: str) -> None:
+        """Atomically: mark `event_id` handled, write each version's state, chunks, reports and incident changes
+        (with their events in the outbox). Raises on any failure, having written nothing."""
+        ...
+
+    def statuses(self, model_name: str = "") -> list[VersionStatus]: ...
+
+    def window_reports(self, model_name: str, model_version: int, limit: int = 100) -> list[WindowReport]: ...
+
+    def incident_views(
+        self, model_name: str = "", *, open_only: bool = False, limit: int = 100
+    ) -> list[IncidentView]: ...
+
+
+class Metrics(Protocol):
+    def observe_window(self, report: WindowReport) -> None: ...
+
+    def observe_changes(self, changes: Sequence[IncidentChange]) -> None: ...
+
+
+@dataclass
+class _Version:
+    state: VersionState
+    profile: ReferenceProfile
+    reference_checked_at: float
+    dropped: list[WindowId] = field(default_factory=list)  # open windows dropped by a change of reference
+
+    def drop_open_windows(self) -> None:
+        self.dropped += [w.id for w in self.state.assembler.open.values()]
+        self.state.assembler.open.clear()
+
+
+class Monitor:
+    def __init__(
+        self,
+        store: MonitorStore,
+        references: ReferenceSource,
+        policy: MonitorPolicy,
+        metrics: Metrics,
+        profile_options: ProfileOptions | None = None,
+    ) -> None:
+        self.store = store
+        self.references = references
+        self.policy = policy
+        self.metrics = metrics
+        self.profile_options = profile_options or ProfileOptions()
+        self._versions: dict[tuple[str, int], _Version] = {}
+        # The consumer's worker thread and API calls (rebaseline) both touch version state.
+        self._lock = threading.Lock()
+
+    def handle_predictions(self, event_id: str, batch: Sequence[PredictionRows]) -> list[IncidentChange]:
+        """Window one event's predictions; the incident changes it caused (already in the outbox)."""
+        with self._lock:
+            if self.store.already_handled(event_id):
+                return []
+            checkpoints = []
+            try:
+                for rows in batch:
+                    checkpoints.append(self._add(rows))
+                self.store.checkpoint(event_id, checkpoints, self.policy.config_hash)
+            except BaseException:
+                # In-memory windows may now be ahead of the store: forget them, the store has the truth.
+                for rows in batch:
+                    self._versions.pop((rows.model_name, rows.model_version), None)
+                raise
+        changes = [c for cp in checkpoints for c in cp.changes]
+        for cp in checkpoints:
+            for report in cp.reports:
+                self.metrics.observe_window(report)
+        self.metrics.observe_changes(changes)
+        return changes
+
+    def handle_feedback(self, event_id: str, request_id: str, truth: str | float) -> None:
+        """Join a label with its prediction and advance the version's error detector."""
+        with self._lock:
+            if self.store.already_handled(event_id):
+                return
+            prediction = self.store.pending_prediction(request_id)
+            if prediction is None:
+                # Too early (its prediction is not windowed yet) or too late (past the TTL): counted, not joined.
+                self.store.record_label(event_id, None, None)
+                return
+            labelled = LabelledPrediction(
+                prediction, truth if isinstance(truth, str) else None, truth if isinstance(truth, float) else None
+            )
+            version = self._version(prediction.model_name, prediction.model_version)
+            try:
+                if labelled.error is not None:
+                    error_cusum_step(version.state, version.profile, labelled.error, self.policy)
+                self.store.record_label(event_id, labelled, Checkpoint(version.state, version.profile))
+            except BaseException:
+                self._versions.pop((prediction.model_name, prediction.model_version), None)
+                raise
+
+    def statuses(self, model_name: str = "") -> list[VersionStatus]:
+        return self.store.statuses(model_name)
+
+    def window_reports(self, model_name: str, model_version: int, limit: int = 100) -> list[WindowReport]:
+        return self.store.window_reports(model_name, model_version, limit)
+
+    def incident_views(self, model_name: str = "", *, open_only: bool = False, limit: int = 100) -> list[IncidentView]:
+        return self.store.incident_views(model_name, open_only=open_only, limit=limit)
+
+    def rebaseline(self, model_name: str, model_version: int) -> ReferenceProfile:
+        """Profile the version's reference data again and make it the reference from the next window on.
+
+        The open windows are dropped (their rows were collected against the old reference); incidents stay open
+        until clean windows against the new reference resolve them.
+        """
+        profile = self._build_profile(model_name, model_version)
+        with self._lock:
+            self.store.save_profile(profile)
+            self._versions.pop((model_name, model_version), None)
+            version = self._load(model_name, model_version)
+            version.drop_open_windows()
+            checkpoint = Checkpoint(version.state, profile, closed=version.dropped)
+            self.store.checkpoint(f"rebaseline:{profile.id}:{time.time_ns()}", [checkpoint], self.policy.config_hash)
+            version.dropped = []
+        return profile
+
+    def _add(self, rows: PredictionRows) -> Checkpoint:
+        version = self._version(rows.model_name, rows.model_version)
+        state, profile = version.state, version.profile
+        outcome = state.assembler.add(rows.to_columns(profile if profile.features else None))
+        state.records_seen += len(rows)
+        state.digest = rows.digest or state.digest
+        state.late_records += outcome.late_events
+        checkpoint = Checkpoint(state, profile, appended=outcome.appended, closed=version.dropped)
+        checkpoint.pending = pending_predictions(rows, self.policy.performance)
+        slots, counts = np.unique(
+            np.floor(np.asarray(rows.event_time) / self.policy.window.max_seconds).astype(np.int64), return_counts=True
+        )
+        checkpoint.slot_counts = dict(zip(slots.tolist(), counts.tolist(), strict=True))
+        version.dropped = []
+        for window in outcome.closed:
+            state.windows_closed += 1
+            state.records_per_second = len(window.data) / window.duration(self.policy.window)
+            report, outcomes = evaluate_window(profile, window, self.policy, state.cusum)
+            performance = performance_outcome(state, profile, window)
+            if performance is not None:
+                outcomes.append(performance)
+            checkpoint.closed.append(window.id)
+            checkpoint.reports.append(report)
+            checkpoint.changes += [c for o in outcomes if (c := state.book.observe(o, str(window.id))) is not None]
+        return checkpoint
+
+    def _version(self, model_name: str, model_version: int) -> _Version:
+        version = self._versions.get((model_name, model_version))
+        if version is None:
+            version = self._versions[(model_name, model_version)] = self._load(model_name, model_version)
+        elif not version.profile.features and time.monotonic() - version.reference_checked_at > REFERENCE_RETRY_S:
+            self._adopt_reference(version)
+        return version
+
+    def _load(self, model_name: str, model_version: int) -> _Version:
+        state = self.store.load_state(model_name, model_version) or VersionState.new(
+            model_name, model_version, self.policy
+        )
+        profile = self.store.active_profile(model_name, model_version)
+        version = _Version(state, profile or ReferenceProfile.empty(model_name, model_version), time.monotonic())
+        if profile is None:
+            self._adopt_reference(version)
+        return version
+
+    def _adopt_reference(self, version: _Version) -> None:
+        """Profile the reference data the first time it is there; until then only operations are monitored."""
+        state = version.state
+        version.reference_checked_at = time.monotonic()
+        try:
+            profile = self._build_profile(state.model_name, state.model_version)
+        except ReferenceNotFound:
+            log.warning("no reference data for %s/%d: operations only", state.model_name, state.model_version)
+            return
+        self.store.save_profile(profile)
+        version.profile = profile
+        version.drop_open_windows()  # collected without the features the new profile tests
+
+    def _build_profile(self, model_name: str, model_version: int) -> ReferenceProfile:
+        data = self.references.load(model_name, model_version)
+        return build_profile(model_name, model_version, data.columns, source=data.source, options=self.profile_options)

@@ -1,0 +1,114 @@
+"""Seeded prediction streams, reference files and settings for the monitor's tests and its benchmark.
+
+Produces what serving would: PredictionBatch events of a synthetic tabular model (`simulation.TabularGenerator`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+from aiokafka import AIOKafkaConsumer
+
+from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
+from modelyard.events.envelope import Event
+from modelyard.monitor.config import MonitorSettings
+from modelyard.monitor.domain.simulation import Shift, TabularGenerator
+
+GENERATOR = TabularGenerator()
+WINDOW = 500
+
+
+def write_reference(
+    directory: Path, model: str, version: int, rows: int = 5000, seed: int = 0, generator: TabularGenerator = GENERATOR
+) -> None:
+    columns = generator.columns(np.random.default_rng(seed), rows)
+    (directory / model).mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({k: pa.array(v) for k, v in columns.items()}), directory / model / f"{version}.parquet")
+
+
+def prediction_events(
+    model: str,
+    version: int,
+    n: int,
+    *,
+    seed: int,
+    shift: Shift | None = None,
+    batch: int = 100,
+    start: float = 1.7e9,
+    generator: TabularGenerator = GENERATOR,
+) -> list[Event]:
+    """`n` predictions of `model` in PredictionBatch events of `batch` records, one millisecond apart."""
+    columns = generator.columns(np.random.default_rng(seed), n, shift or Shift())
+    ref = common_pb2.ModelVersionRef(model_name=model, version=version, digest="sha256:" + "0" * 64)
+    records = [_record(ref, columns, generator.n_numeric, i, start + i / 1000.0) for i in range(n)]
+    return [
+        Event.new(
+            model, serving_events_pb2.PredictionBatch(model_name=model, records=records[i : i + batch]), "serving"
+        )
+        for i in range(0, n, batch)
+    ]
+
+
+def _record(
+    ref: common_pb2.ModelVersionRef, columns: Mapping[str, npt.NDArray[np.generic]], width: int, i: int, at: float
+) -> serving_events_pb2.PredictionRecord:
+    record = serving_events_pb2.PredictionRecord(
+        request_id=uuid.uuid4().hex, version=ref, latency_ms=4.0 + (i % 7), status_code=0
+    )
+    record.timestamp.FromNanoseconds(int(at * 1e9))
+    x = [float(columns[f"x[{j}]"][i]) for j in range(width)]
+    record.inputs.add(name="x", shape=[1, len(x)], values=x)
+    record.inputs.add(name="segment", shape=[1, 1], strings=[str(columns["segment"][i])])
+    record.outputs.add(name="score", shape=[1, 1], values=[float(columns["output:score"][i])])
+    return record
+
+
+def setting_values(bootstrap: str, data_dir: Path) -> dict[str, str]:
+    """Settings of a monitor under test, as MonitorSettings fields (and, upper-cased, environment variables)."""
+    return {
+        "kafka_bootstrap": bootstrap,
+        "data_dir": str(data_dir),
+        "grpc_port": "0",
+        "http_port": "0",
+        "consumer_group": f"monitor-{uuid.uuid4().hex[:8]}",
+        "consumer_session_timeout_ms": "2000",
+        "window_max_events": str(WINDOW),
+        "window_min_events": "200",
+        "window_max_seconds": "3600",
+        "shutdown_grace_s": "2",
+    }
+
+
+def settings(bootstrap: str, data_dir: Path) -> MonitorSettings:
+    return MonitorSettings.model_validate(setting_values(bootstrap, data_dir))
+
+
+async def read_records(bootstrap: str, topic: str) -> list[Any]:
+    """Every record on `topic` so far, read without a consumer group (aiokafka ConsumerRecords)."""
+    reader = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
+    await reader.start()
+    try:
+        batches = await reader.getmany(timeout_ms=3000, max_records=100_000)
+    finally:
+        await reader.stop()
+    return [r for records in batches.values() for r in records]
+
+
+async def until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    """Poll `condition` until it holds; TimeoutError naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,1 @@
+"""The Modelyard registry service: registered models, versions, aliases, artifacts and their lifecycle."""

@@ -1,0 +1,1 @@
+"""The registry service's outside world: stores, Kafka, gRPC clients of other services."""

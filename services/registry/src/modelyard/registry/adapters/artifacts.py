@@ -1,0 +1,136 @@
+"""The embedded artifact store: content-addressed files under a local directory.
+
+Layout: `<root>/sha256/<first two hex>/<hex>` for stored blobs and `<root>/staging/` for uploads in progress, on
+the same file system so that making an upload visible is one atomic rename. A blob is written to a temp file,
+fsynced, renamed into place, and its directory fsynced, so a crash never leaves a truncated blob under a digest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from modelyard.registry.domain.errors import DataLoss, NotFound, ResourceExhausted
+from modelyard.registry.domain.model import validate_digest
+from modelyard.registry.domain.ports import StagedArtifact
+
+
+class LocalStagedArtifact:
+    def __init__(self, path: Path, file: BinaryIO, max_bytes: int) -> None:
+        self._path = path
+        self._file = file
+        self._max_bytes = max_bytes
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._digest = ""
+        self.committed = False
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def size_bytes(self) -> int:
+        return self._size
+
+    @property
+    def digest(self) -> str:
+        if not self._digest:
+            raise RuntimeError("staged artifact not finished")
+        return self._digest
+
+    def write(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self._max_bytes:
+            raise ResourceExhausted(f"artifact larger than the limit of {self._max_bytes} bytes")
+        self._hash.update(chunk)
+        self._file.write(chunk)
+
+    def finish(self) -> str:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._digest = "sha256:" + self._hash.hexdigest()
+        return self._digest
+
+
+class LocalArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self._blobs = root / "sha256"
+        self._staging = root / "staging"
+        self._blobs.mkdir(parents=True, exist_ok=True)
+        self._staging.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def staging_dir(self) -> Path:
+        return self._staging
+
+    def path_of(self, digest: str) -> Path:
+        hexdigest = validate_digest(digest).removeprefix("sha256:")
+        return self._blobs / hexdigest[:2] / hexdigest
+
+    @contextlib.contextmanager
+    def stage(self, max_bytes: int) -> Iterator[LocalStagedArtifact]:
+        fd, name = tempfile.mkstemp(dir=self._staging, prefix="upload-")
+        path = Path(name)
+        staged = LocalStagedArtifact(path, os.fdopen(fd, "wb"), max_bytes)
+        try:
+            yield staged
+        finally:
+            # Rejected, cut off or failed: nothing of it stays (the file is gone once committed).
+            with contextlib.suppress(OSError):
+                staged._file.close()
+            if not staged.committed:
+                path.unlink(missing_ok=True)
+
+    def commit(self, staged: StagedArtifact) -> None:
+        if not isinstance(staged, LocalStagedArtifact):
+            raise TypeError("commit() takes what this store's stage() gave")
+        target = self.path_of(staged.digest)
+        if target.exists():
+            staged.path.unlink()  # deduplicated: the same bytes are already stored
+        else:
+            target.parent.mkdir(exist_ok=True)
+            os.chmod(staged.path, 0o444)
+            os.replace(staged.path, target)
+            _fsync_dir(target.parent)
+        staged.committed = True
+
+    def exists(self, digest: str) -> bool:
+        return self.path_of(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        try:
+            return self.path_of(digest).stat().st_size
+        except FileNotFoundError:
+            raise NotFound(f"artifact {digest} not found") from None
+
+    def read(self, digest: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        try:
+            file = self.path_of(digest).open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"artifact {digest} not found") from None
+        return _verified_chunks(file, digest, chunk_size)
+
+
+def _verified_chunks(file: BinaryIO, digest: str, chunk_size: int) -> Iterator[bytes]:
+    hasher = hashlib.sha256()
+    with file:
+        while chunk := file.read(chunk_size):
+            hasher.update(chunk)
+            yield chunk
+    if "sha256:" + hasher.hexdigest() != digest:
+        raise DataLoss(f"stored artifact {digest} does not match its digest: it is corrupted")
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,96 @@
+"""The registry's tables. Changing them means a new Alembic revision in migrations/versions/."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from modelyard.sql.engine import UTCDateTime
+from modelyard.sql.outbox import outbox_table
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+registered_models = sa.Table(
+    "registered_models",
+    metadata,
+    sa.Column("id", _id, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("owner", sa.String(255), nullable=False),
+    # The last version number handed out; incremented under the row lock so concurrent registrations get
+    # distinct, consecutive versions.
+    sa.Column("latest_version", sa.Integer(), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("digest", sa.String(71), primary_key=True),
+    sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+    sa.Column("media_type", sa.String(64), nullable=False),
+    # The model's signature or the dataset's schema, as found by ingestion.
+    sa.Column("details", sa.JSON(), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("id", _id, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.ForeignKey("registered_models.id"), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("digest", sa.ForeignKey("artifacts.digest"), nullable=False, index=True),
+    sa.Column("reference_dataset_digest", sa.ForeignKey("artifacts.digest"), nullable=True),
+    sa.Column("lineage", sa.JSON(), nullable=False),
+    sa.Column("feature_names", sa.JSON(), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
+    sa.Column("status_message", sa.Text(), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("model_id", "version", name="uq_model_versions_model_id_version"),
+)
+
+# Tags of a model (version 0) and of its versions.
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("model_id", sa.ForeignKey("registered_models.id"), primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("model_id", sa.ForeignKey("registered_models.id"), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+)
+
+alias_history = sa.Table(
+    "alias_history",
+    metadata,
+    sa.Column("id", _id, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.ForeignKey("registered_models.id"), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("from_version", sa.Integer(), nullable=True),
+    sa.Column("to_version", sa.Integer(), nullable=True),
+    sa.Column("moved_by", sa.String(255), nullable=False),
+    sa.Column("moved_at", UTCDateTime(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Index("ix_alias_history_lookup", "model_id", "alias", "moved_at"),
+)
+
+outbox = outbox_table(metadata)

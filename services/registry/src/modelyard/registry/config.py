@@ -1,0 +1,48 @@
+"""Settings of the registry service: environment variables `MODELYARD_REGISTRY_*`."""
+
+from pathlib import Path
+from typing import ClassVar, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from modelyard.auth import AuthSettings
+from modelyard.settings import ServiceSettings
+
+
+class RegistrySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_REGISTRY_", env_nested_delimiter="__")
+    service_name: ClassVar[str] = "registry"
+
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    http_port: int = Field(8081, ge=0, le=65535)
+    database_url: str = Field(
+        "", description="SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...); default: SQLite in data_dir"
+    )
+    artifacts_dir: Path | None = Field(
+        None, description="content-addressed artifact store; default: data_dir/artifacts"
+    )
+    max_artifact_bytes: int = Field(2 * 1024**3, gt=0, description="largest artifact accepted, in bytes")
+    protected_aliases: frozenset[str] = Field(
+        frozenset({"production"}), description="aliases only approvers and services may move"
+    )
+    auth: AuthSettings = Field(
+        default_factory=lambda: AuthSettings(), description="bearer tokens (JSON) and anonymous access"
+    )
+    check_interval_s: float = Field(0.5, gt=0, description="how often pending versions are looked for")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'registry.db').resolve()}"
+
+    @property
+    def resolved_artifacts_dir(self) -> Path:
+        return self.artifacts_dir or self.data_dir / "artifacts"
+
+    @model_validator(mode="after")
+    def _safe_auth_for_production(self) -> Self:
+        if self.profile == "production":
+            problems = self.auth.production_problems()
+            if problems:
+                raise ValueError("profile=production refuses unsafe auth settings: " + "; ".join(problems))
+        return self

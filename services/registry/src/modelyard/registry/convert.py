@@ -1,0 +1,153 @@
+"""Domain objects <-> protobuf messages: for the events the handlers record and for the transports (gRPC, and
+REST, which speaks the same messages' JSON form)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from modelyard.contracts.events.v1 import common_pb2, registry_events_pb2
+from modelyard.contracts.registry.v1 import registry_service_pb2 as pb
+from modelyard.registry.domain.errors import InvalidArgument
+from modelyard.registry.domain.model import (
+    AliasMove,
+    Artifact,
+    Lineage,
+    ModelVersion,
+    RegisteredModel,
+    Signature,
+    TensorSpec,
+    VersionStatus,
+)
+
+STATUS_TO_PROTO = {
+    VersionStatus.PENDING_REGISTRATION: registry_events_pb2.MODEL_VERSION_STATUS_PENDING_REGISTRATION,
+    VersionStatus.READY: registry_events_pb2.MODEL_VERSION_STATUS_READY,
+    VersionStatus.FAILED_REGISTRATION: registry_events_pb2.MODEL_VERSION_STATUS_FAILED_REGISTRATION,
+    VersionStatus.ARCHIVED: registry_events_pb2.MODEL_VERSION_STATUS_ARCHIVED,
+}
+_STATUS_FROM_PROTO = {value: key for key, value in STATUS_TO_PROTO.items()}
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def status_from_proto(value: registry_events_pb2.ModelVersionStatus) -> VersionStatus:
+    try:
+        return _STATUS_FROM_PROTO[value]
+    except KeyError:
+        raise InvalidArgument(f"unknown model version status {value}") from None
+
+
+def registered_model(model: RegisteredModel) -> pb.RegisteredModel:
+    return pb.RegisteredModel(
+        name=model.name,
+        description=model.description,
+        owner=model.owner,
+        tags=dict(model.tags),
+        created_by=model.created_by,
+        created_at=timestamp(model.created_at),
+        latest_version=model.latest_version,
+        aliases=dict(model.aliases),
+    )
+
+
+def _tensor(spec: TensorSpec, feature_names: tuple[str, ...] = ()) -> pb.TensorSpec:
+    message = pb.TensorSpec(name=spec.name, element_type=spec.element_type, feature_names=feature_names)
+    if spec.shape is not None:
+        message.shape.SetInParent()
+        for dim in spec.shape:
+            if isinstance(dim, int):
+                message.shape.dims.add(value=dim)
+            elif isinstance(dim, str):
+                message.shape.dims.add(param=dim)
+            else:
+                message.shape.dims.add()
+    return message
+
+
+def signature(sig: Signature, feature_names: Mapping[str, tuple[str, ...]] = {}) -> pb.Signature:
+    return pb.Signature(
+        inputs=[_tensor(s, feature_names.get(s.name, ())) for s in sig.inputs],
+        outputs=[_tensor(s) for s in sig.outputs],
+        opsets=dict(sig.opsets),
+        ir_version=sig.ir_version,
+        producer_name=sig.producer_name,
+        producer_version=sig.producer_version,
+    )
+
+
+def lineage_to_proto(lineage: Lineage) -> pb.Lineage:
+    return pb.Lineage(
+        training_datasets=lineage.training_datasets,
+        evaluation_datasets=lineage.evaluation_datasets,
+        code_revision=lineage.code_revision,
+        parameters=dict(lineage.parameters),
+        metrics=dict(lineage.metrics),
+        environment=dict(lineage.environment),
+    )
+
+
+def lineage_from_proto(message: pb.Lineage) -> Lineage:
+    return Lineage(
+        training_datasets=tuple(message.training_datasets),
+        evaluation_datasets=tuple(message.evaluation_datasets),
+        code_revision=message.code_revision,
+        parameters=dict(message.parameters),
+        metrics=dict(message.metrics),
+        environment=dict(message.environment),
+    )
+
+
+def model_version(version: ModelVersion) -> pb.ModelVersion:
+    return pb.ModelVersion(
+        model_name=version.model_name,
+        version=version.version,
+        digest=version.digest,
+        size_bytes=version.size_bytes,
+        media_type=version.media_type.value,
+        signature=signature(version.signature, version.feature_names),
+        lineage=lineage_to_proto(version.lineage),
+        reference_dataset_digest=version.reference_dataset_digest,
+        status=STATUS_TO_PROTO[version.status],
+        status_message=version.status_message,
+        created_by=version.created_by,
+        created_at=timestamp(version.created_at),
+        tags=dict(version.tags),
+    )
+
+
+def version_ref(version: ModelVersion) -> common_pb2.ModelVersionRef:
+    return common_pb2.ModelVersionRef(model_name=version.model_name, version=version.version, digest=version.digest)
+
+
+def artifact(item: Artifact) -> pb.Artifact:
+    message = pb.Artifact(
+        digest=item.digest,
+        size_bytes=item.size_bytes,
+        media_type=item.media_type.value,
+        created_by=item.created_by,
+        created_at=timestamp(item.created_at),
+    )
+    if item.signature is not None:
+        message.signature.CopyFrom(signature(item.signature))
+    if item.dataset is not None:
+        message.dataset.CopyFrom(pb.DatasetSchema(columns=item.dataset.columns, rows=item.dataset.rows))
+    return message
+
+
+def alias_move(move: AliasMove) -> pb.AliasMove:
+    return pb.AliasMove(
+        model_name=move.model_name,
+        alias=move.alias,
+        from_version=move.from_version or 0,
+        to_version=move.to_version or 0,
+        moved_by=move.moved_by,
+        moved_at=timestamp(move.moved_at),
+        reason=move.reason,
+    )

@@ -1,0 +1,1 @@
+"""Pure registry logic and value objects: no Kafka, gRPC, FastAPI or SQLAlchemy imports."""

@@ -1,0 +1,137 @@
+"""Test fixtures and helpers for the registry: registries on SQLite and PostgreSQL (which must run on CI), a
+publishing principal, fresh model names, and upload helpers. Used by the registry's tests at every level."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from modelyard.auth import Principal, Role
+from modelyard.registry.bootstrap import Registry, build, build_registry
+from modelyard.registry.config import RegistrySettings
+from modelyard.runtime import Service
+from modelyard.sql.engine import scratch_postgres_database
+from modelyard.testing.plugin import TestEnvironment
+
+ALICE = Principal("alice", frozenset({Role.PUBLISHER, Role.APPROVER}))
+
+
+def _postgres_reachable(url: str) -> bool:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect():
+            return True
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(test_environment: TestEnvironment) -> str:
+    """Where to create scratch databases: skips locally when PostgreSQL is unreachable, fails on CI."""
+    if not _postgres_reachable(test_environment.test_postgres_url):
+        if test_environment.ci:
+            pytest.fail(f"PostgreSQL at {test_environment.test_postgres_url} is unreachable; it must run on CI")
+        pytest.skip("PostgreSQL is unreachable (these tests run on CI)")
+    return test_environment.test_postgres_url
+
+
+@contextlib.contextmanager
+def database_url(request: pytest.FixtureRequest, backend: str) -> Iterator[str]:
+    """The database URL to test on: empty for the default SQLite file, else a fresh PostgreSQL database that is
+    dropped afterwards."""
+    if backend == "sqlite":
+        yield ""
+        return
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    with scratch_postgres_database(admin_url, prefix="registry_test") as url:
+        yield url.render_as_string(hide_password=False)
+
+
+def registry_settings(tmp: Path, url: str = "", **overrides: Any) -> RegistrySettings:
+    """Settings for a registry of its own under `tmp`, on free ports, not waiting for a broker to be ready."""
+    return RegistrySettings(data_dir=tmp, database_url=url, grpc_port=0, http_port=0, kafka_required=False, **overrides)
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def registry(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """One registry per database for the session; tests keep apart by using fresh model names."""
+    tmp = tmp_path_factory.mktemp(f"registry-{request.param}")
+    with database_url(request, request.param) as url:
+        built = build_registry(registry_settings(tmp, url, max_artifact_bytes=4 * 1024 * 1024))
+        yield built
+        built.engine.dispose()
+
+
+@pytest.fixture
+def model_name() -> str:
+    return f"model-{uuid.uuid4().hex[:10]}"
+
+
+async def chunked(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class RunningService:
+    """A registry `Service` running on its own event loop in a background thread, for synchronous clients."""
+
+    def __init__(self, settings: RegistrySettings) -> None:
+        self.settings = settings
+        self.service: Service | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="registry-service", daemon=True)
+
+    @property
+    def grpc_address(self) -> str:
+        assert self.service is not None
+        return f"127.0.0.1:{self.service.grpc.port}"
+
+    @property
+    def http_url(self) -> str:
+        assert self.service is not None
+        return f"http://127.0.0.1:{self.service.http.port}"
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            self.service = build(self.settings)
+            async with self.service.running():
+                self._started.set()
+                await self._stop.wait()
+        except BaseException as exc:
+            self._error = exc
+            self._started.set()
+
+    def __enter__(self) -> RunningService:
+        self._thread.start()
+        self._started.wait(60)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)

@@ -1,0 +1,144 @@
+"""Composition root of the serving service: builds adapters, wires handlers and transports into a `Service`.
+
+`wire` builds the transport-independent core from ports (tests pass fakes there); `build` adds Kafka, the
+gRPC and REST transports and the background tasks.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import metadata
+
+from opentelemetry import trace
+
+from modelyard.contracts.inference import grpc_service_pb2
+from modelyard.events.topics import GOVERNANCE_DECISIONS
+from modelyard.kafka.consumer import EventConsumer
+from modelyard.kafka.producer import EventPublisher
+from modelyard.runtime import GrpcApi, Service
+from modelyard.serving.adapters.artifacts import LocalArtifacts, RegistryArtifacts
+from modelyard.serving.adapters.kafka import KafkaStatusReporter, PredictionPublisher
+from modelyard.serving.adapters.metrics import PrometheusMetrics, count_dropped_record
+from modelyard.serving.adapters.onnx import OnnxLoader
+from modelyard.serving.adapters.plans import PlanFile
+from modelyard.serving.config import ServingSettings
+from modelyard.serving.domain.dataplane import DataPlane, ShadowRunner
+from modelyard.serving.domain.deployment import ModelManager
+from modelyard.serving.domain.ports import ArtifactSource, MetricsFactory, PlanSource, StatusReporter
+from modelyard.serving.domain.stream import PredictionBuffer, RecordPolicy
+from modelyard.serving.entrypoints.events import DecisionHandlers
+from modelyard.serving.entrypoints.grpc import InferenceServicer, add_inference_service
+from modelyard.serving.entrypoints.rest import inference_router
+from modelyard.serving.handlers import ExecutionPolicy, Lifecycle
+
+API_NAME: str = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+VERSION = metadata.version("modelyard-serving")
+
+
+@dataclass
+class ServingCore:
+    """Everything between the transports and the outside world."""
+
+    settings: ServingSettings
+    manager: ModelManager
+    dataplane: DataPlane
+    lifecycle: Lifecycle
+    stream: PredictionBuffer | None
+    shadows: ShadowRunner
+    pool: ThreadPoolExecutor
+
+    async def close(self) -> None:
+        await self.lifecycle.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        await self.lifecycle.artifacts.close()
+
+
+def artifact_source(settings: ServingSettings) -> ArtifactSource:
+    if settings.artifact_source == "registry":
+        token = settings.registry_token.get_secret_value() if settings.registry_token else None
+        return RegistryArtifacts(settings.registry_address, token)
+    return LocalArtifacts(settings.models_path)
+
+
+def wire(
+    settings: ServingSettings,
+    *,
+    status: StatusReporter,
+    artifacts: ArtifactSource | None = None,
+    plans: PlanSource | None = None,
+    metrics: MetricsFactory | None = None,
+) -> ServingCore:
+    manager = ModelManager()
+    stream = PredictionBuffer(settings.stream_buffer, count_dropped_record) if settings.stream_enabled else None
+    shadows = ShadowRunner(settings.shadow_queue, stream)
+    pool = ThreadPoolExecutor(settings.pool_threads, thread_name_prefix="inference")
+    lifecycle = Lifecycle(
+        manager,
+        artifacts or artifact_source(settings),
+        OnnxLoader(intra_op_threads=settings.intra_op_threads),
+        plans or PlanFile(settings.plans_path),
+        status,
+        metrics or PrometheusMetrics(),
+        ExecutionPolicy(
+            pool=pool,
+            inline_below_s=settings.inline_below_us * 1e-6,
+            drain_timeout_s=settings.drain_timeout_s,
+            reject_non_finite=frozenset(settings.reject_non_finite),
+            max_elements=settings.max_elements,
+            max_batch_rows=settings.max_batch_rows,
+            max_queue_delay_s=settings.max_queue_delay_us * 1e-6,
+            batch_overhead_s=settings.batch_overhead_us * 1e-6,
+        ),
+    )
+    return ServingCore(settings, manager, DataPlane(manager, stream, shadows), lifecycle, stream, shadows, pool)
+
+
+def build(settings: ServingSettings) -> Service:
+    publisher = EventPublisher.from_settings(settings)
+    core = wire(settings, status=KafkaStatusReporter(publisher, settings.replica))
+    # One group per replica: every replica must enact every decision. It starts at the latest offset because
+    # the startup plans (fetched after the consumer has joined) already cover everything decided before.
+    consumer = EventConsumer.from_settings(
+        settings, f"serving-{settings.replica}", [GOVERNANCE_DECISIONS], auto_offset_reset="latest"
+    )
+    DecisionHandlers(core.lifecycle).register(consumer)
+    startup_done = False
+
+    async def load_startup_plans() -> None:
+        nonlocal startup_done
+        await core.lifecycle.load_startup_plans()
+        startup_done = True
+
+    async def startup_plans_loaded() -> bool:
+        return startup_done
+
+    async def listening_to_decisions() -> bool:
+        # The consumer starts at the latest offset, so a decision is only surely seen once partitions are ours.
+        return bool(consumer.assignment)
+
+    tracer = trace.get_tracer("modelyard.serving") if settings.otlp_endpoint else None
+    servicer = InferenceServicer(core.dataplane, core.lifecycle, VERSION, ready=lambda: service.ready, tracer=tracer)
+    tasks = {"startup-plans": load_startup_plans, "shadows": core.shadows.run}
+    on_stop = [core.close, publisher.stop]
+    if core.stream is not None:
+        stream = PredictionPublisher(
+            core.stream,
+            publisher,
+            RecordPolicy(settings.stream_max_values, settings.stream_large_sample_rate),
+            interval_s=settings.stream_interval_s,
+        )
+        tasks["prediction-stream"] = stream.run
+        on_stop.append(stream.flush)  # runs before publisher.stop: hooks stop in reverse order
+    on_stop.append(consumer.stop)
+
+    service = Service(
+        settings,
+        grpc_apis=[GrpcApi(API_NAME, lambda server: add_inference_service(servicer, server))],
+        routers=[inference_router(core.dataplane, core.lifecycle, VERSION, ready=lambda: service.ready)],
+        background_tasks=tasks,
+        readiness_checks={"startup-plans": startup_plans_loaded, "decisions": listening_to_decisions},
+        on_start=[publisher.start, consumer.start],
+        on_stop=on_stop,
+    )
+    return service

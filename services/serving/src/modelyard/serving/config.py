@@ -1,0 +1,66 @@
+"""Settings of the serving service: environment variables `MODELYARD_SERVING_*`."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from modelyard.settings import ServiceSettings
+
+
+class ServingSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_SERVING_")
+    service_name: ClassVar[str] = "serving"
+
+    # Triton's default ports, so tritonclient and KServe users find the server where they expect it.
+    grpc_port: int = Field(default=8001, ge=0, le=65535)
+    http_port: int = Field(default=8000, ge=0, le=65535)
+
+    replica: str = Field(default_factory=socket.gethostname, description="this replica's name in status events")
+    plan_source: Literal["file"] = Field(
+        "file", description="where startup plans come from; governance's query API replaces the file when it exists"
+    )
+    plan_file: Path | None = Field(None, description="JSON plan file (default: <data_dir>/serving/plans.json)")
+    artifact_source: Literal["local", "registry"] = Field("local", description="where artifacts are fetched from")
+    model_dir: Path | None = Field(
+        None, description="local artifacts, <model>/<version>/model.onnx (default: <data_dir>/serving/models)"
+    )
+    registry_address: str = Field("127.0.0.1:50051", description="registry gRPC address (artifact_source=registry)")
+    registry_token: SecretStr | None = Field(None, description="bearer token for the registry, if it requires one")
+
+    inline_below_us: float = Field(
+        200.0, ge=0, description="a version whose one-row warm-up call is faster than this runs on the event loop"
+    )
+    pool_threads: int = Field(2, ge=1, description="worker threads for versions that do not run inline")
+    intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads per session")
+    max_batch_rows: int = Field(64, ge=1, description="dynamic batching: most rows per run (1 turns batching off)")
+    max_queue_delay_us: float = Field(
+        0.0, ge=0, description="dynamic batching: how long a request may wait for others (0: only while busy)"
+    )
+    batch_overhead_us: float = Field(
+        50.0, ge=0, description="batch a version when its per-call fixed cost (from warm-up) exceeds this"
+    )
+    drain_timeout_s: float = Field(30.0, gt=0, description="how long a replaced version may finish its requests")
+    reject_non_finite: list[str] = Field(
+        default_factory=list, description='models whose float inputs must be finite (NaN/inf rejected); "*" for all'
+    )
+    max_elements: int = Field(1 << 26, gt=0, description="largest input tensor accepted, in elements")
+
+    stream_enabled: bool = Field(True, description="publish every prediction on modelyard.serving.predictions")
+    stream_buffer: int = Field(100_000, gt=0, description="predictions buffered before new ones are dropped")
+    stream_interval_s: float = Field(0.05, gt=0, description="how often buffered predictions are published")
+    stream_max_values: int = Field(1024, gt=0, description="tensors larger than this many values are cut")
+    stream_large_sample_rate: float = Field(0.1, ge=0, le=1, description="share of large tensors recorded at all")
+    shadow_queue: int = Field(1000, gt=0, description="requests waiting for shadow versions before copies drop")
+
+    @property
+    def plans_path(self) -> Path:
+        return self.plan_file or self.data_dir / "serving" / "plans.json"
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir or self.data_dir / "serving" / "models"

@@ -1,0 +1,1 @@
+"""Pure serving logic and value objects: no Kafka, gRPC, FastAPI or SQLAlchemy imports."""

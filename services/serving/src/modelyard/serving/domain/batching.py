@@ -1,0 +1,132 @@
+"""Dynamic batching: concurrent requests for one version run as one onnxruntime call (as Triton's batcher).
+
+A request joins the queue; one batch runs at a time. While it runs, the next requests queue up and then run
+together, so batches grow with load and a lone request never waits for company (`max_delay_s`, Triton's
+max queue delay, adds a deliberate wait; 0 by default). Rows are concatenated along the first dimension and
+every output is split back by each request's row count, so it only applies to models whose inputs and outputs
+all have a variable batch dimension first (checked when the version loads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+
+from modelyard.serving.domain.codec import Array
+from modelyard.serving.domain.model import Signature
+from modelyard.serving.domain.ports import ModelRunner, VersionMetrics
+
+
+def batchable(signature: Signature) -> bool:
+    """Whether every input and output has a variable first (batch) dimension."""
+    return all(spec.shape and spec.shape[0] < 0 for spec in (*signature.inputs, *signature.outputs))
+
+
+@dataclass(slots=True)
+class _Waiting:
+    inputs: Mapping[str, Array]
+    outputs: Sequence[str]
+    rows: int
+    queued_at: float
+    answer: asyncio.Future[list[Array]]
+
+
+class Batcher:
+    def __init__(
+        self,
+        runner: ModelRunner,
+        metrics: VersionMetrics,
+        *,
+        max_batch_rows: int,
+        max_delay_s: float = 0.0,
+        pool: Executor | None = None,
+    ) -> None:
+        self.runner = runner
+        self.metrics = metrics
+        self.max_batch_rows = max_batch_rows
+        self.max_delay_s = max_delay_s
+        self.pool = pool  # None: run on the event loop (models cheaper than a thread hand-off)
+        self._inputs = tuple(spec.name for spec in runner.signature.inputs)
+        self._outputs = [spec.name for spec in runner.signature.outputs]
+        self._index = {name: i for i, name in enumerate(self._outputs)}
+        self._queue: list[_Waiting] = []
+        self._arrived = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, inputs: Mapping[str, Array], outputs: Sequence[str]) -> list[Array]:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="batcher")
+        rows = len(next(iter(inputs.values())))
+        answer: asyncio.Future[list[Array]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Waiting(inputs, outputs, rows, time.perf_counter(), answer))
+        self._arrived.set()
+        return await answer
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for waiting in self._queue:
+            waiting.answer.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._arrived.wait()
+            if self.max_delay_s > 0:
+                await self._wait_for_company()
+            batch = self._take()
+            if not self._queue:
+                self._arrived.clear()
+            if not batch:
+                continue
+            started = time.perf_counter()
+            feed = {name: np.concatenate([w.inputs[name] for w in batch]) for name in self._inputs}
+            try:
+                if self.pool is None:
+                    results = self.runner.run(feed, self._outputs)
+                else:
+                    results = await loop.run_in_executor(self.pool, self.runner.run, feed, self._outputs)
+            except Exception as exc:
+                for waiting in batch:
+                    if not waiting.answer.done():
+                        waiting.answer.set_exception(exc)
+                continue
+            self.metrics.observe_batch(len(batch), started - batch[0].queued_at)
+            self._answer(batch, results)
+
+    async def _wait_for_company(self) -> None:
+        deadline = self._queue[0].queued_at + self.max_delay_s if self._queue else 0.0
+        while sum(w.rows for w in self._queue) < self.max_batch_rows:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _take(self) -> list[_Waiting]:
+        """The oldest requests that fit in one batch (always at least one, even if larger on its own)."""
+        taken, rows = 0, 0
+        for waiting in self._queue:
+            if taken and rows + waiting.rows > self.max_batch_rows:
+                break
+            taken += 1
+            rows += waiting.rows
+        batch = self._queue[:taken]
+        del self._queue[:taken]
+        return [w for w in batch if not w.answer.cancelled()]
+
+    def _answer(self, batch: list[_Waiting], results: list[Array]) -> None:
+        offset = 0
+        for waiting in batch:
+            end = offset + waiting.rows
+            if not waiting.answer.done():
+                waiting.answer.set_result([results[self._index[name]][offset:end] for name in waiting.outputs])
+            offset = end

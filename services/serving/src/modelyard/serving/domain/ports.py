@@ -1,0 +1,90 @@
+"""What the domain needs from the outside world; adapters implement these, tests pass fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from modelyard.serving.domain.codec import Array
+from modelyard.serving.domain.errors import Code
+from modelyard.serving.domain.model import Plan, Signature, VersionRef
+
+
+class ModelRunner(Protocol):
+    """A loaded model: runs a batch and returns the requested outputs, in order. Thread-safe."""
+
+    @property
+    def signature(self) -> Signature: ...
+
+    def run(self, inputs: Mapping[str, Array], outputs: Sequence[str]) -> list[Array]: ...
+
+    def close(self) -> None: ...
+
+
+class ModelLoader(Protocol):
+    def load(self, ref: VersionRef, artifact: bytes) -> ModelRunner:
+        """Raises ValueError when the artifact is not a loadable model."""
+        ...
+
+
+class ArtifactSource(Protocol):
+    """Where model artifacts come from (the registry, or a local directory as the stand-in)."""
+
+    async def fetch(self, ref: VersionRef) -> bytes: ...
+
+    async def close(self) -> None: ...
+
+
+class PlanSource(Protocol):
+    """Where the deployment plans to serve at startup come from (governance, or a plan file as the stand-in)."""
+
+    async def plans(self) -> list[Plan]: ...
+
+
+class StatusReporter(Protocol):
+    """Tells the rest of the platform what this replica actually serves."""
+
+    async def loaded(self, ref: VersionRef, warmup_ms: float) -> None: ...
+
+    async def load_failed(self, ref: VersionRef, reason: str) -> None: ...
+
+    async def unloaded(self, ref: VersionRef) -> None: ...
+
+
+class VersionMetrics(Protocol):
+    """Per model version instruments, created once at load so the request path only observes."""
+
+    def observe(self, code: Code, latency_s: float) -> None: ...
+
+    def observe_batch(self, size: int, queue_s: float) -> None: ...
+
+    def track_in_flight(self, read: ReadInFlight) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ReadInFlight(Protocol):
+    def __call__(self) -> float: ...
+
+
+class MetricsFactory(Protocol):
+    def for_version(self, ref: VersionRef) -> VersionMetrics: ...
+
+
+class NoMetrics:
+    """Instruments that record nothing (unit tests, tools)."""
+
+    def observe(self, code: Code, latency_s: float) -> None:
+        pass
+
+    def observe_batch(self, size: int, queue_s: float) -> None:
+        pass
+
+    def track_in_flight(self, read: ReadInFlight) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def for_version(self, ref: VersionRef) -> NoMetrics:
+        return self

@@ -1,0 +1,181 @@
+"""`inference.GRPCInferenceService`: converts and delegates to the data plane and the lifecycle handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+from opentelemetry import trace
+
+from modelyard.contracts.inference import grpc_service_pb2 as pb
+from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
+from modelyard.serving.domain.dataplane import DataPlane
+from modelyard.serving.domain.errors import Code, ServingError
+from modelyard.serving.handlers import Lifecycle
+
+GRPC_STATUS: dict[Code, grpc.StatusCode] = {
+    Code.CANCELLED: grpc.StatusCode.CANCELLED,
+    Code.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    Code.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Code.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Code.INTERNAL: grpc.StatusCode.INTERNAL,
+    Code.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+}
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+SERVER_NAME = "modelyard"
+EXTENSIONS = ("model_repository",)
+
+
+def traceparent(span: trace.Span) -> str:
+    """W3C traceparent of a recording span, for the prediction record; "" when tracing is off."""
+    if not span.is_recording():
+        return ""
+    context = span.get_span_context()
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        lifecycle: Lifecycle,
+        version: str,
+        ready: Callable[[], bool],
+        *,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
+        """With a `tracer`, every inference runs in a span. Pass one only when spans are exported: an unexported
+        span costs about as much as running a small model."""
+        self.dataplane = dataplane
+        self.tracer = tracer
+        self.lifecycle = lifecycle
+        self._metadata = pb.ServerMetadataResponse(name=SERVER_NAME, version=version, extensions=EXTENSIONS)
+        self._ready = ready
+
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(
+        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self._ready())
+
+    async def ModelReady(
+        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelReadyResponse:
+        return pb.ModelReadyResponse(ready=self.dataplane.is_ready(request.name, request.version))
+
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerMetadataResponse:
+        return self._metadata
+
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelMetadataResponse:
+        try:
+            return self.dataplane.metadata(request.name, request.version)
+        except ServingError as exc:
+            await _abort(context, exc)
+
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
+        if self.tracer is None:
+            try:
+                return await self.dataplane.infer(request)
+            except ServingError as exc:
+                await _abort(context, exc)
+        with self.tracer.start_as_current_span("ModelInfer", record_exception=False) as span:
+            recording = span.is_recording()
+            if recording:
+                span.set_attribute("inference.request_id", request.id)
+                span.set_attribute("inference.model", request.model_name)
+            try:
+                return await self.dataplane.infer(request, traceparent(span) if recording else "")
+            except ServingError as exc:
+                if recording:
+                    span.set_status(trace.Status(trace.StatusCode.ERROR, exc.code.name))
+                await _abort(context, exc)
+
+    async def RepositoryIndex(
+        self, request: pb.RepositoryIndexRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryIndexResponse:
+        rows = self.lifecycle.index(request.ready)
+        return pb.RepositoryIndexResponse(
+            models=[
+                pb.RepositoryIndexResponse.ModelIndex(name=name, version=version, state=state, reason=reason)
+                for name, version, state, reason in rows
+            ]
+        )
+
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryModelLoadResponse:
+        try:
+            await self.lifecycle.load_model(request.model_name)
+        except ServingError as exc:
+            await _abort(context, exc)
+        return pb.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryModelUnloadResponse:
+        try:
+            await self.lifecycle.unload_model(request.model_name)
+        except ServingError as exc:
+            await _abort(context, exc)
+        return pb.RepositoryModelUnloadResponse()
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: ServingError) -> NoReturn:
+    await context.abort(GRPC_STATUS[error.code], str(error))
+    raise AssertionError("unreachable: abort raises")
+
+
+class _Undecodable:
+    """Stands for a request body that is not a valid message, so the RPC can answer INVALID_ARGUMENT."""
+
+    def __init__(self, type_name: str, error: DecodeError) -> None:
+        self.message = f"request is not a valid {type_name}: {error}"
+
+
+def _tolerant_parser(message_class: type[Message]) -> Callable[[bytes], Message | _Undecodable]:
+    parse = message_class.FromString
+
+    def deserialize(data: bytes) -> Message | _Undecodable:
+        try:
+            return parse(data)
+        except DecodeError as exc:
+            return _Undecodable(message_class.DESCRIPTOR.full_name, exc)
+
+    return deserialize
+
+
+def _guarded(behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]) -> Callable[..., Any]:
+    async def call(request: Message | _Undecodable, context: grpc.aio.ServicerContext) -> Message:
+        if isinstance(request, _Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        return await behavior(request, context)
+
+    return call
+
+
+def add_inference_service(servicer: InferenceServicer, server: grpc.aio.Server) -> None:
+    """Register the servicer like the generated `add_..._to_server`, except that an undecodable request body
+    is answered INVALID_ARGUMENT (grpc would answer UNKNOWN, as for a crashed handler)."""
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
+        request_class = getattr(pb, method.input_type.name)
+        response_class = getattr(pb, method.output_type.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _guarded(getattr(servicer, method.name)),
+            request_deserializer=_tolerant_parser(request_class),
+            response_serializer=response_class.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))

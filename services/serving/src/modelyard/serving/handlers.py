@@ -1,0 +1,227 @@
+"""Use cases of the model lifecycle: enact a deployment plan, load and unload a model, load the startup plans.
+
+A plan is enacted by fetching each new version's artifact, refusing it unless its sha256 equals the digest the
+plan names, loading and warming it up, and only then swapping the model's deployment in one step. Versions the
+new deployment no longer uses finish their in-flight requests before they are unloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import defaultdict
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from modelyard.serving.domain.batching import Batcher, batchable
+from modelyard.serving.domain.codec import TensorCodec
+from modelyard.serving.domain.deployment import Deployment, ModelManager, ServedVersion
+from modelyard.serving.domain.errors import ArtifactError, NotFound, ServingError
+from modelyard.serving.domain.model import Plan, VersionRef
+from modelyard.serving.domain.ports import ArtifactSource, MetricsFactory, ModelLoader, PlanSource, StatusReporter
+from modelyard.serving.domain.warmup import warm_up
+
+log = logging.getLogger(__name__)
+
+
+class LoadFailed(ServingError):
+    """A version of a plan could not be served; the previous deployment stays live.
+
+    `transient` when fetching the artifact failed (the source may come back); not when the artifact is wrong.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class ExecutionPolicy:
+    """How loaded versions execute and validate."""
+
+    pool: Executor
+    inline_below_s: float = 200e-6  # one-row call time under which inline beats a thread hand-off
+    drain_timeout_s: float = 30.0
+    reject_non_finite: frozenset[str] = frozenset()  # model names, or "*" for every model
+    max_elements: int = 1 << 26
+    max_batch_rows: int = 64  # dynamic batching cap; 1 turns batching off
+    max_queue_delay_s: float = 0.0
+    # Batching pays when a call's fixed cost (one-row call minus the cost of a row) exceeds what queueing and
+    # splitting a request costs in Python.
+    batch_overhead_s: float = 50e-6
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        manager: ModelManager,
+        artifacts: ArtifactSource,
+        loader: ModelLoader,
+        plans: PlanSource,
+        status: StatusReporter,
+        metrics: MetricsFactory,
+        policy: ExecutionPolicy,
+    ) -> None:
+        self.manager = manager
+        self.artifacts = artifacts
+        self.loader = loader
+        self.plans = plans
+        self.status = status
+        self.metrics = metrics
+        self.policy = policy
+        self.unloaded: set[str] = set()  # models taken down by RepositoryModelUnload, listed as UNAVAILABLE
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def enact(self, plan: Plan, *, force: bool = False) -> bool:
+        """Serve `plan`; False when it is not newer than the plan being served (redelivery, stale event).
+
+        Raises LoadFailed, with the previous deployment still live, when a version cannot be served.
+        """
+        async with self._locks[plan.model]:
+            current = self.manager.get(plan.model)
+            if current is not None and plan.revision <= current.plan.revision and not force:
+                log.info(
+                    "plan revision %d for %s ignored: serving revision %d",
+                    plan.revision,
+                    plan.model,
+                    current.plan.revision,
+                )
+                return False
+            reusable = {v.ref: v for v in current.versions} if current is not None else {}
+            served: dict[VersionRef, ServedVersion] = {}
+            self.manager.loading(plan)
+            try:
+                for ref in plan.versions:
+                    served[ref] = reusable.get(ref) or await self._load(ref)
+            except BaseException:
+                for ref, version in served.items():
+                    if ref not in reusable:
+                        version.close()
+                raise
+            finally:
+                self.manager.loading_done(plan.model)
+            deployment = Deployment(
+                plan,
+                served[plan.primary],
+                served[plan.canary] if plan.canary is not None else None,
+                served[plan.shadow] if plan.shadow is not None else None,
+            )
+            previous = self.manager.swap(deployment)
+            self.unloaded.discard(plan.model)
+            log.info("serving %s revision %d: %s", plan.model, plan.revision, _describe(plan))
+            if previous is not None:
+                await self._retire([v for v in previous.versions if v.ref not in served])
+            return True
+
+    async def load_model(self, model: str) -> None:
+        """(Re)load a model from its plan in the plan source (the repository API's load)."""
+        for plan in await self.plans.plans():
+            if plan.model == model:
+                await self.enact(plan, force=True)
+                return
+        raise NotFound(f"no deployment plan for model '{model}'")
+
+    async def unload_model(self, model: str) -> None:
+        async with self._locks[model]:
+            deployment = self.manager.remove(model)
+            if deployment is None:
+                raise NotFound(f"model '{model}' is not loaded")
+            self.unloaded.add(model)
+            await self._retire(list(deployment.versions))
+
+    def index(self, ready_only: bool) -> list[tuple[str, str, str, str]]:
+        """(model, version, state, reason) of every model this replica serves, loads or was told to unload."""
+        rows = [(d.plan.model, v.label, "READY", "") for d in self.manager for v in d.versions]
+        if not ready_only:
+            rows += [(model, "", "UNAVAILABLE", "unloaded") for model in sorted(self.unloaded)]
+            rows += [(model, "", "LOADING", "") for model in self.manager.loading_models()]
+        return rows
+
+    async def load_startup_plans(self) -> None:
+        """Serve every plan the plan source has; one plan that fails does not stop the others."""
+        for plan in await self.plans.plans():
+            try:
+                await self.enact(plan)
+            except LoadFailed as exc:
+                log.error("startup plan for %s not served: %s", plan.model, exc)
+
+    async def close(self) -> None:
+        for deployment in list(self.manager):
+            self.manager.remove(deployment.plan.model)
+            for version in deployment.versions:
+                version.close()
+
+    async def _load(self, ref: VersionRef) -> ServedVersion:
+        try:
+            artifact = await self.artifacts.fetch(ref)
+        except (ServingError, OSError) as exc:
+            # An unreachable source may come back (retry); a refusal (e.g. unknown digest) will not.
+            await self.status.load_failed(ref, f"artifact not fetched: {exc}")
+            raise LoadFailed(f"{ref}: artifact not fetched: {exc}", transient=isinstance(exc, OSError)) from exc
+        try:
+            digest = "sha256:" + await asyncio.to_thread(lambda: hashlib.sha256(artifact).hexdigest())
+            if digest != ref.digest:
+                raise ArtifactError(f"artifact of {ref} has digest {digest}, the plan names {ref.digest}")
+            runner = await asyncio.to_thread(self.loader.load, ref, artifact)
+            result = await asyncio.to_thread(warm_up, runner)
+        except Exception as exc:  # whatever the runtime raises on a bad model or a failed warm-up
+            await self.status.load_failed(ref, str(exc))
+            raise LoadFailed(f"{ref}: {exc}") from exc
+        policy = self.policy
+        inline = result.call_s < policy.inline_below_s
+        batched = (
+            policy.max_batch_rows > 1
+            and batchable(runner.signature)
+            and result.call_s - result.per_row_s > policy.batch_overhead_s
+        )
+        log.info(
+            "loaded %s (%s) in warm-up %.1f ms: %.1f us per call, %.2f us per extra row, running %s%s",
+            ref,
+            ref.digest,
+            result.total_ms,
+            result.call_s * 1e6,
+            result.per_row_s * 1e6,
+            "inline" if inline else "in the worker pool",
+            ", dynamically batched" if batched else "",
+        )
+        codec = TensorCodec(
+            runner.signature,
+            reject_non_finite=bool({"*", ref.model} & self.policy.reject_non_finite),
+            max_elements=self.policy.max_elements,
+        )
+        metrics = self.metrics.for_version(ref)
+        pool = None if inline else policy.pool
+        batcher = (
+            Batcher(
+                runner, metrics, max_batch_rows=policy.max_batch_rows, max_delay_s=policy.max_queue_delay_s, pool=pool
+            )
+            if batched
+            else None
+        )
+        version = ServedVersion(ref, runner, codec, metrics, pool=pool, batcher=batcher, warmup_ms=result.total_ms)
+        await self.status.loaded(ref, result.total_ms)
+        return version
+
+    async def _retire(self, versions: list[ServedVersion]) -> None:
+        """Let each version finish what it runs, then unload it."""
+        for version in versions:
+            if not await version.drain(self.policy.drain_timeout_s):
+                log.warning(
+                    "%s still had %d requests after %.0fs; unloading anyway",
+                    version.ref,
+                    version.in_flight,
+                    self.policy.drain_timeout_s,
+                )
+            version.close()
+            await self.status.unloaded(version.ref)
+            log.info("unloaded %s", version.ref)
+
+
+def _describe(plan: Plan) -> str:
+    parts = [f"primary v{plan.primary.version}"]
+    if plan.canary is not None:
+        parts.append(f"canary v{plan.canary.version} at {plan.canary_weight:.0%}")
+    if plan.shadow is not None:
+        parts.append(f"shadow v{plan.shadow.version}")
+    return ", ".join(parts)

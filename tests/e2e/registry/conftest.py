@@ -1,0 +1,1 @@
+from modelyard.testing.models import onnx_models  # noqa: F401  (fixture)

@@ -1,0 +1,134 @@
+"""The service on a real broker: plans from governance decisions, status events, and the prediction stream."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+
+import grpc
+import pytest
+from aiokafka import AIOKafkaConsumer
+from google.protobuf.message import Message
+
+from modelyard.contracts.events.v1 import governance_events_pb2 as gov
+from modelyard.contracts.events.v1 import serving_events_pb2 as srv
+from modelyard.contracts.inference import grpc_service_pb2 as pb
+from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
+from modelyard.events import envelope
+from modelyard.events.envelope import Event
+from modelyard.events.topics import GOVERNANCE_DECISIONS, SERVING_PREDICTIONS, SERVING_STATUS, Topic
+from modelyard.kafka.producer import EventPublisher
+from modelyard.runtime import Service
+from modelyard.serving.testing import ModelRepository, infer_request, plan, variant
+from modelyard.testing.models import TrainedModel
+
+pytestmark = pytest.mark.integration
+
+
+class TopicReader:
+    """Reads a topic from the beginning in the background and keeps every decoded event."""
+
+    def __init__(self, bootstrap: str, topic: Topic) -> None:
+        self.events: list[Event] = []
+        self._consumer = AIOKafkaConsumer(topic.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> TopicReader:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+    async def _read(self) -> None:
+        async for record in self._consumer:
+            self.events.append(envelope.decode(record.key, record.value, record.headers))
+
+    async def wait_for(self, condition: Callable[[list[Message]], bool], timeout_s: float = 30.0) -> list[Message]:
+        async with asyncio.timeout(timeout_s):
+            while not condition(payloads := [e.payload for e in self.events]):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        return payloads
+
+
+def stub_for(service: Service) -> tuple[grpc.aio.Channel, pb_grpc.GRPCInferenceServiceStub]:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc.port}")
+    return channel, pb_grpc.GRPCInferenceServiceStub(channel)
+
+
+async def test_stream_carries_every_prediction(
+    service: Service, kafka_bootstrap: str, breast_cancer: TrainedModel
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    ids = [f"{run}-{i}" for i in range(300)]
+    channel, stub = stub_for(service)
+    async with channel, TopicReader(kafka_bootstrap, SERVING_PREDICTIONS) as reader:
+        rows = breast_cancer.sample[:2]
+        await asyncio.gather(*(stub.ModelInfer(infer_request("breast_cancer", rows, i)) for i in ids))
+        bad = infer_request("breast_cancer", rows, f"{run}-bad")
+        bad.inputs[0].shape[:] = [1, 60]
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.ModelInfer(bad)
+
+        def records() -> dict[str, srv.PredictionRecord]:
+            return {
+                r.request_id: r
+                for p in reader.events
+                if isinstance(p.payload, srv.PredictionBatch)
+                for r in p.payload.records
+                if r.request_id.startswith(run)
+            }
+
+        await reader.wait_for(lambda _: len(records()) == len(ids) + 1)
+
+    seen = records()
+    assert set(seen) == {*ids, f"{run}-bad"}
+    record = seen[ids[0]]
+    assert (record.version.model_name, record.version.version) == ("breast_cancer", 1)
+    assert record.version.digest.startswith("sha256:") and record.status_code == 0 and record.latency_ms > 0
+    assert [(t.name, list(t.shape), len(t.values)) for t in record.inputs] == [("X", [2, 30], 60)]
+    assert [t.name for t in record.outputs] == ["label", "probabilities"]
+    assert seen[f"{run}-bad"].status_code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    batch_keys = {e.key for e in reader.events if isinstance(e.payload, srv.PredictionBatch)}
+    assert "breast_cancer" in batch_keys
+
+
+async def test_governance_decisions_drive_what_is_served(
+    service: Service, kafka_bootstrap: str, repository: ModelRepository, breast_cancer: TrainedModel
+) -> None:
+    v1 = plan(repository.add("breast_cancer", 1, breast_cancer.onnx)).primary
+    v2 = repository.add("breast_cancer", 2, variant(breast_cancer.onnx, "v2"))
+    forged = repository.add("breast_cancer", 3, variant(breast_cancer.onnx, "v3"))
+    forged.digest = "sha256:" + "0" * 64
+    channel, stub = stub_for(service)
+
+    async def served_versions() -> list[str]:
+        return list((await stub.ModelMetadata(pb.ModelMetadataRequest(name="breast_cancer"))).versions)
+
+    async with channel, TopicReader(kafka_bootstrap, SERVING_STATUS) as status, EventPublisher(kafka_bootstrap) as bus:
+        decisions = [
+            gov.DeploymentApproved(request_id="p-2", plan=plan(v2, revision=2)),
+            gov.DeploymentApproved(request_id="p-3", plan=plan(forged, revision=3)),
+            gov.RollbackOrdered(incident_id="i-1", plan=plan(v1, revision=4)),
+        ]
+        await bus.publish(GOVERNANCE_DECISIONS, Event.new("breast_cancer", decisions[0], "governance"))
+        await status.wait_for(lambda ps: any(isinstance(p, srv.ModelUnloaded) and p.version.version == 1 for p in ps))
+        assert await served_versions() == ["2"]
+        await bus.publish(GOVERNANCE_DECISIONS, Event.new("breast_cancer", decisions[1], "governance"))
+        failed = await status.wait_for(lambda ps: any(isinstance(p, srv.ModelLoadFailed) for p in ps))
+        assert await served_versions() == ["2"]  # a refused plan leaves the deployment as it was
+        await bus.publish(GOVERNANCE_DECISIONS, Event.new("breast_cancer", decisions[2], "governance"))
+        payloads = await status.wait_for(
+            lambda ps: any(isinstance(p, srv.ModelUnloaded) and p.version.version == 2 for p in ps)
+        )
+        assert await served_versions() == ["1"]
+
+    refused = next(p for p in failed if isinstance(p, srv.ModelLoadFailed))
+    assert refused.version.version == 3 and "plan names sha256:000" in refused.reason
+    loaded = [(p.version.version, p.version.digest) for p in payloads if isinstance(p, srv.ModelLoaded)]
+    assert (2, v2.digest) in loaded and loaded[-1] == (1, v1.digest)

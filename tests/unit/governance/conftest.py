@@ -1,0 +1,1 @@
+from modelyard.governance.testing import catalog, governance  # noqa: F401  (fixtures)

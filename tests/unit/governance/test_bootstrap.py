@@ -1,0 +1,23 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from modelyard.governance.bootstrap import build
+from modelyard.governance.config import GovernanceSettings
+from modelyard.governance.testing import POLICY, InMemoryCatalog, governance_settings
+from modelyard.runtime import StartupError
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_bad_policy_stops_the_start_with_the_line(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text(POLICY.replace("count: 2", "count: two"))
+    with pytest.raises(StartupError, match=r"policy.yaml:10: promotions.0.approvals.count: Input should be"):
+        build(governance_settings(tmp_path), InMemoryCatalog())
+
+
+def test_production_needs_a_signing_key_and_a_policy() -> None:
+    with pytest.raises(ValidationError) as error:
+        GovernanceSettings(profile="production", host="0.0.0.0")  # type: ignore[call-arg]
+    assert "no audit signing key" in str(error.value) and "no policy file" in str(error.value)

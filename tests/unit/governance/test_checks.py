@@ -1,0 +1,65 @@
+from dataclasses import replace
+
+import pytest
+
+from modelyard.governance.domain.card import build_card, missing_sections, render_markdown
+from modelyard.governance.domain.checks import (
+    Measurements,
+    check_bounds,
+    check_fairness,
+    check_latency,
+    check_signature,
+)
+from modelyard.governance.domain.model import Signature, TensorSpec
+from modelyard.governance.domain.policy import Bound, FairnessCheck
+from modelyard.governance.testing import SIGNATURE, facts
+
+pytestmark = pytest.mark.unit
+
+MEASURED = Measurements("sha256:d", 100, {"accuracy": 0.91, "mae": 3.0}, 4.0, 0.05, 0.2)
+
+
+def test_metric_bounds_report_each_failure_and_missing_metric() -> None:
+    bounds = {"accuracy": Bound(min=0.9), "mae": Bound(max=2.0), "roc_auc": Bound(min=0.8)}
+    result = check_bounds("evaluation", bounds, MEASURED.metrics, MEASURED)
+    assert not result.passed
+    assert result.detail == "mae=3 outside [-inf, 2]; roc_auc is missing"
+    assert result.evidence == {"accuracy": 0.91, "mae": 3.0, "dataset": "sha256:d", "rows": 100}
+
+
+def test_latency_and_fairness_gates() -> None:
+    assert check_latency(5.0, MEASURED).passed and not check_latency(3.0, MEASURED).passed
+    gate = FairnessCheck(
+        sensitive_column="group", max_demographic_parity_difference=0.1, max_equalized_odds_difference=0.1
+    )
+    result = check_fairness(gate, MEASURED)
+    assert not result.passed and result.detail == "equalized odds difference 0.2 > 0.1"
+
+
+def test_signature_compatibility() -> None:
+    assert check_signature(SIGNATURE, None).passed
+    assert check_signature(SIGNATURE, SIGNATURE).passed
+    wider = Signature(inputs=(TensorSpec("X", "FLOAT", ("N", 5)),), outputs=SIGNATURE.outputs)
+    assert "changed shape" in check_signature(wider, SIGNATURE).detail
+    extra = Signature(inputs=(*SIGNATURE.inputs, TensorSpec("Y", "FLOAT")), outputs=SIGNATURE.outputs[:1])
+    detail = check_signature(extra, SIGNATURE).detail
+    assert "new required input 'Y'" in detail and "output 'probabilities' is gone" in detail
+    dynamic = Signature(inputs=(TensorSpec("X", "FLOAT", (1, 4)),), outputs=SIGNATURE.outputs)
+    assert check_signature(dynamic, SIGNATURE).passed
+
+
+def test_a_card_uses_model_card_toolkit_names_and_lists_missing_sections() -> None:
+    complete = build_card(facts("m", 1), None, [])
+    assert set(complete) >= {"model_details", "model_parameters", "quantitative_analysis", "considerations"}
+    assert complete["considerations"]["use_cases"] == [{"description": "scoring loan applications"}]
+    assert missing_sections(complete) == []
+    bare = build_card(replace(facts("m", 1), tags={}, description=""), None, [])
+    assert missing_sections(bare) == [
+        "model_details",
+        "intended_use",
+        "factors",
+        "ethical_considerations",
+        "caveats",
+    ]
+    markdown = render_markdown(complete)
+    assert markdown.startswith("# Model card: m v1\n") and "| accuracy | 0.95 | lineage |" in markdown

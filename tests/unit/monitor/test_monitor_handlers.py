@@ -1,0 +1,174 @@
+"""The monitor's use cases over a real SQLite store and a fake reference source: exactly-once windowing,
+the delayed-label join and its metrics, the performance detector and re-baselining."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import pytest
+from fastapi import FastAPI
+from sklearn.metrics import roc_auc_score
+
+from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
+from modelyard.monitor.adapters.metrics import PrometheusMetrics
+from modelyard.monitor.adapters.store import SqlMonitorStore
+from modelyard.monitor.domain.errors import ReferenceNotFound
+from modelyard.monitor.domain.incidents import Change, Signal
+from modelyard.monitor.domain.performance import roc_auc
+from modelyard.monitor.domain.policy import MonitorPolicy, WindowPolicy
+from modelyard.monitor.domain.simulation import Shift, TabularGenerator
+from modelyard.monitor.entrypoints import dashboard
+from modelyard.monitor.entrypoints.consumer import rows_by_version
+from modelyard.monitor.handlers import Monitor, ReferenceData
+from modelyard.sql.engine import create_engine
+
+pytestmark = pytest.mark.unit
+GENERATOR = TabularGenerator(n_numeric=3)
+POLICY = MonitorPolicy(window=WindowPolicy(max_events=200, min_events=100, max_seconds=3600.0))
+
+
+class FakeReferences:
+    def __init__(self) -> None:
+        self.data: dict[tuple[str, int], Mapping[str, npt.NDArray[np.generic]]] = {}
+
+    def load(self, model_name: str, model_version: int) -> ReferenceData:
+        if (model_name, model_version) not in self.data:
+            raise ReferenceNotFound(model_name)
+        return ReferenceData(self.data[(model_name, model_version)], source="fake")
+
+
+def reference(seed: int, error_rate: float = 0.1) -> dict[str, npt.NDArray[np.generic]]:
+    rng = np.random.default_rng(seed)
+    columns = GENERATOR.columns(rng, 4000)
+    predicted = (columns.pop("output:score") > 0.5).astype(np.float64)  # type: ignore[operator]
+    flip = rng.random(predicted.size) < error_rate
+    return columns | {"output:label": predicted, "truth:label": np.where(flip, 1 - predicted, predicted)}
+
+
+def batch(model: str, start: int, n: int, seed: int, shift: Shift | None = None) -> serving_events_pb2.PredictionBatch:
+    columns = GENERATOR.columns(np.random.default_rng(seed), n, shift or Shift())
+    version = common_pb2.ModelVersionRef(model_name=model, version=1, digest="sha256:ab")
+    message = serving_events_pb2.PredictionBatch(model_name=model)
+    for i in range(n):
+        score = float(columns["output:score"][i])
+        record = message.records.add(request_id=f"{model}-{start + i}", version=version, latency_ms=3.0)
+        record.timestamp.FromMilliseconds(1_700_000_000_000 + start + i)
+        record.inputs.add(name="x", values=[float(columns[f"x[{j}]"][i]) for j in range(3)])
+        record.inputs.add(name="segment", strings=[str(columns["segment"][i])])
+        record.outputs.add(name="label", values=[float(score > 0.5)])
+        record.outputs.add(name="probabilities", values=[1 - score, score])
+    return message
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> tuple[Monitor, SqlMonitorStore, FakeReferences]:
+    store = SqlMonitorStore(create_engine(f"sqlite:///{tmp_path / 'monitor.db'}"), POLICY)
+    store.create_schema()
+    references = FakeReferences()
+    return Monitor(store, references, POLICY, PrometheusMetrics()), store, references
+
+
+def test_a_redelivered_event_is_counted_once(parts: tuple[Monitor, SqlMonitorStore, FakeReferences]) -> None:
+    monitor, store, references = parts
+    references.data[("m", 1)] = reference(0)
+    first = rows_by_version(batch("m", 0, 150, seed=1), 0.0)
+    monitor.handle_predictions("event-1", first)
+    monitor.handle_predictions("event-1", first)
+    monitor.handle_predictions("event-2", rows_by_version(batch("m", 150, 150, seed=2), 0.0))
+    (status,) = store.statuses("m")
+    assert (status.records_seen, status.windows_closed) == (300, 1)
+    # A fresh monitor on the same store resumes the open window from its checkpointed chunks.
+    restarted = Monitor(store, references, POLICY, PrometheusMetrics())
+    restarted.handle_predictions("event-2", rows_by_version(batch("m", 150, 150, seed=2), 0.0))
+    restarted.handle_predictions("event-3", rows_by_version(batch("m", 300, 100, seed=3), 0.0))
+    (status,) = store.statuses("m")
+    assert (status.records_seen, status.windows_closed) == (400, 2)
+    assert [r.n for r in store.window_reports("m", 1)] == [200, 200]
+
+
+def test_labels_join_predictions_and_give_realised_metrics(
+    parts: tuple[Monitor, SqlMonitorStore, FakeReferences],
+) -> None:
+    monitor, store, references = parts
+    references.data[("m", 1)] = reference(0)
+    message = batch("m", 0, 150, seed=4)
+    monitor.handle_predictions("p", rows_by_version(message, 0.0))
+    truth = {r.request_id: str(int(r.outputs[0].values[0])) for r in message.records[:100]}
+    truth["m-0"] = "0" if truth["m-0"] == "1" else "1"  # one wrong prediction
+    for i, (request_id, label) in enumerate(truth.items()):
+        monitor.handle_feedback(f"f{i}", request_id, label)
+    monitor.handle_feedback("f0", "m-0", "1")  # a redelivered label is not joined twice
+    monitor.handle_feedback("unknown", "no-such-request", "1")
+    (status,) = store.statuses("m")
+    assert status.performance["accuracy"] == pytest.approx(0.99)
+    assert status.label_coverage == pytest.approx(100 / 150)
+    scores = np.array([r.outputs[1].values[1] for r in message.records[:100]])
+    positive = np.array([truth[r.request_id] == "1" for r in message.records[:100]])
+    assert status.performance["auc"] == pytest.approx(roc_auc_score(positive, scores))
+
+
+def test_roc_auc_counts_ties_half() -> None:
+    scores = np.array([0.1, 0.4, 0.4, 0.8, 0.8, 0.9])
+    positive = np.array([False, True, False, True, False, True])
+    assert roc_auc(scores, positive) == pytest.approx(roc_auc_score(positive, scores))
+
+
+def test_labels_worse_than_the_reference_open_a_performance_incident(
+    parts: tuple[Monitor, SqlMonitorStore, FakeReferences],
+) -> None:
+    monitor, store, references = parts
+    references.data[("m", 1)] = reference(0, error_rate=0.1)
+    changes = []
+    for w in range(3):
+        message = batch("m", w * 200, 200, seed=10 + w)
+        changes += monitor.handle_predictions(f"p{w}", rows_by_version(message, 0.0))
+        # Thirty predictions of this window are labelled wrong before the next window closes.
+        for record in message.records[:30]:
+            wrong = "0" if record.outputs[0].values[0] == 1.0 else "1"
+            monitor.handle_feedback(f"f{record.request_id}", record.request_id, wrong)
+    changes += monitor.handle_predictions("p-last", rows_by_version(batch("m", 600, 200, seed=20), 0.0))
+    opened = [c for c in changes if c.change is Change.OPENED and c.key.signal is Signal.PERFORMANCE]
+    assert [c.key.feature for c in opened] == ["error"]
+    assert store.incident_views("m", open_only=True)[0].signal is Signal.PERFORMANCE
+
+
+def test_rebaseline_makes_a_new_reference_and_drops_open_windows(
+    parts: tuple[Monitor, SqlMonitorStore, FakeReferences],
+) -> None:
+    monitor, store, references = parts
+    references.data[("m", 1)] = reference(0)
+    monitor.handle_predictions("p", rows_by_version(batch("m", 0, 150, seed=5), 0.0))
+    old = store.active_profile("m", 1)
+    references.data[("m", 1)] = reference(1)
+    new = monitor.rebaseline("m", 1)
+    assert old is not None and new.id != old.id
+    active = store.active_profile("m", 1)
+    assert active is not None and active.id == new.id
+    state = store.load_state("m", 1)
+    assert state is not None and state.assembler.open == {} and state.records_seen == 150
+    with pytest.raises(ReferenceNotFound):
+        monitor.rebaseline("other", 1)
+
+
+async def test_dashboard_shows_drift_over_time_and_the_incident(
+    parts: tuple[Monitor, SqlMonitorStore, FakeReferences],
+) -> None:
+    monitor, _, references = parts
+    references.data[("m", 1)] = reference(0)
+    shift = Shift(numeric_features=(2,), mean_sd=1.0)
+    for w in range(3):
+        monitor.handle_predictions(f"p{w}", rows_by_version(batch("m", w * 200, 200, seed=30 + w, shift=shift), 0.0))
+    app = FastAPI()
+    app.include_router(dashboard.router(monitor))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://monitor") as client:
+        page = await client.get("/dashboard/m/1")
+        assert page.status_code == 200
+        assert '<tr class="incident" data-feature="x[2]" data-signal="data_drift">' in page.text
+        assert page.text.count("<svg") >= 4 and 'class="breach"' in page.text
+        assert "label coverage 0.0%" in page.text
+        assert 'href="/dashboard/m/1"' in (await client.get("/dashboard")).text
+        assert (await client.get("/dashboard/m/9")).status_code == 404

@@ -1,0 +1,43 @@
+"""Reference data from local files: CSV and Parquet, column naming, ground truth, errors."""
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from modelyard.monitor.adapters.references import LocalReferenceSource
+from modelyard.monitor.domain.errors import ReferenceDataError, ReferenceNotFound
+from modelyard.monitor.domain.profile import Kind, Role, build_profile
+
+pytestmark = pytest.mark.unit
+
+
+def test_csv_columns_become_features_outputs_and_truth(tmp_path: Path) -> None:
+    (tmp_path / "credit").mkdir()
+    rows = ["x[0],x[1],segment,output:label,truth:label"]
+    rows += [f"{i / 10},{(i * 7) % 5},{'ab'[i % 2]},{i % 2},{(i // 3) % 2}" for i in range(60)]
+    rows.append(",,,1,1")  # a row with missing features
+    (tmp_path / "credit" / "2.csv").write_text("\n".join(rows) + "\n")
+    data = LocalReferenceSource(tmp_path).load("credit", 2)
+    profile = build_profile("credit", 2, data.columns, source=data.source)
+    by_name = {f.name: f for f in profile.features}
+    assert set(by_name) == {"x[0]", "x[1]", "segment", "output:label"}  # truth is not a feature
+    assert (by_name["x[1]"].tensor, by_name["x[1]"].index, by_name["x[1]"].kind) == ("x", 1, Kind.NUMERIC)
+    assert by_name["output:label"].role is Role.OUTPUT and by_name["segment"].kind is Kind.CATEGORICAL
+    assert profile.numeric["x[0]"].null_rate == pytest.approx(1 / 61)
+    assert profile.categorical["segment"].null_rate == pytest.approx(1 / 61)
+    assert profile.baseline_error is not None and 0 < profile.baseline_error[0] < 1
+    assert data.source.startswith("file:")
+
+
+def test_parquet_is_read_and_missing_or_broken_files_say_so(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    pq.write_table(pa.table({"x": np.arange(10.0)}), tmp_path / "m" / "1.parquet")
+    assert LocalReferenceSource(tmp_path).load("m", 1).columns["x"].tolist() == list(np.arange(10.0))
+    with pytest.raises(ReferenceNotFound):
+        LocalReferenceSource(tmp_path).load("m", 2)
+    (tmp_path / "m" / "3.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ReferenceDataError):
+        LocalReferenceSource(tmp_path).load("m", 3)

@@ -1,0 +1,93 @@
+"""Dynamic batching: concurrent requests share runs, every caller gets its own rows back, failures reach all."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from modelyard.serving.domain.batching import Batcher, batchable
+from modelyard.serving.domain.codec import Array
+from modelyard.serving.domain.model import Signature, TensorSpec
+from modelyard.serving.domain.ports import NoMetrics
+
+pytestmark = pytest.mark.unit
+
+SIGNATURE = Signature(
+    (TensorSpec("x", "FP32", (-1, 2)),), (TensorSpec("sum", "FP32", (-1,)), TensorSpec("neg", "FP32", (-1, 2)))
+)
+
+
+class SumRunner:
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    @property
+    def signature(self) -> Signature:
+        return SIGNATURE
+
+    def run(self, inputs: Mapping[str, Array], outputs: Sequence[str]) -> list[Array]:
+        x = np.asarray(inputs["x"])
+        if (x < 0).any():
+            raise ValueError("negative input")
+        self.batches.append(len(x))
+        return [x.sum(axis=1), -x]
+
+    def close(self) -> None:
+        pass
+
+
+def rows(value: float, count: int = 1) -> dict[str, Array]:
+    return {"x": np.full((count, 2), value, np.float32)}
+
+
+@pytest.mark.parametrize("pool", [None, ThreadPoolExecutor(1)], ids=["inline", "pool"])
+async def test_concurrent_requests_share_runs_and_get_their_own_rows(pool: ThreadPoolExecutor | None) -> None:
+    runner = SumRunner()
+    batcher = Batcher(runner, NoMetrics(), max_batch_rows=8, pool=pool)
+    answers = await asyncio.gather(*(batcher.submit(rows(i, 1 + i % 2), ["sum"]) for i in range(20)))
+    batcher.close()
+
+    for i, (total,) in enumerate(answers):
+        assert total.tolist() == [2.0 * i] * (1 + i % 2)
+    assert sum(runner.batches) == sum(1 + i % 2 for i in range(20))
+    assert len(runner.batches) < 20 and max(runner.batches) <= 8
+
+
+async def test_requested_outputs_in_the_requested_order() -> None:
+    batcher = Batcher(SumRunner(), NoMetrics(), max_batch_rows=8)
+    neg, total = await batcher.submit(rows(1.0), ["neg", "sum"])
+    batcher.close()
+    assert (neg.tolist(), total.tolist()) == ([[-1.0, -1.0]], [2.0])
+
+
+async def test_a_failed_run_fails_every_request_of_its_batch_only() -> None:
+    batcher = Batcher(SumRunner(), NoMetrics(), max_batch_rows=2)
+    results = await asyncio.gather(
+        batcher.submit(rows(-1.0), ["sum"]),
+        batcher.submit(rows(1.0), ["sum"]),
+        batcher.submit(rows(3.0), ["sum"]),
+        return_exceptions=True,
+    )
+    batcher.close()
+    assert isinstance(results[0], ValueError) and isinstance(results[1], ValueError)
+    assert results[2][0].tolist() == [6.0]  # type: ignore[index]
+
+
+async def test_queue_delay_waits_for_company() -> None:
+    runner = SumRunner()
+    batcher = Batcher(runner, NoMetrics(), max_batch_rows=4, max_delay_s=0.05)
+    first = asyncio.create_task(batcher.submit(rows(1.0), ["sum"]))
+    await asyncio.sleep(0.01)
+    await asyncio.gather(first, batcher.submit(rows(2.0), ["sum"]))
+    batcher.close()
+    assert runner.batches == [2]
+
+
+def test_only_models_with_a_batch_dimension_everywhere_are_batchable() -> None:
+    assert batchable(SIGNATURE)
+    fixed = Signature((TensorSpec("x", "FP32", (1, 2)),), SIGNATURE.outputs)
+    assert not batchable(fixed)
