@@ -8,7 +8,8 @@ BUF_VERSION := 1.75.0
 .PHONY: help setup demo up test lint generate docs browser bench-registry bench-serving bench-monitor clean
 
 help:
-	@echo "make demo      set everything up and run the platform (embedded broker, SQLite, local artifacts)"
+	@echo "make demo      set everything up and run the whole loop once (DEMO_ARGS=--keep leaves the stack running)"
+	@echo "make up        set everything up and run the platform (embedded broker, SQLite, local artifacts)"
 	@echo "make test      set everything up and run lint + the whole test suite"
 	@echo "make generate  rebuild the generated contracts from protos/"
 	@echo "make docs      regenerate docs/events.md's topic tables"
@@ -19,10 +20,12 @@ uv:
 setup: uv
 	$(UV) sync --frozen --all-packages
 
+DEMO_ARGS ?=
 demo: setup
-	$(UV) run modelyard up
+	$(UV) run modelyard demo $(DEMO_ARGS)
 
-up: demo
+up: setup
+	$(UV) run modelyard up
 
 generate: setup
 	$(UV) run python protos/generate.py

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -32,6 +33,7 @@ from modelyard.cli.stack import (
     client_host,
     env_prefix,
     plan_ports,
+    settings_class,
 )
 from modelyard.cli.supervisor import Child, spawn, stop_all
 from modelyard.kafka.embedded import BrokerStartError, EmbeddedBroker, port_is_free
@@ -48,6 +50,35 @@ class _ServiceFailed(StackError):
     def __init__(self, message: str, child: Child) -> None:
         super().__init__(message)
         self.child = child
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """What `modelyard up` (and `modelyard demo`, which runs the same stack) is asked to start."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    host: str = "127.0.0.1"
+    kafka_bootstrap: str | None = None
+    kafka_idempotence: bool | None = None
+    broker_port: int = 9092
+    base_port: int | None = None
+    ports: tuple[str, ...] = ()  # SERVICE.KIND=PORT
+    env: tuple[str, ...] = ()  # SERVICE.KEY=VALUE, the key without the service's prefix
+    timeout: float = 120.0
+
+
+@dataclass
+class RunningStack:
+    state: StackState
+    children: list[Child]
+
+    def watch(self) -> None:
+        """Until a signal (KeyboardInterrupt) or a child dies on its own."""
+        while True:
+            for child in self.children:
+                if child.exited():
+                    raise _ServiceFailed(f"{child.name} exited with code {child.process.returncode}", child)
+            time.sleep(0.5)
 
 
 def up(
@@ -71,39 +102,86 @@ def up(
         list[str] | None,
         typer.Option("--port", metavar="SERVICE.KIND=PORT", help="One port, e.g. serving.grpc=9001; repeatable."),
     ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            metavar="SERVICE.KEY=VALUE",
+            help="One setting of one service, without its prefix, e.g. monitor.window_max_events=200; repeatable.",
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be ready.")] = 120.0,
 ) -> None:
     """Run the broker and the four services until Ctrl-C or SIGTERM."""
-    # Imported here, not at the top: every `modelyard` command loads this module, and aiokafka is slow to import.
-    from modelyard.kafka.admin import TopicSetupError, ensure_topics
+    options = StackOptions(
+        data_dir=data_dir,
+        host=host,
+        kafka_bootstrap=kafka_bootstrap,
+        kafka_idempotence=kafka_idempotence,
+        broker_port=broker_port,
+        base_port=base_port,
+        ports=tuple(port or ()),
+        env=tuple(env or ()),
+        timeout=timeout,
+    )
+    with stack_errors_exit(), running_stack(options) as stack:
+        out.print(addresses_table(stack.state))
+        out.print("Ctrl-C to stop.")
+        stack.watch()
 
-    data_dir = data_dir.resolve()
+
+@contextmanager
+def stack_errors_exit() -> Iterator[None]:
+    """Ctrl-C stops quietly; a stack that cannot start or dies is one red line (and a log tail), exit status 1."""
+    # Imported here, not at the top: every `modelyard` command loads this module, and aiokafka is slow to import.
+    from modelyard.kafka.admin import TopicSetupError
+
     try:
-        plan = plan_ports(base_port, port or [])
-        _refuse_second_stack(data_dir)
-        _check_ports(host, plan, None if kafka_bootstrap else broker_port)
-    except StackError as exc:
+        yield
+    except KeyboardInterrupt:
+        err.print("stopped")
+    except (StackError, BrokerStartError, TopicSetupError) as exc:
         err.print(f"[red]error:[/] {exc}")
+        if isinstance(exc, _ServiceFailed):
+            err.print(f"last lines of {exc.child.log_path}:", *exc.child.log_tail(LOG_TAIL_LINES), sep="\n")
         raise typer.Exit(1) from None
+
+
+@contextmanager
+def running_stack(options: StackOptions) -> Iterator[RunningStack]:
+    """The broker, its topics and the four services, ready; everything is stopped when the block ends, however
+    it ends. SIGTERM is turned into KeyboardInterrupt meanwhile, so a terminated caller cleans up too.
+
+    Raises StackError (a bad option, a port in use, a service that failed or was not ready in time),
+    BrokerStartError or TopicSetupError.
+    """
+    from modelyard.kafka.admin import ensure_topics
+
+    data_dir = options.data_dir.resolve()
+    host = options.host
+    plan = plan_ports(options.base_port, list(options.ports))
+    extra_env = parse_env_options(options.env)
+    _refuse_second_stack(data_dir)
+    _check_ports(host, plan, None if options.kafka_bootstrap else options.broker_port)
 
     broker: EmbeddedBroker | None = None
     children: list[Child] = []
-    code = 0
     with _signals_interrupt():
         try:
             logs = data_dir / "logs"
             logs.mkdir(parents=True, exist_ok=True)
-            if kafka_bootstrap is None:
-                broker = EmbeddedBroker(BROKER_HOST, broker_port, log_path=logs / "broker.log")
+            if options.kafka_bootstrap is None:
+                broker = EmbeddedBroker(BROKER_HOST, options.broker_port, log_path=logs / "broker.log")
                 with err.status(f"starting the embedded Kafka broker on {broker.bootstrap}"):
                     broker.start()
-            bootstrap = kafka_bootstrap or (broker.bootstrap if broker else "")
+            bootstrap = options.kafka_bootstrap or (broker.bootstrap if broker else "")
             with err.status(f"creating topics on {bootstrap}"):
                 asyncio.run(ensure_topics(bootstrap))
+            # The embedded broker rejects InitProducerId; a real cluster gets idempotent producers.
+            idempotence = options.kafka_idempotence if options.kafka_idempotence is not None else broker is None
             for service in SERVICES:
-                # The embedded broker rejects InitProducerId; a real cluster gets idempotent producers.
-                idempotence = kafka_idempotence if kafka_idempotence is not None else broker is None
-                env = _service_env(service, host, plan[service], data_dir, bootstrap, idempotence=idempotence)
+                env = _service_env(service, host, plan, data_dir, bootstrap, idempotence=idempotence)
+                env.update(extra_env.get(service, {}))
                 argv = [sys.executable, "-m", f"modelyard.{service}"]
                 children.append(spawn(service, argv, env, logs / f"{service}.log"))
             state = StackState(
@@ -123,18 +201,9 @@ def up(
                 },
             )
             with err.status("waiting for the services to be ready") as status:
-                _wait_ready(children, state, timeout, status)
+                _wait_ready(children, state, options.timeout, status)
             state.save()
-            out.print(_addresses_table(state))
-            out.print("Ctrl-C to stop.")
-            _watch(children)
-        except KeyboardInterrupt:
-            err.print("stopping")
-        except (StackError, BrokerStartError, TopicSetupError) as exc:
-            err.print(f"[red]error:[/] {exc}")
-            if isinstance(exc, _ServiceFailed):
-                err.print(f"last lines of {exc.child.log_path}:", *exc.child.log_tail(LOG_TAIL_LINES), sep="\n")
-            code = 1
+            yield RunningStack(state, children)
         finally:
             # The stop is bounded; a second Ctrl-C must not cut it short halfway and leave processes behind.
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -143,7 +212,22 @@ def up(
             if broker is not None:
                 broker.stop()
             _forget_state(data_dir)
-    raise typer.Exit(code)
+
+
+def parse_env_options(values: tuple[str, ...] | list[str]) -> dict[str, dict[str, str]]:
+    """`SERVICE.KEY=VALUE` options as {service: {MODELYARD_<SERVICE>_KEY: VALUE}}.
+
+    The key is given without the prefix and upper-cased here, so an option cannot set another service's variables
+    (or anything else in the environment) by accident.
+    """
+    parsed: dict[str, dict[str, str]] = {}
+    for value in values:
+        target, sep, setting = value.partition("=")
+        service, _, key = target.partition(".")
+        if not sep or service not in SERVICES or not key.replace("_", "").isalnum():
+            raise StackError(f"--env {value!r}: expected SERVICE.KEY=VALUE, e.g. monitor.window_max_events=200")
+        parsed.setdefault(service, {})[f"{env_prefix(service)}{key.upper()}"] = setting
+    return parsed
 
 
 def _refuse_second_stack(data_dir: Path) -> None:
@@ -170,19 +254,24 @@ def _check_ports(host: str, plan: dict[str, dict[str, int]], broker_port: int | 
 
 
 def _service_env(
-    service: str, host: str, ports: dict[str, int], data_dir: Path, bootstrap: str, *, idempotence: bool
+    service: str, host: str, plan: dict[str, dict[str, int]], data_dir: Path, bootstrap: str, *, idempotence: bool
 ) -> dict[str, str]:
     prefix = env_prefix(service)
     service_dir = data_dir / service
     service_dir.mkdir(parents=True, exist_ok=True)
-    return {
+    env = {
         f"{prefix}HOST": host,
-        f"{prefix}GRPC_PORT": str(ports["grpc"]),
-        f"{prefix}HTTP_PORT": str(ports["http"]),
+        f"{prefix}GRPC_PORT": str(plan[service]["grpc"]),
+        f"{prefix}HTTP_PORT": str(plan[service]["http"]),
         f"{prefix}DATA_DIR": str(service_dir),
         f"{prefix}KAFKA_BOOTSTRAP": bootstrap,
         f"{prefix}KAFKA_IDEMPOTENCE": str(idempotence).lower(),
     }
+    # Services that call the registry (governance; serving with artifact_source=registry) must find it where this
+    # stack put it, not at its default port, which another stack on this machine may own.
+    if "registry_address" in settings_class(service).model_fields:
+        env[f"{prefix}REGISTRY_ADDRESS"] = address(client_host(host), plan["registry"]["grpc"])
+    return env
 
 
 def _wait_ready(children: list[Child], state: StackState, timeout_s: float, status: Status) -> None:
@@ -223,16 +312,7 @@ def _failing_checks(response: httpx.Response) -> str:
     return ", ".join(failing) or f"HTTP {response.status_code}"
 
 
-def _watch(children: list[Child]) -> None:
-    """Until a signal (KeyboardInterrupt) or a child dies on its own."""
-    while True:
-        for child in children:
-            if child.exited():
-                raise _ServiceFailed(f"{child.name} exited with code {child.process.returncode}", child)
-        time.sleep(0.5)
-
-
-def _addresses_table(state: StackState) -> Table:
+def addresses_table(state: StackState) -> Table:
     kind = "embedded" if state.broker.embedded else "external"
     table = Table(title=f"modelyard up: {state.data_dir}", caption=f"logs in {state.data_dir / 'logs'}")
     for column in ("service", "gRPC", "HTTP", "pid"):

@@ -1,0 +1,54 @@
+"""The loop of `modelyard demo`, as a test: the same `run_demo` the command runs (services as processes on free
+ports, stock tritonclient in its own process), and every step asserted, in order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelyard.cli.demo import CANARY_WEIGHT, ROWS_PER_ROUND, STEPS, run_demo
+from modelyard.cli.stack import SERVICES
+from modelyard.cli.up import StackOptions
+from modelyard.kafka.embedded import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+# About two minutes on a busy 2-core machine (a quarter of it starting four services); the bound is for a stuck run.
+@pytest.mark.timeout(600)
+def test_register_approve_serve_drift_rollback_audit(tmp_path: Path) -> None:
+    ports = free_ports(1 + 2 * len(SERVICES))
+    options = StackOptions(
+        data_dir=tmp_path / "demo",
+        broker_port=ports.pop(),
+        ports=tuple(f"{service}.{kind}={ports.pop()}" for service in SERVICES for kind in ("grpc", "http")),
+        timeout=180.0,
+    )
+
+    result = run_demo(options)
+
+    assert result.failure is None, str(result.failure)
+    assert tuple(result.steps) == STEPS
+    traffic = list(result.traffic.items())
+    # Before the canary: v1 answers everything.
+    assert traffic[0] == ("v1 #0", {"1": ROWS_PER_ROUND})
+    # The canary takes its share (the split is a hash of the request ids, which the demo fixes).
+    phase, canary = traffic[1]
+    assert phase == "canary #1" and set(canary) == {"1", "2"}
+    assert abs(canary["2"] / sum(canary.values()) - CANARY_WEIGHT) < 0.1
+    # After the rollback, v1 again, and v1 is all serving runs.
+    assert traffic[-1] == (f"after rollback #{len(traffic) - 1}", {"1": ROWS_PER_ROUND})
+    assert result.served_versions == ["1"]
+    # The platform's own record of it: the event the monitor raised, the rollback, and an intact audit chain.
+    described = [entry.what for entry in result.timeline if entry.actor in ("monitor", "governance", "serving")]
+    assert any("IncidentChanged" in line and "on v2: data_drift, critical" in line for line in described)
+    assert any("RollbackOrdered" in line and "v2" in line for line in described)
+    assert result.audit_entries > 0 and result.audit_checkpoints > 0
