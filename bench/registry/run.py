@@ -94,10 +94,19 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
 
 
 def tree(pid: int) -> list[int]:
-    """The process and its descendants (MLflow serves from worker children)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    kids = [int(c) for c in children.read_text().split()] if children.exists() else []
-    return [pid, *(p for kid in kids for p in tree(kid))]
+    """The process and its descendants (MLflow serves from worker children), found through each /proc/<pid>/stat's
+    parent field (/proc/<pid>/task/<tid>/children needs a kernel option this machine may lack)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        queue.extend(parents.get(current, []))
+    return found
 
 
 def _status_kb(pid: int, field: str) -> int:

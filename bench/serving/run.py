@@ -393,7 +393,8 @@ def main() -> None:
     report = table(points)
     header = (
         f"# Serving benchmark\n\n`uv run python bench/serving/run.py --duration {args.duration:g} --runs {args.runs}`"
-        f" on {os.cpu_count()} cores; medians of {args.runs} runs; one-row requests; h2load "
+        f" on {os.cpu_count()} cores (1-minute load average at the end: {os.getloadavg()[0]:.1f}); medians of "
+        f"{args.runs} interleaved runs; one-row requests; h2load "
         f"(1 in flight: 1 connection x 1 stream; 32 in flight: 4 connections x 8 streams).\n\n"
     )
     args.out.write_text(header + report + "\n")

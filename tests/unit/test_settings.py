@@ -32,7 +32,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("settings_class", DEFAULT_PORTS)
 def test_defaults_are_valid_and_local(settings_class: type[ServiceSettings]) -> None:
-    settings = settings_class()  # type: ignore[call-arg]
+    settings = settings_class()
     name, grpc_port, http_port = DEFAULT_PORTS[settings_class]
     assert settings_class.service_name == name
     assert (settings.grpc_port, settings.http_port) == (grpc_port, http_port)
@@ -52,18 +52,18 @@ def test_each_service_reads_only_its_own_prefix(
     name = settings_class.service_name.upper()
     monkeypatch.setenv(f"MODELYARD_{name}_GRPC_PORT", "61000")
     monkeypatch.setenv(f"MODELYARD_{name}_KAFKA_BOOTSTRAP", "kafka-1:9092,kafka-2:9092")
-    settings = settings_class()  # type: ignore[call-arg]
+    settings = settings_class()
     assert settings.grpc_port == 61000
     assert settings.kafka_bootstrap == "kafka-1:9092,kafka-2:9092"
     for other in DEFAULT_PORTS:
         if other is not settings_class:
-            assert other().grpc_port == DEFAULT_PORTS[other][1]  # type: ignore[call-arg]
+            assert other().grpc_port == DEFAULT_PORTS[other][1]
 
 
 def test_production_refuses_the_loopback_default() -> None:
     with pytest.raises(ValidationError, match="explicit host"):
-        ServiceSettings(profile="production")  # type: ignore[call-arg]
-    assert ServiceSettings(profile="production", host="0.0.0.0").host == "0.0.0.0"  # type: ignore[call-arg]
+        ServiceSettings(profile="production")
+    assert ServiceSettings(profile="production", host="0.0.0.0").host == "0.0.0.0"
 
 
 @pytest.mark.parametrize("settings_class", DEFAULT_PORTS)
@@ -73,10 +73,10 @@ def test_production_refuses_every_services_local_defaults(
     # Loopback at least; services add their own production checks (tokens, signing keys, ...) on top.
     monkeypatch.setenv(f"MODELYARD_{settings_class.service_name.upper()}_PROFILE", "production")
     with pytest.raises(ValidationError):
-        settings_class()  # type: ignore[call-arg]
+        settings_class()
 
 
 def test_out_of_range_port_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELYARD_SERVING_HTTP_PORT", "70000")
     with pytest.raises(ValidationError, match="http_port"):
-        ServingSettings()  # type: ignore[call-arg]
+        ServingSettings()

@@ -19,5 +19,5 @@ def test_a_bad_policy_stops_the_start_with_the_line(tmp_path: Path) -> None:
 
 def test_production_needs_a_signing_key_and_a_policy() -> None:
     with pytest.raises(ValidationError) as error:
-        GovernanceSettings(profile="production", host="0.0.0.0")  # type: ignore[call-arg]
+        GovernanceSettings(profile="production", host="0.0.0.0")
     assert "no audit signing key" in str(error.value) and "no policy file" in str(error.value)

@@ -5,13 +5,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from modelyard.auth import PermissionDenied
+from modelyard.auth import PermissionDenied, Principal
 from modelyard.contracts.events.v1 import common_pb2, governance_events_pb2, monitor_events_pb2
+from modelyard.contracts.governance.v1 import governance_service_pb2 as gpb
 from modelyard.events.envelope import Event
 from modelyard.governance.adapters.sql import schema
 from modelyard.governance.bootstrap import Governance
 from modelyard.governance.domain.errors import AlreadyExists, FailedPrecondition, NotFound, SeparationOfDuties
 from modelyard.governance.domain.workflow import RequestState
+from modelyard.governance.entrypoints.api import GovernanceApi
 from modelyard.governance.testing import ALICE, BOB, CAROL, DAVE, EVE, InMemoryCatalog, facts
 
 pytestmark = pytest.mark.unit
@@ -179,3 +181,18 @@ def test_a_policy_without_approvals_deploys_after_the_checks(governance: Governa
     assert governance.handlers.run_checks(request.id).state is RequestState.APPROVED
     assert catalog.moves == [("credit", "staging", 1)]
     assert decisions(governance)[-1] == "modelyard.events.v1.DeploymentApproved"
+
+
+def test_every_current_plan_is_listed_through_the_api(governance: Governance, catalog: InMemoryCatalog) -> None:
+    api = GovernanceApi(governance.handlers)
+    assert list(api.ListDeploymentPlans(EVE, gpb.ListDeploymentPlansRequest()).plans) == []
+    promote(governance, catalog, 1)
+    catalog.add(facts("churn", 1))
+    request = governance.handlers.request_promotion(BOB, "churn", 1, "staging")  # no approvals needed
+    governance.handlers.run_pending_checks()
+    assert governance.handlers.get_request(EVE, request.id).state is RequestState.APPROVED
+    plans = api.ListDeploymentPlans(EVE, gpb.ListDeploymentPlansRequest()).plans
+    assert [(p.model_name, p.primary.version, p.revision) for p in plans] == [("churn", 1, 1), ("credit", 1, 1)]
+    assert plans[1] == api.GetDeploymentPlan(EVE, gpb.GetDeploymentPlanRequest(model_name="credit")).plan
+    with pytest.raises(PermissionDenied):
+        governance.handlers.deployment_plans(Principal("nobody", frozenset()))

@@ -84,6 +84,9 @@ class NoPlans:
     async def plans(self) -> list[Plan]:
         return []
 
+    async def close(self) -> None:
+        pass
+
 
 Parts = tuple[Lifecycle, FakeLoader, DictArtifacts, InMemoryStatus]
 

@@ -385,6 +385,8 @@ class Scenario:
             raise StepFailed(name, str(exc)) from None
         except grpc.aio.AioRpcError as exc:
             raise StepFailed(name, f"{exc.code().name}: {exc.details()}") from None
+        except ImportError as exc:  # scikit-learn and skl2onnx are development dependencies of the workspace
+            raise StepFailed(name, f"{exc}: the demo needs the workspace's dev dependencies (`make setup`)") from None
         if not part:
             self.result.steps.append(name)
             self.timeline.add("demo", f"[green]✓[/] {name}")
@@ -759,19 +761,26 @@ def run_demo(options: StackOptions, *, keep: bool = False, console: Console = ou
         result = scenario.result
         result.timeline = list(timeline.entries)
         console.print(_summary(result))
+        console.print(f"dashboard: [bold]{result.dashboard_url}[/]")
+        if not result.ok:
+            console.print(
+                f"[red]the loop did not complete[/]; the services' logs are in {stack.state.data_dir / 'logs'}"
+            )
         if keep and result.ok:
-            console.print(f"dashboard: [bold]{result.dashboard_url}[/]")
             console.print(f"bearer tokens of the demo's people: {tokens_file}")
             console.print(
                 f"the stack keeps running (`modelyard status --data-dir {stack.state.data_dir}`); Ctrl-C to stop."
             )
-            stack.watch()
+            # Ctrl-C is how a kept stack ends: the demo itself succeeded, so it is not an error.
+            with contextlib.suppress(KeyboardInterrupt):
+                stack.watch()
+            console.print("stopping")
     return result
 
 
 def _summary(result: DemoResult) -> Table:
     done = {entry.what.removeprefix("[green]✓[/] "): entry for entry in result.timeline if entry.actor == "demo"}
-    table = Table(title="modelyard demo", caption=f"dashboard: {result.dashboard_url}")
+    table = Table(title="modelyard demo")
     for column in ("step", "at", "after"):
         table.add_column(column, no_wrap=True)
     failed = result.failure.step if result.failure else None

@@ -203,6 +203,15 @@ def list_models(
     out.print(table)
 
 
+def _version(
+    stub: pb_grpc.RegistryServiceStub, metadata: list[tuple[str, str]], name: str, number: int
+) -> pb.ModelVersion:
+    response: pb.GetModelVersionResponse = _call(
+        stub.GetModelVersion, pb.GetModelVersionRequest(model_name=name, version=number), metadata
+    )
+    return response.model_version
+
+
 def _status(value: int) -> str:
     return ev.ModelVersionStatus.Name(value).removeprefix("MODEL_VERSION_STATUS_")
 
@@ -223,8 +232,7 @@ def show(
     """Show a model and its versions, or one version's signature and lineage."""
     with _client(registry, token) as (stub, metadata):
         if version:
-            request = pb.GetModelVersionRequest(model_name=name, version=version)
-            v = _call(stub.GetModelVersion, request, metadata).model_version
+            v = _version(stub, metadata, name, version)
             out.print(f"[bold]{v.model_name}[/bold] version {v.version}: {_status(v.status)} ({v.status_message})")
             out.print(f"digest {v.digest}, {v.size_bytes} bytes, by {v.created_by}")
             table = Table("", "name", "type", "shape", "features")
@@ -267,8 +275,7 @@ def download(
     """Download a model version's artifact, verified against its digest."""
     with _client(registry, token) as (stub, metadata):
         if version:
-            request = pb.GetModelVersionRequest(model_name=name, version=version)
-            target = _call(stub.GetModelVersion, request, metadata).model_version
+            target = _version(stub, metadata, name, version)
         else:
             resolve = pb.ResolveAliasRequest(model_name=name, alias=alias or "latest")
             target = _call(stub.ResolveAlias, resolve, metadata).model_version

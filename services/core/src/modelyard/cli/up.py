@@ -267,10 +267,16 @@ def _service_env(
         f"{prefix}KAFKA_BOOTSTRAP": bootstrap,
         f"{prefix}KAFKA_IDEMPOTENCE": str(idempotence).lower(),
     }
-    # Services that call the registry (governance; serving with artifact_source=registry) must find it where this
-    # stack put it, not at its default port, which another stack on this machine may own.
-    if "registry_address" in settings_class(service).model_fields:
-        env[f"{prefix}REGISTRY_ADDRESS"] = address(client_host(host), plan["registry"]["grpc"])
+    # A service that calls another (a `<peer>_address` setting: governance and serving call the registry, serving
+    # calls governance) must find it where this stack put it, not at its default port, which another stack on this
+    # machine may own.
+    fields = settings_class(service).model_fields
+    for peer in SERVICES:
+        if peer != service and f"{peer}_address" in fields:
+            env[f"{prefix}{peer.upper()}_ADDRESS"] = address(client_host(host), plan[peer]["grpc"])
+    # In a stack, governance decides what serving serves, also after a restart; the plan file is for standalone use.
+    if "plan_source" in fields and "governance_address" in fields:
+        env[f"{prefix}PLAN_SOURCE"] = "governance"
     return env
 
 

@@ -249,6 +249,26 @@ class EventConsumer:
         self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
         self._task = asyncio.create_task(self._run(), name=f"consumer {self.group_id}")
 
+    async def joined(self) -> None:
+        """Return once this member owns partitions and knows the offset it reads each from: every record produced
+        after that is delivered. With auto_offset_reset="latest", one produced before may not be, so a service
+        that also reads the current state elsewhere (serving's startup plans) awaits this first."""
+        if self._task is None:
+            raise RuntimeError("EventConsumer not started")
+        while True:
+            if self._task.done():
+                _raise_failure(self._task)
+                raise RuntimeError(f"consumer {self.group_id} stopped before joining")
+            assigned = self._consumer.assignment()
+            if assigned:
+                try:
+                    for tp in assigned:
+                        await self._consumer.position(tp)  # waits until the offset reset has resolved it
+                    return
+                except IllegalStateError:
+                    pass  # revoked by a rebalance meanwhile: wait for the next assignment
+            await asyncio.sleep(0.05)  # aiokafka offers no event for "assigned"
+
     async def stop(self, grace_s: float = 10.0) -> None:
         """Let the record in hand finish and commit (up to `grace_s`), then leave the group and close.
 

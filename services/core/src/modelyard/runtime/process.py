@@ -36,7 +36,7 @@ def run_service(settings_class: type[SettingsT], build: Callable[[SettingsT], Se
     try:
         # The base class's fields take positional Field defaults, which mypy (without the pydantic plugin)
         # reads as required arguments.
-        settings = settings_class()  # type: ignore[call-arg]
+        settings = settings_class()
     except ValidationError as exc:
         log.error("invalid settings: %s", describe_invalid_settings(settings_class, exc))
         sys.exit(2)

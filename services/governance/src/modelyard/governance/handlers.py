@@ -210,6 +210,13 @@ class GovernanceHandlers:
             raise NotFound(f"no deployment plan for model {model_name!r}")
         return deployment.plan
 
+    def deployment_plans(self, principal: Principal) -> list[Plan]:
+        """The current plan of every deployed model, by model name (one transaction: a consistent picture)."""
+        principal.require("read deployment plans", [Role.VIEWER, Role.SERVICE, Role.PUBLISHER, Role.APPROVER])
+        with self.store.unit() as unit:
+            deployments = [unit.get_deployment(name) for name in sorted(unit.deployed_models())]
+        return [d.plan for d in deployments if d is not None]
+
     def handle_incident(self, message: monitor_events_pb2.IncidentChanged) -> Plan | None:
         """Apply the policy's rollback rules to a monitor alert; the rollback plan, if one was ordered. An alert
         about a model governance never deployed is recorded (audit) and otherwise ignored."""

@@ -13,11 +13,15 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, SpanContext
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from modelyard.monitor.domain.errors import ReferenceNotFound
 from modelyard.monitor.domain.evaluation import WindowReport, evaluate_window
@@ -34,12 +38,19 @@ from modelyard.monitor.domain.profile import ProfileOptions, ReferenceProfile, b
 from modelyard.monitor.domain.records import PredictionRows
 from modelyard.monitor.domain.state import VersionState
 from modelyard.monitor.domain.views import IncidentView, VersionStatus
-from modelyard.monitor.domain.windows import Columns, WindowId
+from modelyard.monitor.domain.windows import ClosedWindow, Columns, WindowId
 
 log = logging.getLogger(__name__)
 
+_NO_ROWS: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
+
 # How long a version without reference data is monitored for operations only before the source is asked again.
 REFERENCE_RETRY_S = 60.0
+# A window's span links to its first records' inference spans and to the batches that filled it: 64 + 64 stays
+# within OpenTelemetry's default span link limit (128).
+MAX_RECORD_LINKS = 64
+MAX_BATCH_LINKS = 64
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +79,7 @@ class Checkpoint:
     changes: list[IncidentChange] = field(default_factory=list)
     pending: list[PendingPrediction] = field(default_factory=list)  # waiting for their labels
     slot_counts: dict[int, int] = field(default_factory=dict)  # predictions per window slot (label coverage)
+    window_traces: dict[str, dict[str, str]] = field(default_factory=dict)  # W3C context of each closed window's span
 
 
 class MonitorStore(Protocol):
@@ -109,15 +121,57 @@ class Metrics(Protocol):
 
 
 @dataclass
+class _WindowTrace:
+    """What an open window's span will link to: the first records' trace contexts and the batches that filled it.
+
+    In memory only (a few strings per window): after a restart, a window restored from the store links to the
+    records and batches that arrived since.
+    """
+
+    records: list[str] = field(default_factory=list)  # W3C traceparents
+    batches: list[SpanContext] = field(default_factory=list)
+
+    def add(self, batch: SpanContext, traceparents: list[str], rows: npt.NDArray[np.int64]) -> None:
+        if batch.is_valid and len(self.batches) < MAX_BATCH_LINKS and batch not in self.batches[-1:]:
+            self.batches.append(batch)
+        room = MAX_RECORD_LINKS - len(self.records)
+        if room <= 0:
+            return
+        for row in rows.tolist():
+            traceparent = traceparents[row]
+            if traceparent:
+                self.records.append(traceparent)
+                room -= 1
+                if room == 0:
+                    return
+
+    def links(self, parent: SpanContext) -> list[Link]:
+        records = [
+            Link(context, {"modelyard.link": "prediction"})
+            for traceparent in self.records
+            if (context := _span_context(traceparent)) is not None
+        ]
+        batches = [Link(batch, {"modelyard.link": "batch"}) for batch in self.batches if batch != parent]
+        return records + batches
+
+
+def _span_context(traceparent: str) -> SpanContext | None:
+    context = trace.get_current_span(_TRACE_CONTEXT.extract({"traceparent": traceparent})).get_span_context()
+    return context if context.is_valid else None
+
+
+@dataclass
 class _Version:
     state: VersionState
     profile: ReferenceProfile
     reference_checked_at: float
     dropped: list[WindowId] = field(default_factory=list)  # open windows dropped by a change of reference
+    traces: dict[WindowId, _WindowTrace] = field(default_factory=dict)  # of the open windows
 
     def drop_open_windows(self) -> None:
         self.dropped += [w.id for w in self.state.assembler.open.values()]
         self.state.assembler.open.clear()
+        self.traces.clear()
 
 
 class Monitor:
@@ -128,12 +182,14 @@ class Monitor:
         policy: MonitorPolicy,
         metrics: Metrics,
         profile_options: ProfileOptions | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.store = store
         self.references = references
         self.policy = policy
         self.metrics = metrics
         self.profile_options = profile_options or ProfileOptions()
+        self.tracer = tracer or trace.get_tracer(__name__)
         self._versions: dict[tuple[str, int], _Version] = {}
         # The consumer's worker thread and API calls (rebaseline) both touch version state.
         self._lock = threading.Lock()
@@ -222,17 +278,59 @@ class Monitor:
         )
         checkpoint.slot_counts = dict(zip(slots.tolist(), counts.tolist(), strict=True))
         version.dropped = []
+        self._trace_windows(version, rows, outcome.appended, outcome.sources)
         for window in outcome.closed:
-            state.windows_closed += 1
-            state.records_per_second = len(window.data) / window.duration(self.policy.window)
-            report, outcomes = evaluate_window(profile, window, self.policy, state.cusum)
-            performance = performance_outcome(state, profile, window)
-            if performance is not None:
-                outcomes.append(performance)
-            checkpoint.closed.append(window.id)
-            checkpoint.reports.append(report)
-            checkpoint.changes += [c for o in outcomes if (c := state.book.observe(o, str(window.id))) is not None]
+            with self._window_span(version, window) as span:
+                state.windows_closed += 1
+                state.records_per_second = len(window.data) / window.duration(self.policy.window)
+                report, outcomes = evaluate_window(profile, window, self.policy, state.cusum)
+                performance = performance_outcome(state, profile, window)
+                if performance is not None:
+                    outcomes.append(performance)
+                checkpoint.closed.append(window.id)
+                checkpoint.reports.append(report)
+                changes = [c for o in outcomes if (c := state.book.observe(o, str(window.id))) is not None]
+                checkpoint.changes += changes
+                if span.is_recording():
+                    span.set_attribute("modelyard.incident_changes", len(changes))
+                    # The alerts this window raised are created in this context: their sends are its children.
+                    propagate.inject(checkpoint.window_traces.setdefault(str(window.id), {}))
         return checkpoint
+
+    def _trace_windows(
+        self,
+        version: _Version,
+        rows: PredictionRows,
+        appended: Sequence[tuple[WindowId, Columns]],
+        sources: Sequence[npt.NDArray[np.int64]],
+    ) -> None:
+        """Note, per window this batch filled, the batch's span and the first records' trace contexts."""
+        batch = trace.get_current_span().get_span_context()  # the consumer's span for this event
+        traced = any(rows.traceparents)
+        if not batch.is_valid and not traced:
+            return
+        for (window_id, _), window_rows in zip(appended, sources, strict=True):
+            window_trace = version.traces.get(window_id)
+            if window_trace is None:
+                window_trace = version.traces[window_id] = _WindowTrace()
+            window_trace.add(batch, rows.traceparents if traced else [], window_rows if traced else _NO_ROWS)
+
+    def _window_span(self, version: _Version, window: ClosedWindow) -> AbstractContextManager[trace.Span]:
+        """The span of one window's evaluation: a child of the batch that closed it, linked to the other batches
+        that filled it and to (the first of) its records' inference spans."""
+        window_trace = version.traces.pop(window.id, None) or _WindowTrace()
+        parent = trace.get_current_span().get_span_context()
+        return self.tracer.start_as_current_span(
+            "evaluate window",
+            links=window_trace.links(parent),
+            attributes={
+                "modelyard.model.name": version.state.model_name,
+                "modelyard.model.version": version.state.model_version,
+                "modelyard.window.id": str(window.id),
+                "modelyard.window.closed_by": window.closed_by,
+                "modelyard.window.records": len(window.data),
+            },
+        )
 
     def _version(self, model_name: str, model_version: int) -> _Version:
         version = self._versions.get((model_name, model_version))

@@ -21,7 +21,7 @@ from modelyard.serving.adapters.artifacts import LocalArtifacts, RegistryArtifac
 from modelyard.serving.adapters.kafka import KafkaStatusReporter, PredictionPublisher
 from modelyard.serving.adapters.metrics import PrometheusMetrics, count_dropped_record
 from modelyard.serving.adapters.onnx import OnnxLoader
-from modelyard.serving.adapters.plans import PlanFile
+from modelyard.serving.adapters.plans import GovernancePlans, PlanFile
 from modelyard.serving.config import ServingSettings
 from modelyard.serving.domain.dataplane import DataPlane, ShadowRunner
 from modelyard.serving.domain.deployment import ModelManager
@@ -30,7 +30,7 @@ from modelyard.serving.domain.stream import PredictionBuffer, RecordPolicy
 from modelyard.serving.entrypoints.events import DecisionHandlers
 from modelyard.serving.entrypoints.grpc import InferenceServicer, add_inference_service
 from modelyard.serving.entrypoints.rest import inference_router
-from modelyard.serving.handlers import ExecutionPolicy, Lifecycle
+from modelyard.serving.handlers import Backoff, ExecutionPolicy, Lifecycle
 
 API_NAME: str = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 VERSION = metadata.version("modelyard-serving")
@@ -52,6 +52,7 @@ class ServingCore:
         await self.lifecycle.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         await self.lifecycle.artifacts.close()
+        await self.lifecycle.plans.close()
 
 
 def artifact_source(settings: ServingSettings) -> ArtifactSource:
@@ -59,6 +60,13 @@ def artifact_source(settings: ServingSettings) -> ArtifactSource:
         token = settings.registry_token.get_secret_value() if settings.registry_token else None
         return RegistryArtifacts(settings.registry_address, token)
     return LocalArtifacts(settings.models_path)
+
+
+def plan_source(settings: ServingSettings) -> PlanSource:
+    if settings.plan_source == "governance":
+        token = settings.governance_token.get_secret_value() if settings.governance_token else None
+        return GovernancePlans(settings.governance_address, token, timeout_s=settings.governance_timeout_s)
+    return PlanFile(settings.plans_path)
 
 
 def wire(
@@ -77,7 +85,7 @@ def wire(
         manager,
         artifacts or artifact_source(settings),
         OnnxLoader(intra_op_threads=settings.intra_op_threads),
-        plans or PlanFile(settings.plans_path),
+        plans or plan_source(settings),
         status,
         metrics or PrometheusMetrics(),
         ExecutionPolicy(
@@ -98,7 +106,9 @@ def build(settings: ServingSettings) -> Service:
     publisher = EventPublisher.from_settings(settings)
     core = wire(settings, status=KafkaStatusReporter(publisher, settings.replica))
     # One group per replica: every replica must enact every decision. It starts at the latest offset because
-    # the startup plans (fetched after the consumer has joined) already cover everything decided before.
+    # the startup plans, fetched once the consumer has joined, cover everything decided before: a decision made
+    # between the two is both in the plans and on the topic (enacting it twice is a no-op, by revision), and
+    # none can fall between them.
     consumer = EventConsumer.from_settings(
         settings, f"serving-{settings.replica}", [GOVERNANCE_DECISIONS], auto_offset_reset="latest"
     )
@@ -107,7 +117,9 @@ def build(settings: ServingSettings) -> Service:
 
     async def load_startup_plans() -> None:
         nonlocal startup_done
-        await core.lifecycle.load_startup_plans()
+        await consumer.joined()
+        retry = Backoff(deadline_s=settings.startup_plans_deadline_s)
+        await core.lifecycle.load_startup_plans(retry)  # raises when the source stays away: the process exits
         startup_done = True
 
     async def startup_plans_loaded() -> bool:

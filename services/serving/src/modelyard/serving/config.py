@@ -21,10 +21,19 @@ class ServingSettings(ServiceSettings):
     http_port: int = Field(default=8000, ge=0, le=65535)
 
     replica: str = Field(default_factory=socket.gethostname, description="this replica's name in status events")
-    plan_source: Literal["file"] = Field(
-        "file", description="where startup plans come from; governance's query API replaces the file when it exists"
+    plan_source: Literal["file", "governance"] = Field(
+        "file",
+        description="where startup plans come from: governance's ListDeploymentPlans, or a plan file (standalone)",
     )
     plan_file: Path | None = Field(None, description="JSON plan file (default: <data_dir>/serving/plans.json)")
+    governance_address: str = Field("127.0.0.1:50054", description="governance gRPC address (plan_source=governance)")
+    governance_token: SecretStr | None = Field(None, description="bearer token for governance, if it requires one")
+    governance_timeout_s: float = Field(10.0, gt=0, description="deadline of one call to governance")
+    startup_plans_deadline_s: float = Field(
+        300.0,
+        ge=0,
+        description="how long to keep asking an unavailable plan source at startup before the replica exits",
+    )
     artifact_source: Literal["local", "registry"] = Field("local", description="where artifacts are fetched from")
     model_dir: Path | None = Field(
         None, description="local artifacts, <model>/<version>/model.onnx (default: <data_dir>/serving/models)"

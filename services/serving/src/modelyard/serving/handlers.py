@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 from collections import defaultdict
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from modelyard.serving.domain.batching import Batcher, batchable
 from modelyard.serving.domain.codec import TensorCodec
 from modelyard.serving.domain.deployment import Deployment, ModelManager, ServedVersion
-from modelyard.serving.domain.errors import ArtifactError, NotFound, ServingError
+from modelyard.serving.domain.errors import ArtifactError, NotFound, PlanSourceError, ServingError
 from modelyard.serving.domain.model import Plan, VersionRef
 from modelyard.serving.domain.ports import ArtifactSource, MetricsFactory, ModelLoader, PlanSource, StatusReporter
 from modelyard.serving.domain.warmup import warm_up
@@ -50,6 +51,25 @@ class ExecutionPolicy:
     # Batching pays when a call's fixed cost (one-row call minus the cost of a row) exceeds what queueing and
     # splitting a request costs in Python.
     batch_overhead_s: float = 50e-6
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Bounded retries: waits double from `first_s` up to `max_s` (with jitter, so replicas restarted together
+    do not ask in step), and the last attempt starts no later than `deadline_s` after the first."""
+
+    first_s: float = 0.2
+    max_s: float = 5.0
+    deadline_s: float = 0.0  # 0: one attempt
+
+    def waits(self) -> list[float]:
+        waits: list[float] = []
+        wait, total = self.first_s, 0.0
+        while total + wait <= self.deadline_s:
+            waits.append(wait)
+            total += wait
+            wait = min(wait * 2, self.max_s)
+        return waits
 
 
 class Lifecycle:
@@ -138,13 +158,30 @@ class Lifecycle:
             rows += [(model, "", "LOADING", "") for model in self.manager.loading_models()]
         return rows
 
-    async def load_startup_plans(self) -> None:
-        """Serve every plan the plan source has; one plan that fails does not stop the others."""
-        for plan in await self.plans.plans():
+    async def load_startup_plans(self, retry: Backoff | None = None) -> None:
+        """Serve every plan the plan source has; one plan that fails does not stop the others.
+
+        While the source is away (a transient PlanSourceError), ask again as `retry` says, then raise: a replica
+        that gives up visibly (and is restarted) is better than one that serves nothing, or stale plans, silently.
+        """
+        for plan in await self._startup_plans(retry or Backoff()):
             try:
                 await self.enact(plan)
             except LoadFailed as exc:
                 log.error("startup plan for %s not served: %s", plan.model, exc)
+
+    async def _startup_plans(self, retry: Backoff) -> list[Plan]:
+        waits = retry.waits()
+        for attempt in range(1, len(waits) + 2):
+            try:
+                return await self.plans.plans()
+            except PlanSourceError as exc:
+                if not exc.transient or attempt > len(waits):
+                    raise
+                wait = waits[attempt - 1] * random.uniform(0.8, 1.0)
+                log.warning("startup plans not fetched (attempt %d), next in %.1fs: %s", attempt, wait, exc)
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def close(self) -> None:
         for deployment in list(self.manager):

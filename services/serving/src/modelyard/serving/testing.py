@@ -181,7 +181,7 @@ async def service(repository: ModelRepository, kafka_bootstrap: str) -> AsyncIte
         kafka_bootstrap=kafka_bootstrap,
         replica=f"test-{uuid.uuid4().hex[:8]}",
         stream_interval_s=0.02,
-    )  # type: ignore[call-arg]
+    )
     service = build(settings)
     async with service.running():
         await wait_until(lambda: service.ready)

@@ -41,6 +41,9 @@ class GovernanceApi:
     def GetDeploymentPlan(self, p: Principal, r: pb.GetDeploymentPlanRequest) -> pb.GetDeploymentPlanResponse:
         return pb.GetDeploymentPlanResponse(plan=convert.plan_pb(self._h.deployment_plan(p, r.model_name)))
 
+    def ListDeploymentPlans(self, p: Principal, r: pb.ListDeploymentPlansRequest) -> pb.ListDeploymentPlansResponse:
+        return pb.ListDeploymentPlansResponse(plans=[convert.plan_pb(plan) for plan in self._h.deployment_plans(p)])
+
     def ListAuditEntries(self, p: Principal, r: pb.ListAuditEntriesRequest) -> pb.ListAuditEntriesResponse:
         entries = self._h.audit_entries(
             p,

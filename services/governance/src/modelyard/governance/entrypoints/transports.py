@@ -34,6 +34,7 @@ ROUTES = [
     ("GET", "/v1/promotions", "ListPending"),
     ("GET", "/v1/promotions/{request_id}", "GetDecision"),
     ("GET", "/v1/models/{model_name}/plan", "GetDeploymentPlan"),
+    ("GET", "/v1/plans", "ListDeploymentPlans"),
     ("GET", "/v1/models/{model_name}/served-at", "GetServedAt"),
     ("GET", "/v1/models/{model_name}/versions/{version}/card", "GetModelCard"),
     ("GET", "/v1/audit/entries", "ListAuditEntries"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -53,8 +54,18 @@ def evidence_message(e: Evidence) -> monitor_events_pb2.Evidence:
     )
 
 
-def incident_event(change: IncidentChange, digest: str, reference_id: str, config_hash: str) -> Event:
-    """The event for one incident change; its id is the change's, so a replayed change is a duplicate."""
+def incident_event(
+    change: IncidentChange,
+    digest: str,
+    reference_id: str,
+    config_hash: str,
+    trace: Mapping[str, str] | None = None,
+) -> Event:
+    """The event for one incident change; its id is the change's, so a replayed change is a duplicate.
+
+    `trace` is the W3C context of the span that evaluated the window behind the change, so the alert's send (relayed
+    from the outbox later) is that span's child, and through its links tied to the predictions it judged.
+    """
     key = change.key
     payload = monitor_events_pb2.IncidentChanged(
         incident_id=change.incident_id,
@@ -68,7 +79,7 @@ def incident_event(change: IncidentChange, digest: str, reference_id: str, confi
         feature=key.feature,
         window_id=change.window,
     )
-    return Event(key=key.model_name, payload=payload, source=SOURCE, id=change.event_id)
+    return Event(key=key.model_name, payload=payload, source=SOURCE, id=change.event_id, trace=dict(trace or {}))
 
 
 def feedback_event(request_id: str, model_name: str, truth: str | float, event_time: datetime) -> Event:

@@ -355,7 +355,7 @@ class SqlMonitorStore:
             else:
                 values["evidence"] = evidence
             db.execute(incidents.update().where(incidents.c.incident_id == change.incident_id).values(**values))
-        event = incident_event(change, cp.state.digest, cp.profile.id, config_hash)
+        event = incident_event(change, cp.state.digest, cp.profile.id, config_hash, cp.window_traces.get(change.window))
         enqueue(db, outbox, MONITOR_ALERTS, event)
 
     # Queries.

@@ -32,6 +32,7 @@ class PredictionRows:
     event_time: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
     status: list[int] = field(default_factory=list)
+    traceparents: list[str] = field(default_factory=list)  # W3C, of the inference behind each record ("" if none)
     tensors: dict[tuple[Role, str], TensorRows] = field(default_factory=dict)
 
     def __len__(self) -> int:

@@ -98,6 +98,7 @@ class ClosedWindow:
 @dataclass
 class BatchOutcome:
     appended: list[tuple[WindowId, Columns]] = field(default_factory=list)
+    sources: list[npt.NDArray[np.int64]] = field(default_factory=list)  # per appended chunk: its rows in the batch
     closed: list[ClosedWindow] = field(default_factory=list)
     late_events: int = 0
 
@@ -121,7 +122,7 @@ class WindowAssembler:
         outcome.late_events = int(late.sum())
         for slot in np.unique(slots[~late]).tolist():
             rows = np.nonzero((slots == slot) & ~late)[0]
-            self._fill(int(slot), batch.take(rows), outcome)
+            self._fill(int(slot), batch.take(rows), rows, outcome)
         self.watermark = max(self.watermark, float(batch.event_time.max()) - self.policy.allowed_lateness_s)
         for slot in sorted(self.open):
             if (slot + 1) * t_max <= self.watermark:
@@ -130,17 +131,19 @@ class WindowAssembler:
             del self.next_part[slot]  # the slot is past: its later events are late, no part will follow
         return outcome
 
-    def _fill(self, slot: int, rows: Columns, outcome: BatchOutcome) -> None:
+    def _fill(self, slot: int, rows: Columns, sources: npt.NDArray[np.int64], outcome: BatchOutcome) -> None:
         taken = 0
         while taken < len(rows):
             window = self.open.get(slot)
             if window is None:
                 window = self.open[slot] = OpenWindow(WindowId(slot, self.next_part.get(slot, 0)))
             room = self.policy.max_events - window.count
-            chunk = rows.take(np.arange(taken, min(taken + room, len(rows))))
+            taking = np.arange(taken, min(taken + room, len(rows)))
+            chunk = rows.take(taking)
             window.chunks.append(chunk)
             window.count += len(chunk)
             outcome.appended.append((window.id, chunk))
+            outcome.sources.append(sources[taking])
             taken += len(chunk)
             if window.count >= self.policy.max_events:
                 outcome.closed.append(self._close(slot, "count"))

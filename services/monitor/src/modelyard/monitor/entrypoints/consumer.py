@@ -30,6 +30,7 @@ def rows_by_version(batch: serving_events_pb2.PredictionBatch, fallback_time: fl
         rows.event_time.append(seconds + nanos * 1e-9 if seconds or nanos else fallback_time)
         rows.latency_ms.append(record.latency_ms)
         rows.status.append(record.status_code)
+        rows.traceparents.append(record.traceparent)
         tensors = rows.tensors
         for role, message_tensors in ((Role.INPUT, record.inputs), (Role.OUTPUT, record.outputs)):
             for tensor in message_tensors:

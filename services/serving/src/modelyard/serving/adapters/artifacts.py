@@ -13,7 +13,7 @@ from modelyard.serving.domain.errors import ArtifactError
 from modelyard.serving.domain.model import VersionRef
 
 # Statuses after which asking again later may succeed; anything else is the registry's final answer.
-_TRANSIENT = frozenset(
+TRANSIENT_CODES = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED, grpc.StatusCode.UNKNOWN}
 )
 
@@ -43,7 +43,7 @@ class RegistryArtifacts:
                 chunks.append(response.chunk)
         except grpc.aio.AioRpcError as exc:
             message = f"registry {self.address}: {exc.code().name} for {ref.digest}: {exc.details()}"
-            if exc.code() in _TRANSIENT:
+            if exc.code() in TRANSIENT_CODES:
                 raise ConnectionError(message) from exc
             raise ArtifactError(message) from exc
         return b"".join(chunks)

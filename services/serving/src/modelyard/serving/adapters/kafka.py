@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from google.protobuf.message import Message
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from modelyard.contracts.events.v1 import serving_events_pb2 as srv
 from modelyard.events.envelope import Event
@@ -13,6 +17,7 @@ from modelyard.events.topics import SERVING_PREDICTIONS, SERVING_STATUS
 from modelyard.kafka.producer import EventPublisher
 from modelyard.serving.domain.model import VersionRef
 from modelyard.serving.domain.stream import (
+    Prediction,
     PredictionBuffer,
     RateLimitedLog,
     RecordPolicy,
@@ -23,6 +28,9 @@ from modelyard.serving.domain.stream import (
 log = logging.getLogger(__name__)
 
 SOURCE = "serving"
+# At most this many records of a batch are linked from its span: OpenTelemetry's default span link limit.
+MAX_RECORD_LINKS = 128
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 
 class KafkaStatusReporter:
@@ -78,6 +86,7 @@ class PredictionPublisher:
         self.max_records = max_records
         self.max_backoff_s = max_backoff_s
         self._failure_log = RateLimitedLog()
+        self._tracer = trace.get_tracer(__name__)
 
     async def run(self) -> None:
         backoff = self.interval_s
@@ -101,6 +110,70 @@ class PredictionPublisher:
         while self.buffer:
             predictions = self.buffer.peek(self.max_records)
             batches = to_batches(predictions, self.policy)
-            events = [Event.new(model, batch, SOURCE) for model, batch in batches.items()]
-            await self.publisher.publish_many(SERVING_PREDICTIONS, events)
+            traced = _traceparents_by_model(predictions)
+            spans: list[trace.Span] = []
+            events = []
+            for model, batch in batches.items():
+                span = self._batch_span(model, len(batch.records), traced.get(model))
+                if span is None:
+                    events.append(Event.new(model, batch, SOURCE))
+                    continue
+                spans.append(span)
+                with trace.use_span(span):
+                    events.append(Event.new(model, batch, SOURCE))  # the send span becomes a child of the batch's
+            try:
+                await self.publisher.publish_many(SERVING_PREDICTIONS, events)
+            except BaseException as exc:
+                for span in spans:
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                    span.end()
+                raise
+            for span in spans:
+                span.end()
             self.buffer.commit(len(predictions))
+
+    def _batch_span(self, model: str, records: int, traceparents: list[str] | None) -> trace.Span | None:
+        """A span for one batch, linked to the inference spans of (a sample of) its records; None when its records
+        carry no trace context (inference spans are only opened when they are exported)."""
+        if not traceparents:
+            return None
+        links = [
+            Link(context, {"modelyard.link": "prediction"})
+            for traceparent in _spread(traceparents, MAX_RECORD_LINKS)
+            if (context := _span_context(traceparent)) is not None
+        ]
+        return self._tracer.start_span(
+            f"create {SERVING_PREDICTIONS.name}",
+            context=trace.set_span_in_context(trace.INVALID_SPAN),  # a batch of many requests: a trace of its own
+            kind=SpanKind.PRODUCER,
+            links=links,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "create",
+                "messaging.destination.name": SERVING_PREDICTIONS.name,
+                "messaging.batch.message_count": records,
+                "modelyard.model.name": model,
+                "modelyard.traced_records": len(traceparents),
+            },
+        )
+
+
+def _traceparents_by_model(predictions: Sequence[Prediction]) -> dict[str, list[str]]:
+    traced: dict[str, list[str]] = {}
+    for prediction in predictions:
+        if prediction.traceparent:
+            traced.setdefault(prediction.ref.model, []).append(prediction.traceparent)
+    return traced
+
+
+def _spread(items: list[str], limit: int) -> list[str]:
+    """At most `limit` items, evenly spaced over the list (deterministic: the same batch links the same records)."""
+    if len(items) <= limit:
+        return items
+    return [items[i * len(items) // limit] for i in range(limit)]
+
+
+def _span_context(traceparent: str) -> trace.SpanContext | None:
+    context = trace.get_current_span(_TRACE_CONTEXT.extract({"traceparent": traceparent})).get_span_context()
+    return context if context.is_valid else None

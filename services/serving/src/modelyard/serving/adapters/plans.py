@@ -1,4 +1,5 @@
-"""Deployment plans from outside: the DeploymentPlan contract, and a plan file as governance's stand-in."""
+"""Deployment plans from outside: the DeploymentPlan contract, governance's `ListDeploymentPlans` over gRPC, and
+a plan file as governance's stand-in (running without governance)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import asyncio
 import json
 from pathlib import Path
 
+import grpc
 from google.protobuf import json_format
 
 from modelyard.contracts.events.v1 import common_pb2
+from modelyard.contracts.governance.v1 import governance_service_pb2 as governance_pb
+from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as governance_grpc
+from modelyard.serving.adapters.artifacts import TRANSIENT_CODES
+from modelyard.serving.domain.errors import PlanSourceError
 from modelyard.serving.domain.model import Plan, VersionRef
 
 
@@ -47,6 +53,40 @@ class PlanFile:
         return [
             plan_from_message(json_format.ParseDict(entry, common_pb2.DeploymentPlan())) for entry in document["plans"]
         ]
+
+    async def close(self) -> None:
+        pass
+
+
+class GovernancePlans:
+    """The current plan of every deployed model, from `modelyard.governance.v1.GovernanceService/
+    ListDeploymentPlans`: what governance decided, so a restarted replica comes back serving it."""
+
+    def __init__(self, address: str, token: str | None = None, timeout_s: float = 10.0) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._channel: grpc.aio.Channel | None = None
+
+    def _stub(self) -> governance_grpc.GovernanceServiceStub:
+        if self._channel is None:  # created on first use, on the loop that uses it
+            self._channel = grpc.aio.insecure_channel(self.address)
+        return governance_grpc.GovernanceServiceStub(self._channel)  # type: ignore[no-untyped-call]
+
+    async def plans(self) -> list[Plan]:
+        """Raises PlanSourceError, transient when governance may answer later."""
+        try:
+            response = await self._stub().ListDeploymentPlans(
+                governance_pb.ListDeploymentPlansRequest(), metadata=self._metadata, timeout=self.timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            message = f"governance {self.address}: {exc.code().name}: {exc.details()}"
+            raise PlanSourceError(message, transient=exc.code() in TRANSIENT_CODES) from exc
+        return [plan_from_message(plan) for plan in response.plans]
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
 
 
 def plan_file_entry(plan: common_pb2.DeploymentPlan) -> dict[str, object]:

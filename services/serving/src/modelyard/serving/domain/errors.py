@@ -49,3 +49,14 @@ class ArtifactError(ServingError):
     """An artifact could not be fetched, or is not what the plan says (digest mismatch)."""
 
     code = Code.UNAVAILABLE
+
+
+class PlanSourceError(ServingError):
+    """The deployment plans could not be read. `transient` when asking again later may succeed (governance away
+    or restarting); not when it refused (a wrong token, say)."""
+
+    code = Code.UNAVAILABLE
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient

@@ -38,7 +38,11 @@ class ArtifactSource(Protocol):
 class PlanSource(Protocol):
     """Where the deployment plans to serve at startup come from (governance, or a plan file as the stand-in)."""
 
-    async def plans(self) -> list[Plan]: ...
+    async def plans(self) -> list[Plan]:
+        """Every current plan. Raises PlanSourceError (transient when asking again later may succeed)."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class StatusReporter(Protocol):

@@ -143,6 +143,16 @@ class GetDeploymentPlanResponse(_message.Message):
     plan: _common_pb2.DeploymentPlan
     def __init__(self, plan: _Optional[_Union[_common_pb2.DeploymentPlan, _Mapping]] = ...) -> None: ...
 
+class ListDeploymentPlansRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListDeploymentPlansResponse(_message.Message):
+    __slots__ = ("plans",)
+    PLANS_FIELD_NUMBER: _ClassVar[int]
+    plans: _containers.RepeatedCompositeFieldContainer[_common_pb2.DeploymentPlan]
+    def __init__(self, plans: _Optional[_Iterable[_Union[_common_pb2.DeploymentPlan, _Mapping]]] = ...) -> None: ...
+
 class AuditEntry(_message.Message):
     __slots__ = ("seq", "recorded_at", "kind", "event_id", "source", "model_name", "version", "request_id", "body", "prev_hash", "hash")
     SEQ_FIELD_NUMBER: _ClassVar[int]

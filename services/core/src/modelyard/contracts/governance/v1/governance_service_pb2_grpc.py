@@ -71,6 +71,11 @@ class GovernanceServiceStub:
                 request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDeploymentPlanRequest.SerializeToString,
                 response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDeploymentPlanResponse.FromString,
                 _registered_method=True)
+        self.ListDeploymentPlans = channel.unary_unary(
+                '/modelyard.governance.v1.GovernanceService/ListDeploymentPlans',
+                request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListDeploymentPlansRequest.SerializeToString,
+                response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListDeploymentPlansResponse.FromString,
+                _registered_method=True)
         self.ListAuditEntries = channel.unary_unary(
                 '/modelyard.governance.v1.GovernanceService/ListAuditEntries',
                 request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListAuditEntriesRequest.SerializeToString,
@@ -148,6 +153,14 @@ class GovernanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeploymentPlans(self, request, context):
+        """The current deployment plan of every model governance has deployed, by model name (what a serving replica
+        fetches at startup).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAuditEntries(self, request, context):
         """Audit entries (in chain order) about a model, a version or a request, or all of them.
         """
@@ -215,6 +228,11 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
                     servicer.GetDeploymentPlan,
                     request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDeploymentPlanRequest.FromString,
                     response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDeploymentPlanResponse.SerializeToString,
+            ),
+            'ListDeploymentPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeploymentPlans,
+                    request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListDeploymentPlansRequest.FromString,
+                    response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListDeploymentPlansResponse.SerializeToString,
             ),
             'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuditEntries,
@@ -411,6 +429,33 @@ class GovernanceService:
             '/modelyard.governance.v1.GovernanceService/GetDeploymentPlan',
             modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDeploymentPlanRequest.SerializeToString,
             modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetDeploymentPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeploymentPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.governance.v1.GovernanceService/ListDeploymentPlans',
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListDeploymentPlansRequest.SerializeToString,
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.ListDeploymentPlansResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,52 @@
+"""What `modelyard up` (and `modelyard demo`) put in each service's environment: `--env` options, and where
+the registry is for the services that call it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelyard.cli.stack import StackError, plan_ports
+from modelyard.cli.up import _service_env, parse_env_options
+from modelyard.governance.config import GovernanceSettings
+from modelyard.monitor.config import MonitorSettings
+from modelyard.serving.config import ServingSettings
+
+pytestmark = pytest.mark.unit
+
+
+def test_env_options_are_prefixed_per_service() -> None:
+    parsed = parse_env_options(
+        ["monitor.window_max_events=100", 'registry.auth={"allow_anonymous": false}', "serving.registry_token=a=b"]
+    )
+    assert parsed == {
+        "monitor": {"MODELYARD_MONITOR_WINDOW_MAX_EVENTS": "100"},
+        "registry": {"MODELYARD_REGISTRY_AUTH": '{"allow_anonymous": false}'},
+        "serving": {"MODELYARD_SERVING_REGISTRY_TOKEN": "a=b"},  # only the first '=' separates
+    }
+
+
+@pytest.mark.parametrize("option", ["window_max_events=1", "kafka.x=1", "monitor.=1", "monitor.a-b=1", "monitor.x"])
+def test_bad_env_options_are_refused(option: str) -> None:
+    with pytest.raises(StackError, match=r"SERVICE\.KEY=VALUE"):
+        parse_env_options([option])
+
+
+def test_services_that_call_the_registry_find_this_stacks_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = plan_ports(47000, [])
+    env = {
+        service: _service_env(service, "0.0.0.0", plan, tmp_path, "127.0.0.1:9", idempotence=False)
+        for service in ("serving", "monitor", "governance")
+    }
+    assert env["governance"]["MODELYARD_GOVERNANCE_REGISTRY_ADDRESS"] == "127.0.0.1:47000"
+    assert env["serving"]["MODELYARD_SERVING_REGISTRY_ADDRESS"] == "127.0.0.1:47000"
+    assert not any("REGISTRY_ADDRESS" in key for key in env["monitor"])
+    # ...and the settings classes read what was set.
+    for variables in env.values():
+        for key, value in variables.items():
+            monkeypatch.setenv(key, value)
+    assert ServingSettings().registry_address == GovernanceSettings().registry_address == "127.0.0.1:47000"
+    assert MonitorSettings().grpc_port == plan["monitor"]["grpc"]
