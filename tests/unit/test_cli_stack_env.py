@@ -50,3 +50,13 @@ def test_services_that_call_the_registry_find_this_stacks_registry(
             monkeypatch.setenv(key, value)
     assert ServingSettings().registry_address == GovernanceSettings().registry_address == "127.0.0.1:47000"
     assert MonitorSettings().grpc_port == plan["monitor"]["grpc"]
+
+
+def test_serving_in_a_stack_takes_its_plans_from_this_stacks_governance(tmp_path: Path) -> None:
+    plan = plan_ports(47000, [])
+    env = _service_env("serving", "0.0.0.0", plan, tmp_path, "127.0.0.1:9", idempotence=False)
+    assert env["MODELYARD_SERVING_GOVERNANCE_ADDRESS"] == f"127.0.0.1:{plan['governance']['grpc']}"
+    assert env["MODELYARD_SERVING_PLAN_SOURCE"] == "governance"
+    governance = _service_env("governance", "0.0.0.0", plan, tmp_path, "127.0.0.1:9", idempotence=False)
+    assert "MODELYARD_GOVERNANCE_PLAN_SOURCE" not in governance
+    assert not any(key.endswith(("GOVERNANCE_ADDRESS", "SERVING_ADDRESS")) for key in governance)

@@ -15,11 +15,11 @@ from modelyard.serving.adapters.memory import InMemoryStatus
 from modelyard.serving.domain.codec import Array, to_raw
 from modelyard.serving.domain.dataplane import DataPlane, ShadowRunner
 from modelyard.serving.domain.deployment import ModelManager, canary_bucket
-from modelyard.serving.domain.errors import Code, InvalidArgument, NotFound
+from modelyard.serving.domain.errors import Code, InvalidArgument, NotFound, PlanSourceError
 from modelyard.serving.domain.model import Plan, Signature, TensorSpec, VersionRef
 from modelyard.serving.domain.ports import NoMetrics
 from modelyard.serving.domain.stream import PredictionBuffer
-from modelyard.serving.handlers import ExecutionPolicy, Lifecycle, LoadFailed
+from modelyard.serving.handlers import Backoff, ExecutionPolicy, Lifecycle, LoadFailed
 
 pytestmark = pytest.mark.unit
 
@@ -206,3 +206,42 @@ async def test_a_model_that_raises_is_internal(parts: Parts) -> None:
     assert caught.value.code == Code.INTERNAL  # type: ignore[attr-defined]
     with pytest.raises(InvalidArgument, match="five"):  # the runner's own validation keeps its code
         await DataPlane(lifecycle.manager).infer(request(value=5))
+
+
+class FlakyPlans:
+    """Away (UNAVAILABLE) for the first `away` calls, then answers `plans`; or refuses (not transient)."""
+
+    def __init__(self, plans: list[Plan], away: int, *, transient: bool = True) -> None:
+        self.answer, self.away, self.transient, self.calls = plans, away, transient, 0
+
+    async def plans(self) -> list[Plan]:
+        self.calls += 1
+        if self.calls <= self.away:
+            raise PlanSourceError("governance: UNAVAILABLE", transient=self.transient)
+        return self.answer
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_startup_plans_are_asked_again_while_the_source_is_away(parts: Parts) -> None:
+    lifecycle, _, artifacts, _ = parts
+    v1 = artifacts.add("m", 1)
+    lifecycle.plans = source = FlakyPlans([Plan("m", 1, v1)], away=2)
+    await lifecycle.load_startup_plans(Backoff(first_s=0.001, max_s=0.002, deadline_s=1.0))
+    assert source.calls == 3 and lifecycle.manager.get("m") is not None
+
+
+@pytest.mark.parametrize("transient", [True, False])
+async def test_startup_gives_up_visibly_when_the_source_stays_away_or_refuses(parts: Parts, transient: bool) -> None:
+    lifecycle, _, _, _ = parts
+    lifecycle.plans = source = FlakyPlans([], away=1000, transient=transient)
+    retry = Backoff(first_s=0.001, max_s=0.002, deadline_s=0.02)
+    with pytest.raises(PlanSourceError):
+        await lifecycle.load_startup_plans(retry)
+    assert source.calls == (len(retry.waits()) + 1 if transient else 1)  # a refusal is not asked again
+
+
+def test_backoff_doubles_up_to_its_cap_within_its_deadline() -> None:
+    assert Backoff(first_s=1, max_s=4, deadline_s=20).waits() == [1, 2, 4, 4, 4, 4]
+    assert Backoff(deadline_s=0).waits() == []
