@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
+from modelyard.generated_docs import END, replace_section, rewrite_main
 from modelyard.governance.config import GovernanceSettings
 from modelyard.monitor.config import MonitorSettings
 from modelyard.registry.config import RegistrySettings
@@ -33,7 +32,6 @@ SERVICES: dict[str, type[ServiceSettings]] = {
 }
 
 BEGIN = "<!-- BEGIN GENERATED: configuration -->"
-END = "<!-- END GENERATED -->"
 
 
 @dataclass(frozen=True)
@@ -126,17 +124,8 @@ def render() -> str:
 
 def update(document: str) -> str:
     """The document with its generated section replaced by the current reference."""
-    head, begin, rest = document.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not (begin and end):
-        raise ValueError(f"document has no {BEGIN} ... {END} markers")
-    return head + render() + tail
-
-
-def main() -> None:
-    path = Path(sys.argv[1])
-    path.write_text(update(path.read_text()))
+    return replace_section(document, BEGIN, render())
 
 
 if __name__ == "__main__":
-    main()
+    rewrite_main(update)

@@ -5,16 +5,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from modelyard.events import topics
+from modelyard.generated_docs import END, replace_section, rewrite_main
 
 BEGIN = "<!-- BEGIN GENERATED: topic catalogue (make docs) -->"
-END = "<!-- END GENERATED -->"
 
 
 def _field_type(field: FieldDescriptor) -> str:
@@ -62,17 +59,8 @@ def render() -> str:
 
 def update(document: str) -> str:
     """The document with its generated section replaced by the current catalogue."""
-    head, sep, rest = document.partition(BEGIN)
-    _, sep2, tail = rest.partition(END)
-    if not (sep and sep2):
-        raise ValueError("document has no generated-section markers")
-    return head + render() + tail
-
-
-def main() -> None:
-    path = Path(sys.argv[1])
-    path.write_text(update(path.read_text()))
+    return replace_section(document, BEGIN, render())
 
 
 if __name__ == "__main__":
-    main()
+    rewrite_main(update)
