@@ -1,1 +1,1 @@
-pytest_plugins = ["modelyard.testing.plugin"]
+pytest_plugins = ["modelyard.testing.plugin", "modelyard.testing.models"]

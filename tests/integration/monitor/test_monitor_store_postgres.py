@@ -14,14 +14,13 @@ from modelyard.monitor.domain.incidents import Change
 from modelyard.monitor.domain.simulation import Shift
 from modelyard.monitor.entrypoints.consumer import rows_by_version
 from modelyard.monitor.testing import prediction_events, settings, write_reference
-from modelyard.registry.testing import postgres_admin_url  # noqa: F401  (fixture; see the report: belongs in core)
 from modelyard.sql.engine import scratch_postgres_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 
 @pytest.fixture
-def parts(postgres_admin_url: str, tmp_path: Path) -> Iterator[MonitorParts]:  # noqa: F811
+def parts(postgres_admin_url: str, tmp_path: Path) -> Iterator[MonitorParts]:
     with scratch_postgres_database(postgres_admin_url, prefix="monitor_test") as url:
         config = settings("127.0.0.1:1", tmp_path).model_copy(
             update={"database_url": url.render_as_string(hide_password=False)}

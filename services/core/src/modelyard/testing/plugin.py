@@ -1,4 +1,4 @@
-"""Pytest fixtures for real parts: the Kafka-protocol broker (one fixture, one code path)."""
+"""Pytest fixtures for real parts: the Kafka-protocol broker (one fixture, one code path) and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -64,3 +64,26 @@ def kafka_broker(environment: TestEnvironment) -> Iterator[str]:
 def kafka_bootstrap(test_environment: TestEnvironment) -> Iterator[str]:
     with kafka_broker(test_environment) as bootstrap:
         yield bootstrap
+
+
+def _postgres_reachable(url: str) -> bool:
+    import sqlalchemy as sa  # the `sql` extra: only the services with a database need it
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect():
+            return True
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(test_environment: TestEnvironment) -> str:
+    """Where to create scratch databases: skips locally when PostgreSQL is unreachable, fails on CI."""
+    if not _postgres_reachable(test_environment.test_postgres_url):
+        if test_environment.ci:
+            pytest.fail(f"PostgreSQL at {test_environment.test_postgres_url} is unreachable; it must run on CI")
+        pytest.skip("PostgreSQL is unreachable (these tests run on CI)")
+    return test_environment.test_postgres_url

@@ -13,37 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from modelyard.auth import Principal, Role
 from modelyard.registry.bootstrap import Registry, build, build_registry
 from modelyard.registry.config import RegistrySettings
 from modelyard.runtime import Service
 from modelyard.sql.engine import scratch_postgres_database
-from modelyard.testing.plugin import TestEnvironment
 
 ALICE = Principal("alice", frozenset({Role.PUBLISHER, Role.APPROVER}))
-
-
-def _postgres_reachable(url: str) -> bool:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect():
-            return True
-    except sa.exc.OperationalError:
-        return False
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def postgres_admin_url(test_environment: TestEnvironment) -> str:
-    """Where to create scratch databases: skips locally when PostgreSQL is unreachable, fails on CI."""
-    if not _postgres_reachable(test_environment.test_postgres_url):
-        if test_environment.ci:
-            pytest.fail(f"PostgreSQL at {test_environment.test_postgres_url} is unreachable; it must run on CI")
-        pytest.skip("PostgreSQL is unreachable (these tests run on CI)")
-    return test_environment.test_postgres_url
 
 
 @contextlib.contextmanager

@@ -1,1 +1,0 @@
-from modelyard.testing.models import onnx_models  # noqa: F401  (fixture)
