@@ -43,12 +43,16 @@ def test_services_that_call_the_registry_find_this_stacks_registry(
     }
     assert env["governance"]["MODELYARD_GOVERNANCE_REGISTRY_ADDRESS"] == "127.0.0.1:47000"
     assert env["serving"]["MODELYARD_SERVING_REGISTRY_ADDRESS"] == "127.0.0.1:47000"
-    assert not any("REGISTRY_ADDRESS" in key for key in env["monitor"])
+    assert env["monitor"]["MODELYARD_MONITOR_REGISTRY_ADDRESS"] == "127.0.0.1:47000"
+    assert env["monitor"]["MODELYARD_MONITOR_REFERENCE_SOURCE"] == "registry"
+    assert "MODELYARD_SERVING_REFERENCE_SOURCE" not in env["serving"]
     # ...and the settings classes read what was set.
     for variables in env.values():
         for key, value in variables.items():
             monkeypatch.setenv(key, value)
     assert ServingSettings().registry_address == GovernanceSettings().registry_address == "127.0.0.1:47000"
+    assert MonitorSettings().registry_address == "127.0.0.1:47000"
+    assert MonitorSettings().reference_source == "registry"
     assert MonitorSettings().grpc_port == plan["monitor"]["grpc"]
 
 

@@ -1,6 +1,6 @@
 """The monitor service against a real broker: predictions in, incidents out on modelyard.monitor.alerts.
 
-Reference data comes from the local-file source (the registry's API has no reference-dataset call yet).
+Reference data comes from the local-file source (the registry source: test_monitor_registry_references.py).
 """
 
 from __future__ import annotations

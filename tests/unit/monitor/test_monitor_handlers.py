@@ -14,9 +14,10 @@ from fastapi import FastAPI
 from sklearn.metrics import roc_auc_score
 
 from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
+from modelyard.monitor import handlers
 from modelyard.monitor.adapters.metrics import PrometheusMetrics
 from modelyard.monitor.adapters.store import SqlMonitorStore
-from modelyard.monitor.domain.errors import ReferenceNotFound
+from modelyard.monitor.domain.errors import ReferenceNotFound, ReferenceUnavailable
 from modelyard.monitor.domain.incidents import Change, Signal
 from modelyard.monitor.domain.performance import roc_auc
 from modelyard.monitor.domain.policy import MonitorPolicy, WindowPolicy
@@ -34,8 +35,11 @@ POLICY = MonitorPolicy(window=WindowPolicy(max_events=200, min_events=100, max_s
 class FakeReferences:
     def __init__(self) -> None:
         self.data: dict[tuple[str, int], Mapping[str, npt.NDArray[np.generic]]] = {}
+        self.unavailable = False
 
     def load(self, model_name: str, model_version: int) -> ReferenceData:
+        if self.unavailable:
+            raise ReferenceUnavailable("registry away")
         if (model_name, model_version) not in self.data:
             raise ReferenceNotFound(model_name)
         return ReferenceData(self.data[(model_name, model_version)], source="fake")
@@ -172,3 +176,21 @@ async def test_dashboard_shows_drift_over_time_and_the_incident(
         assert "label coverage 0.0%" in page.text
         assert 'href="/dashboard/m/1"' in (await client.get("/dashboard")).text
         assert (await client.get("/dashboard/m/9")).status_code == 404
+
+
+def test_an_unavailable_reference_source_is_asked_again_later(
+    parts: tuple[Monitor, SqlMonitorStore, FakeReferences], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monitor, store, references = parts
+    references.data[("m", 1)] = reference(0)
+    references.unavailable = True
+    # Handled (operations only), not failed: a registry that is away must not dead-letter the predictions.
+    monitor.handle_predictions("p1", rows_by_version(batch("m", 0, 50, seed=1), 0.0))
+    assert store.active_profile("m", 1) is None
+    with pytest.raises(ReferenceUnavailable):
+        monitor.rebaseline("m", 1)
+    references.unavailable = False
+    monkeypatch.setattr(handlers, "REFERENCE_RETRY_S", 0.0)
+    monitor.handle_predictions("p2", rows_by_version(batch("m", 50, 50, seed=2), 0.0))
+    profile = store.active_profile("m", 1)
+    assert profile is not None and profile.features

@@ -41,3 +41,26 @@ def test_parquet_is_read_and_missing_or_broken_files_say_so(tmp_path: Path) -> N
     (tmp_path / "m" / "3.parquet").write_bytes(b"not parquet")
     with pytest.raises(ReferenceDataError):
         LocalReferenceSource(tmp_path).load("m", 3)
+
+
+def test_registered_columns_are_renamed_with_the_signatures_feature_names() -> None:
+    from modelyard.monitor.adapters.registry_references import reference_columns
+
+    values = np.arange(3.0)
+    columns = {
+        "age": values,
+        "income": values + 1,
+        "city": np.array(["a", "b", "c"]),
+        "target": values,  # the label column: no input of the model
+        "output:label": values,
+        "truth:label": values,
+        "z[1]": values,
+    }
+    inputs = {"x": ["age", "income"], "place": ["city"], "z": []}
+    renamed = reference_columns(columns, inputs)
+    assert sorted(renamed) == ["output:label", "place", "truth:label", "x[0]", "x[1]", "z[1]"]
+    assert renamed["x[1]"] is columns["income"] and renamed["place"] is columns["city"]
+    with pytest.raises(ReferenceDataError, match="several columns"):
+        reference_columns({"age": values, "x[0]": values}, {"x": ["age", "income"]})
+    with pytest.raises(ReferenceDataError, match="no reference column"):
+        reference_columns({"target": values}, {"x": ["age"]})

@@ -525,7 +525,7 @@ class Scenario:
         created = (await self.registry.CreateModelVersion(request, metadata=self.auth("alice"))).model_version
         if created.version != expected_version:
             raise RuntimeError(f"the registry numbered it v{created.version}, expected v{expected_version}")
-        # The monitor reads reference data from files (it has no registry source yet): the same training rows,
+        # The demo's monitor reads reference data from files (reference_source=local): the same training rows,
         # named by where each feature sits in a prediction record (element i of input tensor X).
         directory = self.work / "references" / MODEL
         directory.mkdir(parents=True, exist_ok=True)
@@ -732,6 +732,10 @@ def demo_settings(work: Path, tokens: dict[str, str]) -> tuple[str, ...]:
         "governance.work_interval_s=0.2",
         "serving.artifact_source=registry",
         f"serving.registry_token={tokens['serving']}",
+        f"serving.governance_token={tokens['serving']}",
+        # The demo writes the monitor's reference files itself (see `register`); moving it to the registry source
+        # needs a registry token for the monitor.
+        "monitor.reference_source=local",
         f"monitor.reference_dir={work / 'references'}",
         f"monitor.window_max_events={WINDOW_EVENTS}",
         f"monitor.window_min_events={WINDOW_EVENTS // 2}",

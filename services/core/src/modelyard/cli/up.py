@@ -277,6 +277,9 @@ def _service_env(
     # In a stack, governance decides what serving serves, also after a restart; the plan file is for standalone use.
     if "plan_source" in fields and "governance_address" in fields:
         env[f"{prefix}PLAN_SOURCE"] = "governance"
+    # Likewise the monitor profiles each version's reference dataset as registered in this stack's registry.
+    if "reference_source" in fields and "registry_address" in fields:
+        env[f"{prefix}REFERENCE_SOURCE"] = "registry"
     return env
 
 

@@ -1,7 +1,7 @@
 """Composition root of the monitor service: builds adapters, wires handlers and transports into a `Service`.
 
-`build_monitor` is the seam tests use: it takes the reference source (a fake or the local-file one) and returns
-the wired parts; `build` makes the runnable `Service` from settings alone.
+`build_monitor` is the seam tests use: it takes the reference source (a fake; by default the one the settings name,
+the registry or local files) and returns the wired parts; `build` makes the runnable `Service` from settings alone.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from modelyard.kafka.consumer import EventConsumer
 from modelyard.kafka.producer import EventPublisher
 from modelyard.monitor.adapters.metrics import PrometheusMetrics
 from modelyard.monitor.adapters.references import LocalReferenceSource
+from modelyard.monitor.adapters.registry_references import RegistryReferenceSource
 from modelyard.monitor.adapters.store import SqlMonitorStore, set_sqlite_synchronous
 from modelyard.monitor.config import MonitorSettings
 from modelyard.monitor.entrypoints import dashboard
@@ -36,6 +37,7 @@ class MonitorParts:
     engine: Engine
     store: SqlMonitorStore
     monitor: Monitor
+    references: ReferenceSource
 
 
 def build_monitor(settings: MonitorSettings, references: ReferenceSource | None = None) -> MonitorParts:
@@ -46,9 +48,16 @@ def build_monitor(settings: MonitorSettings, references: ReferenceSource | None 
         set_sqlite_synchronous(engine, settings.sqlite_synchronous)
     store = SqlMonitorStore(engine, policy)
     store.create_schema()
-    source = references or LocalReferenceSource(settings.resolved_reference_dir)
+    source = references or reference_source(settings)
     monitor = Monitor(store, source, policy, PrometheusMetrics())
-    return MonitorParts(settings, engine, store, monitor)
+    return MonitorParts(settings, engine, store, monitor, source)
+
+
+def reference_source(settings: MonitorSettings) -> ReferenceSource:
+    if settings.reference_source == "registry":
+        token = settings.registry_token.get_secret_value() if settings.registry_token else None
+        return RegistryReferenceSource(settings.registry_address, token)
+    return LocalReferenceSource(settings.resolved_reference_dir)
 
 
 def build(settings: MonitorSettings) -> Service:
@@ -90,8 +99,16 @@ def service(parts: MonitorParts) -> Service:
         background_tasks={"predictions-consumer": consume, "outbox-relay": relay.run},
         on_start=[publisher.start],
         # Run in reverse: the consumer finishes its record first, then the publisher flushes, then the database.
-        on_stop=[_dispose(parts.engine), publisher.stop, stop_consumer],
+        on_stop=[_dispose(parts.engine), _close(parts.references), publisher.stop, stop_consumer],
     )
+
+
+def _close(references: ReferenceSource) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        if isinstance(references, RegistryReferenceSource):
+            references.close()
+
+    return close
 
 
 def _dispose(engine: Engine) -> Callable[[], Awaitable[None]]:

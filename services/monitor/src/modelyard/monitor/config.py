@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from modelyard.monitor.domain.policy import AlarmPolicy, MonitorPolicy, QualityPolicy, SloPolicy, WindowPolicy
@@ -17,8 +17,17 @@ class MonitorSettings(ServiceSettings):
     grpc_port: int = Field(default=50053, ge=0, le=65535)
     http_port: int = Field(default=8083, ge=0, le=65535)
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file under data_dir")
+    reference_source: Literal["local", "registry"] = Field(
+        "local", description="where reference datasets come from: the registry (per version), or local files"
+    )
     reference_dir: Path | None = Field(
-        None, description="local reference datasets <dir>/<model>/<version>.parquet|csv; default data_dir/references"
+        None,
+        description="local reference datasets <dir>/<model>/<version>.parquet|csv (reference_source=local); "
+        "default data_dir/references",
+    )
+    registry_address: str = Field("127.0.0.1:50051", description="registry gRPC address (reference_source=registry)")
+    registry_token: SecretStr | None = Field(
+        None, description="bearer token for the registry (role viewer suffices), if it requires one"
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",

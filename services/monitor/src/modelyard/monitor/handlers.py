@@ -23,7 +23,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from modelyard.monitor.domain.errors import ReferenceNotFound
+from modelyard.monitor.domain.errors import ReferenceNotFound, ReferenceUnavailable
 from modelyard.monitor.domain.evaluation import WindowReport, evaluate_window
 from modelyard.monitor.domain.incidents import IncidentChange
 from modelyard.monitor.domain.performance import (
@@ -63,7 +63,8 @@ class ReferenceSource(Protocol):
     """Where a model version's reference dataset comes from (the registry, or local files)."""
 
     def load(self, model_name: str, model_version: int) -> ReferenceData:
-        """Raises ReferenceNotFound when the version has no reference dataset."""
+        """Raises ReferenceNotFound when the version has no reference dataset, ReferenceUnavailable when the source
+        may have it later (it is unreachable, or the version is still being registered)."""
         ...
 
 
@@ -358,6 +359,15 @@ class Monitor:
             profile = self._build_profile(state.model_name, state.model_version)
         except ReferenceNotFound:
             log.warning("no reference data for %s/%d: operations only", state.model_name, state.model_version)
+            return
+        except ReferenceUnavailable as exc:
+            # Asked again after REFERENCE_RETRY_S: a registry that is away must not dead-letter the predictions.
+            log.warning(
+                "reference data for %s/%d unavailable (%s): operations only for now",
+                state.model_name,
+                state.model_version,
+                exc,
+            )
             return
         self.store.save_profile(profile)
         version.profile = profile

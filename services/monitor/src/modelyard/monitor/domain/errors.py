@@ -11,3 +11,7 @@ class ReferenceDataError(MonitorError):
 
 class ReferenceNotFound(MonitorError):
     """No reference dataset or profile exists for a model version."""
+
+
+class ReferenceUnavailable(MonitorError):
+    """The reference source cannot answer now (unreachable, or the version is still being registered): ask later."""

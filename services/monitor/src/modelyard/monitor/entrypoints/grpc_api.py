@@ -15,7 +15,7 @@ from modelyard.contracts.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
 from modelyard.events.envelope import Event
 from modelyard.events.topics import MONITOR_FEEDBACK, Topic
 from modelyard.monitor.adapters.events import SEVERITIES, SIGNALS, evidence_message, feedback_event, timestamp
-from modelyard.monitor.domain.errors import MonitorError, ReferenceDataError, ReferenceNotFound
+from modelyard.monitor.domain.errors import MonitorError, ReferenceDataError, ReferenceNotFound, ReferenceUnavailable
 from modelyard.monitor.domain.evaluation import WindowReport
 from modelyard.monitor.domain.views import IncidentView, VersionStatus
 from modelyard.monitor.handlers import Monitor
@@ -25,6 +25,7 @@ SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["MonitorService"].full_name
 _STATUS = {
     ReferenceNotFound: grpc.StatusCode.NOT_FOUND,
     ReferenceDataError: grpc.StatusCode.FAILED_PRECONDITION,
+    ReferenceUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
 

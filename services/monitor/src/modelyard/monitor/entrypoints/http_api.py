@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from modelyard.events.topics import MONITOR_FEEDBACK
 from modelyard.monitor.adapters.events import feedback_event
-from modelyard.monitor.domain.errors import ReferenceDataError, ReferenceNotFound
+from modelyard.monitor.domain.errors import ReferenceDataError, ReferenceNotFound, ReferenceUnavailable
 from modelyard.monitor.domain.views import json_safe
 from modelyard.monitor.entrypoints.grpc_api import FeedbackPublisher
 from modelyard.monitor.handlers import Monitor
@@ -67,6 +67,8 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
             raise HTTPException(404, str(exc)) from exc
         except ReferenceDataError as exc:
             raise HTTPException(422, str(exc)) from exc
+        except ReferenceUnavailable as exc:
+            raise HTTPException(503, str(exc)) from exc
         return {"reference_id": profile.id}
 
     @api.post("/feedback", status_code=202)

@@ -1,0 +1,176 @@
+"""Reference profiles from the registry: a real registry gRPC server on loopback, a real skl2onnx model registered
+with its reference CSV, and the monitor's `RegistryReferenceSource` (also wired through `build_monitor`)."""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pyarrow.csv as pa_csv
+import pytest
+from pydantic import SecretStr
+
+from modelyard.auth import AuthSettings, Role, TokenGrant
+from modelyard.contracts.events.v1 import registry_events_pb2 as ev
+from modelyard.contracts.registry.v1 import registry_service_pb2 as pb
+from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
+from modelyard.monitor.adapters.registry_references import RegistryReferenceSource
+from modelyard.monitor.bootstrap import build_monitor
+from modelyard.monitor.config import MonitorSettings
+from modelyard.monitor.domain.errors import ReferenceNotFound, ReferenceUnavailable
+from modelyard.monitor.domain.profile import Kind, build_profile
+from modelyard.monitor.domain.profile import Role as FeatureRole
+from modelyard.registry.testing import RunningService, digest_of, registry_settings
+from modelyard.testing.models import LABEL_COLUMN, TrainedModel
+
+pytestmark = pytest.mark.integration
+
+PUBLISHER, MONITOR = "publisher-token-0123456789abcdef", "monitor-token-0123456789abcdef"
+AUTH = AuthSettings(
+    tokens={
+        PUBLISHER: TokenGrant(principal="alice", roles=frozenset({Role.PUBLISHER})),
+        MONITOR: TokenGrant(principal="monitor", roles=frozenset({Role.VIEWER})),
+    },
+    allow_anonymous=False,
+)
+CHUNK = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[RunningService]:
+    settings = registry_settings(
+        tmp_path_factory.mktemp("registry"), auth=AUTH, kafka_bootstrap=kafka_bootstrap, check_interval_s=0.05
+    )
+    with RunningService(settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stub(registry: RunningService) -> Iterator[pb_grpc.RegistryServiceStub]:
+    with grpc.insecure_channel(registry.grpc_address) as channel:
+        yield pb_grpc.RegistryServiceStub(channel)
+
+
+def upload(stub: pb_grpc.RegistryServiceStub, data: bytes, media_type: str) -> str:
+    def requests() -> Iterator[pb.UploadArtifactRequest]:
+        header = pb.UploadArtifactRequest.Header(media_type=media_type, digest=digest_of(data), size_bytes=len(data))
+        yield pb.UploadArtifactRequest(header=header)
+        for start in range(0, len(data), CHUNK):
+            yield pb.UploadArtifactRequest(chunk=data[start : start + CHUNK])
+
+    return str(stub.UploadArtifact(requests(), metadata=[("authorization", f"Bearer {PUBLISHER}")]).artifact.digest)
+
+
+def register(stub: pb_grpc.RegistryServiceStub, model: TrainedModel, *, with_reference: bool = True) -> tuple[str, int]:
+    """A fresh registered model with one READY version of `model` (and its reference CSV)."""
+    auth = [("authorization", f"Bearer {PUBLISHER}")]
+    name = f"m-{uuid.uuid4().hex[:10]}"
+    stub.CreateRegisteredModel(pb.CreateRegisteredModelRequest(name=name), metadata=auth)
+    request = pb.CreateModelVersionRequest(
+        model_name=name, artifact_digest=upload(stub, model.onnx, "application/onnx")
+    )
+    if with_reference:
+        request.reference_dataset_digest = upload(stub, model.reference_csv, "text/csv")
+        request.label_column = LABEL_COLUMN
+    version = stub.CreateModelVersion(request, metadata=auth).model_version.version
+    deadline = time.monotonic() + 20
+    get = pb.GetModelVersionRequest(model_name=name, version=version)
+    while (status := stub.GetModelVersion(get, metadata=auth).model_version.status) != ev.MODEL_VERSION_STATUS_READY:
+        assert status == ev.MODEL_VERSION_STATUS_PENDING_REGISTRATION and time.monotonic() < deadline
+        time.sleep(0.05)
+    return name, version
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_profile_from_the_registry_matches_the_registered_csv(
+    registry: RunningService, stub: pb_grpc.RegistryServiceStub, onnx_models: dict[str, TrainedModel]
+) -> None:
+    model = onnx_models["breast-cancer"]
+    name, version = register(stub, model)
+    source = RegistryReferenceSource(registry.grpc_address, MONITOR)
+    try:
+        data = source.load(name, version)
+    finally:
+        source.close()
+
+    # skl2onnx names the one input "X"; feature j of it is element j of X in a prediction record, the label is no
+    # feature of the model.
+    csv = pa_csv.read_csv(io.BytesIO(model.reference_csv))
+    expected = {f"X[{j}]": csv[feature].to_numpy().astype(np.float64) for j, feature in enumerate(model.feature_names)}
+    assert data.source == f"registry:{model.reference_digest}"
+    assert sorted(data.columns) == sorted(expected)
+    for column, values in expected.items():
+        np.testing.assert_array_equal(data.columns[column], values)
+
+    profile = build_profile(name, version, data.columns, source=data.source)
+    assert profile.id == build_profile(name, version, expected, source=data.source).id
+    assert {(f.tensor, f.index, f.kind, f.role) for f in profile.features} == {
+        ("X", j, Kind.NUMERIC, FeatureRole.INPUT) for j in range(len(model.feature_names))
+    }
+    mean_radius = profile.numeric["X[0]"]
+    np.testing.assert_array_equal(mean_radius.sorted_values, np.sort(expected["X[0]"]))
+    assert mean_radius.n == csv.num_rows == 200
+
+
+def test_monitor_wired_to_the_registry_profiles_and_stores_the_reference(
+    registry: RunningService,
+    stub: pb_grpc.RegistryServiceStub,
+    onnx_models: dict[str, TrainedModel],
+    tmp_path: Path,
+) -> None:
+    model = onnx_models["iris"]
+    name, version = register(stub, model)
+    settings = MonitorSettings(
+        data_dir=tmp_path,
+        reference_source="registry",
+        registry_address=registry.grpc_address,
+        registry_token=SecretStr(MONITOR),
+        kafka_required=False,
+    )
+    parts = build_monitor(settings)
+    references = parts.references
+    assert isinstance(references, RegistryReferenceSource)
+    try:
+        profile = parts.monitor.rebaseline(name, version)
+        assert sorted(profile.numeric) == [f"X[{j}]" for j in range(4)]
+        assert profile.source == f"registry:{model.reference_digest}"
+        stored = parts.store.active_profile(name, version)
+        assert stored is not None and stored.id == profile.id
+    finally:
+        references.close()
+        parts.engine.dispose()
+
+
+def test_missing_and_unreachable_references_are_told_apart(
+    registry: RunningService, stub: pb_grpc.RegistryServiceStub, onnx_models: dict[str, TrainedModel]
+) -> None:
+    name, version = register(stub, onnx_models["diabetes"], with_reference=False)
+    source = RegistryReferenceSource(registry.grpc_address, MONITOR)
+    try:
+        with pytest.raises(ReferenceNotFound, match="no reference dataset"):
+            source.load(name, version)
+        with pytest.raises(ReferenceNotFound, match="NOT_FOUND"):
+            source.load(name, version + 1)
+    finally:
+        source.close()
+    # A registry that refuses the token, or is not there at all, may answer later: the monitor asks again.
+    for unavailable in (
+        RegistryReferenceSource(registry.grpc_address, "wrong-token-0123456789abcdef"),
+        RegistryReferenceSource(f"127.0.0.1:{free_port()}", MONITOR, timeout_s=2.0),
+    ):
+        try:
+            with pytest.raises(ReferenceUnavailable):
+                unavailable.load(name, version)
+        finally:
+            unavailable.close()
