@@ -65,6 +65,7 @@ PRINCIPALS: dict[str, list[str]] = {
     "dave": ["approver"],
     "governance": ["service"],  # moves the protected production alias in the registry
     "serving": ["viewer"],  # downloads artifacts from the registry
+    "monitor": ["viewer"],  # downloads each version's reference dataset from the registry
 }
 
 # Deadlines in seconds, generous: the machine may be shared, and every wait ends as soon as its event arrives.
@@ -525,12 +526,6 @@ class Scenario:
         created = (await self.registry.CreateModelVersion(request, metadata=self.auth("alice"))).model_version
         if created.version != expected_version:
             raise RuntimeError(f"the registry numbered it v{created.version}, expected v{expected_version}")
-        # The demo's monitor reads reference data from files (reference_source=local): the same training rows,
-        # named by where each feature sits in a prediction record (element i of input tensor X).
-        directory = self.work / "references" / MODEL
-        directory.mkdir(parents=True, exist_ok=True)
-        columns = [f"X[{i}]" for i in range(len(features))]
-        (directory / f"{created.version}.csv").write_bytes(data.csv(data.x_train, None, columns))
         get = reg.GetModelVersionRequest(model_name=MODEL, version=created.version)
         while True:
             version = (await self.registry.GetModelVersion(get, metadata=self.auth("alice"))).model_version
@@ -710,7 +705,7 @@ def prepare_work_dir(data_dir: Path) -> Path:
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
     (data_dir / MARKER).write_text("made by `modelyard demo`; wiped by the next run\n")
-    work = data_dir / "scenario"  # the demo's own files (policy, references, tokens, traffic) beside the services'
+    work = data_dir / "scenario"  # the demo's own files (policy, tokens, traffic) beside the services'
     work.mkdir()
     return work
 
@@ -733,10 +728,7 @@ def demo_settings(work: Path, tokens: dict[str, str]) -> tuple[str, ...]:
         "serving.artifact_source=registry",
         f"serving.registry_token={tokens['serving']}",
         f"serving.governance_token={tokens['serving']}",
-        # The demo writes the monitor's reference files itself (see `register`); moving it to the registry source
-        # needs a registry token for the monitor.
-        "monitor.reference_source=local",
-        f"monitor.reference_dir={work / 'references'}",
+        f"monitor.registry_token={tokens['monitor']}",
         f"monitor.window_max_events={WINDOW_EVENTS}",
         f"monitor.window_min_events={WINDOW_EVENTS // 2}",
     )

@@ -53,13 +53,13 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, receiver: OtlpReceiver) -> None:
         self.receiver = receiver
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC method name)
+    def Export(self, request: Any, context: Any) -> Any:
         self.receiver._add(request)
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
 class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Export(self, request: Any, context: Any) -> Any:
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
@@ -104,8 +104,9 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     port = server.add_insecure_port("127.0.0.1:0")
     receiver = OtlpReceiver(f"http://127.0.0.1:{port}")
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(receiver), server)
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(), server)
+    # opentelemetry-proto's generated gRPC modules have no type hints.
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(receiver), server)  # type: ignore[no-untyped-call]
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(), server)  # type: ignore[no-untyped-call]
     server.start()
     try:
         yield receiver
