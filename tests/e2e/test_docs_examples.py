@@ -1,4 +1,4 @@
-"""Every worked example in docs/api.md, run against a real stack.
+"""Every worked example in README.md and docs/api.md, run against a real stack.
 
 An example is a fenced block whose info string is ```bash title="example:NAME"``` or ```python title="example:NAME"```,
 with one or more `# expect: FRAGMENT` lines: the block must exit 0 and print every fragment. The stack is started
@@ -47,6 +47,7 @@ pytestmark = pytest.mark.e2e
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 REPO = DOC.parents[1]
+DOCUMENTS = (REPO / "README.md", DOC)
 FENCE = re.compile(r'^```(bash|python) title="example:([\w.-]+)"\n(.*?)^```$', re.MULTILINE | re.DOTALL)
 EXPECT = re.compile(r"^\s*# expect: (.+?)\s*$", re.MULTILINE)
 EXAMPLE_TIMEOUT_S = 60.0
@@ -65,7 +66,11 @@ class Example:
 
 
 def examples() -> list[Example]:
-    return [Example(language, name, code) for language, name, code in FENCE.findall(DOC.read_text())]
+    return [
+        Example(language, name, code)
+        for document in DOCUMENTS
+        for language, name, code in FENCE.findall(document.read_text())
+    ]
 
 
 def free_ports(count: int) -> list[int]:
@@ -173,7 +178,7 @@ def test_example(example: Example, example_env: dict[str, str]) -> None:
 
 def test_example_environment_names_every_service(example_env: dict[str, str]) -> None:
     # What the doc's setup block exports by hand: keep the two in step.
-    names = {f"{s.upper()}_{kind}" for s in SERVICES for kind in ("GRPC", "HTTP")} | {"TOKEN"}
+    names = {f"{s.upper()}_{kind}" for s in SERVICES for kind in ("GRPC", "HTTP")} | {"TOKEN", "APPROVER_TOKEN"}
     doc = DOC.read_text()
     assert names <= set(example_env)
     for name in names:
