@@ -86,7 +86,7 @@ async def test_kill_mid_window_and_redelivery_keep_exact_counts(kafka_bootstrap:
     write_reference(config.resolved_reference_dir, model, 1)
     events = prediction_events(model, 1, 1700, seed=3)
     store = SqlMonitorStore(create_engine(config.resolved_database_url), config.policy())
-    store.create_schema()
+    store.migrate()
 
     def seen() -> int:
         return sum(s.records_seen for s in store.statuses(model))

@@ -71,7 +71,7 @@ def batch(model: str, start: int, n: int, seed: int, shift: Shift | None = None)
 @pytest.fixture
 def parts(tmp_path: Path) -> tuple[Monitor, SqlMonitorStore, FakeReferences]:
     store = SqlMonitorStore(create_engine(f"sqlite:///{tmp_path / 'monitor.db'}"), POLICY)
-    store.create_schema()
+    store.migrate()
     references = FakeReferences()
     return Monitor(store, references, POLICY, PrometheusMetrics()), store, references
 

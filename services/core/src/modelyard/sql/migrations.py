@@ -1,10 +1,15 @@
-"""Runs a service's Alembic migrations programmatically (no alembic.ini): `upgrade(engine, "pkg:migrations")`."""
+"""Runs a service's Alembic migrations programmatically (no alembic.ini): `upgrade(engine, "pkg:migrations")`.
+
+A service's migrations/env.py is `run_migrations(metadata)` with its schema's metadata; `upgrade` hands the
+connection over in `config.attributes["connection"]`.
+"""
 
 from __future__ import annotations
 
-from alembic import command
+import sqlalchemy as sa
+from alembic import command, context
 from alembic.config import Config
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 
 def alembic_config(engine: Engine, script_location: str) -> Config:
@@ -21,3 +26,26 @@ def upgrade(engine: Engine, script_location: str, revision: str = "head") -> Non
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def stamp_unversioned(engine: Engine, script_location: str, revision: str, existing_table: str) -> bool:
+    """Record a database whose schema predates migrations (made by `metadata.create_all`: `existing_table` is
+    there, Alembic's version table is not) as being at `revision`, so `upgrade` does not create it again.
+    Returns whether it stamped. `revision` must create exactly the schema that create_all made."""
+    config = alembic_config(engine, script_location)
+    with engine.begin() as connection:
+        tables = set(sa.inspect(connection).get_table_names())
+        if existing_table not in tables or "alembic_version" in tables:
+            return False
+        config.attributes["connection"] = connection
+        command.stamp(config, revision)
+        return True
+
+
+def run_migrations(metadata: sa.MetaData) -> None:
+    """The body of a service's Alembic env.py: run the migrations on the connection `upgrade` handed over."""
+    connection: Connection = context.config.attributes["connection"]
+    # render_as_batch: SQLite can only ALTER tables by copying them; batch mode does that for later revisions.
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()

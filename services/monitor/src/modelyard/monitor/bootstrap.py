@@ -47,7 +47,7 @@ def build_monitor(settings: MonitorSettings, references: ReferenceSource | None 
     if engine.dialect.name == "sqlite":
         set_sqlite_synchronous(engine, settings.sqlite_synchronous)
     store = SqlMonitorStore(engine, policy)
-    store.create_schema()
+    store.migrate()
     source = references or reference_source(settings)
     monitor = Monitor(store, source, policy, PrometheusMetrics())
     return MonitorParts(settings, engine, store, monitor, source)

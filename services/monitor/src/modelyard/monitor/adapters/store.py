@@ -21,6 +21,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from modelyard.events.topics import MONITOR_ALERTS
 from modelyard.monitor.adapters.events import incident_event
+from modelyard.monitor.adapters.schema import (
+    chunks,
+    incidents,
+    labels,
+    outbox,
+    pending,
+    profiles,
+    seen_events,
+    slot_counts,
+    versions,
+    windows,
+)
 from modelyard.monitor.domain.drift import FeatureTest
 from modelyard.monitor.domain.evaluation import Distribution, FeatureResult, WindowReport
 from modelyard.monitor.domain.incidents import Change, Evidence, IncidentChange, Severity, Signal
@@ -31,116 +43,15 @@ from modelyard.monitor.domain.state import VersionState
 from modelyard.monitor.domain.views import IncidentView, VersionStatus, json_safe
 from modelyard.monitor.domain.windows import Columns
 from modelyard.monitor.handlers import Checkpoint
+from modelyard.sql import migrations
 from modelyard.sql.engine import transaction
-from modelyard.sql.outbox import enqueue, outbox_table
+from modelyard.sql.outbox import enqueue
 
 # Handled event ids kept for de-duplication. The consumer commits after every event, so a redelivery is of the
 # last few events per partition; this many ids cover any plausible rebalance with room to spare.
 SEEN_EVENTS_KEPT = 100_000
 
-metadata = sa.MetaData()
-outbox = outbox_table(metadata)
-profiles = sa.Table(
-    "profiles",
-    metadata,
-    sa.Column("id", sa.String(200), primary_key=True),
-    sa.Column("model_name", sa.String(255), nullable=False),
-    sa.Column("model_version", sa.BigInteger, nullable=False),
-    sa.Column("active", sa.Boolean, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("data", sa.LargeBinary, nullable=False),
-    sa.Index("ix_profiles_version", "model_name", "model_version", "active"),
-)
-versions = sa.Table(
-    "versions",
-    metadata,
-    sa.Column("model_name", sa.String(255), primary_key=True),
-    sa.Column("model_version", sa.BigInteger, primary_key=True),
-    sa.Column("reference_id", sa.String(200), nullable=False),
-    sa.Column("state", sa.Text, nullable=False),
-)
-chunks = sa.Table(
-    "window_chunks",
-    metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("model_name", sa.String(255), nullable=False),
-    sa.Column("model_version", sa.BigInteger, nullable=False),
-    sa.Column("slot", sa.BigInteger, nullable=False),
-    sa.Column("part", sa.Integer, nullable=False),
-    sa.Column("data", sa.LargeBinary, nullable=False),
-    sa.Index("ix_chunks_window", "model_name", "model_version", "slot", "part"),
-)
-windows = sa.Table(
-    "windows",
-    metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("model_name", sa.String(255), nullable=False),
-    sa.Column("model_version", sa.BigInteger, nullable=False),
-    sa.Column("window_id", sa.String(64), nullable=False),
-    sa.Column("reference_id", sa.String(200), nullable=False),
-    sa.Column("tested", sa.Boolean, nullable=False),
-    sa.Column("report", sa.Text, nullable=False),
-    sa.UniqueConstraint("model_name", "model_version", "window_id"),
-)
-incidents = sa.Table(
-    "incidents",
-    metadata,
-    sa.Column("incident_id", sa.String(64), primary_key=True),
-    sa.Column("model_name", sa.String(255), nullable=False),
-    sa.Column("model_version", sa.BigInteger, nullable=False),
-    sa.Column("signal", sa.String(32), nullable=False),
-    sa.Column("feature", sa.String(255), nullable=False),
-    sa.Column("severity", sa.Integer, nullable=False),
-    sa.Column("open", sa.Boolean, nullable=False),
-    sa.Column("opened_at", sa.Float, nullable=False),
-    sa.Column("resolved_at", sa.Float, nullable=True),
-    sa.Column("evidence", sa.Text, nullable=False),
-    sa.Column("reference_id", sa.String(200), nullable=False),
-    sa.Column("config_hash", sa.String(64), nullable=False),
-    sa.Index("ix_incidents_model", "model_name", "open"),
-)
-pending = sa.Table(
-    "pending_predictions",
-    metadata,
-    sa.Column("request_id", sa.String(128), primary_key=True),
-    sa.Column("model_name", sa.String(255), nullable=False),
-    sa.Column("model_version", sa.BigInteger, nullable=False),
-    sa.Column("event_time", sa.Float, nullable=False),
-    sa.Column("label", sa.String(255), nullable=True),
-    sa.Column("score", sa.Float, nullable=True),
-    sa.Column("value", sa.Float, nullable=True),
-    sa.Column("stored_at", sa.Float, nullable=False, index=True),
-)
-labels = sa.Table(
-    "labels",
-    metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("model_name", sa.String(255), nullable=False),
-    sa.Column("model_version", sa.BigInteger, nullable=False),
-    sa.Column("slot", sa.BigInteger, nullable=False),
-    sa.Column("event_time", sa.Float, nullable=False),
-    sa.Column("label", sa.String(255), nullable=True),
-    sa.Column("score", sa.Float, nullable=True),
-    sa.Column("value", sa.Float, nullable=True),
-    sa.Column("truth_label", sa.String(255), nullable=True),
-    sa.Column("truth_value", sa.Float, nullable=True),
-    sa.Column("stored_at", sa.Float, nullable=False),
-    sa.Index("ix_labels_version", "model_name", "model_version", "slot"),
-)
-slot_counts = sa.Table(
-    "slot_counts",
-    metadata,
-    sa.Column("model_name", sa.String(255), primary_key=True),
-    sa.Column("model_version", sa.BigInteger, primary_key=True),
-    sa.Column("slot", sa.BigInteger, primary_key=True),
-    sa.Column("predictions", sa.BigInteger, nullable=False),
-)
-seen_events = sa.Table(
-    "seen_events",
-    metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("event_id", sa.String(128), nullable=False, unique=True),
-)
+MIGRATIONS = "modelyard.monitor.adapters:migrations"
 
 
 class SqlMonitorStore:
@@ -149,9 +60,11 @@ class SqlMonitorStore:
         self.policy = policy
         self.outbox = outbox
 
-    def create_schema(self) -> None:
-        # The schema is created, not migrated: the monitor's store is young; Alembic comes with its first change.
-        metadata.create_all(self.engine)
+    def migrate(self) -> None:
+        """Bring the database to the latest schema; safe on every start. A database made before the monitor used
+        migrations (by `create_all`, exactly revision 0001's schema) is first recorded as being at 0001."""
+        migrations.stamp_unversioned(self.engine, MIGRATIONS, "0001", existing_table=seen_events.name)
+        migrations.upgrade(self.engine, MIGRATIONS)
 
     # Profiles.
 

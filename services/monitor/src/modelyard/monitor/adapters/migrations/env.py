@@ -1,0 +1,6 @@
+"""Alembic environment: runs on the connection `modelyard.sql.migrations.upgrade` hands over."""
+
+from modelyard.monitor.adapters.schema import metadata
+from modelyard.sql.migrations import run_migrations
+
+run_migrations(metadata)

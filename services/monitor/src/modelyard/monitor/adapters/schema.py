@@ -1,0 +1,111 @@
+"""The monitor's tables (SQLAlchemy Core). Changing them means a new Alembic revision in migrations/versions/."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from modelyard.sql.outbox import outbox_table
+
+metadata = sa.MetaData()
+outbox = outbox_table(metadata)
+profiles = sa.Table(
+    "profiles",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Index("ix_profiles_version", "model_name", "model_version", "active"),
+)
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("model_name", sa.String(255), primary_key=True),
+    sa.Column("model_version", sa.BigInteger, primary_key=True),
+    sa.Column("reference_id", sa.String(200), nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+)
+chunks = sa.Table(
+    "window_chunks",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("slot", sa.BigInteger, nullable=False),
+    sa.Column("part", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Index("ix_chunks_window", "model_name", "model_version", "slot", "part"),
+)
+windows = sa.Table(
+    "windows",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("window_id", sa.String(64), nullable=False),
+    sa.Column("reference_id", sa.String(200), nullable=False),
+    sa.Column("tested", sa.Boolean, nullable=False),
+    sa.Column("report", sa.Text, nullable=False),
+    sa.UniqueConstraint("model_name", "model_version", "window_id"),
+)
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("incident_id", sa.String(64), primary_key=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("signal", sa.String(32), nullable=False),
+    sa.Column("feature", sa.String(255), nullable=False),
+    sa.Column("severity", sa.Integer, nullable=False),
+    sa.Column("open", sa.Boolean, nullable=False),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float, nullable=True),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("reference_id", sa.String(200), nullable=False),
+    sa.Column("config_hash", sa.String(64), nullable=False),
+    sa.Index("ix_incidents_model", "model_name", "open"),
+)
+pending = sa.Table(
+    "pending_predictions",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("event_time", sa.Float, nullable=False),
+    sa.Column("label", sa.String(255), nullable=True),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("stored_at", sa.Float, nullable=False, index=True),
+)
+labels = sa.Table(
+    "labels",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("slot", sa.BigInteger, nullable=False),
+    sa.Column("event_time", sa.Float, nullable=False),
+    sa.Column("label", sa.String(255), nullable=True),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("truth_label", sa.String(255), nullable=True),
+    sa.Column("truth_value", sa.Float, nullable=True),
+    sa.Column("stored_at", sa.Float, nullable=False),
+    sa.Index("ix_labels_version", "model_name", "model_version", "slot"),
+)
+slot_counts = sa.Table(
+    "slot_counts",
+    metadata,
+    sa.Column("model_name", sa.String(255), primary_key=True),
+    sa.Column("model_version", sa.BigInteger, primary_key=True),
+    sa.Column("slot", sa.BigInteger, primary_key=True),
+    sa.Column("predictions", sa.BigInteger, nullable=False),
+)
+seen_events = sa.Table(
+    "seen_events",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(128), nullable=False, unique=True),
+)

@@ -1,0 +1,85 @@
+"""The monitor's Alembic migrations build exactly the schema its queries use (`adapters/schema.py`), on SQLite
+and PostgreSQL (must run on CI), and take over a database made by `create_all` before migrations existed."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+from modelyard.monitor.adapters.schema import metadata, seen_events
+from modelyard.monitor.adapters.store import MIGRATIONS, SqlMonitorStore
+from modelyard.monitor.domain.policy import MonitorPolicy
+from modelyard.sql.engine import create_engine, scratch_postgres_database
+from modelyard.sql.migrations import alembic_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with contextlib.ExitStack() as stack:
+        url = f"sqlite:///{tmp_path / 'monitor.db'}"
+        if request.param == "postgres":
+            admin_url = request.getfixturevalue("postgres_admin_url")
+            url = stack.enter_context(scratch_postgres_database(admin_url, "monitor_migrations")).render_as_string(
+                hide_password=False
+            )
+        built = create_engine(url)
+        stack.callback(built.dispose)
+        yield built
+
+
+def store(engine: Engine) -> SqlMonitorStore:
+    return SqlMonitorStore(engine, MonitorPolicy())
+
+
+def head() -> str | None:
+    return ScriptDirectory.from_config(alembic_config(sa.create_engine("sqlite://"), MIGRATIONS)).get_current_head()
+
+
+def current(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_diff(engine: Engine) -> list[object]:
+    with engine.connect() as connection:
+        return list(compare_metadata(MigrationContext.configure(connection), metadata))
+
+
+def test_migrated_schema_matches_the_metadata(engine: Engine) -> None:
+    store(engine).migrate()
+    assert current(engine) == head()
+    assert schema_diff(engine) == []
+    store(engine).migrate()  # every start migrates: a no-op when current
+    assert current(engine) == head()
+
+
+def test_downgrade_to_base_removes_the_schema(engine: Engine) -> None:
+    store(engine).migrate()
+    config = alembic_config(engine, MIGRATIONS)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+    assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
+    store(engine).migrate()
+    assert schema_diff(engine) == []
+
+
+def test_a_database_made_by_create_all_is_adopted_with_its_rows(engine: Engine) -> None:
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(seen_events.insert().values(event_id="before-migrations"))
+    store(engine).migrate()
+    assert current(engine) == head()
+    assert schema_diff(engine) == []
+    assert store(engine).already_handled("before-migrations")
