@@ -1,4 +1,4 @@
-"""Every worked example in README.md and docs/api.md, run against a real stack.
+"""Every worked example in README.md and docs/*.md, run against a real stack.
 
 An example is a fenced block whose info string is ```bash title="example:NAME"``` or ```python title="example:NAME"```,
 with one or more `# expect: FRAGMENT` lines: the block must exit 0 and print every fragment. The stack is started
@@ -47,7 +47,7 @@ pytestmark = pytest.mark.e2e
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 REPO = DOC.parents[1]
-DOCUMENTS = (REPO / "README.md", DOC)
+DOCUMENTS = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
 FENCE = re.compile(r'^```(bash|python) title="example:([\w.-]+)"\n(.*?)^```$', re.MULTILINE | re.DOTALL)
 EXPECT = re.compile(r"^\s*# expect: (.+?)\s*$", re.MULTILINE)
 EXAMPLE_TIMEOUT_S = 60.0
