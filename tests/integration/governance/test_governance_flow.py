@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from modelyard.auth import AuthSettings, Role, TokenGrant
 from modelyard.contracts.events.v1 import common_pb2, governance_events_pb2, monitor_events_pb2, registry_events_pb2
@@ -246,6 +247,7 @@ async def test_promotion_approval_and_rollback(
         )
         assert rollback.incident_id == "inc-1" and rollback.rolled_back.version == 2
         assert rollback.plan.primary.version == 1 and not rollback.plan.HasField("canary")
+        assert REGISTRY.get_sample_value("modelyard_governance_rollbacks_total", {"model": name}) == 1
         plan = (await gov.GetDeploymentPlan(gpb.GetDeploymentPlanRequest(model_name=name), metadata=auth("carol"))).plan
         assert plan.primary.version == 1 and not plan.HasField("canary")
         assert await asyncio.to_thread(alias_version, registry.grpc_address, name) == 1

@@ -21,6 +21,7 @@ from modelyard.contracts.events.v1 import monitor_events_pb2
 from modelyard.events import topics
 from modelyard.events.envelope import Event
 from modelyard.governance.adapters.evaluation import OnnxEvaluator
+from modelyard.governance.adapters.metrics import ROLLBACKS
 from modelyard.governance.adapters.registry import RegistryCatalog
 from modelyard.governance.adapters.sql import schema
 from modelyard.governance.adapters.sql.store import SqlGovernanceStore
@@ -114,7 +115,8 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
 
     def judge_alert(event: Event) -> None:
         assert isinstance(event.payload, monitor_events_pb2.IncidentChanged)
-        handlers.handle_incident(event.payload)
+        if (rollback := handlers.handle_incident(event.payload)) is not None:
+            ROLLBACKS.labels(model=rollback.model_name).inc()
 
     async def audit_every_topic() -> None:
         # Its own group, from the earliest offset: the audit trail must not miss history. Duplicates are
