@@ -7,7 +7,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ from modelyard.events import headers as h
 from modelyard.events.envelope import Event
 from modelyard.events.topics import Topic
 from modelyard.kafka.admin import ensure_topics
-from modelyard.kafka.consumer import EventConsumer, PermanentError, RetryPolicy, TransientError
+from modelyard.kafka.consumer import Delivery, EventConsumer, PermanentError, RetryPolicy, TransientError
 from modelyard.kafka.producer import EventPublisher
 
 pytestmark = pytest.mark.integration
@@ -489,3 +489,60 @@ async def test_a_cpu_bound_handler_runs_in_a_worker_thread_inside_the_consumer_s
     [process] = finished(exporter, SpanKind.CONSUMER)
     assert thread != threading.get_ident()
     assert span_id == process.context.span_id
+
+
+class PositionsInMemory:
+    """A batch handler's own store of applied events and next offsets (what a database transaction would hold)."""
+
+    def __init__(self, positions: dict[tuple[str, int], int]) -> None:
+        self.positions = positions
+        self.applied: list[str] = []
+        self.batches: list[int] = []
+        self.asked: list[list[tuple[str, int]]] = []
+
+    def resume_positions(self, partitions: Collection[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        self.asked.append(sorted(partitions))
+        return {p: self.positions[p] for p in partitions if p in self.positions}
+
+    def apply(self, deliveries: Sequence[Delivery]) -> None:
+        if any(d.event.key == "poison" for d in deliveries):
+            raise PermanentError("poison in the batch")
+        fresh = [d for d in deliveries if d.position.offset >= self.positions.get(d.position[:2], 0)]
+        self.applied += [d.event.key for d in fresh]
+        self.batches.append(len(fresh))
+        for d in fresh:
+            self.positions[d.position[:2]] = d.position.offset + 1
+
+
+async def test_a_batch_handler_gets_runs_of_events_resumes_from_its_positions_and_isolates_poison(
+    kafka_bootstrap: str, new_topic: NewTopic, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    provider, exporter = spans
+    topic = await new_topic()
+    names = [f"m{i}" for i in range(12)]
+    events = [model_created(n) for n in names[:6]] + [model_created("poison")] + [model_created(n) for n in names[6:]]
+    tags = Event.new("t", reg.TagsChanged(model_name="t", version=1, tags={"k": "v"}), "test")
+    # The handler's store says the first two events were applied (say, before a crash that lost the group commit).
+    store = PositionsInMemory({(topic.name, 0): 2})
+    plain: list[str] = []
+
+    async def tag(event: Event) -> None:
+        plain.append(event.key)
+
+    bus = consumer(kafka_bootstrap, topic, positions=store, tracer_provider=provider)
+    bus.register_batch(reg.RegisteredModelCreated, store.apply)
+    bus.register(reg.TagsChanged, tag)
+    async with EventPublisher(kafka_bootstrap) as publisher:
+        await publisher.publish_many(topic, [*events[:9], tags, *events[9:]])
+        async with bus:
+            await until(lambda: store.applied[-1:] == [names[-1]], "the last event")
+
+    assert store.asked == [[(topic.name, 0)]]
+    assert store.applied == names[2:]  # resumed at offset 2; the poison alone was dead-lettered
+    assert plain == ["t"]
+    assert max(store.batches) > 1, "consecutive events reach the handler together"
+    [dead] = await read_topic(kafka_bootstrap, topic.dlq, 1)
+    assert dead.key == b"poison" and dict(dead.headers)[h.DLQ_ORIGINAL_OFFSET] == b"6"
+    assert await committed(kafka_bootstrap, bus.group_id, topic) == {0: 14}
+    outcomes = [s.attributes["modelyard.outcome"] for s in finished(exporter, SpanKind.CONSUMER)]
+    assert outcomes.count("dead_lettered") == 1 and outcomes.count("handled") == 14 - 2 - 1  # from offset 2 on

@@ -15,8 +15,7 @@ from modelyard.contracts.events.v1 import serving_events_pb2
 from modelyard.monitor.bootstrap import build_monitor
 from modelyard.monitor.domain.simulation import Shift
 from modelyard.monitor.entrypoints import dashboard
-from modelyard.monitor.entrypoints.consumer import rows_by_version
-from modelyard.monitor.testing import prediction_events, settings, write_reference
+from modelyard.monitor.testing import consumed, prediction_events, settings, write_reference
 from modelyard.runtime.http_server import HttpEndpoint
 
 pytestmark = pytest.mark.integration
@@ -54,9 +53,9 @@ async def test_dashboard_loads_without_errors_and_shows_the_seeded_incident(tmp_
     write_reference(config.resolved_reference_dir, "credit", 1)
     parts = build_monitor(config)
     shift = Shift(numeric_features=(4,), mean_sd=0.75)
-    for event in prediction_events("credit", 1, 1500, seed=5, shift=shift):
+    for offset, event in enumerate(prediction_events("credit", 1, 1500, seed=5, shift=shift)):
         assert isinstance(event.payload, serving_events_pb2.PredictionBatch)
-        parts.monitor.handle_predictions(event.id, rows_by_version(event.payload, 0.0))
+        parts.monitor.handle_predictions([consumed(offset, event.payload)])
     app = FastAPI()
     app.include_router(dashboard.router(parts.monitor))
     server = HttpEndpoint(app, "127.0.0.1", 0)

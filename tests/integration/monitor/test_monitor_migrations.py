@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from modelyard.monitor.adapters.schema import metadata, seen_events
+from modelyard.monitor.adapters.schema import metadata, profiles
 from modelyard.monitor.adapters.store import MIGRATIONS, SqlMonitorStore
 from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.sql.engine import create_engine, scratch_postgres_database
@@ -76,10 +76,26 @@ def test_downgrade_to_base_removes_the_schema(engine: Engine) -> None:
 
 
 def test_a_database_made_by_create_all_is_adopted_with_its_rows(engine: Engine) -> None:
-    metadata.create_all(engine)
+    # Before migrations the monitor made revision 0001's schema with create_all: no alembic_version table.
+    config = alembic_config(engine, MIGRATIONS)
     with engine.begin() as connection:
-        connection.execute(seen_events.insert().values(event_id="before-migrations"))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(sa.text("DROP TABLE alembic_version"))
+        connection.execute(
+            profiles.insert().values(
+                id="p1", model_name="m", model_version=1, active=True, created_at=0.0, data=b"profile"
+            )
+        )
     store(engine).migrate()
     assert current(engine) == head()
     assert schema_diff(engine) == []
-    assert store(engine).already_handled("before-migrations")
+    with engine.connect() as connection:
+        assert connection.scalar(sa.select(profiles.c.data).where(profiles.c.id == "p1")) == b"profile"
+
+
+def test_checkpointed_positions_survive_a_new_store(engine: Engine) -> None:
+    store(engine).migrate()
+    store(engine).checkpoint({("predictions", 0): 7, ("predictions", 1): 3}, [], "sha256:0")
+    store(engine).checkpoint({("predictions", 0): 12}, [], "sha256:0")
+    assert store(engine).positions() == {("predictions", 0): 12, ("predictions", 1): 3}

@@ -1,6 +1,6 @@
-"""Exactly-once effect on at-least-once input: the monitor is SIGKILLed mid-window, its consumer group is rewound
-so that every record it already handled is delivered again, and after a restart the window counts still equal
-what was published."""
+"""Exactly-once effect on at-least-once input: the monitor is SIGKILLed mid-window, its consumer group's commit is
+rewound to the start (as if every Kafka commit had been lost), and after a restart, which resumes from the offsets
+checkpointed with the window state, the window counts still equal what was published."""
 
 from __future__ import annotations
 

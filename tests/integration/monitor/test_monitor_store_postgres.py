@@ -12,8 +12,7 @@ from modelyard.contracts.events.v1 import serving_events_pb2
 from modelyard.monitor.bootstrap import MonitorParts, build_monitor
 from modelyard.monitor.domain.incidents import Change
 from modelyard.monitor.domain.simulation import Shift
-from modelyard.monitor.entrypoints.consumer import rows_by_version
-from modelyard.monitor.testing import prediction_events, settings, write_reference
+from modelyard.monitor.testing import consumed, consumed_feedback, prediction_events, settings, write_reference
 from modelyard.sql.engine import scratch_postgres_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -37,14 +36,14 @@ def test_windows_incidents_and_labels_on_postgresql(parts: MonitorParts) -> None
     monitor, store = parts.monitor, parts.store
     events = prediction_events("credit", 1, 1000, seed=7, shift=Shift(numeric_features=(3,), mean_sd=0.75))
     changes = []
-    for event in events + events[:2]:  # the last two are redeliveries
-        assert isinstance(event.payload, serving_events_pb2.PredictionBatch)
-        changes += monitor.handle_predictions(event.id, rows_by_version(event.payload, 0.0))
+    batches = [e.payload for e in events if isinstance(e.payload, serving_events_pb2.PredictionBatch)]
+    changes += monitor.handle_predictions([consumed(i, b) for i, b in enumerate(batches[:6])])
+    changes += monitor.handle_predictions([consumed(i, b) for i, b in enumerate(batches) if i >= 4])  # 2 again
     (status,) = store.statuses("credit")
     assert (status.records_seen, status.windows_closed) == (1000, 2)
     assert [(c.change, c.key.feature) for c in changes] == [(Change.OPENED, "x[3]")]
     batch = events[0].payload
     assert isinstance(batch, serving_events_pb2.PredictionBatch)
-    monitor.handle_feedback("label-1", batch.records[0].request_id, "1")
+    assert monitor.handle_feedback([consumed_feedback(0, batch.records[0].request_id, "1")]) == 1
     assert store.statuses("credit")[0].label_coverage == pytest.approx(1 / 1000)
     assert store.incident_views("credit", open_only=True)[0].evidence[0].statistic == "ks"

@@ -23,8 +23,8 @@ from modelyard.monitor.domain.performance import roc_auc
 from modelyard.monitor.domain.policy import MonitorPolicy, WindowPolicy
 from modelyard.monitor.domain.simulation import Shift, TabularGenerator
 from modelyard.monitor.entrypoints import dashboard
-from modelyard.monitor.entrypoints.consumer import rows_by_version
 from modelyard.monitor.handlers import Monitor, ReferenceData
+from modelyard.monitor.testing import consumed, consumed_feedback
 from modelyard.sql.engine import create_engine
 
 pytestmark = pytest.mark.unit
@@ -79,19 +79,39 @@ def parts(tmp_path: Path) -> tuple[Monitor, SqlMonitorStore, FakeReferences]:
 def test_a_redelivered_event_is_counted_once(parts: tuple[Monitor, SqlMonitorStore, FakeReferences]) -> None:
     monitor, store, references = parts
     references.data[("m", 1)] = reference(0)
-    first = rows_by_version(batch("m", 0, 150, seed=1), 0.0)
-    monitor.handle_predictions("event-1", first)
-    monitor.handle_predictions("event-1", first)
-    monitor.handle_predictions("event-2", rows_by_version(batch("m", 150, 150, seed=2), 0.0))
+    first = consumed(0, batch("m", 0, 150, seed=1))
+    monitor.handle_predictions([first])
+    monitor.handle_predictions([first])
+    monitor.handle_predictions([consumed(1, batch("m", 150, 150, seed=2))])
     (status,) = store.statuses("m")
     assert (status.records_seen, status.windows_closed) == (300, 1)
-    # A fresh monitor on the same store resumes the open window from its checkpointed chunks.
+    # A fresh monitor on the same store resumes the open window from its checkpointed chunks, and reading from
+    # where the store says: a redelivered event in a batch is skipped, the rest of the batch counts.
     restarted = Monitor(store, references, POLICY, PrometheusMetrics())
-    restarted.handle_predictions("event-2", rows_by_version(batch("m", 150, 150, seed=2), 0.0))
-    restarted.handle_predictions("event-3", rows_by_version(batch("m", 300, 100, seed=3), 0.0))
+    assert restarted.resume_positions([(first.position.topic, 0), ("other", 0)]) == {(first.position.topic, 0): 2}
+    restarted.handle_predictions([consumed(1, batch("m", 150, 150, seed=2)), consumed(2, batch("m", 300, 100, seed=3))])
     (status,) = store.statuses("m")
     assert (status.records_seen, status.windows_closed) == (400, 2)
     assert [r.n for r in store.window_reports("m", 1)] == [200, 200]
+
+
+def test_a_batch_of_events_windows_as_the_events_one_by_one(
+    parts: tuple[Monitor, SqlMonitorStore, FakeReferences], tmp_path: Path
+) -> None:
+    monitor, store, references = parts
+    references.data[("m", 1)] = reference(0)
+    events = [consumed(i, batch("m", i * 90, 90, seed=i, shift=Shift((0, 1, 2), mean_sd=0.8))) for i in range(7)]
+    one_by_one = SqlMonitorStore(create_engine(f"sqlite:///{tmp_path / 'other.db'}"), POLICY)
+    one_by_one.migrate()
+    alone = Monitor(one_by_one, references, POLICY, PrometheusMetrics())
+    changes = monitor.handle_predictions(events)
+    assert [c.incident_id for e in events for c in alone.handle_predictions([e])] == [c.incident_id for c in changes]
+    assert changes, "the shift opens incidents"
+    for s in (store, one_by_one):
+        state = s.load_state("m", 1)
+        assert state is not None and state.records_seen == 630 and state.windows_closed == 3
+        assert [w.count for w in state.assembler.open.values()] == [30]
+    assert [r.features for r in store.window_reports("m", 1)] == [r.features for r in one_by_one.window_reports("m", 1)]
 
 
 def test_labels_join_predictions_and_give_realised_metrics(
@@ -100,13 +120,14 @@ def test_labels_join_predictions_and_give_realised_metrics(
     monitor, store, references = parts
     references.data[("m", 1)] = reference(0)
     message = batch("m", 0, 150, seed=4)
-    monitor.handle_predictions("p", rows_by_version(message, 0.0))
+    monitor.handle_predictions([consumed(0, message)])
     truth = {r.request_id: str(int(r.outputs[0].values[0])) for r in message.records[:100]}
     truth["m-0"] = "0" if truth["m-0"] == "1" else "1"  # one wrong prediction
-    for i, (request_id, label) in enumerate(truth.items()):
-        monitor.handle_feedback(f"f{i}", request_id, label)
-    monitor.handle_feedback("f0", "m-0", "1")  # a redelivered label is not joined twice
-    monitor.handle_feedback("unknown", "no-such-request", "1")
+    labels = [consumed_feedback(i, request_id, label) for i, (request_id, label) in enumerate(truth.items())]
+    assert monitor.handle_feedback(labels[:60]) == 60
+    assert monitor.handle_feedback(labels[50:]) == 40  # redelivered labels are not joined twice
+    assert monitor.handle_feedback([consumed_feedback(100, "m-0", "1")]) == 0  # nor is a second label
+    assert monitor.handle_feedback([consumed_feedback(101, "no-such-request", "1")]) == 0
     (status,) = store.statuses("m")
     assert status.performance["accuracy"] == pytest.approx(0.99)
     assert status.label_coverage == pytest.approx(100 / 150)
@@ -129,12 +150,12 @@ def test_labels_worse_than_the_reference_open_a_performance_incident(
     changes = []
     for w in range(3):
         message = batch("m", w * 200, 200, seed=10 + w)
-        changes += monitor.handle_predictions(f"p{w}", rows_by_version(message, 0.0))
+        changes += monitor.handle_predictions([consumed(w, message)])
         # Thirty predictions of this window are labelled wrong before the next window closes.
-        for record in message.records[:30]:
+        for i, record in enumerate(message.records[:30]):
             wrong = "0" if record.outputs[0].values[0] == 1.0 else "1"
-            monitor.handle_feedback(f"f{record.request_id}", record.request_id, wrong)
-    changes += monitor.handle_predictions("p-last", rows_by_version(batch("m", 600, 200, seed=20), 0.0))
+            monitor.handle_feedback([consumed_feedback(w * 30 + i, record.request_id, wrong)])
+    changes += monitor.handle_predictions([consumed(3, batch("m", 600, 200, seed=20))])
     opened = [c for c in changes if c.change is Change.OPENED and c.key.signal is Signal.PERFORMANCE]
     assert [c.key.feature for c in opened] == ["error"]
     assert store.incident_views("m", open_only=True)[0].signal is Signal.PERFORMANCE
@@ -145,7 +166,7 @@ def test_rebaseline_makes_a_new_reference_and_drops_open_windows(
 ) -> None:
     monitor, store, references = parts
     references.data[("m", 1)] = reference(0)
-    monitor.handle_predictions("p", rows_by_version(batch("m", 0, 150, seed=5), 0.0))
+    monitor.handle_predictions([consumed(0, batch("m", 0, 150, seed=5))])
     old = store.active_profile("m", 1)
     references.data[("m", 1)] = reference(1)
     new = monitor.rebaseline("m", 1)
@@ -165,7 +186,7 @@ async def test_dashboard_shows_drift_over_time_and_the_incident(
     references.data[("m", 1)] = reference(0)
     shift = Shift(numeric_features=(2,), mean_sd=1.0)
     for w in range(3):
-        monitor.handle_predictions(f"p{w}", rows_by_version(batch("m", w * 200, 200, seed=30 + w, shift=shift), 0.0))
+        monitor.handle_predictions([consumed(w, batch("m", w * 200, 200, seed=30 + w, shift=shift))])
     app = FastAPI()
     app.include_router(dashboard.router(monitor))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://monitor") as client:
@@ -185,12 +206,12 @@ def test_an_unavailable_reference_source_is_asked_again_later(
     references.data[("m", 1)] = reference(0)
     references.unavailable = True
     # Handled (operations only), not failed: a registry that is away must not dead-letter the predictions.
-    monitor.handle_predictions("p1", rows_by_version(batch("m", 0, 50, seed=1), 0.0))
+    monitor.handle_predictions([consumed(0, batch("m", 0, 50, seed=1))])
     assert store.active_profile("m", 1) is None
     with pytest.raises(ReferenceUnavailable):
         monitor.rebaseline("m", 1)
     references.unavailable = False
     monkeypatch.setattr(handlers, "REFERENCE_RETRY_S", 0.0)
-    monitor.handle_predictions("p2", rows_by_version(batch("m", 50, 50, seed=2), 0.0))
+    monitor.handle_predictions([consumed(1, batch("m", 50, 50, seed=2))])
     profile = store.active_profile("m", 1)
     assert profile is not None and profile.features

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from google.protobuf.message import DecodeError, Message
 from opentelemetry import context as otel_context
@@ -23,6 +24,14 @@ SPECVERSION = "1.0"
 CONTENT_TYPE = "application/protobuf"
 
 Headers = list[tuple[str, bytes]]
+
+
+class Position(NamedTuple):
+    """Where a record sits in its stream; a handler that stores `offset + 1` with its state resumes exactly there."""
+
+    topic: str
+    partition: int
+    offset: int
 
 
 class EnvelopeError(ValueError):

@@ -5,17 +5,23 @@ Per record, in partition order: decode the envelope, route by payload type, skip
 record's offset + 1. A record that is not an event, or whose handler fails for good, is copied unchanged to
 `<topic>.dlq` with the error in headers before its offset is committed, so one poison record never blocks a
 partition. A crash anywhere before the commit means the record is delivered again: handlers must be idempotent.
+
+A batch handler (`register_batch`) gets each fetch's consecutive events of its type from one partition in one
+call, with their positions: it applies them in one transaction of its own, storing each partition's next offset
+with the state they changed, and hands the consumer those positions to resume from (`PositionStore`), so its
+effect is exactly once whatever Kafka redelivers. A batch that fails for good is retried one event at a time, so
+only the poison event is dead-lettered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
-import itertools
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -30,7 +36,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from modelyard.events import envelope
 from modelyard.events import headers as h
-from modelyard.events.envelope import EnvelopeError, Event, Headers
+from modelyard.events.envelope import EnvelopeError, Event, Headers, Position
 from modelyard.events.topics import DLQ_SUFFIX, Topic
 from modelyard.kafka.producer import EventPublisher
 from modelyard.settings import ServiceSettings
@@ -84,6 +90,28 @@ class RetryPolicy:
         return base * (1 + self.jitter * (2 * rand() - 1))
 
 
+@dataclass(frozen=True, eq=False)
+class Delivery:
+    """One event handed to a batch handler: where it was read, and the consumer's span of it (a child of the
+    producer's span; make it current while handling the event to continue the trace)."""
+
+    event: Event
+    position: Position
+    span: trace.Span
+
+
+BatchHandler = Callable[[Sequence[Delivery]], None]
+
+
+class PositionStore(Protocol):
+    """Kept by a batch handler that stores each partition's next offset in the transaction that applies its
+    records: on assignment the consumer resumes each partition from there, not from the group's commit."""
+
+    def resume_positions(self, partitions: Collection[tuple[str, int]]) -> Mapping[tuple[str, int], int]:
+        """The next offset to read of each partition the store knows (blocking; run in a worker thread)."""
+        ...
+
+
 class SeenEvents(Protocol):
     """Ids of events a consumer group has handled, kept by the service (e.g. a table next to its state) so
     that duplicates stay no-ops across restarts. Best when the service writes the id in the same transaction
@@ -121,8 +149,12 @@ class RecentIds:
 
 @dataclass(frozen=True)
 class _Route:
-    call: Handler
-    idempotent: bool
+    call: Handler | None
+    idempotent: bool = False
+    batch: BatchHandler | None = None
+
+
+Decoded = tuple[Any, Event | EnvelopeError]  # an aiokafka ConsumerRecord and what it holds
 
 
 class EventConsumer:
@@ -146,6 +178,8 @@ class EventConsumer:
         idempotence: bool = False,
         client_id: str | None = None,
         tracer_provider: trace.TracerProvider | None = None,
+        positions: PositionStore | None = None,
+        max_partition_fetch_bytes: int = 1_048_576,
     ) -> None:
         self.group_id = group_id
         self._topics = [t.name if isinstance(t, Topic) else t for t in topics]
@@ -161,7 +195,9 @@ class EventConsumer:
             # use the session timeout, too short for a handler that is retrying).
             rebalance_timeout_ms=rebalance_timeout_ms,
             max_poll_interval_ms=max_poll_interval_ms,
+            max_partition_fetch_bytes=max_partition_fetch_bytes,
         )
+        self._positions = positions
         # Dead letters are rare; a producer of our own keeps their delivery independent of the service's.
         self._dead_letters = EventPublisher(bootstrap, idempotence=idempotence, linger_ms=0, client_id=client_id)
         self._retry = retry or RetryPolicy()
@@ -217,8 +253,6 @@ class EventConsumer:
         `idempotent=True`: an event id this consumer (or `seen_events`) already handled is skipped.
         `cpu_bound=True`: `handler` is a plain function run in a worker thread, so heartbeats keep flowing.
         """
-        if payload in self._routes:
-            raise ValueError(f"a handler for {payload.DESCRIPTOR.full_name} is already registered")
         call = cast(Handler, handler)
         if cpu_bound:
             if inspect.iscoroutinefunction(handler):
@@ -230,7 +264,17 @@ class EventConsumer:
                 await asyncio.to_thread(blocking, event)  # copies contextvars: the handler sees our span
 
             call = call_in_thread
-        self._routes[payload] = _Route(call, idempotent)
+        self._add_route(payload, _Route(call, idempotent))
+
+    def register_batch(self, payload: type[Message], handler: BatchHandler) -> None:
+        """Route events whose payload is `payload` to `handler`, a plain function run in a worker thread, in
+        batches: the consecutive such events of one partition in one fetch (see the module's docstring)."""
+        self._add_route(payload, _Route(None, batch=handler))
+
+    def _add_route(self, payload: type[Message], route: _Route) -> None:
+        if payload in self._routes:
+            raise ValueError(f"a handler for {payload.DESCRIPTOR.full_name} is already registered")
+        self._routes[payload] = route
 
     @property
     def assignment(self) -> frozenset[tuple[str, int]]:
@@ -315,30 +359,81 @@ class EventConsumer:
 
     async def _run(self) -> None:
         while True:
-            batch = await self._consumer.getmany(timeout_ms=1_000, max_records=self._max_records)
+            fetched = await self._consumer.getmany(timeout_ms=1_000, max_records=self._max_records)
             revocations = self._revocations
-            # Each partition's records arrive in offset order and are handled one at a time, in that order.
-            for record in itertools.chain.from_iterable(batch.values()):
-                async with self._processing:
-                    if self._revocations != revocations:
-                        break  # the new owner resumes from the last commit; these records are its now
-                    await self._process(record)
-                    # Commit each record: after a crash only the record in hand comes again.
-                    tp = TopicPartition(record.topic, record.partition)
-                    self._handled[tp] = record.offset + 1
-                    await self._commit({tp})
+            # Each partition's records arrive in offset order and are handled in that order: one at a time, or
+            # a run of them by a batch handler.
+            for tp, records in fetched.items():
+                for run in self._runs(records):
+                    async with self._processing:
+                        if self._revocations != revocations:
+                            break  # the new owner resumes from the last commit; these records are its now
+                        await self._process(run)
+                        # Commit each record or run: after a crash only the one in hand comes again.
+                        self._handled[tp] = run[-1][0].offset + 1
+                        await self._commit({tp})
 
-    async def _process(self, record: Any) -> None:
-        try:
-            event = envelope.decode(record.key, record.value, record.headers)
-        except EnvelopeError as exc:
+    def _runs(self, records: Sequence[Any]) -> Iterator[list[Decoded]]:
+        """The records, decoded, one by one but for consecutive events that go to the same batch handler."""
+        run: list[Decoded] = []
+        for record in records:
+            try:
+                decoded: Event | EnvelopeError = envelope.decode(record.key, record.value, record.headers)
+            except EnvelopeError as exc:
+                decoded = exc
+            batch = self._batch_route(decoded)
+            if run and (batch is None or batch is not self._batch_route(run[0][1])):
+                yield run
+                run = []
+            run.append((record, decoded))
+            if batch is None:
+                yield run
+                run = []
+        if run:
+            yield run
+
+    def _batch_route(self, decoded: Event | EnvelopeError) -> _Route | None:
+        route = self._routes.get(type(decoded.payload)) if isinstance(decoded, Event) else None
+        return route if route is not None and route.batch is not None else None
+
+    async def _process(self, run: list[Decoded]) -> None:
+        record, decoded = run[0]
+        route = self._batch_route(decoded)
+        if route is not None:
+            await self._process_batch(route, run)
+        elif isinstance(decoded, EnvelopeError):
             with self._span(record, None) as span:
-                await self._dead_letter(record, exc, span)
+                await self._dead_letter(record, decoded, span)
                 span.set_attribute("modelyard.outcome", "dead_lettered")
-            return
-        with self._span(record, event) as span:
-            outcome = await self._dispatch(record, event, span)
-            span.set_attribute("modelyard.outcome", outcome)
+        else:
+            with self._span(record, decoded) as span:
+                outcome = await self._dispatch(record, decoded, span)
+                span.set_attribute("modelyard.outcome", outcome)
+
+    async def _process_batch(self, route: _Route, run: list[Decoded]) -> None:
+        handler = cast(BatchHandler, route.batch)
+        deliveries = [
+            Delivery(event, Position(record.topic, record.partition, record.offset), self._start_span(record, event))
+            for record, event in run
+            if isinstance(event, Event)
+        ]
+        outcomes: list[Outcome] = []
+        try:
+            error = await self._call_with_retries(lambda: asyncio.to_thread(handler, deliveries), deliveries[0])
+            if error is None:
+                outcomes = ["handled"] * len(deliveries)
+                return
+            # Which event can never be handled? One at a time, so that the others still go through.
+            for (record, _), delivery in zip(run, deliveries, strict=True):
+                alone = functools.partial(asyncio.to_thread, handler, [delivery])
+                error = await self._call_with_retries(alone, delivery)
+                if error is not None:
+                    await self._dead_letter(record, error, delivery.span)
+                outcomes.append("handled" if error is None else "dead_lettered")
+        finally:
+            for i, delivery in enumerate(deliveries):
+                delivery.span.set_attribute("modelyard.outcome", outcomes[i] if i < len(outcomes) else "abandoned")
+                delivery.span.end()
 
     async def _dispatch(self, record: Any, event: Event, span: trace.Span) -> Outcome:
         route = self._routes.get(type(event.payload))
@@ -346,7 +441,8 @@ class EventConsumer:
             return "ignored"  # topics carry several event types; a consumer registers the ones it needs
         if route.idempotent and await self._already_handled(event.id):
             return "duplicate"
-        error = await self._call_with_retries(route, event, span)
+        call = cast(Handler, route.call)
+        error = await self._call_with_retries(lambda: call(event), event, span)
         if error is not None:
             await self._dead_letter(record, error, span)
             return "dead_lettered"
@@ -364,12 +460,16 @@ class EventConsumer:
             return True
         return False
 
-    async def _call_with_retries(self, route: _Route, event: Event, span: trace.Span) -> Exception | None:
-        """None once the handler succeeded, else the error that sends the event to the dead letters."""
+    async def _call_with_retries(
+        self, call: Callable[[], Awaitable[None]], first: Event | Delivery, span: trace.Span | None = None
+    ) -> Exception | None:
+        """None once `call` (of the handler on `first`, and the rest of its batch) succeeded, else the error that
+        sends the event to the dead letters."""
+        event, span = (first.event, first.span) if isinstance(first, Delivery) else (first, cast(trace.Span, span))
         attempt = 1
         while True:
             try:
-                await route.call(event)
+                await call()
                 return None
             except self._retry.retry_on as exc:
                 if attempt >= self._retry.max_attempts:
@@ -424,8 +524,23 @@ class EventConsumer:
             self._revocations += 1
             await self._commit([tp for tp in revoked if tp in self._handled])
 
+    async def _on_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        if self._positions is None or not assigned:
+            return
+        stored = await asyncio.to_thread(
+            self._positions.resume_positions, [(tp.topic, tp.partition) for tp in assigned]
+        )
+        for tp in assigned:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is not None:
+                self._consumer.seek(tp, offset)
+
     @contextmanager
     def _span(self, record: Any, event: Event | None) -> Iterator[trace.Span]:
+        with trace.use_span(self._start_span(record, event), end_on_exit=True) as span:
+            yield span
+
+    def _start_span(self, record: Any, event: Event | None) -> trace.Span:
         attributes: dict[str, str | int] = {
             "messaging.system": "kafka",
             "messaging.operation.type": "process",
@@ -444,10 +559,9 @@ class EventConsumer:
             }
         # Parented on the producer's span; a record that is not an event starts a trace of its own.
         parent = event.trace_context() if event is not None else otel_context.Context()
-        with self._tracer.start_as_current_span(
+        return self._tracer.start_span(
             f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
-        ) as span:
-            yield span
+        )
 
 
 def _raise_failure(task: asyncio.Task[None]) -> None:
@@ -457,7 +571,8 @@ def _raise_failure(task: asyncio.Task[None]) -> None:
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
-    """Before partitions move to another member: finish the record in hand and commit what was handled."""
+    """Before partitions move to another member: finish the record in hand and commit what was handled; once new
+    ones are assigned: resume them from the positions the handler stored, if it stores them."""
 
     def __init__(self, consumer: EventConsumer) -> None:
         self._consumer = consumer
@@ -466,4 +581,4 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aioka
         await self._consumer._on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
-        pass
+        await self._consumer._on_assigned(assigned)

@@ -74,9 +74,12 @@ def service(parts: MonitorParts) -> Service:
         [SERVING_PREDICTIONS, MONITOR_FEEDBACK],
         session_timeout_ms=settings.consumer_session_timeout_ms,
         heartbeat_interval_ms=max(100, settings.consumer_session_timeout_ms // 10),
+        positions=parts.monitor,  # window state is checkpointed with the offsets it covers: resume from those
+        max_records=settings.consumer_max_records,
+        max_partition_fetch_bytes=settings.consumer_max_partition_fetch_bytes,
     )
-    consumer.register(serving_events_pb2.PredictionBatch, PredictionsConsumer(parts.monitor), cpu_bound=True)
-    consumer.register(monitor_events_pb2.FeedbackReceived, FeedbackConsumer(parts.monitor), cpu_bound=True)
+    consumer.register_batch(serving_events_pb2.PredictionBatch, PredictionsConsumer(parts.monitor))
+    consumer.register_batch(monitor_events_pb2.FeedbackReceived, FeedbackConsumer(parts.monitor))
 
     async def prepare_broker() -> None:
         # The embedded broker forgets its topics on restart; creating them is idempotent.

@@ -32,10 +32,16 @@ class MonitorSettings(ServiceSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",
         description="SQLite fsync per checkpoint (FULL) or per WAL checkpoint (NORMAL: survives a process crash, "
-        "may lose the last checkpoints on power loss, ~2x the throughput)",
+        "may lose the last checkpoints on power loss)",
     )
     consumer_group: str = Field("modelyard-monitor", description="Kafka consumer group of the monitor instances")
     consumer_session_timeout_ms: int = Field(10_000, ge=1000, description="how soon a dead instance's partitions move")
+    consumer_max_records: int = Field(
+        500, ge=1, description="records per fetch; a fetch's events of one partition are checkpointed together"
+    )
+    consumer_max_partition_fetch_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="bytes per partition per fetch (a prediction batch is ~60 kB)"
+    )
 
     window_max_events: int = Field(1000, ge=1, description="W: a window closes at this many events")
     window_max_seconds: float = Field(300.0, gt=0, description="T: or when the watermark passes start + T")

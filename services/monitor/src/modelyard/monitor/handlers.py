@@ -1,10 +1,11 @@
 """The monitor use cases: take domain objects and ports, return results and events.
 
-`Monitor.handle_predictions` is the hot path: it runs off the event loop (a consumer's cpu_bound handler), turns
-a batch into columns per model version, adds them to the version's windows, evaluates the windows that closed and
-checkpoints everything the batch changed, together with the event's id, in one store transaction. A redelivered
-event finds its id there and is a no-op, so window counts are exact on at-least-once input; a failed checkpoint
-drops the in-memory state, which is rebuilt from the store on the next event.
+`Monitor.handle_predictions` is the hot path: it runs off the event loop (a consumer's batch handler), turns each
+event's predictions into columns per model version, adds them to the version's windows, evaluates the windows that
+closed and checkpoints everything the events changed, together with the stream positions they were read from (the
+next offset of each partition), in one store transaction. The consumer resumes from those positions, and an event
+from before them is a no-op, so window counts are exact on at-least-once input; a failed checkpoint drops the
+in-memory state, which is rebuilt from the store on the next event.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +24,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from modelyard.events.envelope import Position
 from modelyard.monitor.domain.errors import ReferenceNotFound, ReferenceUnavailable
 from modelyard.monitor.domain.evaluation import WindowReport, evaluate_window
 from modelyard.monitor.domain.incidents import IncidentChange
@@ -51,6 +53,24 @@ REFERENCE_RETRY_S = 60.0
 MAX_RECORD_LINKS = 64
 MAX_BATCH_LINKS = 64
 _TRACE_CONTEXT = TraceContextTextMapPropagator()
+
+T = TypeVar("T")
+Partition = tuple[str, int]  # (topic, partition)
+
+
+@dataclass(frozen=True, eq=False)
+class Consumed(Generic[T]):
+    """One consumed event's content, where in its stream it was read, and the span to handle it in."""
+
+    position: Position
+    content: T
+    span: trace.Span = trace.INVALID_SPAN
+
+
+@dataclass(frozen=True)
+class Feedback:
+    request_id: str
+    truth: str | float  # a class label, or a target value
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,18 +112,22 @@ class MonitorStore(Protocol):
 
     def load_state(self, model_name: str, model_version: int) -> VersionState | None: ...
 
-    def already_handled(self, event_id: str) -> bool: ...
-
-    def pending_prediction(self, request_id: str) -> PendingPrediction | None: ...
-
-    def record_label(self, event_id: str, labelled: LabelledPrediction | None, checkpoint: Checkpoint | None) -> None:
-        """Atomically: mark `event_id` handled, store the joined label (None: nothing to join it with), and
-        write the version's state."""
+    def positions(self) -> dict[Partition, int]:
+        """The next offset to read of every partition a checkpoint covered."""
         ...
 
-    def checkpoint(self, event_id: str, checkpoints: Sequence[Checkpoint], config_hash: str) -> None:
-        """Atomically: mark `event_id` handled, write each version's state, chunks, reports and incident changes
-        (with their events in the outbox). Raises on any failure, having written nothing."""
+    def pending_predictions(self, request_ids: Sequence[str]) -> dict[str, PendingPrediction]: ...
+
+    def checkpoint(
+        self,
+        positions: Mapping[Partition, int],
+        checkpoints: Sequence[Checkpoint],
+        config_hash: str,
+        labels: Sequence[LabelledPrediction] = (),
+    ) -> None:
+        """Atomically: store the partitions' next offsets, each version's state, chunks, reports and incident
+        changes (with their events in the outbox), and the joined labels (their predictions stop waiting).
+        Raises on any failure, having written nothing."""
         ...
 
     def statuses(self, model_name: str = "") -> list[VersionStatus]: ...
@@ -192,52 +216,94 @@ class Monitor:
         self.profile_options = profile_options or ProfileOptions()
         self.tracer = tracer or trace.get_tracer(__name__)
         self._versions: dict[tuple[str, int], _Version] = {}
+        self._positions: dict[Partition, int] | None = None  # the store's, once read
         # The consumer's worker thread and API calls (rebaseline) both touch version state.
         self._lock = threading.Lock()
 
-    def handle_predictions(self, event_id: str, batch: Sequence[PredictionRows]) -> list[IncidentChange]:
-        """Window one event's predictions; the incident changes it caused (already in the outbox)."""
+    def resume_positions(self, partitions: Collection[Partition]) -> dict[Partition, int]:
+        """Where to resume reading `partitions` (the consumer asks on every assignment). What is in memory may
+        be stale now (another instance may have had these partitions): it is read again from the store."""
         with self._lock:
-            if self.store.already_handled(event_id):
-                return []
-            checkpoints = []
+            self._versions.clear()
+            self._positions = self.store.positions()
+            return {p: self._positions[p] for p in partitions if p in self._positions}
+
+    def handle_predictions(self, events: Sequence[Consumed[Sequence[PredictionRows]]]) -> list[IncidentChange]:
+        """Window the events' predictions; the incident changes they caused (already in the outbox)."""
+        with self._lock:
+            fresh = self._fresh(events)
+            checkpoints: dict[tuple[str, int], Checkpoint] = {}
             try:
-                for rows in batch:
-                    checkpoints.append(self._add(rows))
-                self.store.checkpoint(event_id, checkpoints, self.policy.config_hash)
+                for event in fresh:
+                    with trace.use_span(event.span):
+                        for rows in event.content:
+                            self._add(rows, checkpoints)
+                self._checkpoint(fresh, checkpoints)
             except BaseException:
-                # In-memory windows may now be ahead of the store: forget them, the store has the truth.
-                for rows in batch:
-                    self._versions.pop((rows.model_name, rows.model_version), None)
+                self._forget()
                 raise
-        changes = [c for cp in checkpoints for c in cp.changes]
-        for cp in checkpoints:
+        changes = [c for cp in checkpoints.values() for c in cp.changes]
+        for cp in checkpoints.values():
             for report in cp.reports:
                 self.metrics.observe_window(report)
         self.metrics.observe_changes(changes)
         return changes
 
-    def handle_feedback(self, event_id: str, request_id: str, truth: str | float) -> None:
-        """Join a label with its prediction and advance the version's error detector."""
+    def handle_feedback(self, events: Sequence[Consumed[Feedback]]) -> int:
+        """Join labels with their predictions and advance the versions' error detectors; how many joined. A label
+        too early (its prediction is not windowed yet) or too late (past the TTL) is counted, not joined."""
         with self._lock:
-            if self.store.already_handled(event_id):
-                return
-            prediction = self.store.pending_prediction(request_id)
-            if prediction is None:
-                # Too early (its prediction is not windowed yet) or too late (past the TTL): counted, not joined.
-                self.store.record_label(event_id, None, None)
-                return
-            labelled = LabelledPrediction(
-                prediction, truth if isinstance(truth, str) else None, truth if isinstance(truth, float) else None
-            )
-            version = self._version(prediction.model_name, prediction.model_version)
+            fresh = self._fresh(events)
+            waiting = self.store.pending_predictions([e.content.request_id for e in fresh])
+            checkpoints: dict[tuple[str, int], Checkpoint] = {}
+            joined = []
             try:
-                if labelled.error is not None:
-                    error_cusum_step(version.state, version.profile, labelled.error, self.policy)
-                self.store.record_label(event_id, labelled, Checkpoint(version.state, version.profile))
+                for event in fresh:
+                    prediction = waiting.pop(event.content.request_id, None)  # a label joins once
+                    if prediction is None:
+                        continue
+                    truth = event.content.truth
+                    labelled = LabelledPrediction(
+                        prediction,
+                        truth if isinstance(truth, str) else None,
+                        truth if isinstance(truth, float) else None,
+                    )
+                    joined.append(labelled)
+                    version = self._version(prediction.model_name, prediction.model_version)
+                    key = (prediction.model_name, prediction.model_version)
+                    checkpoints.setdefault(key, Checkpoint(version.state, version.profile))
+                    if labelled.error is not None:
+                        error_cusum_step(version.state, version.profile, labelled.error, self.policy)
+                self._checkpoint(fresh, checkpoints, joined)
             except BaseException:
-                self._versions.pop((prediction.model_name, prediction.model_version), None)
+                self._forget()
                 raise
+        return len(joined)
+
+    def _fresh(self, events: Sequence[Consumed[T]]) -> list[Consumed[T]]:
+        """The events from at or after their partition's stored position (earlier ones were applied already)."""
+        if self._positions is None:
+            self._positions = self.store.positions()
+        positions = self._positions
+        return [e for e in events if e.position.offset >= positions.get(e.position[:2], 0)]
+
+    def _checkpoint(
+        self,
+        events: Sequence[Consumed[T]],
+        checkpoints: Mapping[tuple[str, int], Checkpoint],
+        labels: Sequence[LabelledPrediction] = (),
+    ) -> None:
+        if not events:
+            return
+        positions = {(e.position.topic, e.position.partition): e.position.offset + 1 for e in events}
+        self.store.checkpoint(positions, list(checkpoints.values()), self.policy.config_hash, labels)
+        assert self._positions is not None
+        self._positions.update(positions)
+
+    def _forget(self) -> None:
+        """After a failed checkpoint: in-memory state may be ahead of the store, which has the truth."""
+        self._versions.clear()
+        self._positions = None
 
     def statuses(self, model_name: str = "") -> list[VersionStatus]:
         return self.store.statuses(model_name)
@@ -261,23 +327,29 @@ class Monitor:
             version = self._load(model_name, model_version)
             version.drop_open_windows()
             checkpoint = Checkpoint(version.state, profile, closed=version.dropped)
-            self.store.checkpoint(f"rebaseline:{profile.id}:{time.time_ns()}", [checkpoint], self.policy.config_hash)
+            self.store.checkpoint({}, [checkpoint], self.policy.config_hash)
             version.dropped = []
         return profile
 
-    def _add(self, rows: PredictionRows) -> Checkpoint:
-        version = self._version(rows.model_name, rows.model_version)
+    def _add(self, rows: PredictionRows, checkpoints: dict[tuple[str, int], Checkpoint]) -> None:
+        """Window one event's rows of a version, noting what changed in the version's checkpoint."""
+        key = (rows.model_name, rows.model_version)
+        version = self._version(*key)
         state, profile = version.state, version.profile
         outcome = state.assembler.add(rows.to_columns(profile if profile.features else None))
         state.records_seen += len(rows)
         state.digest = rows.digest or state.digest
         state.late_records += outcome.late_events
-        checkpoint = Checkpoint(state, profile, appended=outcome.appended, closed=version.dropped)
-        checkpoint.pending = pending_predictions(rows, self.policy.performance)
+        checkpoint = checkpoints.setdefault(key, Checkpoint(state, profile))
+        checkpoint.profile = profile  # (the version may have adopted its reference data since)
+        checkpoint.appended += outcome.appended
+        checkpoint.closed += version.dropped
+        checkpoint.pending += pending_predictions(rows, self.policy.performance)
         slots, counts = np.unique(
             np.floor(np.asarray(rows.event_time) / self.policy.window.max_seconds).astype(np.int64), return_counts=True
         )
-        checkpoint.slot_counts = dict(zip(slots.tolist(), counts.tolist(), strict=True))
+        for slot, count in zip(slots.tolist(), counts.tolist(), strict=True):
+            checkpoint.slot_counts[slot] = checkpoint.slot_counts.get(slot, 0) + count
         version.dropped = []
         self._trace_windows(version, rows, outcome.appended, outcome.sources)
         for window in outcome.closed:
@@ -296,7 +368,6 @@ class Monitor:
                     span.set_attribute("modelyard.incident_changes", len(changes))
                     # The alerts this window raised are created in this context: their sends are its children.
                     propagate.inject(checkpoint.window_traces.setdefault(str(window.id), {}))
-        return checkpoint
 
     def _trace_windows(
         self,

@@ -19,9 +19,13 @@ import pyarrow.parquet as pq
 from aiokafka import AIOKafkaConsumer
 
 from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
-from modelyard.events.envelope import Event
+from modelyard.events.envelope import Event, Position
+from modelyard.events.topics import MONITOR_FEEDBACK, SERVING_PREDICTIONS
 from modelyard.monitor.config import MonitorSettings
+from modelyard.monitor.domain.records import PredictionRows
 from modelyard.monitor.domain.simulation import Shift, TabularGenerator
+from modelyard.monitor.entrypoints.consumer import rows_by_version
+from modelyard.monitor.handlers import Consumed, Feedback
 
 GENERATOR = TabularGenerator()
 WINDOW = 500
@@ -72,6 +76,15 @@ def _record(
     return record
 
 
+def consumed(offset: int, batch: serving_events_pb2.PredictionBatch) -> Consumed[list[PredictionRows]]:
+    """A prediction batch as the consumer hands it to the monitor, read at `offset` of partition 0."""
+    return Consumed(Position(SERVING_PREDICTIONS.name, 0, offset), rows_by_version(batch, 0.0))
+
+
+def consumed_feedback(offset: int, request_id: str, truth: str | float) -> Consumed[Feedback]:
+    return Consumed(Position(MONITOR_FEEDBACK.name, 0, offset), Feedback(request_id, truth))
+
+
 def setting_values(bootstrap: str, data_dir: Path) -> dict[str, str]:
     """Settings of a monitor under test, as MonitorSettings fields (and, upper-cased, environment variables)."""
     return {
@@ -105,10 +118,10 @@ async def read_records(bootstrap: str, topic: str) -> list[Any]:
     return [r for records in batches.values() for r in records]
 
 
-async def until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
-    """Poll `condition` until it holds; TimeoutError naming `what` after `timeout_s`."""
+async def until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0, every_s: float = 0.05) -> None:
+    """Poll `condition` every `every_s` until it holds; TimeoutError naming `what` after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(every_s)

@@ -103,9 +103,10 @@ slot_counts = sa.Table(
     sa.Column("slot", sa.BigInteger, primary_key=True),
     sa.Column("predictions", sa.BigInteger, nullable=False),
 )
-seen_events = sa.Table(
-    "seen_events",
+stream_positions = sa.Table(
+    "stream_positions",  # the next offset to read of each input partition, written with the state it produced
     metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("event_id", sa.String(128), nullable=False, unique=True),
+    sa.Column("topic", sa.String(255), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
 )

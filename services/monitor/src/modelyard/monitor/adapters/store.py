@@ -1,8 +1,9 @@
 """The monitor's own database (SQLite by default, PostgreSQL in production), SQLAlchemy Core.
 
-One transaction per handled event writes the event id, each touched version's state and the chunk of rows the
-event added to its open windows; when windows close, their reports, incident rows and the `IncidentChanged`
-events (transactional outbox, relayed to Kafka by `OutboxRelay`) go into the same transaction.
+One transaction per batch of handled events writes the next offset of each partition they came from, each touched
+version's state and the rows the events added to its open windows (one chunk per window); when windows close, their
+reports, incident rows and the `IncidentChanged` events (transactional outbox, relayed to Kafka by `OutboxRelay`)
+go into the same transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -28,8 +29,8 @@ from modelyard.monitor.adapters.schema import (
     outbox,
     pending,
     profiles,
-    seen_events,
     slot_counts,
+    stream_positions,
     versions,
     windows,
 )
@@ -41,15 +42,14 @@ from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.state import VersionState
 from modelyard.monitor.domain.views import IncidentView, VersionStatus, json_safe
-from modelyard.monitor.domain.windows import Columns
-from modelyard.monitor.handlers import Checkpoint
+from modelyard.monitor.domain.windows import Columns, WindowId
+from modelyard.monitor.handlers import Checkpoint, Partition
 from modelyard.sql import migrations
 from modelyard.sql.engine import transaction
 from modelyard.sql.outbox import enqueue
 
-# Handled event ids kept for de-duplication. The consumer commits after every event, so a redelivery is of the
-# last few events per partition; this many ids cover any plausible rebalance with room to spare.
-SEEN_EVENTS_KEPT = 100_000
+# Expired predictions and labels, and predictions over the cap, are deleted every this many checkpoints.
+HOUSEKEEPING_EVERY = 100
 
 MIGRATIONS = "modelyard.monitor.adapters:migrations"
 
@@ -59,11 +59,12 @@ class SqlMonitorStore:
         self.engine = engine
         self.policy = policy
         self.outbox = outbox
+        self._checkpoints = 0
 
     def migrate(self) -> None:
         """Bring the database to the latest schema; safe on every start. A database made before the monitor used
         migrations (by `create_all`, exactly revision 0001's schema) is first recorded as being at 0001."""
-        migrations.stamp_unversioned(self.engine, MIGRATIONS, "0001", existing_table=seen_events.name)
+        migrations.stamp_unversioned(self.engine, MIGRATIONS, "0001", existing_table="seen_events")
         migrations.upgrade(self.engine, MIGRATIONS)
 
     # Profiles.
@@ -118,62 +119,68 @@ class SqlMonitorStore:
         restored = [(int(r.slot), int(r.part), columns_from_bytes(bytes(r.data))) for r in rows]
         return VersionState.from_json(model_name, model_version, text, restored, self.policy)
 
-    def already_handled(self, event_id: str) -> bool:
+    def positions(self) -> dict[Partition, int]:
         with transaction(self.engine, write=False) as db:
-            return db.scalar(sa.select(seen_events.c.seq).where(seen_events.c.event_id == event_id)) is not None
+            rows = db.execute(sa.select(stream_positions)).all()
+        return {(r.topic, int(r.partition)): int(r.next_offset) for r in rows}
 
-    def checkpoint(self, event_id: str, checkpoints: Sequence[Checkpoint], config_hash: str) -> None:
+    def checkpoint(
+        self,
+        positions: Mapping[Partition, int],
+        checkpoints: Sequence[Checkpoint],
+        config_hash: str,
+        labels: Sequence[LabelledPrediction] = (),
+    ) -> None:
         with transaction(self.engine, write=True) as db:
-            self._mark_handled(db, event_id)
+            for (topic, partition), offset in positions.items():
+                where = (stream_positions.c.topic == topic) & (stream_positions.c.partition == partition)
+                if db.execute(stream_positions.update().where(where).values(next_offset=offset)).rowcount == 0:
+                    db.execute(stream_positions.insert().values(topic=topic, partition=partition, next_offset=offset))
+            for labelled in labels:
+                self._insert_label(db, labelled)
             for cp in checkpoints:
                 self._write(db, cp, config_hash)
+            self._checkpoints += 1
+            if self._checkpoints % HOUSEKEEPING_EVERY == 0:
+                self._housekeeping(db)
 
-    def pending_prediction(self, request_id: str) -> PendingPrediction | None:
+    def pending_predictions(self, request_ids: Sequence[str]) -> dict[str, PendingPrediction]:
         with transaction(self.engine, write=False) as db:
-            row = db.execute(sa.select(pending).where(pending.c.request_id == request_id)).first()
-        if row is None:
-            return None
-        return PendingPrediction(
-            row.request_id, row.model_name, int(row.model_version), row.event_time, row.label, row.score, row.value
+            rows = db.execute(sa.select(pending).where(pending.c.request_id.in_(set(request_ids)))).all()
+        return {
+            r.request_id: PendingPrediction(
+                r.request_id, r.model_name, int(r.model_version), r.event_time, r.label, r.score, r.value
+            )
+            for r in rows
+        }
+
+    def _insert_label(self, db: Connection, labelled: LabelledPrediction) -> None:
+        p = labelled.prediction
+        db.execute(pending.delete().where(pending.c.request_id == p.request_id))
+        db.execute(
+            labels.insert().values(
+                model_name=p.model_name,
+                model_version=p.model_version,
+                slot=int(p.event_time // self.policy.window.max_seconds),
+                event_time=p.event_time,
+                label=p.label,
+                score=p.score,
+                value=p.value,
+                truth_label=labelled.truth_label,
+                truth_value=labelled.truth_value,
+                stored_at=time.time(),
+            )
         )
 
-    def record_label(self, event_id: str, labelled: LabelledPrediction | None, checkpoint: Checkpoint | None) -> None:
-        with transaction(self.engine, write=True) as db:
-            self._mark_handled(db, event_id)
-            if labelled is None or checkpoint is None:
-                return
-            p = labelled.prediction
-            db.execute(pending.delete().where(pending.c.request_id == p.request_id))
-            db.execute(
-                labels.insert().values(
-                    model_name=p.model_name,
-                    model_version=p.model_version,
-                    slot=int(p.event_time // self.policy.window.max_seconds),
-                    event_time=p.event_time,
-                    label=p.label,
-                    score=p.score,
-                    value=p.value,
-                    truth_label=labelled.truth_label,
-                    truth_value=labelled.truth_value,
-                    stored_at=time.time(),
-                )
-            )
-            self._write(db, checkpoint, self.policy.config_hash)
-
-    def _mark_handled(self, db: Connection, event_id: str) -> None:
-        seq = db.execute(seen_events.insert().values(event_id=event_id)).inserted_primary_key
-        if seq is not None and seq[0] % 1000 == 0:
-            # Housekeeping every thousand events: old event ids, expired predictions and labels, overflow.
-            db.execute(seen_events.delete().where(seen_events.c.seq <= seq[0] - SEEN_EVENTS_KEPT))
-            horizon = time.time() - self.policy.performance.label_ttl_s
-            db.execute(pending.delete().where(pending.c.stored_at < horizon))
-            db.execute(labels.delete().where(labels.c.stored_at < horizon))
-            excess = (
-                db.scalar(sa.select(sa.func.count()).select_from(pending)) or 0
-            ) - self.policy.performance.max_pending
-            if excess > 0:
-                oldest = sa.select(pending.c.request_id).order_by(pending.c.stored_at).limit(excess)
-                db.execute(pending.delete().where(pending.c.request_id.in_(oldest.scalar_subquery())))
+    def _housekeeping(self, db: Connection) -> None:
+        """Expired predictions and labels, and the oldest predictions over the cap, go."""
+        horizon = time.time() - self.policy.performance.label_ttl_s
+        db.execute(pending.delete().where(pending.c.stored_at < horizon))
+        db.execute(labels.delete().where(labels.c.stored_at < horizon))
+        excess = (db.scalar(sa.select(sa.func.count()).select_from(pending)) or 0) - self.policy.performance.max_pending
+        if excess > 0:
+            oldest = sa.select(pending.c.request_id).order_by(pending.c.stored_at).limit(excess)
+            db.execute(pending.delete().where(pending.c.request_id.in_(oldest.scalar_subquery())))
 
     def _write(self, db: Connection, cp: Checkpoint, config_hash: str) -> None:
         state = cp.state
@@ -185,10 +192,14 @@ class SqlMonitorStore:
         if updated.rowcount == 0:
             db.execute(versions.insert().values(model_name=name, model_version=version, **values))
         closed = set(cp.closed)
+        by_window: dict[WindowId, list[Columns]] = {}
+        for w, c in cp.appended:
+            if w not in closed:
+                by_window.setdefault(w, []).append(c)
         kept = [
             {"model_name": name, "model_version": version, "slot": w.slot, "part": w.part, "data": columns_to_bytes(c)}
-            for w, c in cp.appended
-            if w not in closed
+            for w, parts in by_window.items()
+            for c in [Columns.concat(parts)]
         ]
         if kept:
             db.execute(chunks.insert(), kept)
@@ -234,10 +245,7 @@ class SqlMonitorStore:
         db.exec_driver_sql(
             f"INSERT INTO {pending.name} (request_id, model_name, model_version, event_time, label, score, value, "
             f"stored_at) VALUES ({', '.join(marks)}) ON CONFLICT (request_id) DO NOTHING",
-            [
-                (p.request_id, p.model_name, p.model_version, p.event_time, p.label, p.score, p.value, now)
-                for p in predictions
-            ],
+            [(*p, now) for p in predictions],
         )
 
     def _write_incident(self, db: Connection, change: IncidentChange, cp: Checkpoint, config_hash: str) -> None:

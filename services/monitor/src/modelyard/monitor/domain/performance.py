@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,8 +26,9 @@ from modelyard.monitor.domain.state import VersionState
 from modelyard.monitor.domain.windows import ClosedWindow
 
 
-@dataclass(frozen=True)
-class PendingPrediction:
+class PendingPrediction(NamedTuple):
+    """A prediction waiting for its label (a tuple: one is made for every prediction, on the hot path)."""
+
     request_id: str
     model_name: str
     model_version: int
@@ -55,31 +57,20 @@ class LabelledPrediction:
 
 def pending_predictions(rows: PredictionRows, policy: PerformancePolicy) -> list[PendingPrediction]:
     """What each record predicted, for the records that carry a request id to join labels on."""
-    label = _labels(rows, policy.label_output)
+    labels = rows.matrix(Role.OUTPUT, policy.label_output)
+    label = [v or None for v in labels.label_column(0).tolist()]  # the first element, as a class label ("1")
     score = _numbers(rows, policy.score_output, policy.score_index)
     value = _numbers(rows, policy.value_output, 0)
     return [
-        PendingPrediction(rid, rows.model_name, rows.model_version, rows.event_time[i], label[i], score[i], value[i])
-        for i, rid in enumerate(rows.request_ids)
+        PendingPrediction(rid, rows.model_name, rows.model_version, t, lab, sc, va)
+        for rid, t, lab, sc, va in zip(rows.request_ids, rows.event_time, label, score, value, strict=True)
         if rid
     ]
 
 
-def _labels(rows: PredictionRows, tensor: str) -> list[str | None]:
-    """The first element of an output tensor per record, as a class label ("1", not "1.0")."""
-    found: list[str | None] = [None] * len(rows)
-    column = rows.tensors.get((Role.OUTPUT, tensor))
-    for row, numbers, strings in zip(column.rows, column.numbers, column.strings, strict=True) if column else ():
-        found[row] = strings[0] if strings else f"{numbers[0]:g}" if numbers else None
-    return found
-
-
 def _numbers(rows: PredictionRows, tensor: str, index: int) -> list[float | None]:
-    found: list[float | None] = [None] * len(rows)
-    column = rows.tensors.get((Role.OUTPUT, tensor))
-    for row, numbers in zip(column.rows, column.numbers, strict=True) if column else ():
-        found[row] = numbers[index] if index < len(numbers) else None
-    return found
+    column = rows.matrix(Role.OUTPUT, tensor).numeric_column(index)
+    return [None if math.isnan(v) else v for v in column.tolist()]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -14,11 +13,14 @@ from modelyard.monitor.domain.windows import Columns
 
 @dataclass
 class TensorRows:
-    """One named tensor over many records: its flattened values per record (numbers or strings)."""
+    """One named tensor over many records, flattened: the records' values one after another, with how many each
+    entry holds and which record it belongs to. A tensor is text when any of its entries has strings."""
 
-    numbers: list[list[float]] = field(default_factory=list)
-    strings: list[list[str]] = field(default_factory=list)
-    rows: list[int] = field(default_factory=list)  # which record each entry belongs to
+    numbers: list[float] = field(default_factory=list)
+    strings: list[str] = field(default_factory=list)
+    number_widths: list[int] = field(default_factory=list)  # per entry
+    string_widths: list[int] = field(default_factory=list)  # per entry
+    rows: list[int] = field(default_factory=list)  # per entry: its record
 
 
 @dataclass
@@ -34,27 +36,30 @@ class PredictionRows:
     status: list[int] = field(default_factory=list)
     traceparents: list[str] = field(default_factory=list)  # W3C, of the inference behind each record ("" if none)
     tensors: dict[tuple[Role, str], TensorRows] = field(default_factory=dict)
+    _matrices: dict[tuple[Role, str], Matrix] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.event_time)
 
+    def matrix(self, role: Role, tensor: str) -> Matrix:
+        """The tensor's values as a records x width matrix (missing where a record lacks it or is narrower)."""
+        key = (role, tensor)
+        matrix = self._matrices.get(key)
+        if matrix is None:
+            found = self.tensors.get(key)
+            n = len(self)
+            matrix = self._matrices[key] = Matrix.missing(n) if found is None else Matrix.of(found, n)
+        return matrix
+
     def to_columns(self, profile: ReferenceProfile | None) -> Columns:
         """Columns of the profile's features; a record lacking a profiled tensor or index is a schema violation
         and its value is missing (NaN or "")."""
-        n = len(self)
-        violations = np.zeros(n, dtype=np.bool_)
+        violations = np.zeros(len(self), dtype=np.bool_)
         numeric: dict[str, FloatArray] = {}
         categorical: dict[str, npt.NDArray[np.str_]] = {}
-        matrices: dict[tuple[Role, str], _Matrix] = {}
         for spec in profile.features if profile else ():
-            key = (spec.role, spec.tensor)
-            tensor = self.tensors.get(key)
-            if tensor is None:
-                matrix = _Matrix.missing(n)
-            else:
-                matrix = matrices.get(key) or matrices.setdefault(key, _Matrix.of(tensor, n))
-            present = matrix.widths > spec.index
-            violations |= ~present
+            matrix = self.matrix(spec.role, spec.tensor)
+            violations |= matrix.widths <= spec.index
             if spec.kind is Kind.NUMERIC:
                 numeric[spec.name] = matrix.numeric_column(spec.index)
             else:
@@ -70,7 +75,7 @@ class PredictionRows:
 
 
 @dataclass(frozen=True, eq=False)
-class _Matrix:
+class Matrix:
     """A tensor's values as a rows x width matrix (padded where records differ in width) and each row's width."""
 
     numbers: FloatArray
@@ -78,23 +83,32 @@ class _Matrix:
     widths: npt.NDArray[np.int64]
 
     @classmethod
-    def missing(cls, n: int) -> _Matrix:
+    def missing(cls, n: int) -> Matrix:
         return cls(np.full((n, 0), np.nan), None, np.zeros(n, dtype=np.int64))
 
     @classmethod
-    def of(cls, tensor: TensorRows, n: int) -> _Matrix:
-        is_text = any(tensor.strings)
-        values: list[list[float]] | list[list[str]] = tensor.strings if is_text else tensor.numbers
-        lengths = np.array([len(v) for v in values], dtype=np.int64)
+    def of(cls, tensor: TensorRows, n: int) -> Matrix:
+        is_text = bool(tensor.strings)
+        flat = np.array(tensor.strings, dtype=str) if is_text else np.array(tensor.numbers, dtype=np.float64)
+        lengths = np.array(tensor.string_widths if is_text else tensor.number_widths, dtype=np.int64)
         width = int(lengths.max()) if lengths.size else 0
         widths = np.zeros(n, dtype=np.int64)
         widths[tensor.rows] = lengths
+        rows = np.asarray(tensor.rows, dtype=np.int64)
+        if lengths.size and (lengths == width).all():
+            values = flat.reshape(lengths.size, width)  # the usual case: every record has the same width
+        else:
+            # Ragged: place each entry's values at (its row, 0..its width) of a padded matrix.
+            values = np.full((lengths.size, width), "" if is_text else np.nan, dtype=flat.dtype)
+            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+            entry = np.repeat(np.arange(lengths.size), lengths)
+            values[entry, np.arange(flat.size) - starts[entry]] = flat
         if is_text:
-            text = np.full((n, width), "", dtype=object)
-            text[tensor.rows] = _padded(values, width, "")
-            return cls(np.full((n, width), np.nan), text.astype(str), widths)
+            text = np.full((n, width), "", dtype=values.dtype)
+            text[rows] = values
+            return cls(np.full((n, width), np.nan), text, widths)
         numbers = np.full((n, width), np.nan)
-        numbers[tensor.rows] = _padded(values, width, np.nan)
+        numbers[rows] = values
         return cls(numbers, None, widths)
 
     def numeric_column(self, index: int) -> FloatArray:
@@ -110,11 +124,6 @@ class _Matrix:
         column = self.numeric_column(index)
         labels = np.full(rows, "", dtype=object)
         finite = np.isfinite(column)
-        labels[finite] = [f"{v:g}" for v in column[finite]]
+        distinct, inverse = np.unique(column[finite], return_inverse=True)  # class codes: a handful of values
+        labels[finite] = np.array([f"{v:g}" for v in distinct.tolist()], dtype=object)[inverse]
         return labels.astype(str)
-
-
-def _padded(values: list[list[Any]], width: int, fill: Any) -> list[list[Any]]:
-    if all(len(v) == width for v in values):
-        return values  # the usual case: every record has the same width, no copy
-    return [v + [fill] * (width - len(v)) for v in values]

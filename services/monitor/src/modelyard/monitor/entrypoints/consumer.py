@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from modelyard.contracts.events.v1 import monitor_events_pb2, serving_events_pb2
 from modelyard.events.envelope import Event
-from modelyard.kafka.consumer import PermanentError
+from modelyard.kafka.consumer import Delivery, PermanentError
 from modelyard.monitor.domain.profile import Role
 from modelyard.monitor.domain.records import PredictionRows, TensorRows
-from modelyard.monitor.handlers import Monitor
+from modelyard.monitor.handlers import Consumed, Feedback, Monitor
 
 
 def rows_by_version(batch: serving_events_pb2.PredictionBatch, fallback_time: float) -> list[PredictionRows]:
@@ -38,24 +40,27 @@ def rows_by_version(batch: serving_events_pb2.PredictionBatch, fallback_time: fl
                 if column is None:
                     column = tensors[(role, tensor.name)] = TensorRows()
                 column.rows.append(index)
-                column.numbers.append(list(tensor.values))
-                strings = tensor.strings
-                column.strings.append(list(strings) if strings else _NO_STRINGS)
+                values, strings = tensor.values, tensor.strings
+                column.numbers += values
+                column.number_widths.append(len(values))
+                column.strings += strings
+                column.string_widths.append(len(strings))
     return list(grouped.values())
 
 
-_NO_STRINGS: list[str] = []  # shared by every numeric tensor: never mutated
-
-
 class PredictionsConsumer:
-    """The blocking handler the consumer runs in a worker thread (`cpu_bound=True`)."""
+    """The batch handler of prediction events (run in a worker thread)."""
 
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor
 
-    def __call__(self, event: Event) -> None:
-        assert isinstance(event.payload, serving_events_pb2.PredictionBatch)
-        self.monitor.handle_predictions(event.id, rows_by_version(event.payload, event.time.timestamp()))
+    def __call__(self, deliveries: Sequence[Delivery]) -> None:
+        self.monitor.handle_predictions([Consumed(d.position, _rows(d.event), d.span) for d in deliveries])
+
+
+def _rows(event: Event) -> list[PredictionRows]:
+    assert isinstance(event.payload, serving_events_pb2.PredictionBatch)
+    return rows_by_version(event.payload, event.time.timestamp())
 
 
 class FeedbackConsumer:
@@ -64,11 +69,14 @@ class FeedbackConsumer:
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor
 
-    def __call__(self, event: Event) -> None:
-        feedback = event.payload
-        assert isinstance(feedback, monitor_events_pb2.FeedbackReceived)
-        kind = feedback.WhichOneof("truth")
-        if kind is None or not feedback.request_id:
-            raise PermanentError("feedback without a request id or a label or target")
-        truth: str | float = feedback.label if kind == "label" else feedback.target
-        self.monitor.handle_feedback(event.id, feedback.request_id, truth)
+    def __call__(self, deliveries: Sequence[Delivery]) -> None:
+        self.monitor.handle_feedback([Consumed(d.position, _feedback(d.event), d.span) for d in deliveries])
+
+
+def _feedback(event: Event) -> Feedback:
+    feedback = event.payload
+    assert isinstance(feedback, monitor_events_pb2.FeedbackReceived)
+    kind = feedback.WhichOneof("truth")
+    if kind is None or not feedback.request_id:
+        raise PermanentError("feedback without a request id or a label or target")
+    return Feedback(feedback.request_id, feedback.label if kind == "label" else feedback.target)
