@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 
 from modelyard.monitor.domain.profile import CategoricalProfile, FloatArray, IntArray, NumericProfile
@@ -45,8 +46,13 @@ def ks_statistic(reference_sorted: FloatArray, current: FloatArray) -> float:
     `searchsorted`) covers every interval, ties included.
     """
     cur = np.sort(current)
+    return _ks_of_sorted(reference_sorted, cur, np.searchsorted(reference_sorted, cur, side="right"))
+
+
+def _ks_of_sorted(reference_sorted: FloatArray, cur: FloatArray, at: npt.NDArray[np.intp]) -> float:
+    """KS D of a sorted window `cur`, with `at` the reference values <= each window value."""
     n, m = reference_sorted.size, cur.size
-    ref_at = np.searchsorted(reference_sorted, cur, side="right") / n
+    ref_at = at / n
     ref_before = np.searchsorted(reference_sorted, cur, side="left") / n
     cur_at = np.searchsorted(cur, cur, side="right") / m
     cur_before = np.searchsorted(cur, cur, side="left") / m
@@ -60,13 +66,18 @@ def wasserstein_distance(reference_sorted: FloatArray, prefix_sums: FloatArray, 
     the integral over an interval where F_cur is the constant c splits where F_ref crosses c into two pieces
     whose integrals are differences of G.
     """
-    ref = reference_sorted
-    n = ref.size
     cur = np.sort(current)
-    m = cur.size
+    return _wasserstein_of_sorted(reference_sorted, prefix_sums, cur, np.searchsorted(reference_sorted, cur, "right"))
 
-    def integral_of_ref_cdf(x: FloatArray) -> FloatArray:
-        k = np.searchsorted(ref, x, side="right")
+
+def _wasserstein_of_sorted(
+    ref: FloatArray, prefix_sums: FloatArray, cur: FloatArray, at: npt.NDArray[np.intp]
+) -> float:
+    """W1 of a sorted window `cur`, with `at` the reference values <= each window value."""
+    n, m = ref.size, cur.size
+
+    def integral_of_ref_cdf(x: FloatArray, k: npt.NDArray[np.intp] | None = None) -> FloatArray:
+        k = np.searchsorted(ref, x, side="right") if k is None else k
         result: FloatArray = (k * x - prefix_sums[k]) / n
         return result
 
@@ -82,7 +93,7 @@ def wasserstein_distance(reference_sorted: FloatArray, prefix_sums: FloatArray, 
     # Smallest x where F_ref(x) >= level is the ceil(level·n)-th reference value; clip it into [a, b].
     crossing_index = np.clip(np.ceil(level * n - 1e-12).astype(np.int64) - 1, 0, n - 1)
     x_star = np.clip(ref[crossing_index], a, b)
-    g_a, g_x, g_b = integral_of_ref_cdf(a), integral_of_ref_cdf(x_star), integral_of_ref_cdf(b)
+    g_a, g_x, g_b = integral_of_ref_cdf(a, at[:-1]), integral_of_ref_cdf(x_star), integral_of_ref_cdf(b, at[1:])
     below = level * (x_star - a) - (g_x - g_a)  # F_ref < level on [a, x*)
     above = (g_b - g_x) - level * (b - x_star)  # F_ref >= level on [x*, b)
     return total + float(below.sum() + above.sum())
@@ -110,9 +121,11 @@ def numeric_drift(features: Mapping[str, NumericProfile], window: Mapping[str, F
             continue
         n, m = profile.n, values.size
         names.append(name)
-        d.append(ks_statistic(profile.sorted_values, values))
+        cur = np.sort(values)
+        at = np.searchsorted(profile.sorted_values, cur, side="right")  # shared by KS and W1
+        d.append(_ks_of_sorted(profile.sorted_values, cur, at))
         en.append(n * m / (n + m))
-        w1 = wasserstein_distance(profile.sorted_values, profile.prefix_sums, values)
+        w1 = _wasserstein_of_sorted(profile.sorted_values, profile.prefix_sums, cur, at)
         # A constant reference has std 0: any move is then a full-size change, so normalise by 1 unit instead.
         normed = w1 / profile.std if profile.std > 0 else w1
         partial.append((name, normed, population_stability_index(profile, values), n, m))
