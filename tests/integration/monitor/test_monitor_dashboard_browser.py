@@ -4,6 +4,7 @@ a drifted model version loads without console errors and shows the incident; a s
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 from pathlib import Path
@@ -23,7 +24,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 def browse(url: str, screenshot: Path) -> tuple[list[dict[str, str]], list[str]]:
-    """Console errors and the incident rows' features of the page at `url`, in headless Chromium."""
+    """Console errors and the features the incident rows are about, of the page at `url`, in headless Chromium."""
     from selenium import webdriver
     from selenium.webdriver.common.by import By
 
@@ -36,7 +37,7 @@ def browse(url: str, screenshot: Path) -> tuple[list[dict[str, str]], list[str]]
     try:
         driver.get(url)
         rows = driver.find_elements(By.CSS_SELECTOR, "tr.incident")
-        features = [str(row.get_attribute("data-feature")) for row in rows]
+        features = [f for row in rows for f in json.loads(str(row.get_attribute("data-features")))]
         driver.save_screenshot(str(screenshot))
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     finally:

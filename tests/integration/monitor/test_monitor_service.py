@@ -36,18 +36,21 @@ async def check_query_apis(grpc_port: int, http_port: int, model: str) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         stub = pb_grpc.MonitorServiceStub(channel)
         (status,) = (await stub.GetStatus(pb.GetStatusRequest(model_name=model))).versions
-        assert (status.windows_closed, status.records_seen, status.open_incidents) == (2, 1000, 2)
+        assert (status.windows_closed, status.records_seen, status.open_incidents) == (2, 1000, 1)
         assert status.last_window.tested and status.last_window.operations["latency_p99_ms"] == pytest.approx(10.0)
         history = await stub.ListWindows(pb.ListWindowsRequest(model_name=model, version=1, feature="x[4]"))
         assert [(len(w.features), w.features[0].breached) for w in history.windows] == [(1, True), (1, True)]
         incidents = await stub.ListIncidents(pb.ListIncidentsRequest(model_name=model, open_only=True))
-        assert sorted(i.feature for i in incidents.incidents) == ["x[4]", "x[6]"]
+        # One data drift incident about the model, naming the two shifted features in its evidence.
+        (incident,) = incidents.incidents
+        assert incident.feature == "" and {e.feature for e in incident.evidence} == {"x[4]", "x[6]"}
         with pytest.raises(grpc.aio.AioRpcError) as missing:
             await stub.Rebaseline(pb.RebaselineRequest(model_name="no-such-model", version=1))
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as http:
         incidents_json = (await http.get("/api/v1/incidents", params={"model_name": model})).json()
-        assert {i["feature"] for i in incidents_json} == {"x[4]", "x[6]"}
+        assert [i["feature"] for i in incidents_json] == [""]
+        assert {e["feature"] for e in incidents_json[0]["evidence"]} == {"x[4]", "x[6]"}
         assert incidents_json[0]["evidence"][0]["statistic"] == "ks"
         metrics = (await http.get("/metrics")).text
         assert f'modelyard_monitor_incidents_total{{change="opened",model="{model}"' in metrics
@@ -82,11 +85,11 @@ async def test_seeded_drift_opens_an_incident_and_a_null_stream_does_not(kafka_b
         await until(lambda: store.statuses(drifted)[0].label_coverage > 0, "the label to join its prediction")
     assert store.incident_views(steady) == []
     opened = {(i.signal.value, i.feature) for i in store.incident_views(drifted)}
-    assert opened == {("data_drift", "x[4]"), ("data_drift", "x[6]")}
+    assert opened == {("data_drift", "")}
     alerts = await alerts_for(kafka_bootstrap, drifted)
-    assert {a.feature for a in alerts} == {"x[4]", "x[6]"}
-    evidence = alerts[0].evidence[0]
-    assert alerts[0].state == monitor_events_pb2.IncidentChanged.STATE_OPENED
-    assert evidence.statistic == "ks" and evidence.p_value < evidence.threshold and evidence.n_current == 500
+    assert [(a.feature, a.state) for a in alerts] == [("", monitor_events_pb2.IncidentChanged.STATE_OPENED)]
+    assert {e.feature for e in alerts[0].evidence} == {"x[4]", "x[6]"}
+    for evidence in alerts[0].evidence:
+        assert evidence.statistic == "ks" and evidence.p_value < evidence.threshold and evidence.n_current == 500
     assert alerts[0].reference_id.startswith(f"{drifted}/1/") and alerts[0].config_hash.startswith("sha256:")
     assert await alerts_for(kafka_bootstrap, steady) == []

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from modelyard.monitor.domain.evaluation import evaluate_window
-from modelyard.monitor.domain.incidents import Change, IncidentBook, IncidentKey, Outcome, Severity, Signal
+from modelyard.monitor.domain.incidents import (
+    MODEL_LEVEL,
+    Change,
+    IncidentBook,
+    IncidentKey,
+    Outcome,
+    Severity,
+    Signal,
+)
 from modelyard.monitor.domain.policy import AlarmPolicy, MonitorPolicy
 from modelyard.monitor.domain.profile import ReferenceProfile, build_profile
 from modelyard.monitor.domain.sequential import CusumState
@@ -38,13 +46,56 @@ def test_null_windows_raise_nothing(profile: ReferenceProfile) -> None:
     assert changes == [] and book.trackers == {}
 
 
-def test_mean_shift_on_two_features_names_exactly_them_and_opens_incidents(profile: ReferenceProfile) -> None:
+def test_mean_shift_on_two_features_opens_one_model_incident_that_names_exactly_them(
+    profile: ReferenceProfile,
+) -> None:
     named, _, changes = run(profile, Shift(numeric_features=(4, 6), mean_sd=0.5), windows=3, seed=2)
     assert all(n == {"x[4]", "x[6]"} for n in named)  # features 4..7 do not feed the score
-    opened = {(c.key.signal, c.key.feature) for c in changes if c.change is Change.OPENED}
-    assert opened == {(Signal.DATA_DRIFT, "x[4]"), (Signal.DATA_DRIFT, "x[6]")}
-    evidence = next(c for c in changes if c.key.feature == "x[4]").evidence[0]
-    assert evidence.statistic == "ks" and evidence.p_value < evidence.threshold and evidence.n_current == 1000
+    (opened,) = [c for c in changes if c.change is Change.OPENED]
+    assert (opened.key.signal, opened.key.feature) == (Signal.DATA_DRIFT, MODEL_LEVEL)
+    assert {e.feature for e in opened.evidence} == {"x[4]", "x[6]"}
+    p_values = [e.p_value for e in opened.evidence]
+    assert p_values == sorted(p_values)  # most significant first
+    for evidence in opened.evidence:
+        assert evidence.statistic == "ks" and evidence.p_value < evidence.threshold and evidence.n_current == 1000
+    assert opened.severity is Severity.CRITICAL  # effect 0.5 SD >= 3 x the 0.1 floor
+
+
+def windows_of(profile: ReferenceProfile, shifts: list[Shift], seed: int) -> list[Outcome]:
+    """The model-level data drift outcome of one window per shift."""
+    rng = np.random.default_rng(seed)
+    outcomes = []
+    for i, shift in enumerate(shifts):
+        _, window_outcomes = evaluate_window(
+            profile, window_of(profile, GENERATOR.columns(rng, 1000, shift), start=i * 60.0), POLICY, {}
+        )
+        outcomes += [o for o in window_outcomes if o.key.signal is Signal.DATA_DRIFT]
+    return outcomes
+
+
+def test_breaches_of_different_features_count_towards_one_incident(profile: ReferenceProfile) -> None:
+    # The k-of-m rule counts the model's breaches, as the per-window alpha assumes: a drift that shows in x[4] in
+    # one window and in x[6] in the next is one incident after two windows, not two features each waiting for a
+    # second breach of their own.
+    outcomes = windows_of(profile, [Shift((4,), mean_sd=0.5), Shift((6,), mean_sd=0.5)], seed=6)
+    assert [(o.key.feature, o.breached) for o in outcomes] == [(MODEL_LEVEL, True), (MODEL_LEVEL, True)]
+    assert [[e.feature for e in o.evidence] for o in outcomes] == [["x[4]"], ["x[6]"]]
+    book = IncidentBook(POLICY.alarm)
+    changes = [book.observe(o, str(i)) for i, o in enumerate(outcomes)]
+    assert changes[0] is None and changes[1] is not None and changes[1].change is Change.OPENED
+
+
+def test_a_model_incident_is_as_severe_as_its_most_moved_feature(profile: ReferenceProfile) -> None:
+    # Effects of 0.2 SD are warnings (over the 0.1 floor, under 3 x it), 1 SD is critical.
+    (mild,) = windows_of(profile, [Shift((4,), mean_sd=0.2)], seed=8)
+    assert mild.breached and mild.severity is Severity.WARNING
+    rng = np.random.default_rng(9)
+    columns = GENERATOR.columns(rng, 1000, Shift((4,), mean_sd=0.2))
+    columns["x[6]"] = columns["x[6]"] + 1.0
+    _, outcomes = evaluate_window(profile, window_of(profile, columns), POLICY, {})
+    (mixed,) = [o for o in outcomes if o.key.signal is Signal.DATA_DRIFT]
+    assert [e.feature for e in mixed.evidence] == ["x[6]", "x[4]"]
+    assert mixed.severity is Severity.CRITICAL
 
 
 def test_shift_of_a_score_input_also_shows_as_prediction_drift(profile: ReferenceProfile) -> None:

@@ -192,7 +192,9 @@ async def test_dashboard_shows_drift_over_time_and_the_incident(
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://monitor") as client:
         page = await client.get("/dashboard/m/1")
         assert page.status_code == 200
-        assert '<tr class="incident" data-feature="x[2]" data-signal="data_drift">' in page.text
+        # One model-level data drift incident, which names the shifted feature.
+        row = '<tr class="incident" data-feature="" data-signal="data_drift" data-features="[&quot;x[2]&quot;]">'
+        assert row in page.text and "model: x[2]" in page.text
         assert page.text.count("<svg") >= 4 and 'class="breach"' in page.text
         assert "label coverage 0.0%" in page.text
         assert 'href="/dashboard/m/1"' in (await client.get("/dashboard")).text

@@ -299,6 +299,9 @@ def describe(event: Event) -> str:
             severity = mon.Severity.Name(p.severity).removeprefix("SEVERITY_").lower()
             top = max(p.evidence, key=lambda e: e.effect_size, default=None)
             detail = f", {top.feature}: {top.statistic} {top.value:.2f}, effect {top.effect_size:.2f}" if top else ""
+            # A drift incident is about the model and names every drifted feature: the most moved one is shown.
+            others = len({e.feature for e in p.evidence}) - 1
+            detail += f" (and {others} more feature{'s' if others > 1 else ''})" if others > 0 else ""
             line = f"IncidentChanged {state} on {ref(p.version)}: {signal}, {severity}{detail}"
             # Only critical incidents can roll back (the demo's policy); the others are shown, but quietly.
             return f"[red]{line}[/]" if p.severity == mon.SEVERITY_CRITICAL else f"[dim]{line}[/]"

@@ -138,10 +138,11 @@ def onnx_models(pytestconfig: pytest.Config) -> dict[str, TrainedModel]:
     """Trained once, then kept in pytest's cache: importing scikit-learn and skl2onnx costs far more than
     training these models, and a fresh checkout (CI) trains them again."""
     key = f"modelyard/onnx-models/{_cache_key()}"
-    cached = pytestconfig.cache.get(key, None) if pytestconfig.cache else None
+    cache = getattr(pytestconfig, "cache", None)  # absent under `-p no:cacheprovider`
+    cached = cache.get(key, None) if cache else None
     if cached is not None:
         return {name: _from_json(data) for name, data in cached.items()}
     models = train_models()
-    if pytestconfig.cache:
-        pytestconfig.cache.set(key, {name: _to_json(model) for name, model in models.items()})
+    if cache:
+        cache.set(key, {name: _to_json(model) for name, model in models.items()})
     return models

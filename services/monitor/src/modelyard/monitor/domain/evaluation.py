@@ -16,7 +16,7 @@ import numpy as np
 
 from modelyard.monitor.domain import decision
 from modelyard.monitor.domain.drift import FeatureTest, categorical_drift, numeric_drift
-from modelyard.monitor.domain.incidents import Evidence, IncidentKey, Outcome, Severity, Signal
+from modelyard.monitor.domain.incidents import MODEL_LEVEL, Evidence, IncidentKey, Outcome, Severity, Signal
 from modelyard.monitor.domain.policy import WEEK_S, MonitorPolicy
 from modelyard.monitor.domain.profile import Kind, ReferenceProfile, Role
 from modelyard.monitor.domain.sequential import CusumState, cusum, siegmund_threshold
@@ -94,13 +94,8 @@ def evaluate_window(
         drifted, family_results = _decide(family, signal, alpha, policy)
         model_drift[signal] = drifted
         results += family_results
-        for r in family_results:
-            key = IncidentKey(profile.model_name, profile.model_version, signal, r.test.feature)
-            if not r.breached:
-                outcomes.append(Outcome(key, False))
-                continue
-            severity = _severity(r.test.effect_size, _floor_of(r.test, policy), policy)
-            outcomes.append(Outcome(key, True, severity, (evidence_of.test(r.test, r.threshold),)))
+        if family_results:
+            outcomes.append(_drift_outcome(profile, signal, drifted, family_results, policy, evidence_of))
     outcomes += _cusum_outcomes(profile, data.numeric, n, duration, policy, cusum_states, evidence_of)
     quality, quality_outcomes = _quality(profile, window, policy, evidence_of)
     operations, ops_outcomes = _operations(profile, window, policy, evidence_of)
@@ -169,6 +164,25 @@ def _decide(
     return model_drifted, [
         FeatureResult(signal, t, float(th), bool(b)) for t, th, b in zip(tests, thresholds, breached, strict=True)
     ]
+
+
+def _drift_outcome(
+    profile: ReferenceProfile,
+    signal: Signal,
+    drifted: bool,
+    results: list[FeatureResult],
+    policy: MonitorPolicy,
+    evidence_of: _EvidenceFactory,
+) -> Outcome:
+    """One outcome per drift family, keyed by the model (feature MODEL_LEVEL): the breach is Holm's model-level
+    decision, the per-window event the false-alarm budget was split for, and the evidence is the features BH named
+    (most significant first), so one incident says which features moved instead of one incident per feature."""
+    key = IncidentKey(profile.model_name, profile.model_version, signal, MODEL_LEVEL)
+    named = sorted((r for r in results if r.breached), key=lambda r: r.test.p_value)
+    if not drifted or not named:
+        return Outcome(key, False)
+    severity = max(_severity(r.test.effect_size, _floor_of(r.test, policy), policy) for r in named)
+    return Outcome(key, True, severity, tuple(evidence_of.test(r.test, r.threshold) for r in named))
 
 
 def _floor_of(test: FeatureTest, policy: MonitorPolicy) -> float:

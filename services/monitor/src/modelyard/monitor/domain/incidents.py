@@ -1,7 +1,8 @@
 """Incidents, not alert storms: k-of-m breaching windows open one, a higher severity updates it, r clean windows
-resolve it. Keyed by (model, version, signal, feature). Ids derive from the key and the window that opened the
-incident, and event ids from the incident, its state change and the window, so a replay after a crash produces
-byte-identical alerts that consumers de-duplicate."""
+resolve it. Keyed by (model, version, signal, feature); data and prediction drift are keyed by the model as a whole
+(feature MODEL_LEVEL) and name the drifted features in their evidence. Ids derive from the key and the window that
+opened the incident, and event ids from the incident, its state change and the window, so a replay after a crash
+produces byte-identical alerts that consumers de-duplicate."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from enum import IntEnum, StrEnum
 from modelyard.monitor.domain.policy import AlarmPolicy
 
 _NAMESPACE = uuid.UUID("5d7c1c9e-0f55-4c2a-9f0e-6d1f4a7b9e01")
+
+# The feature of a key about the model as a whole: a drift family's incident (the features are in its evidence).
+MODEL_LEVEL = ""
 
 
 class Signal(StrEnum):

@@ -4,6 +4,7 @@ against the reference, realised performance with label coverage, latency and err
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from datetime import UTC, datetime
 from html import escape
@@ -12,7 +13,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 
 from modelyard.monitor.domain.evaluation import WindowReport
-from modelyard.monitor.domain.incidents import Signal
+from modelyard.monitor.domain.incidents import MODEL_LEVEL, Signal
 from modelyard.monitor.domain.policy import SloPolicy
 from modelyard.monitor.domain.views import IncidentView, VersionStatus
 from modelyard.monitor.entrypoints.svg import Series, bar_chart, line_chart
@@ -85,9 +86,10 @@ def _incidents(incidents: list[IncidentView]) -> str:
     if not incidents:
         return '<h2>Incidents</h2><p id="no-incidents">none</p>'
     rows = "".join(
-        f'<tr class="incident" data-feature="{escape(i.feature)}" data-signal="{i.signal.value}">'
+        f'<tr class="incident" data-feature="{escape(i.feature)}" data-signal="{i.signal.value}" '
+        f'data-features="{escape(json.dumps(_features(i)))}">'
         f'<td class="{"open" if i.open else ""}">{"open" if i.open else "resolved"}</td>'
-        f"<td>{i.signal.value}</td><td>{escape(i.feature)}</td><td>{i.severity.name.lower()}</td>"
+        f"<td>{i.signal.value}</td><td>{escape(_feature_label(i))}</td><td>{i.severity.name.lower()}</td>"
         f"<td>{_time(i.opened_at)}</td><td>{_evidence(i)}</td></tr>"
         for i in incidents
     )
@@ -95,10 +97,28 @@ def _incidents(incidents: list[IncidentView]) -> str:
     return f"<h2>Incidents</h2><table>{header}{rows}</table>"
 
 
+def _features(i: IncidentView) -> list[str]:
+    """What the incident is about: its key's feature, or for a model-level (drift) incident the features named in
+    its evidence, most significant first."""
+    if i.feature != MODEL_LEVEL:
+        return [i.feature]
+    return list(dict.fromkeys(e.feature for e in i.evidence))
+
+
+def _feature_label(i: IncidentView) -> str:
+    return i.feature if i.feature != MODEL_LEVEL else "model: " + ", ".join(_features(i))
+
+
 def _evidence(i: IncidentView) -> str:
+    # A model-level incident's evidence holds one test per named feature: say which.
+    named = i.feature == MODEL_LEVEL
     return "; ".join(
-        escape(f"{e.statistic}={e.value:.3g}" + (f" p={e.p_value:.2g}" if math.isfinite(e.p_value) else ""))
-        + escape(f" effect={e.effect_size:.3g} n={e.n_current}")
+        escape(
+            (f"{e.feature}: " if named else "")
+            + f"{e.statistic}={e.value:.3g}"
+            + (f" p={e.p_value:.2g}" if math.isfinite(e.p_value) else "")
+            + f" effect={e.effect_size:.3g} n={e.n_current}"
+        )
         for e in i.evidence
     )
 
