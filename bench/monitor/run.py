@@ -261,9 +261,10 @@ async def end_to_end(n: int, repeats: int, synchronous: Literal["FULL", "NORMAL"
     second and per CPU second of the monitor's process (its cores' worth: the broker runs in a process of its
     own), and peak RSS."""
     wall_rates, cpu_rates = [], []
-    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
-        await ensure_topics(broker.bootstrap)
-        for r in range(repeats):
+    for r in range(repeats):
+        # A broker per repeat: on a shared topic each repeat's monitor would also read the earlier repeats' records.
+        with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+            await ensure_topics(broker.bootstrap)
             data = Path(tmp) / str(r)
             model = f"bench{r}"
             config = settings(broker.bootstrap, data).model_copy(update={"sqlite_synchronous": synchronous})
@@ -289,8 +290,7 @@ async def end_to_end(n: int, repeats: int, synchronous: Literal["FULL", "NORMAL"
     return statistics.median(wall_rates), statistics.median(cpu_rates), rss
 
 
-# uv as the Makefile finds it: on PATH, else the one `make setup` installed into the user's Python.
-UV = [found] if (found := shutil.which("uv")) else ["python3", "-m", "uv"]
+UV = [os.environ.get("UV") or shutil.which("uv") or "uv"]  # `uv run` sets UV to its own binary
 PEER_PACKAGES = {
     "evidently": ["evidently==0.7.*", "pandas<3"],
     "alibi": ["alibi-detect", "pandas"],
