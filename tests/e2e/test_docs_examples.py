@@ -142,6 +142,8 @@ def example_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         asyncio.run(asyncio.wait_for(_prepare(stack.state, work, tokens), SETUP_TIMEOUT_S))
         print(f"stack ready and prepared in {time.monotonic() - started:.1f}s")
         env = {**os.environ, "TOKEN": tokens["alice"], "APPROVER_TOKEN": tokens["carol"]}
+        if "UV" in os.environ:  # `uv run` names its binary: the examples' `uv run` works where uv is not on PATH
+            env["PATH"] = f"{Path(os.environ['UV']).parent}{os.pathsep}{env.get('PATH', '')}"
         for service, record in stack.state.services.items():
             env[f"{service.upper()}_GRPC"] = record.grpc
             env[f"{service.upper()}_HTTP"] = record.http
