@@ -419,14 +419,17 @@ class EventConsumer:
         ]
         outcomes: list[Outcome] = []
         try:
-            error = await self._call_with_retries(lambda: asyncio.to_thread(handler, deliveries), deliveries[0])
+            first = deliveries[0]
+            error = await self._call_with_retries(
+                functools.partial(asyncio.to_thread, handler, deliveries), first.event, first.span
+            )
             if error is None:
                 outcomes = ["handled"] * len(deliveries)
                 return
             # Which event can never be handled? One at a time, so that the others still go through.
             for (record, _), delivery in zip(run, deliveries, strict=True):
                 alone = functools.partial(asyncio.to_thread, handler, [delivery])
-                error = await self._call_with_retries(alone, delivery)
+                error = await self._call_with_retries(alone, delivery.event, delivery.span)
                 if error is not None:
                     await self._dead_letter(record, error, delivery.span)
                 outcomes.append("handled" if error is None else "dead_lettered")
@@ -461,11 +464,10 @@ class EventConsumer:
         return False
 
     async def _call_with_retries(
-        self, call: Callable[[], Awaitable[None]], first: Event | Delivery, span: trace.Span | None = None
+        self, call: Callable[[], Awaitable[None]], event: Event, span: trace.Span
     ) -> Exception | None:
-        """None once `call` (of the handler on `first`, and the rest of its batch) succeeded, else the error that
-        sends the event to the dead letters."""
-        event, span = (first.event, first.span) if isinstance(first, Delivery) else (first, cast(trace.Span, span))
+        """None once `call` (the handler on `event`, or on a batch that starts with it) succeeded, else the error
+        that sends the event to the dead letters."""
         attempt = 1
         while True:
             try:
