@@ -267,7 +267,9 @@ async def end_to_end(n: int, repeats: int, synchronous: Literal["FULL", "NORMAL"
             await ensure_topics(broker.bootstrap)
             data = Path(tmp) / str(r)
             model = f"bench{r}"
-            config = settings(broker.bootstrap, data).model_copy(update={"sqlite_synchronous": synchronous})
+            # The windows of every other section (W events), not the small ones of the tests' settings.
+            update = {"sqlite_synchronous": synchronous, "window_max_events": WINDOW}
+            config = settings(broker.bootstrap, data).model_copy(update=update)
             write_reference(config.resolved_reference_dir, model, 1, rows=50_000, generator=GENERATOR)
             events = prediction_events(model, 1, n, seed=r, batch=200, generator=GENERATOR)
             async with EventPublisher(broker.bootstrap) as publisher:

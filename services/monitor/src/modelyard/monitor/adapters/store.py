@@ -13,7 +13,6 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from typing import Any, Literal
 
 import numpy as np
@@ -249,7 +248,7 @@ class SqlMonitorStore:
         )
 
     def _write_incident(self, db: Connection, change: IncidentChange, cp: Checkpoint, config_hash: str) -> None:
-        evidence = json.dumps([json_safe(asdict(e)) for e in change.evidence])
+        evidence = json.dumps(json_safe(change.evidence))
         now = time.time()
         if change.change is Change.OPENED:
             key = change.key
@@ -420,9 +419,7 @@ def columns_from_bytes(data: bytes) -> Columns:
 
 
 def report_to_json(report: WindowReport) -> str:
-    document = asdict(report)
-    document["model_drift"] = {signal.value: drifted for signal, drifted in report.model_drift.items()}
-    return json.dumps(json_safe(document), sort_keys=True)
+    return json.dumps(json_safe(report), sort_keys=True)
 
 
 def report_from_json(text: str) -> WindowReport:
