@@ -31,6 +31,7 @@ from modelyard.monitor.domain.incidents import IncidentChange
 from modelyard.monitor.domain.performance import (
     LabelledPrediction,
     PendingPrediction,
+    PendingRow,
     error_cusum_step,
     pending_predictions,
     performance_outcome,
@@ -98,7 +99,7 @@ class Checkpoint:
     closed: list[WindowId] = field(default_factory=list)
     reports: list[WindowReport] = field(default_factory=list)
     changes: list[IncidentChange] = field(default_factory=list)
-    pending: list[PendingPrediction] = field(default_factory=list)  # waiting for their labels
+    pending: list[PendingRow] = field(default_factory=list)  # waiting for their labels
     slot_counts: dict[int, int] = field(default_factory=dict)  # predictions per window slot (label coverage)
     window_traces: dict[str, dict[str, str]] = field(default_factory=dict)  # W3C context of each closed window's span
 

@@ -36,7 +36,7 @@ from modelyard.monitor.adapters.schema import (
 from modelyard.monitor.domain.drift import FeatureTest
 from modelyard.monitor.domain.evaluation import Distribution, FeatureResult, WindowReport
 from modelyard.monitor.domain.incidents import Change, Evidence, IncidentChange, Severity, Signal
-from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, realised_metrics
+from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow, realised_metrics
 from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.state import VersionState
@@ -236,15 +236,16 @@ class SqlMonitorStore:
                 )
 
     @staticmethod
-    def _insert_pending(db: Connection, predictions: Sequence[PendingPrediction]) -> None:
-        """Hot path (every prediction): one driver-level executemany; a request id seen before (a retried
-        inference) keeps its first prediction. ON CONFLICT DO NOTHING is both SQLite's and PostgreSQL's."""
-        marks = ("?",) * 8 if db.dialect.paramstyle == "qmark" else ("%s",) * 8
-        now = time.time()
+    def _insert_pending(db: Connection, predictions: Sequence[PendingRow]) -> None:
+        """Hot path (every prediction): one driver-level executemany of the rows as they are (the time they were
+        stored is one literal of the statement); a request id seen before (a retried inference) keeps its first
+        prediction. ON CONFLICT DO NOTHING is both SQLite's and PostgreSQL's."""
+        marks = ", ".join(("?",) * 7 if db.dialect.paramstyle == "qmark" else ("%s",) * 7)
+        stored_at = float(time.time())  # a float's repr: a plain SQL numeric literal
         db.exec_driver_sql(
             f"INSERT INTO {pending.name} (request_id, model_name, model_version, event_time, label, score, value, "
-            f"stored_at) VALUES ({', '.join(marks)}) ON CONFLICT (request_id) DO NOTHING",
-            [(*p, now) for p in predictions],
+            f"stored_at) VALUES ({marks}, {stored_at!r}) ON CONFLICT (request_id) DO NOTHING",
+            list(predictions),
         )
 
     def _write_incident(self, db: Connection, change: IncidentChange, cp: Checkpoint, config_hash: str) -> None:

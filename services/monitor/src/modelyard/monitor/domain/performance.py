@@ -9,6 +9,7 @@ not alarm for being 80% accurate.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,17 +56,31 @@ class LabelledPrediction:
         return None
 
 
-def pending_predictions(rows: PredictionRows, policy: PerformancePolicy) -> list[PendingPrediction]:
+# A prediction waiting for its label as the hot path makes it: PendingPrediction's fields, in its order, as a
+# plain tuple (made by zip for every prediction, with no Python code per row).
+PendingRow = tuple[str, str, int, float, str | None, float | None, float | None]
+
+
+def pending_predictions(rows: PredictionRows, policy: PerformancePolicy) -> list[PendingRow]:
     """What each record predicted, for the records that carry a request id to join labels on."""
     labels = rows.matrix(Role.OUTPUT, policy.label_output)
     label = [v or None for v in labels.label_column(0).tolist()]  # the first element, as a class label ("1")
     score = _numbers(rows, policy.score_output, policy.score_index)
     value = _numbers(rows, policy.value_output, 0)
-    return [
-        PendingPrediction(rid, rows.model_name, rows.model_version, t, lab, sc, va)
-        for rid, t, lab, sc, va in zip(rows.request_ids, rows.event_time, label, score, value, strict=True)
-        if rid
-    ]
+    n = len(rows)
+    found = list(
+        zip(
+            rows.request_ids,
+            itertools.repeat(rows.model_name, n),
+            itertools.repeat(rows.model_version, n),
+            rows.event_time,
+            label,
+            score,
+            value,
+            strict=True,
+        )
+    )
+    return found if all(rows.request_ids) else [p for p in found if p[0]]
 
 
 def _numbers(rows: PredictionRows, tensor: str, index: int) -> list[float | None]:
