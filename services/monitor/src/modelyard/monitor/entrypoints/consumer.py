@@ -15,16 +15,18 @@ from modelyard.monitor.handlers import Consumed, Feedback, Monitor
 def rows_by_version(batch: serving_events_pb2.PredictionBatch, fallback_time: float) -> list[PredictionRows]:
     """The batch's records grouped by model version, tensors kept as flattened values per record.
 
-    One pass over the records (the only per-record Python loop of the hot path), so it avoids every lookup it can.
+    One pass over the records (the only per-record Python loop of the hot path), so it avoids every lookup it can:
+    tensors are found by name in a dict per version and role, and a tensor entry is numbers or strings, never both.
     """
-    grouped: dict[tuple[str, int], PredictionRows] = {}
+    grouped: dict[tuple[str, int], tuple[PredictionRows, dict[str, TensorRows], dict[str, TensorRows]]] = {}
     default_model = batch.model_name
     for record in batch.records:
         ref = record.version
         key = (ref.model_name or default_model, ref.version)
-        rows = grouped.get(key)
-        if rows is None:
-            rows = grouped[key] = PredictionRows(key[0], key[1], ref.digest)
+        group = grouped.get(key)
+        if group is None:
+            group = grouped[key] = (PredictionRows(key[0], key[1], ref.digest), {}, {})
+        rows = group[0]
         index = len(rows.event_time)
         rows.request_ids.append(record.request_id)
         stamp = record.timestamp
@@ -33,19 +35,27 @@ def rows_by_version(batch: serving_events_pb2.PredictionBatch, fallback_time: fl
         rows.latency_ms.append(record.latency_ms)
         rows.status.append(record.status_code)
         rows.traceparents.append(record.traceparent)
-        tensors = rows.tensors
-        for role, message_tensors in ((Role.INPUT, record.inputs), (Role.OUTPUT, record.outputs)):
+        for role, by_name, message_tensors in (
+            (Role.INPUT, group[1], record.inputs),
+            (Role.OUTPUT, group[2], record.outputs),
+        ):
             for tensor in message_tensors:
-                column = tensors.get((role, tensor.name))
+                name = tensor.name
+                column = by_name.get(name)
                 if column is None:
-                    column = tensors[(role, tensor.name)] = TensorRows()
+                    column = by_name[name] = rows.tensors[(role, name)] = TensorRows()
                 column.rows.append(index)
-                values, strings = tensor.values, tensor.strings
-                column.numbers += values
-                column.number_widths.append(len(values))
-                column.strings += strings
-                column.string_widths.append(len(strings))
-    return list(grouped.values())
+                values = tensor.values
+                if values:
+                    column.numbers += values
+                    column.number_widths.append(len(values))
+                    column.string_widths.append(0)
+                else:
+                    strings = tensor.strings
+                    column.strings += strings
+                    column.string_widths.append(len(strings))
+                    column.number_widths.append(0)
+    return [group[0] for group in grouped.values()]
 
 
 class PredictionsConsumer:
