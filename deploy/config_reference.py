@@ -75,6 +75,8 @@ def _variable(name: str, field: FieldInfo, fallback_description: str | None = No
 
 def _type_name(annotation: Any) -> str:
     text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    # A validated type shows as what is written: Annotated[str, AfterValidator(...)] -> str (its repr has addresses).
+    text = re.sub(r"(?:typing\.)?Annotated\[([\w.]+), .*?\)\]", r"\1", text)
     return re.sub(r"\b(?:[a-z_]\w*\.)+(\w+)", r"\1", text.replace("typing.", ""))  # modelyard.auth.X -> X
 
 

@@ -39,7 +39,7 @@ from modelyard.cli.demo import (
     prepare_work_dir,
     train,
 )
-from modelyard.cli.stack import SERVICES, StackState
+from modelyard.cli.stack import SERVICES, StackState, trusted_keys
 from modelyard.cli.up import StackOptions, running_stack
 from modelyard.kafka.embedded import free_port
 
@@ -93,7 +93,7 @@ async def _prepare(state: StackState, work: Path, tokens: dict[str, str]) -> Non
     data = await asyncio.to_thread(load_data)
     v1, v2 = await asyncio.to_thread(lambda: (train(data, 1.0), train(data, 0.05)))
     async with (
-        EventLog(state.broker.bootstrap, timeline).running() as scenario.log,
+        EventLog(state.broker.bootstrap, timeline, trusted_keys(state.data_dir)).running() as scenario.log,
         grpc.aio.insecure_channel(services["registry"].grpc) as registry,
         grpc.aio.insecure_channel(services["governance"].grpc) as governance,
         grpc.aio.insecure_channel(services["serving"].grpc) as serving,

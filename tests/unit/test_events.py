@@ -70,6 +70,27 @@ def test_records_that_are_not_our_events_are_refused_with_the_reason(mutate, mes
         decode(key, value, list(as_dict.items()))
 
 
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda h: [*h, (headers.ID, None)], "header 'ce_id' appears more than once"),
+        (lambda h: [*h, (headers.TYPE, b"modelyard.events.v1.TagsChanged")], "'ce_type' appears more than once"),
+        (lambda h: [(k, None if k == headers.SOURCE else v) for k, v in h], "header 'ce_source' has no value"),
+        (lambda h: [*h, ("x-anything", None)], "header 'x-anything' has no value"),
+    ],
+)
+def test_null_and_repeated_headers_are_refused_as_envelope_errors(mutate, message) -> None:  # type: ignore[no-untyped-def]
+    key, value, hdrs = encode(alias_moved())
+    with pytest.raises(EnvelopeError, match=message):
+        decode(key, value, mutate(hdrs))
+
+
+def test_a_record_without_a_value_is_not_an_event() -> None:
+    key, _, hdrs = encode(alias_moved())
+    with pytest.raises(EnvelopeError, match="no value"):
+        decode(key, None, hdrs)
+
+
 def test_undecodable_payload_is_refused() -> None:
     key, _, hdrs = encode(alias_moved())
     with pytest.raises(EnvelopeError, match=r"payload is not a valid modelyard\.events\.v1\.AliasMoved"):

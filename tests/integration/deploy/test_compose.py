@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 
 from modelyard.governance.domain.policy import load_policy
 
@@ -105,8 +107,9 @@ def test_environment_names_are_fields_of_the_settings_class(config_reference: Mo
 def test_environment_is_a_valid_production_configuration(
     config_reference: ModuleType, service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Instantiating the settings catches missing required settings and the production profile's refusals."""
-    variables = env_example()
+    """Instantiating the settings catches missing required settings and the production profile's refusals.
+    The event keys are filled in as an operator must (their placeholders are refused, which the next test shows)."""
+    variables = env_example() | filled_in_event_keys()
     for name, value in environment(service).items():
         monkeypatch.setenv(name, interpolate(value, variables))
     settings = config_reference.SERVICES[service]()
@@ -116,6 +119,23 @@ def test_environment_is_a_valid_production_configuration(
     assert settings.kafka_idempotence, "real Kafka: the idempotent producer must be on"
     if "database_url" in type(settings).model_fields:
         assert settings.database_url.startswith("postgresql+psycopg://")
+
+
+def filled_in_event_keys() -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for signer in ("GOVERNANCE", "MONITOR"):
+        key = Ed25519PrivateKey.generate()
+        keys[f"{signer}_EVENT_SIGNING_KEY"] = key.private_bytes_raw().hex()
+        keys[f"{signer}_EVENT_PUBLIC_KEY"] = key.public_key().public_bytes_raw().hex()
+    return keys
+
+
+def test_placeholder_event_keys_are_refused(monkeypatch: pytest.MonkeyPatch, config_reference: ModuleType) -> None:
+    variables = env_example()
+    for name, value in environment("serving").items():
+        monkeypatch.setenv(name, interpolate(value, variables))
+    with pytest.raises(ValidationError, match="an Ed25519 public key is 64 hex characters"):
+        config_reference.SERVICES["serving"]()
 
 
 @pytest.mark.parametrize("service", SERVICES)

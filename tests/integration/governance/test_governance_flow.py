@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY
 
 from modelyard.auth import AuthSettings, Role, TokenGrant
@@ -23,12 +24,14 @@ from modelyard.contracts.registry.v1 import registry_service_pb2 as rpb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as rpb_grpc
 from modelyard.events import topics
 from modelyard.events.envelope import Event
+from modelyard.events.signing import key_id
 from modelyard.governance.bootstrap import build
 from modelyard.governance.testing import governance_settings
 from modelyard.kafka.consumer import EventConsumer
 from modelyard.kafka.producer import EventPublisher
 from modelyard.registry.testing import RunningService, digest_of, registry_settings
 from modelyard.testing.models import LABEL_COLUMN, TrainedModel
+from modelyard.testing.signing import MONITOR_KEY, read_records, signed_publisher, trusted
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +135,9 @@ def alias_version(address: str, name: str) -> int:
 async def decisions(kafka_bootstrap: str) -> AsyncIterator[asyncio.Queue[Event]]:
     """Every event on the decisions topic, as serving would see them."""
     queue: asyncio.Queue[Event] = asyncio.Queue()
-    consumer = EventConsumer(kafka_bootstrap, f"test-{uuid.uuid4().hex[:8]}", [topics.GOVERNANCE_DECISIONS])
+    consumer = EventConsumer(
+        kafka_bootstrap, f"test-{uuid.uuid4().hex[:8]}", [topics.GOVERNANCE_DECISIONS], trusted_keys=trusted()
+    )
     for payload in topics.GOVERNANCE_DECISIONS.payloads:
         consumer.register(payload, queue.put)
     async with consumer:
@@ -231,21 +236,52 @@ async def test_promotion_approval_and_rollback(
         plan = (await gov.GetDeploymentPlan(gpb.GetDeploymentPlanRequest(model_name=name), metadata=auth("carol"))).plan
         assert (plan.primary.version, plan.canary.version, plan.canary_weight) == (1, 2, 0.25)
 
-        async with EventPublisher(kafka_bootstrap) as publisher:
-            for model, incident in ((f"unknown-{name}", "stray"), (name, "inc-1")):
-                alert = monitor_events_pb2.IncidentChanged(
-                    incident_id=incident,
-                    state=monitor_events_pb2.IncidentChanged.STATE_OPENED,
-                    version=common_pb2.ModelVersionRef(model_name=model, version=2),
-                    signal=monitor_events_pb2.SIGNAL_PERFORMANCE,
-                    severity=monitor_events_pb2.SEVERITY_CRITICAL,
-                )
-                await publisher.publish(topics.MONITOR_ALERTS, Event.new(model, alert, "monitor"))
+        def alert(model: str, incident: str) -> Event:
+            payload = monitor_events_pb2.IncidentChanged(
+                incident_id=incident,
+                state=monitor_events_pb2.IncidentChanged.STATE_OPENED,
+                version=common_pb2.ModelVersionRef(model_name=model, version=2),
+                signal=monitor_events_pb2.SIGNAL_PERFORMANCE,
+                severity=monitor_events_pb2.SEVERITY_CRITICAL,
+            )
+            return Event.new(model, payload, "monitor")
+
+        # Forged incidents (unsigned; signed by a key governance does not trust) never roll anything back: they
+        # are dead-lettered with the reason, before the genuine one below is even read.
+        stranger = Ed25519PrivateKey.generate()
+        async with EventPublisher(kafka_bootstrap) as forger, signed_publisher(kafka_bootstrap, stranger) as impostor:
+            await forger.publish(topics.MONITOR_ALERTS, alert(name, "forged-unsigned"))
+            await impostor.publish(topics.MONITOR_ALERTS, alert(name, "forged-signed"))
+        async with signed_publisher(kafka_bootstrap, MONITOR_KEY) as monitor:
+            await monitor.publish(topics.MONITOR_ALERTS, alert(f"unknown-{name}", "stray"))
+            await monitor.publish(topics.MONITOR_ALERTS, alert(name, "inc-1"))
 
         rollback = await next_decision(
             decisions, governance_events_pb2.RollbackOrdered, lambda r: r.plan.model_name == name
         )
         assert rollback.incident_id == "inc-1" and rollback.rolled_back.version == 2
+        dead_letters = [
+            dict(r.headers)
+            for r in await read_records(kafka_bootstrap, topics.MONITOR_ALERTS.dlq)
+            if r.key == name.encode()
+        ]
+        refused = {
+            h["ce_id"]: h["modelyard_dlq_error"].decode()
+            for h in dead_letters
+            if h["modelyard_dlq_group"] == f"{settings.consumer_group_prefix}-rollback".encode()
+        }
+        trusted_id, stranger_id = key_id(MONITOR_KEY.public_key()), key_id(stranger.public_key())
+        assert sorted(refused.values()) == [
+            f"signed by key {stranger_id!r}, not a trusted key of monitor ({trusted_id})",
+            "unsigned event on modelyard.monitor.alerts, which only carries events signed by monitor",
+        ]
+        # The audit consumer refused them too: a forged event never becomes a fact of the audit trail.
+        assert {h["modelyard_dlq_group"] for h in dead_letters} == {
+            f"{settings.consumer_group_prefix}-{group}".encode() for group in ("rollback", "audit")
+        }
+        refusals = {"topic": topics.MONITOR_ALERTS.name, "reason": "SignatureError"}
+        rollback_group = {"group": f"{settings.consumer_group_prefix}-rollback", **refusals}
+        assert REGISTRY.get_sample_value("modelyard_events_dead_lettered_total", rollback_group) == 2
         assert rollback.plan.primary.version == 1 and not rollback.plan.HasField("canary")
         assert REGISTRY.get_sample_value("modelyard_governance_rollbacks_total", {"model": name}) == 1
         plan = (await gov.GetDeploymentPlan(gpb.GetDeploymentPlanRequest(model_name=name), metadata=auth("carol"))).plan

@@ -23,13 +23,13 @@ from modelyard.monitor.adapters.store import SqlMonitorStore
 from modelyard.monitor.testing import (
     WINDOW,
     prediction_events,
-    read_records,
     setting_values,
     settings,
     until,
     write_reference,
 )
 from modelyard.sql.engine import create_engine
+from modelyard.testing.signing import read_records
 
 pytestmark = pytest.mark.integration
 

@@ -16,20 +16,27 @@ from modelyard.contracts.events.v1 import monitor_events_pb2, serving_events_pb2
 from modelyard.contracts.monitor.v1 import monitor_service_pb2 as pb
 from modelyard.contracts.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
 from modelyard.events import envelope
+from modelyard.events.signing import key_id
 from modelyard.events.topics import MONITOR_ALERTS, SERVING_PREDICTIONS
 from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.producer import EventPublisher
 from modelyard.monitor.bootstrap import build_monitor, service
 from modelyard.monitor.domain.simulation import Shift
-from modelyard.monitor.testing import prediction_events, read_records, settings, until, write_reference
+from modelyard.monitor.testing import prediction_events, settings, until, write_reference
 from modelyard.sql.outbox import pending_count
+from modelyard.testing.signing import MONITOR_KEY, read_records, trusted
 
 pytestmark = pytest.mark.integration
+MONITOR_KEY_ID = key_id(MONITOR_KEY.public_key())
 
 
 async def alerts_for(bootstrap: str, model: str) -> list[monitor_events_pb2.IncidentChanged]:
-    events = [envelope.decode(r.key, r.value, r.headers) for r in await read_records(bootstrap, MONITOR_ALERTS.name)]
-    return [e.payload for e in events if e.key == model and isinstance(e.payload, monitor_events_pb2.IncidentChanged)]
+    """The model's incidents on the alerts topic, each checked to carry the monitor's signature."""
+    records = [r for r in await read_records(bootstrap, MONITOR_ALERTS.name) if r.key == model.encode()]
+    for r in records:
+        assert trusted().verify("monitor", MONITOR_ALERTS.name, r.key, r.value, r.headers) == MONITOR_KEY_ID
+    events = [envelope.decode(r.key, r.value, r.headers) for r in records]
+    return [e.payload for e in events if isinstance(e.payload, monitor_events_pb2.IncidentChanged)]
 
 
 async def check_query_apis(grpc_port: int, http_port: int, model: str) -> None:

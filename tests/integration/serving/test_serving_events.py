@@ -18,10 +18,10 @@ from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
 from modelyard.events import envelope
 from modelyard.events.envelope import Event
 from modelyard.events.topics import GOVERNANCE_DECISIONS, SERVING_PREDICTIONS, SERVING_STATUS, Topic
-from modelyard.kafka.producer import EventPublisher
 from modelyard.runtime import Service
 from modelyard.serving.testing import ModelRepository, infer_request, plan, variant
 from modelyard.testing.models import TrainedModel
+from modelyard.testing.signing import GOVERNANCE_KEY, signed_publisher
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,8 @@ async def test_governance_decisions_drive_what_is_served(
     async def served_versions() -> list[str]:
         return list((await stub.ModelMetadata(pb.ModelMetadataRequest(name="breast_cancer"))).versions)
 
-    async with channel, TopicReader(kafka_bootstrap, SERVING_STATUS) as status, EventPublisher(kafka_bootstrap) as bus:
+    bus = signed_publisher(kafka_bootstrap, GOVERNANCE_KEY)
+    async with channel, TopicReader(kafka_bootstrap, SERVING_STATUS) as status, bus:
         decisions = [
             gov.DeploymentApproved(request_id="p-2", plan=plan(v2, revision=2)),
             gov.DeploymentApproved(request_id="p-3", plan=plan(forged, revision=3)),

@@ -33,7 +33,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelyard.cli.stack import DEFAULT_DATA_DIR, StackError, StackState
+from modelyard.cli.stack import DEFAULT_DATA_DIR, StackError, StackState, trusted_keys
 from modelyard.cli.up import StackOptions, running_stack, stack_errors_exit
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from modelyard.events.envelope import Event
+    from modelyard.events.signing import TrustedKeys
 
 T = TypeVar("T")
 
@@ -312,7 +313,7 @@ class EventLog:
     """Every event on the registry, governance, serving-status and alert topics, from the beginning, in a consumer
     group of its own: the timeline shows the platform's own record of each step, and the steps wait on it."""
 
-    def __init__(self, bootstrap: str, timeline: Timeline) -> None:
+    def __init__(self, bootstrap: str, timeline: Timeline, trusted: TrustedKeys) -> None:
         from modelyard.events import topics
         from modelyard.kafka.consumer import EventConsumer
 
@@ -320,7 +321,8 @@ class EventLog:
         self.timeline = timeline
         self.events: list[Event] = []
         self._changed = asyncio.Condition()
-        self._consumer = EventConsumer(bootstrap, f"modelyard-demo-{uuid.uuid4().hex[:8]}", watched)
+        group = f"modelyard-demo-{uuid.uuid4().hex[:8]}"
+        self._consumer = EventConsumer(bootstrap, group, watched, trusted_keys=trusted)
         for topic in watched:
             for payload in topic.payloads:
                 self._consumer.register(payload, self._on_event)
@@ -403,7 +405,9 @@ class Scenario:
 
         services = self.state.services
         async with (
-            EventLog(self.state.broker.bootstrap, self.timeline).running() as self.log,
+            EventLog(
+                self.state.broker.bootstrap, self.timeline, trusted_keys(self.state.data_dir)
+            ).running() as self.log,
             grpc.aio.insecure_channel(services["registry"].grpc) as registry,
             grpc.aio.insecure_channel(services["governance"].grpc) as governance,
             grpc.aio.insecure_channel(services["serving"].grpc) as serving,

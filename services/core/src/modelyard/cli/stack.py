@@ -4,14 +4,20 @@ and the state file (`<data-dir>/up.json`) that connects the two commands."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from modelyard.settings import ServiceSettings
 
+if TYPE_CHECKING:
+    from modelyard.events.signing import TrustedKeys
+
 SERVICES = ("registry", "serving", "monitor", "governance")
+SIGNERS = ("governance", "monitor")  # the producers of signed events (decisions, incidents)
 PORT_KINDS = ("grpc", "http")
 STATE_FILE = "up.json"
 DEFAULT_DATA_DIR = Path(".modelyard")
@@ -56,6 +62,31 @@ def plan_ports(base_port: int | None, overrides: list[str]) -> dict[str, dict[st
             raise StackError(f"--port {override!r}: expected SERVICE.KIND=PORT, e.g. registry.grpc=50051")
         plan[service][kind] = int(value)
     return plan
+
+
+def signing_keys(data_dir: Path) -> dict[str, str]:
+    """The public key (hex) of each signer's event key, which lives in that service's data dir, where the service
+    finds it by default; created (owner-only) on first use, so the stack can tell the others to trust it."""
+    from modelyard.events.signing import EVENT_KEY_FILE, load_private_key, public_key_hex  # every command loads us
+
+    return {signer: public_key_hex(load_private_key(None, data_dir / signer / EVENT_KEY_FILE)) for signer in SIGNERS}
+
+
+def trusted_keys(data_dir: Path) -> TrustedKeys:
+    """Trust in every signer of the stack, as a tool that reads decisions and incidents needs it."""
+    from modelyard.events.signing import TrustedKeys, parse_public_key
+
+    return TrustedKeys({signer: [parse_public_key(key)] for signer, key in signing_keys(data_dir).items()})
+
+
+def trust_env(service: str, data_dir: Path) -> dict[str, str]:
+    """`<prefix>TRUSTED_<SIGNER>_KEYS` for each signer whose keys the service's settings ask for."""
+    fields = settings_class(service).model_fields
+    return {
+        f"{env_prefix(service)}TRUSTED_{signer.upper()}_KEYS": json.dumps([key])
+        for signer, key in signing_keys(data_dir).items()
+        if f"trusted_{signer}_keys" in fields
+    }
 
 
 def address(host: str, port: int) -> str:

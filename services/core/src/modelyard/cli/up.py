@@ -34,6 +34,7 @@ from modelyard.cli.stack import (
     env_prefix,
     plan_ports,
     settings_class,
+    trust_env,
 )
 from modelyard.cli.supervisor import Child, spawn, stop_all
 from modelyard.kafka.embedded import BrokerStartError, EmbeddedBroker, port_is_free
@@ -181,6 +182,7 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
             idempotence = options.kafka_idempotence if options.kafka_idempotence is not None else broker is None
             for service in SERVICES:
                 env = _service_env(service, host, plan, data_dir, bootstrap, idempotence=idempotence)
+                env.update(trust_env(service, data_dir))  # signed decisions and incidents, keys made here
                 env.update(extra_env.get(service, {}))
                 argv = [sys.executable, "-m", f"modelyard.{service}"]
                 children.append(spawn(service, argv, env, logs / f"{service}.log"))

@@ -41,10 +41,17 @@ def _fields(payload: type[Message]) -> str:
 
 def render() -> str:
     lines = [BEGIN, ""]
-    lines += ["| topic | partitions | key | producer | event types |", "|---|---|---|---|---|"]
+    lines += [
+        "| topic | partitions | key | producer | `ce_source` allowed | signed | event types |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for topic in topics.ALL:
         types = "<br>".join(f"`{t}`" for t in topic.event_types)
-        lines.append(f"| `{topic.name}` | {topic.partitions} | {topic.key} | {topic.producer} | {types} |")
+        sources = ", ".join(f"`{s}`" for s in topic.sources) or "any"
+        signed = "**yes**, by the source's key" if topic.signed else "no"
+        lines.append(
+            f"| `{topic.name}` | {topic.partitions} | {topic.key} | {topic.producer} | {sources} | {signed} | {types} |"
+        )
     lines.append("")
     lines.append(
         f"Every topic has a dead-letter topic `<topic>{topics.DLQ_SUFFIX}` ({topics.DLQ_PARTITIONS} partition)."

@@ -24,6 +24,10 @@ SPECVERSION = "1.0"
 CONTENT_TYPE = "application/protobuf"
 
 Headers = list[tuple[str, bytes]]
+# Attributes that decide what a record is: a second copy would let a reader and a verifier disagree.
+_SINGLE_HEADERS = frozenset(
+    {h.SPECVERSION, h.ID, h.SOURCE, h.TYPE, h.TIME, h.CONTENT_TYPE, h.SIGNING_KEY_ID, h.SIGNATURE}
+)
 
 
 class Position(NamedTuple):
@@ -75,12 +79,19 @@ def encode(event: Event) -> tuple[bytes, bytes, Headers]:
         (h.CONTENT_TYPE, CONTENT_TYPE.encode()),
     ]
     headers += [(name, value.encode()) for name, value in sorted(event.trace.items())]
-    return event.key.encode(), event.payload.SerializeToString(), headers
+    # Deterministic bytes: what a signature covers must come out the same however often it is encoded.
+    return event.key.encode(), event.payload.SerializeToString(deterministic=True), headers
 
 
 def decode(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Event:
     """The event in a Kafka record; raises EnvelopeError for anything that is not one of ours."""
-    attrs = {name: raw.decode("utf-8", errors="replace") for name, raw in headers}
+    attrs: dict[str, str] = {}
+    for name, raw in headers:
+        if name in attrs and name in _SINGLE_HEADERS:
+            raise EnvelopeError(f"header {name!r} appears more than once")
+        if raw is None:  # Kafka allows a header without a value; none of ours is one
+            raise EnvelopeError(f"header {name!r} has no value")
+        attrs[name] = bytes(raw).decode("utf-8", errors="replace")
     if attrs.get(h.SPECVERSION) != SPECVERSION:
         raise EnvelopeError(f"not a CloudEvents {SPECVERSION} record (ce_specversion={attrs.get(h.SPECVERSION)!r})")
     missing = [name for name in (h.ID, h.SOURCE, h.TYPE, h.TIME) if not attrs.get(name)]
@@ -95,9 +106,11 @@ def decode(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, 
         time = datetime.fromisoformat(attrs[h.TIME])
     except ValueError as exc:
         raise EnvelopeError(f"bad ce_time {attrs[h.TIME]!r}") from exc
+    if value is None:
+        raise EnvelopeError("the record has no value (a tombstone is not an event)")
     payload = payload_class()
     try:
-        payload.ParseFromString(value or b"")
+        payload.ParseFromString(value)
     except DecodeError as exc:
         raise EnvelopeError(f"payload is not a valid {attrs[h.TYPE]}: {exc}") from exc
     trace = {name: attrs[name] for name in (h.TRACEPARENT, h.TRACESTATE) if name in attrs}

@@ -9,6 +9,10 @@ CONTENT_TYPE = "content-type"
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 
+# CloudEvents extension attributes of a signed event (see modelyard.events.signing).
+SIGNING_KEY_ID = "ce_signingkeyid"
+SIGNATURE = "ce_signature"
+
 # Added when a record is copied to a dead-letter topic.
 DLQ_ERROR = "modelyard_dlq_error"
 DLQ_ERROR_TYPE = "modelyard_dlq_error_type"

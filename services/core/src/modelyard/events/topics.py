@@ -30,6 +30,11 @@ class Topic:
     summary: str
     payloads: tuple[type[Message], ...]
     key: str = "model name"
+    # CloudEvents sources allowed to publish here; a consumer dead-letters events from any other. Empty: anyone.
+    sources: tuple[str, ...] = ()
+    # Events here change what is served (or can trigger that): each must carry a valid signature of a key its
+    # consumer trusts for the topic's source, or it is dead-lettered before any handler sees it.
+    signed: bool = False
 
     @property
     def dlq(self) -> str:
@@ -53,6 +58,7 @@ REGISTRY_EVENTS = Topic(
         reg.TagsChanged,
         reg.ModelVersionArchived,
     ),
+    sources=("registry",),
 )
 GOVERNANCE_DECISIONS = Topic(
     "modelyard.governance.decisions",
@@ -60,6 +66,8 @@ GOVERNANCE_DECISIONS = Topic(
     producer="governance",
     summary="Promotion requests and their outcomes; the deployment plans serving enacts.",
     payloads=(gov.PromotionRequested, gov.DeploymentApproved, gov.PromotionRejected, gov.RollbackOrdered),
+    sources=("governance",),
+    signed=True,
 )
 SERVING_PREDICTIONS = Topic(
     "modelyard.serving.predictions",
@@ -67,6 +75,7 @@ SERVING_PREDICTIONS = Topic(
     producer="serving",
     summary="Every inference, in batches per model: inputs, outputs, latency, status.",
     payloads=(srv.PredictionBatch,),
+    sources=("serving",),
 )
 SERVING_STATUS = Topic(
     "modelyard.serving.status",
@@ -74,6 +83,7 @@ SERVING_STATUS = Topic(
     producer="serving",
     summary="What each serving replica actually runs: loaded, failed, unloaded, with digests.",
     payloads=(srv.ModelLoaded, srv.ModelLoadFailed, srv.ModelUnloaded),
+    sources=("serving",),
 )
 MONITOR_FEEDBACK = Topic(
     "modelyard.monitor.feedback",
@@ -88,6 +98,8 @@ MONITOR_ALERTS = Topic(
     producer="monitor",
     summary="Incidents opened, escalated and resolved, with their statistical evidence.",
     payloads=(mon.IncidentChanged,),
+    sources=("monitor",),
+    signed=True,
 )
 
 ALL: tuple[Topic, ...] = (

@@ -33,11 +33,13 @@ from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import Counter
 
 from modelyard.events import envelope
 from modelyard.events import headers as h
 from modelyard.events.envelope import EnvelopeError, Event, Headers, Position
-from modelyard.events.topics import DLQ_SUFFIX, Topic
+from modelyard.events.signing import TrustedKeys
+from modelyard.events.topics import BY_NAME, DLQ_SUFFIX, Topic
 from modelyard.kafka.producer import EventPublisher
 from modelyard.settings import ServiceSettings
 
@@ -58,6 +60,12 @@ _DLQ_HEADERS = frozenset(
     }
 )
 _MAX_ERROR_HEADER = 1000  # characters: a dead letter needs the gist of the error, not a multi-kB repr
+
+DEAD_LETTERS = Counter(
+    "modelyard_events_dead_lettered",
+    "Records a consumer refused and copied to the dead-letter topic, by reason (the error's type).",
+    ["topic", "group", "reason"],
+)
 
 
 class PermanentError(Exception):
@@ -180,8 +188,11 @@ class EventConsumer:
         tracer_provider: trace.TracerProvider | None = None,
         positions: PositionStore | None = None,
         max_partition_fetch_bytes: int = 1_048_576,
+        trusted_keys: TrustedKeys | None = None,
     ) -> None:
         self.group_id = group_id
+        # Events on signed topics are verified against these before any handler sees them; none: all refused.
+        self._trusted = trusted_keys or TrustedKeys()
         self._topics = [t.name if isinstance(t, Topic) else t for t in topics]
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -377,10 +388,7 @@ class EventConsumer:
         """The records, decoded, one by one but for consecutive events that go to the same batch handler."""
         run: list[Decoded] = []
         for record in records:
-            try:
-                decoded: Event | EnvelopeError = envelope.decode(record.key, record.value, record.headers)
-            except EnvelopeError as exc:
-                decoded = exc
+            decoded = self._admit(record)
             batch = self._batch_route(decoded)
             if run and (batch is None or batch is not self._batch_route(run[0][1])):
                 yield run
@@ -391,6 +399,29 @@ class EventConsumer:
                 run = []
         if run:
             yield run
+
+    def _admit(self, record: Any) -> Event | EnvelopeError:
+        """The event in a record, or why it is refused: not an event (whatever the decoder raised), not a type
+        or source the catalogue allows on its topic, or not signed by a trusted key where the topic must be."""
+        try:
+            event = envelope.decode(record.key, record.value, record.headers or ())
+        except EnvelopeError as exc:
+            return exc
+        except Exception as exc:  # poison must never stop the partition: anything undecodable is dead-lettered
+            return EnvelopeError(f"undecodable record: {type(exc).__name__}: {exc}")
+        topic = BY_NAME.get(record.topic)
+        if topic is None:
+            return event  # not a catalogue topic (tests, tools): no contract to hold it to
+        if event.type not in topic.event_types:
+            return EnvelopeError(f"{event.type} is not an event type of {topic.name}")
+        if topic.sources and event.source not in topic.sources:
+            return EnvelopeError(f"source {event.source[:100]!r} may not publish on {topic.name}")
+        if topic.signed:
+            try:
+                self._trusted.verify(event.source, topic.name, record.key, record.value, record.headers)
+            except EnvelopeError as exc:
+                return exc
+        return event
 
     def _batch_route(self, decoded: Event | EnvelopeError) -> _Route | None:
         route = self._routes.get(type(decoded.payload)) if isinstance(decoded, Event) else None
@@ -496,6 +527,7 @@ class EventConsumer:
             (h.DLQ_CONSUMER_GROUP, self.group_id.encode()),
         ]
         await self._dead_letters.send_record(record.topic + DLQ_SUFFIX, record.key, record.value, headers)
+        DEAD_LETTERS.labels(topic=record.topic, group=self.group_id, reason=type(error).__name__).inc()
         span.record_exception(error)
         span.set_status(Status(StatusCode.ERROR, type(error).__name__))
         log.warning(

@@ -14,7 +14,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from modelyard.events import envelope
 from modelyard.events.envelope import Event, Headers
-from modelyard.events.topics import Topic
+from modelyard.events.signing import EventSigner
+from modelyard.events.topics import BY_NAME, Topic
 from modelyard.settings import ServiceSettings
 
 Compression = Literal["gzip", "snappy", "lz4", "zstd"]
@@ -38,6 +39,7 @@ class EventPublisher:
         request_timeout_ms: int = 30_000,
         client_id: str | None = None,
         tracer_provider: trace.TracerProvider | None = None,
+        signer: EventSigner | None = None,
     ) -> None:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
@@ -50,6 +52,7 @@ class EventPublisher:
             request_timeout_ms=request_timeout_ms,
         )
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+        self._signer = signer  # signs what goes to the catalogue's signed topics
         self._started = False
 
     @classmethod
@@ -89,6 +92,8 @@ class EventPublisher:
         Events with the same key keep their order: they go to one partition, in the order given.
         """
         name = _checked_topic(topic, events)
+        catalogued = BY_NAME.get(name)
+        signer = self._signer if catalogued is not None and catalogued.signed else None
         if not self._started:
             raise RuntimeError("EventPublisher is not started")
         spans: list[trace.Span] = []
@@ -98,6 +103,8 @@ class EventPublisher:
                 span = self._start_span(name, event)
                 spans.append(span)
                 key, value, headers = envelope.encode(_with_trace_of(event, span))
+                if signer is not None:
+                    headers = signer.sign(name, key, value, headers)
                 deliveries.append(await self._producer.send(name, value=value, key=key, headers=headers))
             results = await asyncio.gather(*deliveries, return_exceptions=True)
         except BaseException as exc:

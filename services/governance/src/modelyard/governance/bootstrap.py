@@ -8,18 +8,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
 
 from modelyard.auth import TokenAuthenticator
 from modelyard.contracts.events.v1 import monitor_events_pb2
 from modelyard.events import topics
 from modelyard.events.envelope import Event
+from modelyard.events.signing import EVENT_KEY_FILE, EventSigner, TrustedKeys, load_private_key
 from modelyard.governance.adapters.evaluation import OnnxEvaluator
 from modelyard.governance.adapters.metrics import ROLLBACKS
 from modelyard.governance.adapters.registry import RegistryCatalog
@@ -53,24 +54,22 @@ class Governance:
     policy: Policy
     store: SqlGovernanceStore
     handlers: GovernanceHandlers
+    event_key: Ed25519PrivateKey  # signs decisions
+
+    def trusted_keys(self) -> TrustedKeys:
+        """Whose signatures governance accepts: the monitor's on incidents, its own (current and earlier) on
+        decisions (which its audit consumer reads back)."""
+        settings = self.settings
+        own = TrustedKeys.of("governance", settings.trusted_governance_keys, self.event_key.public_key())
+        return own.merged(TrustedKeys.of("monitor", settings.trusted_monitor_keys))
 
 
-def signing_key(settings: GovernanceSettings) -> Ed25519PrivateKey:
-    """The audit checkpoint key: configured, or (local profile) a key file kept in the data directory."""
-    if settings.audit_signing_key is not None:
-        seed = settings.audit_signing_key.get_secret_value()
-    else:
-        path = settings.data_dir / "audit-signing.key"
-        if not path.exists():
-            # Owner-only from the start: the file never exists with wider permissions.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(Ed25519PrivateKey.generate().private_bytes_raw().hex())
-        seed = path.read_text().strip()
+def _key(configured: SecretStr | None, settings: GovernanceSettings, file_name: str) -> Ed25519PrivateKey:
+    """A signing key: configured, or (local profile) a key file kept in the data directory."""
     try:
-        return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed))
-    except ValueError:
-        raise StartupError("the audit signing key must be 64 hex characters (an Ed25519 seed)") from None
+        return load_private_key(configured, settings.data_dir / file_name)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def build_governance(
@@ -79,7 +78,7 @@ def build_governance(
     """Load the policy (a bad file fails here, naming the line), migrate the database, wire the handlers."""
     policy = load_policy(settings.policy_file or DEFAULT_POLICY)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key = signing_key(settings)
+    key = _key(settings.audit_signing_key, settings, "audit-signing.key")  # signs audit checkpoints
     store = SqlGovernanceStore(create_engine(settings.resolved_database_url), key, settings.checkpoint_every)
     store.migrate()
     if catalog is None:
@@ -87,7 +86,8 @@ def build_governance(
         catalog = RegistryCatalog(settings.registry_address, token)
     handlers = GovernanceHandlers(store, catalog, evaluator or OnnxEvaluator(), policy, key.public_key())
     log.info("policy %s loaded (%s)", policy.version, policy.hash)
-    return Governance(settings, policy, store, handlers)
+    event_key = _key(settings.event_signing_key, settings, EVENT_KEY_FILE)
+    return Governance(settings, policy, store, handlers, event_key)
 
 
 def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> Service:
@@ -96,11 +96,12 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
     except ValueError as exc:  # PolicyError: the message names the file and line
         raise StartupError(str(exc)) from None
     handlers = governance.handlers
+    trusted = governance.trusted_keys()
     authenticator = TokenAuthenticator(settings.auth)
     api = GovernanceApi(handlers)
 
     async def relay_decisions() -> None:
-        publisher = await _started_publisher(settings)
+        publisher = await _started_publisher(settings, EventSigner(governance.event_key))
 
         async def prepare() -> None:
             await ensure_topics(settings.kafka_bootstrap, [topics.GOVERNANCE_DECISIONS], timeout_s=10)
@@ -121,16 +122,19 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
     async def audit_every_topic() -> None:
         # Its own group, from the earliest offset: the audit trail must not miss history. Duplicates are
         # no-ops by event id in the audit table itself, so no in-memory de-duplication is needed.
-        consumer = EventConsumer.from_settings(settings, f"{settings.consumer_group_prefix}-audit", topics.ALL)
+        consumer = EventConsumer.from_settings(
+            settings, f"{settings.consumer_group_prefix}-audit", topics.ALL, trusted_keys=trusted
+        )
         for payload in {p for topic in topics.ALL for p in topic.payloads}:
             consumer.register(payload, record, cpu_bound=True)
         await _consume(settings, consumer)
 
     async def rollback_on_alerts() -> None:
         consumer = EventConsumer.from_settings(
-            settings, f"{settings.consumer_group_prefix}-rollback", [topics.MONITOR_ALERTS]
+            settings, f"{settings.consumer_group_prefix}-rollback", [topics.MONITOR_ALERTS], trusted_keys=trusted
         )
-        consumer.register(monitor_events_pb2.IncidentChanged, judge_alert, cpu_bound=True)
+        # An incident id is acted on once (the deployment remembers it); a replayed event id is skipped earlier.
+        consumer.register(monitor_events_pb2.IncidentChanged, judge_alert, cpu_bound=True, idempotent=True)
         await _consume(settings, consumer)
 
     async def workflow() -> None:
@@ -172,10 +176,10 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
     )
 
 
-async def _started_publisher(settings: GovernanceSettings) -> EventPublisher:
+async def _started_publisher(settings: GovernanceSettings, signer: EventSigner) -> EventPublisher:
     """A started publisher, waiting for the broker as long as it takes (decisions wait in the outbox)."""
     while True:
-        publisher = EventPublisher.from_settings(settings)
+        publisher = EventPublisher.from_settings(settings, signer=signer)
         try:
             await publisher.start()
             return publisher

@@ -7,6 +7,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from modelyard.auth import AuthSettings
+from modelyard.events.signing import PublicKeyHex
 from modelyard.settings import ServiceSettings
 
 
@@ -24,6 +25,20 @@ class GovernanceSettings(ServiceSettings):
     registry_token: SecretStr | None = Field(None, description="bearer token governance uses with the registry")
     audit_signing_key: SecretStr | None = Field(
         None, description="Ed25519 private key seed (64 hex chars) for audit checkpoints; local default: a key file"
+    )
+    event_signing_key: SecretStr | None = Field(
+        None,
+        description="Ed25519 private key seed (64 hex chars) that signs decisions; local default: "
+        "<data_dir>/event-signing.key",
+    )
+    trusted_governance_keys: list[PublicKeyHex] = Field(
+        default_factory=list,
+        description="earlier public keys (hex, JSON list) of governance's own whose decisions the audit still accepts "
+        "(key rotation); the current key is always trusted",
+    )
+    trusted_monitor_keys: list[PublicKeyHex] = Field(
+        default_factory=list,
+        description="Ed25519 public keys (hex, JSON list) whose signed incidents can trigger a rollback",
     )
     checkpoint_every: int = Field(100, ge=1, description="sign a checkpoint every this many audit entries")
     checkpoint_interval_s: float = Field(60.0, gt=0, description="and at least this often while entries arrive")
@@ -46,6 +61,10 @@ class GovernanceSettings(ServiceSettings):
             problems = self.auth.production_problems()
             if self.audit_signing_key is None:
                 problems.append("no audit signing key (set MODELYARD_GOVERNANCE_AUDIT_SIGNING_KEY)")
+            if self.event_signing_key is None:
+                problems.append("no event signing key (set MODELYARD_GOVERNANCE_EVENT_SIGNING_KEY)")
+            if not self.trusted_monitor_keys:
+                problems.append("no trusted monitor keys (set MODELYARD_GOVERNANCE_TRUSTED_MONITOR_KEYS)")
             if self.policy_file is None:
                 problems.append("no policy file (set MODELYARD_GOVERNANCE_POLICY_FILE)")
             if problems:

@@ -19,6 +19,7 @@ from modelyard.governance.domain.checks import Measurements
 from modelyard.governance.domain.errors import NotFound
 from modelyard.governance.domain.model import Signature, TensorSpec, VersionFacts, VersionRef
 from modelyard.governance.domain.policy import EvaluationCheck, FairnessCheck
+from modelyard.testing.signing import GOVERNANCE_KEY, MONITOR_PUBLIC, seed_hex
 
 ALICE = Principal("alice", frozenset({Role.PUBLISHER}))  # registers versions
 BOB = Principal("bob", frozenset({Role.PUBLISHER, Role.APPROVER}))  # requests promotions
@@ -147,6 +148,8 @@ def governance_settings(tmp: Path, database_url: str = "", **overrides: Any) -> 
         "http_port": 0,
         "kafka_required": False,
         "checkpoint_every": 5,
+        "event_signing_key": seed_hex(GOVERNANCE_KEY),
+        "trusted_monitor_keys": [MONITOR_PUBLIC],
         "shutdown_grace_s": 2.0,
         # Fresh consumer groups per service: tests sharing one broker must not wait out each other's rebalances.
         "consumer_group_prefix": f"governance-{uuid.uuid4().hex[:8]}",

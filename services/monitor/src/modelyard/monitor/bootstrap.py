@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 
 from modelyard.contracts.events.v1 import monitor_events_pb2, serving_events_pb2
+from modelyard.events.signing import EVENT_KEY_FILE, EventSigner, load_private_key
 from modelyard.events.topics import MONITOR_FEEDBACK, SERVING_PREDICTIONS
 from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.consumer import EventConsumer
@@ -26,7 +28,7 @@ from modelyard.monitor.entrypoints.consumer import FeedbackConsumer, Predictions
 from modelyard.monitor.entrypoints.grpc_api import grpc_api
 from modelyard.monitor.entrypoints.http_api import router
 from modelyard.monitor.handlers import Monitor, ReferenceSource
-from modelyard.runtime import Service
+from modelyard.runtime import Service, StartupError
 from modelyard.sql.engine import create_engine
 from modelyard.sql.outbox import OutboxRelay
 
@@ -53,6 +55,13 @@ def build_monitor(settings: MonitorSettings, references: ReferenceSource | None 
     return MonitorParts(settings, engine, store, monitor, source)
 
 
+def event_signing_key(settings: MonitorSettings) -> Ed25519PrivateKey:
+    try:
+        return load_private_key(settings.event_signing_key, settings.data_dir / EVENT_KEY_FILE)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+
+
 def reference_source(settings: MonitorSettings) -> ReferenceSource:
     if settings.reference_source == "registry":
         token = settings.registry_token.get_secret_value() if settings.registry_token else None
@@ -67,7 +76,8 @@ def build(settings: MonitorSettings) -> Service:
 def service(parts: MonitorParts) -> Service:
     """The runnable service around wired parts: consumer, outbox relay, gRPC and REST."""
     settings = parts.settings
-    publisher = EventPublisher.from_settings(settings)
+    # Incidents can trigger a rollback: governance acts only on those signed by a key it trusts.
+    publisher = EventPublisher.from_settings(settings, signer=EventSigner(event_signing_key(settings)))
     consumer = EventConsumer.from_settings(
         settings,
         settings.consumer_group,

@@ -1,9 +1,9 @@
 """Settings of the monitor service: environment variables `MODELYARD_MONITOR_*`."""
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from modelyard.monitor.domain.policy import AlarmPolicy, MonitorPolicy, QualityPolicy, SloPolicy, WindowPolicy
@@ -28,6 +28,11 @@ class MonitorSettings(ServiceSettings):
     registry_address: str = Field("127.0.0.1:50051", description="registry gRPC address (reference_source=registry)")
     registry_token: SecretStr | None = Field(
         None, description="bearer token for the registry (role viewer suffices), if it requires one"
+    )
+    event_signing_key: SecretStr | None = Field(
+        None,
+        description="Ed25519 private key seed (64 hex chars) that signs incidents; local default: "
+        "<data_dir>/event-signing.key",
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",
@@ -55,6 +60,15 @@ class MonitorSettings(ServiceSettings):
     categorical_effect_floor: float = Field(0.1, ge=0, description="minimum Jensen-Shannon distance to alert on")
     slo_latency_p99_ms: float = Field(250.0, gt=0)
     slo_error_rate: float = Field(0.01, ge=0)
+
+    @model_validator(mode="after")
+    def _safe_monitor_for_production(self) -> Self:
+        if self.profile == "production" and self.event_signing_key is None:
+            raise ValueError(
+                "profile=production refuses unsafe settings: no event signing key "
+                "(set MODELYARD_MONITOR_EVENT_SIGNING_KEY)"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

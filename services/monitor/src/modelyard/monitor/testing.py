@@ -10,13 +10,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
-from aiokafka import AIOKafkaConsumer
 
 from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
 from modelyard.events.envelope import Event, Position
@@ -26,6 +24,7 @@ from modelyard.monitor.domain.records import PredictionRows
 from modelyard.monitor.domain.simulation import Shift, TabularGenerator
 from modelyard.monitor.entrypoints.consumer import rows_by_version
 from modelyard.monitor.handlers import Consumed, Feedback
+from modelyard.testing.signing import MONITOR_KEY, seed_hex
 
 GENERATOR = TabularGenerator()
 WINDOW = 500
@@ -98,24 +97,12 @@ def setting_values(bootstrap: str, data_dir: Path) -> dict[str, str]:
         "window_min_events": "200",
         "window_max_seconds": "3600",
         "shutdown_grace_s": "2",
+        "event_signing_key": seed_hex(MONITOR_KEY),
     }
 
 
 def settings(bootstrap: str, data_dir: Path) -> MonitorSettings:
     return MonitorSettings.model_validate(setting_values(bootstrap, data_dir))
-
-
-async def read_records(bootstrap: str, topic: str) -> list[Any]:
-    """Every record on `topic` so far, read without a consumer group (aiokafka ConsumerRecords)."""
-    reader = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
-    )
-    await reader.start()
-    try:
-        batches = await reader.getmany(timeout_ms=3000, max_records=100_000)
-    finally:
-        await reader.stop()
-    return [r for records in batches.values() for r in records]
 
 
 async def until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0, every_s: float = 0.05) -> None:

@@ -13,6 +13,7 @@ from importlib import metadata
 from opentelemetry import trace
 
 from modelyard.contracts.inference import grpc_service_pb2
+from modelyard.events.signing import TrustedKeys
 from modelyard.events.topics import GOVERNANCE_DECISIONS
 from modelyard.kafka.consumer import EventConsumer
 from modelyard.kafka.producer import EventPublisher
@@ -109,8 +110,13 @@ def build(settings: ServingSettings) -> Service:
     # the startup plans, fetched once the consumer has joined, cover everything decided before: a decision made
     # between the two is both in the plans and on the topic (enacting it twice is a no-op, by revision), and
     # none can fall between them.
+    # Only decisions signed by a trusted governance key reach the handlers; the rest are dead-lettered.
     consumer = EventConsumer.from_settings(
-        settings, f"serving-{settings.replica}", [GOVERNANCE_DECISIONS], auto_offset_reset="latest"
+        settings,
+        f"serving-{settings.replica}",
+        [GOVERNANCE_DECISIONS],
+        auto_offset_reset="latest",
+        trusted_keys=TrustedKeys.of("governance", settings.trusted_governance_keys),
     )
     DecisionHandlers(core.lifecycle).register(consumer)
     startup_done = False

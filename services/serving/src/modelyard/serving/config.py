@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from modelyard.events.signing import PublicKeyHex
 from modelyard.settings import ServiceSettings
 
 
@@ -29,6 +30,11 @@ class ServingSettings(ServiceSettings):
     governance_address: str = Field("127.0.0.1:50054", description="governance gRPC address (plan_source=governance)")
     governance_token: SecretStr | None = Field(None, description="bearer token for governance, if it requires one")
     governance_timeout_s: float = Field(10.0, gt=0, description="deadline of one call to governance")
+    trusted_governance_keys: list[PublicKeyHex] = Field(
+        default_factory=list,
+        description="Ed25519 public keys (hex, JSON list) whose signed decisions serving enacts; several while "
+        "governance's key rotates. Decisions signed by any other key, or unsigned, are dead-lettered",
+    )
     startup_plans_deadline_s: float = Field(
         300.0,
         ge=0,
@@ -65,6 +71,15 @@ class ServingSettings(ServiceSettings):
     stream_max_values: int = Field(1024, gt=0, description="tensors larger than this many values are cut")
     stream_large_sample_rate: float = Field(0.1, ge=0, le=1, description="share of large tensors recorded at all")
     shadow_queue: int = Field(1000, gt=0, description="requests waiting for shadow versions before copies drop")
+
+    @model_validator(mode="after")
+    def _safe_serving_for_production(self) -> Self:
+        if self.profile == "production" and not self.trusted_governance_keys:
+            raise ValueError(
+                "profile=production refuses unsafe settings: no trusted governance keys "
+                "(set MODELYARD_SERVING_TRUSTED_GOVERNANCE_KEYS): every decision would be refused"
+            )
+        return self
 
     @property
     def plans_path(self) -> Path:

@@ -134,6 +134,34 @@ class Lifecycle:
                 await self._retire([v for v in previous.versions if v.ref not in served])
             return True
 
+    async def apply_decision(self, plan: Plan) -> bool:
+        """Enact a plan a decision event carries, when it is the very next revision of what is served.
+
+        On any doubt (a revision that jumps ahead, an older or equal revision with other content, a model this
+        replica does not serve past its first revision) the plan source, governance, is asked instead and its
+        current plan for the model is what gets enacted: a replica never gets stuck behind a revision governance
+        never issued, nor goes back to an old plan replayed. Raises PlanSourceError while governance is away.
+        """
+        current = self.manager.get(plan.model)
+        served = current.plan.revision if current is not None else 0
+        if plan.revision == served + 1:
+            return await self.enact(plan)
+        if current is not None and plan == current.plan:
+            return False  # redelivered
+        log.warning(
+            "plan revision %d for %s does not follow served revision %d: asking the plan source",
+            plan.revision,
+            plan.model,
+            served,
+        )
+        decided = next((p for p in await self.plans.plans() if p.model == plan.model), None)
+        if decided is None:
+            log.warning("plan for %s ignored: the plan source has no plan for it", plan.model)
+            return False
+        if current is not None and decided == current.plan:
+            return False
+        return await self.enact(decided, force=True)
+
     async def load_model(self, model: str) -> None:
         """(Re)load a model from its plan in the plan source (the repository API's load)."""
         for plan in await self.plans.plans():

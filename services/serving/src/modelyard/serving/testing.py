@@ -33,6 +33,7 @@ from modelyard.serving.config import ServingSettings
 from modelyard.serving.domain.codec import to_raw
 from modelyard.serving.entrypoints.grpc import InferenceServicer, add_inference_service
 from modelyard.testing.models import TrainedModel
+from modelyard.testing.signing import GOVERNANCE_PUBLIC
 
 ONNX_TYPES = {
     "BOOL": TensorProto.BOOL,
@@ -181,6 +182,7 @@ async def service(repository: ModelRepository, kafka_bootstrap: str) -> AsyncIte
         kafka_bootstrap=kafka_bootstrap,
         replica=f"test-{uuid.uuid4().hex[:8]}",
         stream_interval_s=0.02,
+        trusted_governance_keys=[GOVERNANCE_PUBLIC],
     )
     service = build(settings)
     async with service.running():

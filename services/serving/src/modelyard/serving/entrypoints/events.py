@@ -9,6 +9,7 @@ from modelyard.contracts.events.v1.common_pb2 import DeploymentPlan
 from modelyard.events.envelope import Event
 from modelyard.kafka.consumer import EventConsumer, PermanentError, TransientError
 from modelyard.serving.adapters.plans import plan_from_message
+from modelyard.serving.domain.errors import PlanSourceError
 from modelyard.serving.handlers import Lifecycle, LoadFailed
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,8 @@ class DecisionHandlers:
         self.lifecycle = lifecycle
 
     def register(self, consumer: EventConsumer) -> None:
-        # Not `idempotent=True`: the plan revision already makes a redelivered decision a no-op.
+        # Not `idempotent=True`: the plan revision already makes a redelivered decision a no-op. Only decisions
+        # signed by a trusted governance key get here (the consumer verifies them).
         consumer.register(gov.DeploymentApproved, self.on_deployment_approved)
         consumer.register(gov.RollbackOrdered, self.on_rollback_ordered)
 
@@ -35,7 +37,9 @@ class DecisionHandlers:
         except ValueError as exc:
             raise PermanentError(str(exc)) from exc
         try:
-            await self.lifecycle.enact(plan)
+            await self.lifecycle.apply_decision(plan)
+        except PlanSourceError as exc:
+            raise (TransientError if exc.transient else PermanentError)(str(exc)) from exc
         except LoadFailed as exc:
             if exc.transient:
                 raise TransientError(str(exc)) from exc
