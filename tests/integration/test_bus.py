@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -26,7 +27,7 @@ from modelyard.events.envelope import Event
 from modelyard.events.topics import Topic
 from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.consumer import Delivery, EventConsumer, PermanentError, RetryPolicy, TransientError
-from modelyard.kafka.producer import EventPublisher
+from modelyard.kafka.producer import EventPublisher, refused_for_good
 
 pytestmark = pytest.mark.integration
 
@@ -205,6 +206,27 @@ async def test_envelope_and_trace_context_round_trip_through_the_broker(
     assert headers[h.TRACEPARENT].decode() == got.trace[h.TRACEPARENT]
     assert f"{send.context.span_id:016x}" in got.trace[h.TRACEPARENT]
     assert process.attributes is not None and process.attributes["modelyard.outcome"] == "handled"
+
+
+async def test_deliver_reports_each_outcome_and_a_record_too_large_is_refused_for_good(
+    kafka_bootstrap: str, new_topic: NewTopic, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    provider, exporter = spans
+    topic = await new_topic()
+    oversized = Event.new("m", reg.RegisteredModelCreated(model_name="m", owner="x" * 1_100_000), "test")
+    events = [model_created("a"), oversized, model_created("b")]
+    async with EventPublisher(kafka_bootstrap, tracer_provider=provider) as publisher:
+        first, refused, last = await publisher.deliver(topic, events)
+        with pytest.raises(MessageSizeTooLargeError):  # publish_many raises the same error
+            await publisher.publish_many(topic, [oversized])
+
+    assert first is None and last is None
+    assert isinstance(refused, MessageSizeTooLargeError) and refused_for_good(refused)
+    assert not refused_for_good(KafkaConnectionError("broker away"))
+    delivered = await read_topic(kafka_bootstrap, topic.name, 2)
+    assert [r.key for r in delivered] == [b"a", b"b"]
+    errors = [s for s in finished(exporter, SpanKind.PRODUCER) if not s.status.is_ok]
+    assert len(errors) == 2 and all(s.attributes["cloudevents.event_id"] == oversized.id for s in errors)  # type: ignore[index]
 
 
 async def test_poison_records_go_to_the_dead_letter_topic_and_the_consumer_moves_on(

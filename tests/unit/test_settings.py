@@ -80,3 +80,11 @@ def test_out_of_range_port_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELYARD_SERVING_HTTP_PORT", "70000")
     with pytest.raises(ValidationError, match="http_port"):
         ServingSettings()
+
+
+def test_stream_batches_stay_under_the_message_limit_and_hold_a_capped_record() -> None:
+    with pytest.raises(ValidationError, match="stream_max_batch_bytes"):
+        ServingSettings(stream_max_batch_bytes=2 << 20)  # over Kafka's default 1 MiB message limit
+    with pytest.raises(ValidationError, match="at most half"):
+        ServingSettings(stream_max_record_bytes=300_000, stream_max_batch_bytes=500_000)
+    ServingSettings(stream_max_record_bytes=250_000, stream_max_batch_bytes=500_000)

@@ -68,7 +68,18 @@ def test_a_signed_event_verifies_and_names_its_key() -> None:
         replace_header(h.SIGNATURE, b"00" * 64),
         replace_header(h.SIGNATURE, b"not hex"),
     ],
-    ids=["topic", "key", "payload", "truncated payload", "id", "type", "source", "time", "signature", "garbled signature"],
+    ids=[
+        "topic",
+        "key",
+        "payload",
+        "truncated payload",
+        "id",
+        "type",
+        "source",
+        "time",
+        "signature",
+        "garbled signature",
+    ],
 )
 def test_changing_anything_a_signature_covers_breaks_it(tamper: Callable[[Record], Record]) -> None:
     key = Ed25519PrivateKey.generate()

@@ -7,9 +7,11 @@ import uuid
 from collections.abc import Callable
 
 import grpc
+import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer
 from google.protobuf.message import Message
+from prometheus_client import REGISTRY
 
 from modelyard.contracts.events.v1 import governance_events_pb2 as gov
 from modelyard.contracts.events.v1 import serving_events_pb2 as srv
@@ -19,7 +21,8 @@ from modelyard.events import envelope
 from modelyard.events.envelope import Event
 from modelyard.events.topics import GOVERNANCE_DECISIONS, SERVING_PREDICTIONS, SERVING_STATUS, Topic
 from modelyard.runtime import Service
-from modelyard.serving.testing import ModelRepository, infer_request, plan, variant
+from modelyard.serving.domain.codec import DTYPES, to_raw
+from modelyard.serving.testing import ONNX_TYPES, ModelRepository, infer_request, plan, variant
 from modelyard.testing.models import TrainedModel
 from modelyard.testing.signing import GOVERNANCE_KEY, signed_publisher
 
@@ -98,6 +101,68 @@ async def test_stream_carries_every_prediction(
     assert "breast_cancer" in batch_keys
 
 
+def stream_count(metric: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(f"modelyard_serving_stream_{metric}", labels) or 0.0
+
+
+def identity_request(request_id: str, text: bytes) -> pb.ModelInferRequest:
+    """identity_all with every input of one row; `text` is the BYTES input's first element."""
+    request = pb.ModelInferRequest(model_name="identity_all", id=request_id)
+    for datatype in ONNX_TYPES:
+        if datatype == "BYTES":
+            array = np.array([[text, b"a", b"b"]], dtype=np.object_)
+        else:
+            array = np.array([[0, 1, 1]], dtype=bool if datatype == "BOOL" else DTYPES[datatype])
+        request.inputs.add(name=f"in_{datatype}", datatype=datatype, shape=[1, 3])
+        request.raw_input_contents.append(to_raw(array))
+    return request
+
+
+async def test_one_oversized_request_is_cut_and_counted_and_the_stream_goes_on(
+    service: Service, kafka_bootstrap: str, breast_cancer: TrainedModel
+) -> None:
+    """Issue 17, item 2: a 1.1 MB request id made a batch larger than the broker's 1 MiB limit, retried at the head
+    of the buffer forever: no prediction of any model reached the stream again."""
+    run = uuid.uuid4().hex[:8]
+    huge_id = f"{run}-huge-" + "x" * 1_100_000
+    ids = [f"{run}-{i}" for i in range(50)]
+    cut_ids = stream_count("truncated_total", model="breast_cancer", reason="request_id")
+    cut_tensors = stream_count("truncated_total", model="identity_all", reason="tensors")
+    refused = stream_count("delivery_failures_total", outcome="refused")
+    channel, stub = stub_for(service)
+    async with channel, TopicReader(kafka_bootstrap, SERVING_PREDICTIONS) as reader:
+        rows = breast_cancer.sample[:2]
+        answer = await stub.ModelInfer(infer_request("breast_cancer", rows, huge_id))
+        assert answer.id == huge_id  # the inference answers and echoes the whole id; only the record is cut
+        big = await stub.ModelInfer(identity_request(f"{run}-big-tensor", b"y" * 2_000_000))
+        assert big.outputs[-1].name == "out_BYTES"
+        for request_id in ids:  # one at a time: they land in batches after the oversized records
+            await stub.ModelInfer(infer_request("breast_cancer", rows, request_id))
+
+        def records() -> dict[str, srv.PredictionRecord]:
+            return {
+                r.request_id: r
+                for p in reader.events
+                if isinstance(p.payload, srv.PredictionBatch)
+                for r in p.payload.records
+                if r.request_id.startswith(run)
+            }
+
+        await reader.wait_for(lambda _: len(records()) == len(ids) + 2)
+
+    seen = records()
+    assert set(ids) <= set(seen)
+    assert huge_id[:128] in seen and seen[huge_id[:128]].inputs[0].name == "X"
+    tensorless = seen[f"{run}-big-tensor"]
+    assert (list(tensorless.inputs), list(tensorless.outputs), tensorless.status_code) == ([], [], 0)
+    assert stream_count("truncated_total", model="breast_cancer", reason="request_id") == cut_ids + 1
+    assert stream_count("truncated_total", model="identity_all", reason="tensors") == cut_tensors + 1
+    assert stream_count("delivery_failures_total", outcome="refused") == refused
+    assert stream_count("pending") == 0
+    batches = [e for e in reader.events if isinstance(e.payload, srv.PredictionBatch)]
+    assert max(len(envelope.encode(e)[1]) for e in batches) <= 512 * 1024
+
+
 async def test_governance_decisions_drive_what_is_served(
     service: Service, kafka_bootstrap: str, repository: ModelRepository, breast_cancer: TrainedModel
 ) -> None:
@@ -110,6 +175,14 @@ async def test_governance_decisions_drive_what_is_served(
     async def served_versions() -> list[str]:
         return list((await stub.ModelMetadata(pb.ModelMetadataRequest(name="breast_cancer"))).versions)
 
+    replica = service.settings.replica  # type: ignore[attr-defined]
+
+    def unloaded(version: int) -> Callable[[list[Message]], bool]:
+        # This replica's: the status topic also carries earlier tests' replicas of the same model.
+        return lambda ps: any(
+            isinstance(p, srv.ModelUnloaded) and p.replica == replica and p.version.version == version for p in ps
+        )
+
     bus = signed_publisher(kafka_bootstrap, GOVERNANCE_KEY)
     async with channel, TopicReader(kafka_bootstrap, SERVING_STATUS) as status, bus:
         decisions = [
@@ -118,23 +191,25 @@ async def test_governance_decisions_drive_what_is_served(
             gov.RollbackOrdered(incident_id="i-1", plan=plan(v1, revision=4)),
         ]
         await bus.publish(GOVERNANCE_DECISIONS, Event.new("breast_cancer", decisions[0], "governance"))
-        await status.wait_for(lambda ps: any(isinstance(p, srv.ModelUnloaded) and p.version.version == 1 for p in ps))
+        await status.wait_for(unloaded(1))
         assert await served_versions() == ["2"]
         await bus.publish(GOVERNANCE_DECISIONS, Event.new("breast_cancer", decisions[1], "governance"))
-        failed = await status.wait_for(lambda ps: any(_refused(p) for p in ps))
+        failed = await status.wait_for(lambda ps: any(_refused(p, replica) for p in ps))
         assert await served_versions() == ["2"]  # a refused plan leaves the deployment as it was
         await bus.publish(GOVERNANCE_DECISIONS, Event.new("breast_cancer", decisions[2], "governance"))
-        payloads = await status.wait_for(
-            lambda ps: any(isinstance(p, srv.ModelUnloaded) and p.version.version == 2 for p in ps)
-        )
+        payloads = await status.wait_for(unloaded(2))
         assert await served_versions() == ["1"]
 
-    refused = next(p for p in failed if _refused(p))
+    refused = next(p for p in failed if _refused(p, replica))
     assert refused.version.version == 3 and "plan names sha256:000" in refused.reason
-    loaded = [(p.version.version, p.version.digest) for p in payloads if isinstance(p, srv.ModelLoaded)]
+    loaded = [
+        (p.version.version, p.version.digest)
+        for p in payloads
+        if isinstance(p, srv.ModelLoaded) and p.replica == replica
+    ]
     assert (2, v2.digest) in loaded and loaded[-1] == (1, v1.digest)
 
 
-def _refused(payload: object) -> bool:
-    """The forged v3's load failure (the status topic also carries other tests' models)."""
-    return isinstance(payload, srv.ModelLoadFailed) and payload.version.version == 3
+def _refused(payload: object, replica: str) -> bool:
+    """The forged v3's load failure in this replica (the status topic also carries other tests' replicas)."""
+    return isinstance(payload, srv.ModelLoadFailed) and payload.replica == replica and payload.version.version == 3

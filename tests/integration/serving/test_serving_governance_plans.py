@@ -22,6 +22,7 @@ from modelyard.serving.bootstrap import build as build_serving
 from modelyard.serving.config import ServingSettings
 from modelyard.serving.testing import ModelRepository, infer_request, variant, wait_until
 from modelyard.testing.models import TrainedModel
+from modelyard.testing.signing import GOVERNANCE_PUBLIC
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +87,7 @@ async def test_a_replica_started_after_an_approval_serves_what_governance_decide
             plan_source="governance",
             governance_address=governance_address,
             governance_token=SERVING,
+            trusted_governance_keys=[GOVERNANCE_PUBLIC],  # governance_settings' event key: decisions verify
             stream_enabled=False,
         )
     )

@@ -163,7 +163,7 @@ async def test_spans_carry_the_request_id_and_the_trace_reaches_the_prediction_r
     async with serving_on_loopback(repository, tracer=provider.get_tracer("test"), stream_enabled=True) as traced:
         await traced.stub.ModelInfer(infer_request("breast_cancer", rows, request_id="traced-1"))
         assert traced.core.stream is not None
-        (prediction,) = traced.core.stream.peek(10)
+        (prediction,) = traced.core.stream.take(10)
 
     (span,) = exporter.get_finished_spans()
     assert span.name == "ModelInfer" and span.attributes["inference.request_id"] == "traced-1"  # type: ignore[index]

@@ -175,7 +175,7 @@ async def test_dataplane_routes_pins_records_and_shadows(parts: Parts) -> None:
     lifecycle, _, artifacts, _ = parts
     v1, v2, v3 = artifacts.add("m", 1), artifacts.add("m", 2), artifacts.add("m", 3)
     await lifecycle.enact(Plan("m", 1, v1, canary=v2, canary_weight=0.0, shadow=v3))
-    stream = PredictionBuffer(100)
+    stream = PredictionBuffer(100, NoMetrics())
     shadows = ShadowRunner(10, stream)
     plane = DataPlane(lifecycle.manager, stream, shadows)
     shadow_task = asyncio.create_task(shadows.run())
@@ -191,11 +191,12 @@ async def test_dataplane_routes_pins_records_and_shadows(parts: Parts) -> None:
 
     assert response.model_version == "1" and pinned.model_version == "2"
     assert np.frombuffer(response.raw_output_contents[0], np.float32).tolist() == [1.0, 1.0]
-    recorded = [(p.request_id, p.ref.version, p.status_code) for p in stream.peek(10)]
+    predictions = stream.take(10)
+    recorded = [(p.request_id, p.ref.version, p.status_code) for p in predictions]
     assert ("r1", 1, Code.OK) in recorded and ("", 2, Code.OK) in recorded
     assert ("", 1, Code.INVALID_ARGUMENT) in recorded
     assert ("r1", 3, Code.OK) in recorded  # the shadow copy, recorded under its own version
-    assert all(p.traceparent == "00-abc" for p in stream.peek(10) if p.request_id == "r1")
+    assert all(p.traceparent == "00-abc" for p in predictions if p.request_id == "r1")
 
 
 async def test_a_model_that_raises_is_internal(parts: Parts) -> None:

@@ -9,6 +9,13 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -91,6 +98,14 @@ class EventPublisher:
 
         Events with the same key keep their order: they go to one partition, in the order given.
         """
+        for outcome in await self.deliver(topic, events):
+            if outcome is not None:
+                raise outcome
+
+    async def deliver(self, topic: Topic | str, events: Sequence[Event]) -> list[KafkaError | None]:
+        """Like `publish_many`, but returns each event's outcome in order (None once delivered, else the Kafka
+        error) instead of raising, so that a caller can retry only what failed and drop what `refused_for_good`.
+        """
         name = _checked_topic(topic, events)
         catalogued = BY_NAME.get(name)
         signer = self._signer if catalogued is not None and catalogued.signed else None
@@ -105,13 +120,13 @@ class EventPublisher:
                 key, value, headers = envelope.encode(_with_trace_of(event, span))
                 if signer is not None:
                     headers = signer.sign(name, key, value, headers)
-                deliveries.append(await self._producer.send(name, value=value, key=key, headers=headers))
+                deliveries.append(await self._send(name, key, value, headers))
             results = await asyncio.gather(*deliveries, return_exceptions=True)
         except BaseException as exc:
             for span in spans:
                 _end(span, exc)
             raise
-        for span, result in zip(spans, results, strict=False):
+        for span, result in zip(spans, results, strict=True):
             if isinstance(result, BaseException):
                 _end(span, result)
             else:
@@ -119,8 +134,20 @@ class EventPublisher:
                 span.set_attribute("messaging.kafka.offset", result.offset)
                 _end(span, None)
         for result in results:
-            if isinstance(result, BaseException):
-                raise result
+            if isinstance(result, BaseException) and not isinstance(result, KafkaError):
+                raise result  # not the broker's answer (a cancelled delivery): not an outcome to act on
+        return [result if isinstance(result, KafkaError) else None for result in results]
+
+    async def _send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> asyncio.Future[Any]:
+        """The delivery future of one record; a record the client refuses before sending it (larger than
+        `max_request_size`, say) gets a future that already holds the error, like one the broker refused."""
+        try:
+            delivery: asyncio.Future[Any] = await self._producer.send(topic, value=value, key=key, headers=headers)
+        except KafkaError as exc:
+            refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            refused.set_exception(exc)
+            return refused
+        return delivery
 
     async def send_record(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> None:
         """Send a raw record as is and wait for it (dead letters keep the original bytes)."""
@@ -146,6 +173,16 @@ class EventPublisher:
                 "cloudevents.event_source": event.source,
             },
         )
+
+
+# The broker (or the client's own size check) refused these bytes: sending the same record again fails the same way.
+_REFUSED_FOR_GOOD = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError, CorruptRecordException)
+
+
+def refused_for_good(error: BaseException) -> bool:
+    """Whether a failed send is about the record itself (too large, corrupt), not about the broker's state:
+    retrying it can never succeed, and retrying it ahead of others would block them."""
+    return isinstance(error, _REFUSED_FOR_GOOD)
 
 
 def _checked_topic(topic: Topic | str, events: Sequence[Event]) -> str:

@@ -20,14 +20,14 @@ from modelyard.kafka.producer import EventPublisher
 from modelyard.runtime import GrpcApi, Service
 from modelyard.serving.adapters.artifacts import LocalArtifacts, RegistryArtifacts
 from modelyard.serving.adapters.kafka import KafkaStatusReporter, PredictionPublisher
-from modelyard.serving.adapters.metrics import PrometheusMetrics, count_dropped_record
+from modelyard.serving.adapters.metrics import PrometheusMetrics, PrometheusStreamMetrics
 from modelyard.serving.adapters.onnx import OnnxLoader
 from modelyard.serving.adapters.plans import GovernancePlans, PlanFile
 from modelyard.serving.config import ServingSettings
 from modelyard.serving.domain.dataplane import DataPlane, ShadowRunner
 from modelyard.serving.domain.deployment import ModelManager
 from modelyard.serving.domain.ports import ArtifactSource, MetricsFactory, PlanSource, StatusReporter
-from modelyard.serving.domain.stream import PredictionBuffer, RecordPolicy
+from modelyard.serving.domain.stream import PredictionBuffer, RecordEncoder, RecordPolicy
 from modelyard.serving.entrypoints.events import DecisionHandlers
 from modelyard.serving.entrypoints.grpc import InferenceServicer, add_inference_service
 from modelyard.serving.entrypoints.rest import inference_router
@@ -35,6 +35,7 @@ from modelyard.serving.handlers import Backoff, ExecutionPolicy, Lifecycle
 
 API_NAME: str = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 VERSION = metadata.version("modelyard-serving")
+STREAM_METRICS = PrometheusStreamMetrics()
 
 
 @dataclass
@@ -70,6 +71,16 @@ def plan_source(settings: ServingSettings) -> PlanSource:
     return PlanFile(settings.plans_path)
 
 
+def record_policy(settings: ServingSettings) -> RecordPolicy:
+    return RecordPolicy(
+        max_values=settings.stream_max_values,
+        large_sample_rate=settings.stream_large_sample_rate,
+        max_request_id_bytes=settings.stream_max_request_id_bytes,
+        max_record_bytes=settings.stream_max_record_bytes,
+        max_batch_bytes=settings.stream_max_batch_bytes,
+    )
+
+
 def wire(
     settings: ServingSettings,
     *,
@@ -79,7 +90,7 @@ def wire(
     metrics: MetricsFactory | None = None,
 ) -> ServingCore:
     manager = ModelManager()
-    stream = PredictionBuffer(settings.stream_buffer, count_dropped_record) if settings.stream_enabled else None
+    stream = PredictionBuffer(settings.stream_buffer, STREAM_METRICS) if settings.stream_enabled else None
     shadows = ShadowRunner(settings.shadow_queue, stream)
     pool = ThreadPoolExecutor(settings.pool_threads, thread_name_prefix="inference")
     lifecycle = Lifecycle(
@@ -143,7 +154,8 @@ def build(settings: ServingSettings) -> Service:
         stream = PredictionPublisher(
             core.stream,
             publisher,
-            RecordPolicy(settings.stream_max_values, settings.stream_large_sample_rate),
+            RecordEncoder(record_policy(settings), STREAM_METRICS),
+            STREAM_METRICS,
             interval_s=settings.stream_interval_s,
         )
         tasks["prediction-stream"] = stream.run

@@ -12,6 +12,10 @@ from pydantic_settings import SettingsConfigDict
 from modelyard.events.signing import PublicKeyHex
 from modelyard.settings import ServiceSettings
 
+# Kafka's default message.max.bytes and the producer's max_request_size are 1 MiB, headers included: a batch's
+# payload stays under that with room for the CloudEvents headers and the key.
+MAX_MESSAGE_BYTES = 1_000_000
+
 
 class ServingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MODELYARD_SERVING_")
@@ -70,6 +74,25 @@ class ServingSettings(ServiceSettings):
     stream_interval_s: float = Field(0.05, gt=0, description="how often buffered predictions are published")
     stream_max_values: int = Field(1024, gt=0, description="tensors larger than this many values are cut")
     stream_large_sample_rate: float = Field(0.1, ge=0, le=1, description="share of large tensors recorded at all")
+    stream_max_request_id_bytes: int = Field(
+        128,
+        gt=0,
+        description="request ids are cut to this many bytes in prediction records (answers keep them whole; the "
+        "monitor's request id column holds 128)",
+    )
+    stream_max_record_bytes: int = Field(
+        128 * 1024,
+        gt=0,
+        description="a prediction record above this many bytes is published without its tensors (at most half of "
+        "stream_max_batch_bytes)",
+    )
+    stream_max_batch_bytes: int = Field(
+        512 * 1024,
+        gt=0,
+        le=MAX_MESSAGE_BYTES,
+        description="payload bytes of one prediction batch (one Kafka message); at most 1000000, under the 1 MiB "
+        "message limit of Kafka's default and of the producer",
+    )
     shadow_queue: int = Field(1000, gt=0, description="requests waiting for shadow versions before copies drop")
 
     @model_validator(mode="after")
@@ -79,6 +102,12 @@ class ServingSettings(ServiceSettings):
                 "profile=production refuses unsafe settings: no trusted governance keys "
                 "(set MODELYARD_SERVING_TRUSTED_GOVERNANCE_KEYS): every decision would be refused"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _records_fit_in_batches(self) -> Self:
+        if self.stream_max_record_bytes > self.stream_max_batch_bytes // 2:
+            raise ValueError("stream_max_record_bytes must be at most half of stream_max_batch_bytes")
         return self
 
     @property

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 
 from google.protobuf.message import Message
 from opentelemetry import trace
@@ -14,14 +13,14 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from modelyard.contracts.events.v1 import serving_events_pb2 as srv
 from modelyard.events.envelope import Event
 from modelyard.events.topics import SERVING_PREDICTIONS, SERVING_STATUS
-from modelyard.kafka.producer import EventPublisher
+from modelyard.kafka.producer import EventPublisher, refused_for_good
 from modelyard.serving.domain.model import VersionRef
+from modelyard.serving.domain.ports import StreamMetrics
 from modelyard.serving.domain.stream import (
-    Prediction,
+    Dropped,
     PredictionBuffer,
     RateLimitedLog,
-    RecordPolicy,
-    to_batches,
+    RecordEncoder,
     version_ref_message,
 )
 
@@ -30,6 +29,7 @@ log = logging.getLogger(__name__)
 SOURCE = "serving"
 # At most this many records of a batch are linked from its span: OpenTelemetry's default span link limit.
 MAX_RECORD_LINKS = 128
+RETRIED = "retried"  # the outcome label of a transient delivery failure (a refused one is Dropped.REFUSED)
 _TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 
@@ -65,15 +65,21 @@ class KafkaStatusReporter:
 
 
 class PredictionPublisher:
-    """Background task: every `interval_s`, publishes what the buffer holds as one PredictionBatch per model
-    (in chunks of `max_records`). A failed publish leaves the records in the buffer and is retried with backoff,
-    so the stream catches up when the broker returns; meanwhile the full buffer drops and counts new records."""
+    """Background task: every `interval_s`, takes up to `max_records` predictions from the buffer and publishes
+    them as PredictionBatches sized by the encoder's policy (bytes, under the broker's message limit).
+
+    A batch the broker did not take for a transient reason stays pending and is retried with backoff, ahead of
+    newer records, so the stream catches up when the broker returns (meanwhile the full buffer drops and counts
+    new records); a batch it refused for good (too large, corrupt) is dropped and counted, never retried, so one
+    bad batch cannot block the stream.
+    """
 
     def __init__(
         self,
         buffer: PredictionBuffer,
         publisher: EventPublisher,
-        policy: RecordPolicy,
+        encoder: RecordEncoder,
+        metrics: StreamMetrics,
         *,
         interval_s: float = 0.05,
         max_records: int = 500,
@@ -81,12 +87,21 @@ class PredictionPublisher:
     ) -> None:
         self.buffer = buffer
         self.publisher = publisher
-        self.policy = policy
+        self.encoder = encoder
+        self.metrics = metrics
         self.interval_s = interval_s
         self.max_records = max_records
         self.max_backoff_s = max_backoff_s
+        self._pending: list[srv.PredictionBatch] = []
         self._failure_log = RateLimitedLog()
+        self._refused_log = RateLimitedLog()
         self._tracer = trace.get_tracer(__name__)
+        metrics.track_pending(lambda: self.waiting)
+
+    @property
+    def waiting(self) -> int:
+        """Records not published yet: buffered, or in a batch waiting for a retry."""
+        return len(self.buffer) + sum(len(batch.records) for batch in self._pending)
 
     async def run(self) -> None:
         backoff = self.interval_s
@@ -99,43 +114,63 @@ class PredictionPublisher:
                 self._failure_log.warning(
                     "prediction stream: publish failed (%r); %d records waiting, retrying in %.2fs",
                     exc,
-                    len(self.buffer),
+                    self.waiting,
                     backoff,
                 )
             else:
                 backoff = self.interval_s
 
     async def flush(self) -> None:
-        """Publish everything buffered now; raises the broker's error with the unpublished records kept."""
-        while self.buffer:
-            predictions = self.buffer.peek(self.max_records)
-            batches = to_batches(predictions, self.policy)
-            traced = _traceparents_by_model(predictions)
-            spans: list[trace.Span] = []
-            events = []
-            for model, batch in batches.items():
-                span = self._batch_span(model, len(batch.records), traced.get(model))
-                if span is None:
-                    events.append(Event.new(model, batch, SOURCE))
-                    continue
-                spans.append(span)
-                with trace.use_span(span):
-                    events.append(Event.new(model, batch, SOURCE))  # the send span becomes a child of the batch's
-            try:
-                await self.publisher.publish_many(SERVING_PREDICTIONS, events)
-            except BaseException as exc:
-                for span in spans:
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                    span.end()
-                raise
-            for span in spans:
-                span.end()
-            self.buffer.commit(len(predictions))
+        """Publish everything waiting now; raises a transient error with the batches it hit kept pending."""
+        while self._pending or self.buffer:
+            if not self._pending:
+                self._pending = self.encoder.batches(self.buffer.take(self.max_records))
+            await self._publish_pending()
 
-    def _batch_span(self, model: str, records: int, traceparents: list[str] | None) -> trace.Span | None:
+    async def _publish_pending(self) -> None:
+        batches = self._pending
+        spans: list[trace.Span | None] = []
+        events = []
+        for batch in batches:
+            span = self._batch_span(batch)
+            spans.append(span)
+            if span is None:
+                events.append(Event.new(batch.model_name, batch, SOURCE))
+                continue
+            with trace.use_span(span):
+                events.append(Event.new(batch.model_name, batch, SOURCE))  # the send span: a child of the batch's
+        try:
+            outcomes = await self.publisher.deliver(SERVING_PREDICTIONS, events)
+        except BaseException as exc:
+            for span in spans:
+                _end(span, exc)
+            raise
+        for span, outcome in zip(spans, outcomes, strict=True):
+            _end(span, outcome)
+        retry = []
+        for batch, outcome in zip(batches, outcomes, strict=True):
+            if outcome is None:
+                continue
+            if refused_for_good(outcome):
+                self.metrics.delivery_failed(Dropped.REFUSED)
+                self.metrics.dropped(batch.model_name, Dropped.REFUSED, len(batch.records))
+                self._refused_log.warning(
+                    "prediction stream: the broker refused a batch of %d records of %s for good (%r): dropped",
+                    len(batch.records),
+                    batch.model_name,
+                    outcome,
+                )
+            else:
+                self.metrics.delivery_failed(RETRIED)
+                retry.append((batch, outcome))
+        self._pending = [batch for batch, _ in retry]
+        if retry:
+            raise retry[0][1]
+
+    def _batch_span(self, batch: srv.PredictionBatch) -> trace.Span | None:
         """A span for one batch, linked to the inference spans of (a sample of) its records; None when its records
         carry no trace context (inference spans are only opened when they are exported)."""
+        traceparents = [record.traceparent for record in batch.records if record.traceparent]
         if not traceparents:
             return None
         links = [
@@ -152,19 +187,20 @@ class PredictionPublisher:
                 "messaging.system": "kafka",
                 "messaging.operation.type": "create",
                 "messaging.destination.name": SERVING_PREDICTIONS.name,
-                "messaging.batch.message_count": records,
-                "modelyard.model.name": model,
+                "messaging.batch.message_count": len(batch.records),
+                "modelyard.model.name": batch.model_name,
                 "modelyard.traced_records": len(traceparents),
             },
         )
 
 
-def _traceparents_by_model(predictions: Sequence[Prediction]) -> dict[str, list[str]]:
-    traced: dict[str, list[str]] = {}
-    for prediction in predictions:
-        if prediction.traceparent:
-            traced.setdefault(prediction.ref.model, []).append(prediction.traceparent)
-    return traced
+def _end(span: trace.Span | None, error: BaseException | None) -> None:
+    if span is None:
+        return
+    if error is not None:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+    span.end()
 
 
 def _spread(items: list[str], limit: int) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -29,8 +30,17 @@ BATCH = Histogram(
 )
 IN_FLIGHT = Gauge("modelyard_serving_in_flight", "Requests running on a version now", _LABELS)
 STREAM_DROPPED = Counter(
-    "modelyard_serving_stream_dropped", "Prediction records dropped because the stream buffer was full", ["model"]
+    "modelyard_serving_stream_dropped", "Prediction records that never reached the stream", ["model", "reason"]
 )
+STREAM_TRUNCATED = Counter(
+    "modelyard_serving_stream_truncated", "Prediction records cut to fit the stream's caps", ["model", "reason"]
+)
+STREAM_DELIVERY_FAILURES = Counter(
+    "modelyard_serving_stream_delivery_failures",
+    "Prediction batches the broker did not take: retried (transient) or dropped (refused for good)",
+    ["outcome"],
+)
+STREAM_PENDING = Gauge("modelyard_serving_stream_pending", "Prediction records waiting to be published")
 
 
 class VersionInstruments:
@@ -68,5 +78,15 @@ class PrometheusMetrics:
         return VersionInstruments(ref)
 
 
-def count_dropped_record(model: str) -> None:
-    STREAM_DROPPED.labels(model).inc()
+class PrometheusStreamMetrics:
+    def dropped(self, model: str, reason: str, count: int = 1) -> None:
+        STREAM_DROPPED.labels(model, reason).inc(count)
+
+    def truncated(self, model: str, reason: str) -> None:
+        STREAM_TRUNCATED.labels(model, reason).inc()
+
+    def delivery_failed(self, outcome: str) -> None:
+        STREAM_DELIVERY_FAILURES.labels(outcome).inc()
+
+    def track_pending(self, read: Callable[[], float]) -> None:
+        STREAM_PENDING.set_function(read)  # read at scrape time

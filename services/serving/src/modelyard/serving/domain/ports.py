@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from modelyard.serving.domain.codec import Array
@@ -75,6 +75,18 @@ class MetricsFactory(Protocol):
     def for_version(self, ref: VersionRef) -> VersionMetrics: ...
 
 
+class StreamMetrics(Protocol):
+    """What the prediction stream drops, cuts and fails to deliver, by reason; how many records wait."""
+
+    def dropped(self, model: str, reason: str, count: int = 1) -> None: ...
+
+    def truncated(self, model: str, reason: str) -> None: ...
+
+    def delivery_failed(self, outcome: str) -> None: ...
+
+    def track_pending(self, read: Callable[[], float]) -> None: ...
+
+
 class NoMetrics:
     """Instruments that record nothing (unit tests, tools)."""
 
@@ -92,3 +104,15 @@ class NoMetrics:
 
     def for_version(self, ref: VersionRef) -> NoMetrics:
         return self
+
+    def dropped(self, model: str, reason: str, count: int = 1) -> None:
+        pass
+
+    def truncated(self, model: str, reason: str) -> None:
+        pass
+
+    def delivery_failed(self, outcome: str) -> None:
+        pass
+
+    def track_pending(self, read: Callable[[], float]) -> None:
+        pass

@@ -3,22 +3,25 @@
 The request path only appends a `Prediction` (references to arrays it already has) to a bounded buffer; building
 protobuf records and publishing happen later, in batches, off the request path. When the buffer is full (the
 broker is away and the publisher cannot keep up) new predictions are dropped and counted, never waited for.
+A record is capped (request id, then tensors) and batches are cut by bytes, so that no batch can exceed the
+broker's message limit: one oversized request must not stop the stream for every model.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 import struct
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
 from modelyard.serving.domain.codec import Array
 from modelyard.serving.domain.model import VersionRef
+from modelyard.serving.domain.ports import StreamMetrics
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +57,29 @@ class RateLimitedLog:
         self._next = now + self.interval_s
 
 
+class Dropped(StrEnum):
+    """Why a prediction never reached the stream (the `reason` label of the dropped counter)."""
+
+    BUFFER_FULL = "buffer_full"  # the broker is away or slower than the traffic
+    RECORD_TOO_LARGE = "record_too_large"  # over the record cap even without its tensors
+    REFUSED = "refused"  # the broker refused its batch for good (message too large, corrupt)
+
+
+class Cut(StrEnum):
+    """What a record lost to stay under its caps (the `reason` label of the truncated counter)."""
+
+    REQUEST_ID = "request_id"  # cut to the request id cap
+    TENSORS = "tensors"  # inputs and outputs left out: the record was over the record cap
+
+
 class PredictionBuffer:
     """Bounded FIFO between the request path and the publisher; never blocks the caller."""
 
-    def __init__(self, capacity: int, on_drop: Callable[[str], None] = lambda model: None) -> None:
+    def __init__(self, capacity: int, metrics: StreamMetrics) -> None:
         self.capacity = capacity
         self.dropped = 0
         self._items: deque[Prediction] = deque()
-        self._on_drop = on_drop
+        self._metrics = metrics
         self._drop_log = RateLimitedLog()
 
     def __len__(self) -> int:
@@ -70,52 +88,121 @@ class PredictionBuffer:
     def add(self, prediction: Prediction) -> None:
         if len(self._items) >= self.capacity:
             self.dropped += 1
-            self._on_drop(prediction.ref.model)
+            self._metrics.dropped(prediction.ref.model, Dropped.BUFFER_FULL)
             self._drop_log.warning("prediction buffer full: dropped records, %d in total", self.dropped)
             return
         self._items.append(prediction)
 
-    def peek(self, limit: int) -> list[Prediction]:
-        """The oldest `limit` predictions, left in place until `commit` (so a failed publish retries them)."""
-        return list(itertools.islice(self._items, limit))
-
-    def commit(self, count: int) -> None:
-        for _ in range(count):
-            self._items.popleft()
+    def take(self, limit: int) -> list[Prediction]:
+        """Remove and return the oldest `limit` predictions."""
+        return [self._items.popleft() for _ in range(min(limit, len(self._items)))]
 
 
 @dataclass(frozen=True, slots=True)
 class RecordPolicy:
-    """How much of each tensor a record carries: tensors above `max_values` are sampled and truncated."""
+    """How much of a prediction its record carries, and how many bytes a batch (one Kafka message) may hold.
+
+    Tensors above `max_values` are sampled and truncated; a request id is cut to `max_request_id_bytes`; a record
+    still above `max_record_bytes` loses its tensors (and is dropped if that is not enough); batches are cut so
+    that their payload stays under `max_batch_bytes`.
+    """
 
     max_values: int = 1024
     large_sample_rate: float = 0.1
+    max_request_id_bytes: int = 128
+    max_record_bytes: int = 128 * 1024
+    max_batch_bytes: int = 512 * 1024
 
 
 def version_ref_message(ref: VersionRef) -> common_pb2.ModelVersionRef:
     return common_pb2.ModelVersionRef(model_name=ref.model, version=ref.version, digest=ref.digest)
 
 
-def to_batches(
-    predictions: Sequence[Prediction], policy: RecordPolicy
-) -> dict[str, serving_events_pb2.PredictionBatch]:
-    """One PredictionBatch per model, records in arrival order.
+class RecordEncoder:
+    """Turns predictions into PredictionBatches within the policy's caps; what it cuts or drops is counted and
+    logged at most every 10 s (without the request id: it may be the very thing that was too large)."""
 
-    Records are written straight in protobuf wire format and parsed once per batch: building them field by field
-    through the Python message API cost several times the inference of a small model, per prediction.
-    """
-    encoded: dict[str, list[bytes]] = {}
-    refs: dict[VersionRef, bytes] = {}
-    for prediction in predictions:
-        ref = prediction.ref
-        ref_bytes = refs.get(ref)
-        if ref_bytes is None:
-            ref_bytes = refs[ref] = version_ref_message(ref).SerializeToString()
-        encoded.setdefault(ref.model, []).append(_field(_RECORDS, encode_record(prediction, ref_bytes, policy)))
-    return {
-        model: serving_events_pb2.PredictionBatch.FromString(_field(_MODEL_NAME, model.encode()) + b"".join(records))
-        for model, records in encoded.items()
-    }
+    def __init__(self, policy: RecordPolicy, metrics: StreamMetrics) -> None:
+        self.policy = policy
+        self._metrics = metrics
+        self._cut_log = RateLimitedLog()
+
+    def batches(self, predictions: Sequence[Prediction]) -> list[serving_events_pb2.PredictionBatch]:
+        """PredictionBatches of one model each, records in arrival order (a model's batches too), each batch's
+        payload at most `max_batch_bytes` (a lone record above it, possible only when the caps are set so, goes
+        alone).
+
+        Records are written straight in protobuf wire format and parsed once per batch: building them field by
+        field through the Python message API cost several times the inference of a small model, per prediction.
+        """
+        full: list[bytes] = []
+        open_batches: dict[str, _Batch] = {}
+        refs: dict[VersionRef, bytes] = {}
+        for prediction in predictions:
+            ref = prediction.ref
+            ref_bytes = refs.get(ref)
+            if ref_bytes is None:
+                ref_bytes = refs[ref] = version_ref_message(ref).SerializeToString()
+            record = self._record(prediction, ref_bytes)
+            if record is None:
+                continue
+            field = _field(_RECORDS, record)
+            batch = open_batches.get(ref.model)
+            if batch is None:
+                batch = open_batches[ref.model] = _Batch(ref.model)
+            elif batch.size + len(field) > self.policy.max_batch_bytes:
+                full.append(batch.payload())
+                batch = open_batches[ref.model] = _Batch(ref.model)
+            batch.add(field)
+        full += [batch.payload() for batch in open_batches.values()]
+        return [serving_events_pb2.PredictionBatch.FromString(payload) for payload in full]
+
+    def _record(self, prediction: Prediction, version: bytes) -> bytes | None:
+        policy, model = self.policy, prediction.ref.model
+        request_id = prediction.request_id.encode()
+        if len(request_id) > policy.max_request_id_bytes:
+            self._cut(model, Cut.REQUEST_ID, len(request_id), policy.max_request_id_bytes)
+            request_id = _utf8_prefix(request_id, policy.max_request_id_bytes)
+        record = encode_record(prediction, request_id, version, policy)
+        if len(record) <= policy.max_record_bytes:
+            return record
+        size = len(record)
+        record = encode_record(prediction, request_id, version, policy, tensors=False)
+        if len(record) <= policy.max_record_bytes:
+            self._cut(model, Cut.TENSORS, size, policy.max_record_bytes)
+            return record
+        self._metrics.dropped(model, Dropped.RECORD_TOO_LARGE)
+        self._cut_log.warning(
+            "prediction stream: a record of %s is %d bytes even without tensors (cap %d): dropped",
+            model,
+            len(record),
+            policy.max_record_bytes,
+        )
+        return None
+
+    def _cut(self, model: str, what: Cut, size: int, cap: int) -> None:
+        self._metrics.truncated(model, what)
+        self._cut_log.warning("prediction stream: %s of a record of %s cut (%d bytes, cap %d)", what, model, size, cap)
+
+
+class _Batch:
+    """The wire format of one PredictionBatch being filled, and its size so far."""
+
+    def __init__(self, model: str) -> None:
+        self.parts = [_field(_MODEL_NAME, model.encode())]
+        self.size = len(self.parts[0])
+
+    def add(self, record_field: bytes) -> None:
+        self.parts.append(record_field)
+        self.size += len(record_field)
+
+    def payload(self) -> bytes:
+        return b"".join(self.parts)
+
+
+def _utf8_prefix(data: bytes, limit: int) -> bytes:
+    """The longest prefix of UTF-8 `data` within `limit` bytes that does not split a character."""
+    return data[:limit].decode(errors="ignore").encode()
 
 
 # Field keys (field number << 3 | wire type) of PredictionBatch, PredictionRecord, PredictionTensor, Timestamp.
@@ -149,18 +236,20 @@ def _field(key: bytes, payload: bytes) -> bytes:
     return key + _varint(len(payload)) + payload
 
 
-def encode_record(prediction: Prediction, version: bytes, policy: RecordPolicy) -> bytes:
+def encode_record(
+    prediction: Prediction, request_id: bytes, version: bytes, policy: RecordPolicy, *, tensors: bool = True
+) -> bytes:
     """A PredictionRecord in wire format; `version` is its ModelVersionRef, already serialized."""
     seconds, nanos = divmod(prediction.time_ns, 1_000_000_000)
     parts = [
-        _field(_REQUEST_ID, prediction.request_id.encode()),
+        _field(_REQUEST_ID, request_id),
         _field(_VERSION, version),
         _field(_TIMESTAMP, _SECONDS + _varint(seconds) + _NANOS + _varint(nanos)),
     ]
-    parts += [_field(_INPUTS, t) for t in _tensors(prediction.inputs.items(), policy)]
-    parts += [
-        _field(_OUTPUTS, t) for t in _tensors(zip(prediction.output_names, prediction.outputs, strict=True), policy)
-    ]
+    if tensors:
+        parts += [_field(_INPUTS, t) for t in _tensors(prediction.inputs.items(), policy)]
+        outputs = zip(prediction.output_names, prediction.outputs, strict=True)
+        parts += [_field(_OUTPUTS, t) for t in _tensors(outputs, policy)]
     parts.append(_LATENCY + _DOUBLE.pack(prediction.latency_s * 1000.0))
     if prediction.status_code:
         parts.append(_STATUS + _varint(prediction.status_code))
