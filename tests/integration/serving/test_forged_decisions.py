@@ -33,17 +33,30 @@ pytestmark = pytest.mark.integration
 MODEL = "breast_cancer"
 
 
-async def caught_up(bootstrap: str, group: str) -> None:
-    """Wait until consumer group `group` has committed every record on the decisions topic so far: everything
+DECISIONS = [TopicPartition(GOVERNANCE_DECISIONS.name, p) for p in range(GOVERNANCE_DECISIONS.partitions)]
+
+
+async def end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await reader.start()
+    try:
+        return dict(await reader.end_offsets(DECISIONS))
+    finally:
+        await reader.stop()
+
+
+async def caught_up(bootstrap: str, group: str, before: dict[TopicPartition, int]) -> None:
+    """Wait until consumer group `group` has committed every record on the decisions topic published since
+    `before` (the end offsets when the replica started; earlier tests' records are not its to read): everything
     published before this call has been handled (or dead-lettered) by then."""
+    ends = await end_offsets(bootstrap)
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await reader.start()
     try:
-        partitions = [TopicPartition(GOVERNANCE_DECISIONS.name, p) for p in range(GOVERNANCE_DECISIONS.partitions)]
-        ends = await reader.end_offsets(partitions)
+        grown = [tp for tp in DECISIONS if ends[tp] > before[tp]]
 
         async def behind() -> bool:
-            return any([(await reader.committed(tp) or 0) < ends[tp] for tp in partitions])
+            return any([(await reader.committed(tp) or 0) < ends[tp] for tp in grown])
 
         async with asyncio.timeout(30):
             while await behind():  # noqa: ASYNC110  (the broker's commits have no event to await)
@@ -77,6 +90,7 @@ async def test_forged_replayed_and_jumping_decisions_never_change_what_is_served
     async def served() -> list[str]:
         return list((await stub.ModelMetadata(pb.ModelMetadataRequest(name=MODEL))).versions)
 
+    before = await end_offsets(kafka_bootstrap)  # the replica reads from the latest offset: nothing earlier
     stranger = Ed25519PrivateKey.generate()
     forger = EventPublisher(kafka_bootstrap)
     governance = signed_publisher(kafka_bootstrap, GOVERNANCE_KEY)
@@ -90,7 +104,7 @@ async def test_forged_replayed_and_jumping_decisions_never_change_what_is_served
         await forger.publish(GOVERNANCE_DECISIONS, unsigned)
         await impostor.publish(GOVERNANCE_DECISIONS, foreign)
         await forger.publish(GOVERNANCE_DECISIONS, lockout)
-        await caught_up(kafka_bootstrap, group)
+        await caught_up(kafka_bootstrap, group, before)
         assert await served() == ["1"] and await answered_by() == "1"
         reasons = {
             dict(r.headers)["ce_id"].decode(): dict(r.headers)["modelyard_dlq_error"].decode()
@@ -111,7 +125,7 @@ async def test_forged_replayed_and_jumping_decisions_never_change_what_is_served
         # its word: serving asks governance, whose plan still says v1 at revision 1, and keeps serving that.
         jump, _ = decision(v3, 1000)
         await governance.publish(GOVERNANCE_DECISIONS, jump)
-        await caught_up(kafka_bootstrap, group)
+        await caught_up(kafka_bootstrap, group, before)
         assert await served() == ["1"] and await answered_by() == "1"
 
         async def decide(version: common_pb2.ModelVersionRef, revision: int) -> Event:
@@ -119,7 +133,7 @@ async def test_forged_replayed_and_jumping_decisions_never_change_what_is_served
             event, committed = decision(version, revision)
             repository.write_plans(committed)
             await governance.publish(GOVERNANCE_DECISIONS, event)
-            await caught_up(kafka_bootstrap, group)
+            await caught_up(kafka_bootstrap, group, before)
             return event
 
         # 3. Real decisions still apply afterwards: no revision counter moved.
@@ -135,7 +149,7 @@ async def test_forged_replayed_and_jumping_decisions_never_change_what_is_served
             if dict(r.headers)["ce_id"] == approved.id.encode()
         ]
         await forger.send_record(GOVERNANCE_DECISIONS.name, old.key, old.value, list(old.headers))
-        await caught_up(kafka_bootstrap, group)
+        await caught_up(kafka_bootstrap, group, before)
         assert await served() == ["1"] and await answered_by() == "1"
 
         # 5. And the next real decision is enacted.
