@@ -15,7 +15,7 @@ from modelyard.serving.adapters.memory import InMemoryStatus
 from modelyard.serving.domain.codec import Array, to_raw
 from modelyard.serving.domain.dataplane import DataPlane, ShadowRunner
 from modelyard.serving.domain.deployment import ModelManager, canary_bucket
-from modelyard.serving.domain.errors import Code, InvalidArgument, NotFound, PlanSourceError
+from modelyard.serving.domain.errors import Code, InvalidArgument, NotFound, PlanSourceError, Unavailable
 from modelyard.serving.domain.model import Plan, Signature, TensorSpec, VersionRef
 from modelyard.serving.domain.ports import NoMetrics
 from modelyard.serving.domain.stream import PredictionBuffer
@@ -246,3 +246,35 @@ async def test_startup_gives_up_visibly_when_the_source_stays_away_or_refuses(pa
 def test_backoff_doubles_up_to_its_cap_within_its_deadline() -> None:
     assert Backoff(first_s=1, max_s=4, deadline_s=20).waits() == [1, 2, 4, 4, 4, 4]
     assert Backoff(deadline_s=0).waits() == []
+
+
+async def test_a_planned_model_whose_artifact_is_away_is_unavailable_then_served_once_it_comes(parts: Parts) -> None:
+    lifecycle, _, artifacts, status = parts
+    lifecycle.load_retry = Backoff(first_s=0.01, max_s=0.02)
+    v1 = VersionRef("m", 1, "sha256:" + hashlib.sha256(b"1").hexdigest())  # its artifact is not there yet
+    lifecycle.plans = FlakyPlans([Plan("m", 1, v1)], away=0)
+    manager = lifecycle.manager
+    with pytest.raises(Unavailable, match="serving is loading its deployment plans"):
+        manager.resolve("m", "", "")  # before the startup plans: any model may be one of them
+    await lifecycle.load_startup_plans()
+    assert manager.started and manager.missing_models() == ["m"]
+    with pytest.raises(Unavailable, match="planned but not loaded yet"):
+        manager.resolve("m", "", "")
+    assert ("m", "", "UNAVAILABLE", "artifacts retried") in lifecycle.index(ready_only=False)
+    with pytest.raises(NotFound):
+        manager.resolve("other", "", "")  # once started, a model nobody planned is not found
+    artifacts.add("m", 1)  # the source is back
+    async with asyncio.timeout(5):
+        while manager.get("m") is None:  # noqa: ASYNC110  (the retry is a background task of the lifecycle)
+            await asyncio.sleep(0.01)
+    assert manager.missing_models() == [] and manager.resolve("m", "", "")[1].ref == v1
+    assert status.of("load_failed")[0] == v1 and status.of("loaded") == [v1]  # every failed fetch was reported
+    await lifecycle.close()
+
+
+async def test_a_plan_refused_for_good_is_not_waited_for(parts: Parts) -> None:
+    lifecycle, _, artifacts, _ = parts
+    bad = artifacts.add("m", 1, b"not onnx")
+    lifecycle.plans = FlakyPlans([Plan("m", 1, bad)], away=0)
+    await lifecycle.load_startup_plans()
+    assert lifecycle.manager.missing_models() == []  # failed visibly (ModelLoadFailed): readiness not held back

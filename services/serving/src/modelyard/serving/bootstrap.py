@@ -110,6 +110,7 @@ def wire(
             max_queue_delay_s=settings.max_queue_delay_us * 1e-6,
             batch_overhead_s=settings.batch_overhead_us * 1e-6,
         ),
+        load_retry=Backoff(first_s=min(0.5, settings.artifact_retry_max_s), max_s=settings.artifact_retry_max_s),
     )
     return ServingCore(settings, manager, DataPlane(manager, stream, shadows), lifecycle, stream, shadows, pool)
 
@@ -142,6 +143,11 @@ def build(settings: ServingSettings) -> Service:
     async def startup_plans_loaded() -> bool:
         return startup_done
 
+    async def planned_models_live() -> bool:
+        # Ready means answering correctly now: not while a planned model has nothing live (its artifacts are
+        # retried in the background); a plan refused for good was reported and does not hold readiness back.
+        return not core.manager.missing_models()
+
     async def listening_to_decisions() -> bool:
         # The consumer starts at the latest offset, so a decision is only surely seen once partitions are ours.
         return bool(consumer.assignment)
@@ -167,7 +173,11 @@ def build(settings: ServingSettings) -> Service:
         grpc_apis=[GrpcApi(API_NAME, lambda server: add_inference_service(servicer, server))],
         routers=[inference_router(core.dataplane, core.lifecycle, VERSION, ready=lambda: service.ready)],
         background_tasks=tasks,
-        readiness_checks={"startup-plans": startup_plans_loaded, "decisions": listening_to_decisions},
+        readiness_checks={
+            "startup-plans": startup_plans_loaded,
+            "planned-models": planned_models_live,
+            "decisions": listening_to_decisions,
+        },
         on_start=[publisher.start, consumer.start],
         on_stop=on_stop,
     )

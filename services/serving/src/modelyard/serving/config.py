@@ -50,6 +50,12 @@ class ServingSettings(ServiceSettings):
     )
     registry_address: str = Field("127.0.0.1:50051", description="registry gRPC address (artifact_source=registry)")
     registry_token: SecretStr | None = Field(None, description="bearer token for the registry, if it requires one")
+    artifact_retry_max_s: float = Field(
+        30.0,
+        gt=0,
+        description="a planned version whose artifact cannot be fetched (source away) is tried again, waits "
+        "doubling from 0.5 s up to this; its model answers UNAVAILABLE and the replica is not ready meanwhile",
+    )
 
     inline_below_us: float = Field(
         200.0, ge=0, description="a version whose one-row warm-up call is faster than this runs on the event loop"

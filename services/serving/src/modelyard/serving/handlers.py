@@ -82,6 +82,7 @@ class Lifecycle:
         status: StatusReporter,
         metrics: MetricsFactory,
         policy: ExecutionPolicy,
+        load_retry: Backoff = Backoff(first_s=0.5, max_s=30.0),
     ) -> None:
         self.manager = manager
         self.artifacts = artifacts
@@ -91,7 +92,9 @@ class Lifecycle:
         self.metrics = metrics
         self.policy = policy
         self.unloaded: set[str] = set()  # models taken down by RepositoryModelUnload, listed as UNAVAILABLE
+        self.load_retry = load_retry
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._retries: dict[str, asyncio.Task[None]] = {}
 
     async def enact(self, plan: Plan, *, force: bool = False) -> bool:
         """Serve `plan`; False when it is not newer than the plan being served (redelivery, stale event).
@@ -134,20 +137,21 @@ class Lifecycle:
                 await self._retire([v for v in previous.versions if v.ref not in served])
             return True
 
-    async def apply_decision(self, plan: Plan) -> bool:
+    async def apply_decision(self, plan: Plan) -> None:
         """Enact a plan a decision event carries, when it is the very next revision of what is served.
 
         On any doubt (a revision that jumps ahead, an older or equal revision with other content, a model this
         replica does not serve past its first revision) the plan source, governance, is asked instead and its
         current plan for the model is what gets enacted: a replica never gets stuck behind a revision governance
-        never issued, nor goes back to an old plan replayed. Raises PlanSourceError while governance is away.
+        never issued, nor goes back to an old plan replayed. Raises PlanSourceError while governance is away. A
+        plan whose artifacts cannot be fetched yet is retried in the background (`serve`).
         """
         current = self.manager.get(plan.model)
         served = current.plan.revision if current is not None else 0
         if plan.revision == served + 1:
-            return await self.enact(plan)
+            return await self.serve(plan)
         if current is not None and plan == current.plan:
-            return False  # redelivered
+            return  # redelivered
         log.warning(
             "plan revision %d for %s does not follow served revision %d: asking the plan source",
             plan.revision,
@@ -157,10 +161,44 @@ class Lifecycle:
         decided = next((p for p in await self.plans.plans() if p.model == plan.model), None)
         if decided is None:
             log.warning("plan for %s ignored: the plan source has no plan for it", plan.model)
-            return False
-        if current is not None and decided == current.plan:
-            return False
-        return await self.enact(decided, force=True)
+        elif current is None or decided != current.plan:
+            await self.serve(decided, force=True)
+
+    async def serve(self, plan: Plan, *, force: bool = False) -> None:
+        """Enact `plan`; when a version's artifact cannot be fetched yet (its source is away), keep trying in the
+        background with backoff until it can, the model answering UNAVAILABLE meanwhile if nothing of it is live.
+        A plan refused for good (a digest mismatch, not a model) was reported as ModelLoadFailed, and is logged."""
+        try:
+            await self.enact(plan, force=force)
+        except LoadFailed as exc:
+            if not exc.transient:
+                log.error("plan revision %d for %s not served: %s", plan.revision, plan.model, exc)
+                return
+            log.warning("plan revision %d for %s not served yet, retrying: %s", plan.revision, plan.model, exc)
+            self.manager.missing(plan.model)
+            previous = self._retries.pop(plan.model, None)
+            if previous is not None:
+                previous.cancel()
+            self._retries[plan.model] = asyncio.create_task(self._keep_trying(plan, force), name=f"load {plan.model}")
+
+    async def _keep_trying(self, plan: Plan, force: bool) -> None:
+        wait = self.load_retry.first_s
+        try:
+            while True:
+                await asyncio.sleep(wait * random.uniform(0.8, 1.0))
+                try:
+                    await self.enact(plan, force=force)  # a newer plan served meanwhile makes this a no-op
+                    return
+                except LoadFailed as exc:
+                    if not exc.transient:
+                        log.error("plan revision %d for %s not served: %s", plan.revision, plan.model, exc)
+                        return
+                    wait = min(wait * 2, self.load_retry.max_s)
+                    log.warning("plan revision %d for %s: next try in %.1fs: %s", plan.revision, plan.model, wait, exc)
+        finally:
+            self.manager.not_missing(plan.model)
+            if self._retries.get(plan.model) is asyncio.current_task():
+                del self._retries[plan.model]
 
     async def load_model(self, model: str) -> None:
         """(Re)load a model from its plan in the plan source (the repository API's load)."""
@@ -182,21 +220,21 @@ class Lifecycle:
         """(model, version, state, reason) of every model this replica serves, loads or was told to unload."""
         rows = [(d.plan.model, v.label, "READY", "") for d in self.manager for v in d.versions]
         if not ready_only:
+            rows += [(model, "", "UNAVAILABLE", "artifacts retried") for model in self.manager.missing_models()]
             rows += [(model, "", "UNAVAILABLE", "unloaded") for model in sorted(self.unloaded)]
             rows += [(model, "", "LOADING", "") for model in self.manager.loading_models()]
         return rows
 
     async def load_startup_plans(self, retry: Backoff | None = None) -> None:
-        """Serve every plan the plan source has; one plan that fails does not stop the others.
+        """Serve every plan the plan source has; one plan that fails does not stop the others, and one whose
+        artifacts cannot be fetched yet is retried in the background (`serve`).
 
         While the source is away (a transient PlanSourceError), ask again as `retry` says, then raise: a replica
         that gives up visibly (and is restarted) is better than one that serves nothing, or stale plans, silently.
         """
         for plan in await self._startup_plans(retry or Backoff()):
-            try:
-                await self.enact(plan)
-            except LoadFailed as exc:
-                log.error("startup plan for %s not served: %s", plan.model, exc)
+            await self.serve(plan)
+        self.manager.started = True
 
     async def _startup_plans(self, retry: Backoff) -> list[Plan]:
         waits = retry.waits()
@@ -212,6 +250,9 @@ class Lifecycle:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def close(self) -> None:
+        for task in list(self._retries.values()):
+            task.cancel()
+        await asyncio.gather(*self._retries.values(), return_exceptions=True)
         for deployment in list(self.manager):
             self.manager.remove(deployment.plan.model)
             for version in deployment.versions:

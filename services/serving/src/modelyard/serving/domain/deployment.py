@@ -120,11 +120,15 @@ class Deployment:
 
 
 class ModelManager:
-    """The live deployment of every model, and which models are being loaded (answered UNAVAILABLE)."""
+    """The live deployment of every model, and the models that are planned but not live: being loaded, or waiting
+    for their artifacts (answered UNAVAILABLE, which a client retries, not NOT_FOUND, which it does not)."""
 
     def __init__(self) -> None:
         self._live: dict[str, Deployment] = {}
         self._loading: dict[str, Plan] = {}
+        self._missing: set[str] = set()  # planned, not loadable yet (a source away): retried in the background
+        # Until the startup plans are served, any model may be one of them: unknown is not yet "not found".
+        self.started = False
 
     def resolve(self, model: str, version: str, request_id: str) -> tuple[Deployment, ServedVersion]:
         """The deployment and version that answer a request; raises NotFound or Unavailable."""
@@ -132,6 +136,10 @@ class ModelManager:
         if deployment is None:
             if model in self._loading:
                 raise Unavailable(f"model '{model}' is loading")
+            if model in self._missing:
+                raise Unavailable(f"model '{model}' is planned but not loaded yet (its artifacts are retried)")
+            if not self.started:
+                raise Unavailable(f"model '{model}' is not served yet: serving is loading its deployment plans")
             raise NotFound(f"unknown model '{model}'")
         if not version:
             return deployment, deployment.route(request_id)
@@ -159,10 +167,23 @@ class ModelManager:
     def loading_models(self) -> list[str]:
         return sorted(self._loading)
 
+    def missing(self, model: str) -> None:
+        """`model` is planned but could not be loaded yet; it is being retried."""
+        self._missing.add(model)
+
+    def not_missing(self, model: str) -> None:
+        """`model` is live, or failed for good (visibly): no longer waited for."""
+        self._missing.discard(model)
+
+    def missing_models(self) -> list[str]:
+        """Planned models with nothing live: while there are any, this replica does not answer correctly."""
+        return sorted(m for m in self._missing if m not in self._live)
+
     def swap(self, deployment: Deployment) -> Deployment | None:
         """Make `deployment` live for its model at once; returns the one it replaced."""
         previous = self._live.get(deployment.plan.model)
         self._live[deployment.plan.model] = deployment
+        self._missing.discard(deployment.plan.model)
         return previous
 
     def remove(self, model: str) -> Deployment | None:

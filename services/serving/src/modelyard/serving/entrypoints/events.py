@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 from modelyard.contracts.events.v1 import governance_events_pb2 as gov
 from modelyard.contracts.events.v1.common_pb2 import DeploymentPlan
 from modelyard.events.envelope import Event
 from modelyard.kafka.consumer import EventConsumer, PermanentError, TransientError
 from modelyard.serving.adapters.plans import plan_from_message
 from modelyard.serving.domain.errors import PlanSourceError
-from modelyard.serving.handlers import Lifecycle, LoadFailed
-
-log = logging.getLogger(__name__)
+from modelyard.serving.handlers import Lifecycle
 
 
 class DecisionHandlers:
@@ -26,12 +22,12 @@ class DecisionHandlers:
         consumer.register(gov.RollbackOrdered, self.on_rollback_ordered)
 
     async def on_deployment_approved(self, event: Event) -> None:
-        await self._enact(event, event.payload.plan)  # type: ignore[attr-defined]
+        await self._enact(event.payload.plan)  # type: ignore[attr-defined]
 
     async def on_rollback_ordered(self, event: Event) -> None:
-        await self._enact(event, event.payload.plan)  # type: ignore[attr-defined]
+        await self._enact(event.payload.plan)  # type: ignore[attr-defined]
 
-    async def _enact(self, event: Event, message: DeploymentPlan) -> None:
+    async def _enact(self, message: DeploymentPlan) -> None:
         try:
             plan = plan_from_message(message)
         except ValueError as exc:
@@ -40,9 +36,3 @@ class DecisionHandlers:
             await self.lifecycle.apply_decision(plan)
         except PlanSourceError as exc:
             raise (TransientError if exc.transient else PermanentError)(str(exc)) from exc
-        except LoadFailed as exc:
-            if exc.transient:
-                raise TransientError(str(exc)) from exc
-            # Refused for good (digest mismatch, bad model) and already reported on modelyard.serving.status;
-            # the decision itself was valid, so it is committed, not dead-lettered.
-            log.error("plan from %s (event %s) refused: %s", event.type, event.id, exc)
