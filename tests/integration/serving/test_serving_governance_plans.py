@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
 import grpc
@@ -19,10 +18,8 @@ from modelyard.governance.bootstrap import build as build_governance
 from modelyard.governance.testing import InMemoryCatalog, facts, governance_settings
 from modelyard.kafka.admin import ensure_topics
 from modelyard.serving.bootstrap import build as build_serving
-from modelyard.serving.config import ServingSettings
-from modelyard.serving.testing import ModelRepository, infer_request, variant, wait_until
+from modelyard.serving.testing import ModelRepository, infer_request, service_settings, variant, wait_until
 from modelyard.testing.models import TrainedModel
-from modelyard.testing.signing import GOVERNANCE_PUBLIC
 
 pytestmark = pytest.mark.integration
 
@@ -78,16 +75,12 @@ async def test_a_replica_started_after_an_approval_serves_what_governance_decide
 
     # Governance is away when the replica starts: it keeps asking, and is not ready meanwhile.
     serving = build_serving(
-        ServingSettings(
-            data_dir=repository.root,
-            grpc_port=0,
-            http_port=0,
-            kafka_bootstrap=kafka_bootstrap,
-            replica=f"test-{uuid.uuid4().hex[:8]}",
+        service_settings(
+            repository.root,
+            kafka_bootstrap,
             plan_source="governance",
             governance_address=governance_address,
             governance_token=SERVING,
-            trusted_governance_keys=[GOVERNANCE_PUBLIC],  # governance_settings' event key: decisions verify
             stream_enabled=False,
         )
     )

@@ -7,7 +7,6 @@ The whole serving service on the test broker; the local model directory stands i
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -19,10 +18,8 @@ from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
 from modelyard.kafka.admin import ensure_topics
 from modelyard.serving.bootstrap import build
-from modelyard.serving.config import ServingSettings
-from modelyard.serving.testing import ModelRepository, digest, infer_request, plan, variant
+from modelyard.serving.testing import ModelRepository, digest, infer_request, plan, service_settings, variant
 from modelyard.testing.models import TrainedModel
-from modelyard.testing.signing import GOVERNANCE_PUBLIC
 
 pytestmark = pytest.mark.integration
 
@@ -41,16 +38,7 @@ async def test_a_model_whose_artifact_is_away_is_unavailable_until_it_comes_back
     artifact = variant(breast_cancer.onnx, "late")
     late = common_pb2.ModelVersionRef(model_name="late", version=1, digest=digest(artifact))
     repository.write_plans(plan(served), plan(late))  # `late`'s artifact is not in the model directory yet
-    settings = ServingSettings(
-        data_dir=repository.root,
-        grpc_port=0,
-        http_port=0,
-        kafka_bootstrap=kafka_bootstrap,
-        replica=f"test-{uuid.uuid4().hex[:8]}",
-        trusted_governance_keys=[GOVERNANCE_PUBLIC],
-        stream_enabled=False,
-        artifact_retry_max_s=0.5,
-    )
+    settings = service_settings(repository.root, kafka_bootstrap, stream_enabled=False, artifact_retry_max_s=0.5)
     service = build(settings)
     async with (
         service.running(),

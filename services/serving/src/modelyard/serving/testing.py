@@ -171,20 +171,25 @@ def infer_request(model: str, rows: np.ndarray, request_id: str = "", version: s
     return message
 
 
+def service_settings(root: Path, kafka_bootstrap: str, **overrides: Any) -> ServingSettings:
+    """A replica of its own on the test broker, trusting the test governance key."""
+    options: dict[str, Any] = {
+        "data_dir": root,
+        "grpc_port": 0,
+        "http_port": 0,
+        "kafka_bootstrap": kafka_bootstrap,
+        "replica": f"test-{uuid.uuid4().hex[:8]}",
+        "stream_interval_s": 0.02,
+        "trusted_governance_keys": [GOVERNANCE_PUBLIC],
+    }
+    return ServingSettings(**{**options, **overrides})
+
+
 @pytest.fixture
 async def service(repository: ModelRepository, kafka_bootstrap: str) -> AsyncIterator[Service]:
     """The whole serving service as `python -m modelyard.serving` builds it, on the test broker."""
     await ensure_topics(kafka_bootstrap)
-    settings = ServingSettings(
-        data_dir=repository.root,
-        grpc_port=0,
-        http_port=0,
-        kafka_bootstrap=kafka_bootstrap,
-        replica=f"test-{uuid.uuid4().hex[:8]}",
-        stream_interval_s=0.02,
-        trusted_governance_keys=[GOVERNANCE_PUBLIC],
-    )
-    service = build(settings)
+    service = build(service_settings(repository.root, kafka_bootstrap))
     async with service.running():
         await wait_until(lambda: service.ready)
         yield service
