@@ -131,6 +131,14 @@ def alias_version(address: str, name: str) -> int:
         return int(stub.ResolveAlias(request, metadata=auth("alice")).version.version)
 
 
+def move_alias(address: str, name: str, version: int) -> None:
+    """As a principal with the service role: what governance's own move would be, done behind its back."""
+    with grpc.insecure_channel(address) as channel:
+        stub = rpb_grpc.RegistryServiceStub(channel)  # type: ignore[no-untyped-call]
+        request = rpb.SetAliasRequest(model_name=name, alias="production", version=version, reason="test")
+        stub.SetAlias(request, metadata=auth("governance"))
+
+
 @pytest.fixture
 async def decisions(kafka_bootstrap: str) -> AsyncIterator[asyncio.Queue[Event]]:
     """Every event on the decisions topic, as serving would see them."""
@@ -184,6 +192,7 @@ async def test_promotion_approval_and_rollback(
         registry_address=registry.grpc_address,
         registry_token=TOKENS["governance"],
         work_interval_s=0.1,
+        alias_reconcile_interval_s=0.2,
     )
     service = build(settings)
     async with service.running(), grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc.port}") as channel:
@@ -287,6 +296,16 @@ async def test_promotion_approval_and_rollback(
         plan = (await gov.GetDeploymentPlan(gpb.GetDeploymentPlanRequest(model_name=name), metadata=auth("carol"))).plan
         assert plan.primary.version == 1 and not plan.HasField("canary")
         assert await asyncio.to_thread(alias_version, registry.grpc_address, name) == 1
+
+        # An alias that diverges from the plan (moved behind governance's back, or a move lost to a registry
+        # outage) is set back to the plan's primary by the reconciliation loop, and counted.
+        await asyncio.to_thread(move_alias, registry.grpc_address, name, 2)
+
+        async def alias_back_on_plan() -> bool:
+            return await asyncio.to_thread(alias_version, registry.grpc_address, name) == 1
+
+        await until(alias_back_on_plan)
+        assert REGISTRY.get_sample_value("modelyard_governance_alias_repairs_total", {"model": name}) >= 1
 
         # The audit trail saw the registry's events too (its consumer reads every topic) and verifies.
         async def registry_events_audited() -> bool:

@@ -11,7 +11,13 @@ from modelyard.contracts.governance.v1 import governance_service_pb2 as gpb
 from modelyard.events.envelope import Event
 from modelyard.governance.adapters.sql import schema
 from modelyard.governance.bootstrap import Governance
-from modelyard.governance.domain.errors import AlreadyExists, FailedPrecondition, NotFound, SeparationOfDuties
+from modelyard.governance.domain.errors import (
+    AlreadyExists,
+    CatalogUnavailable,
+    FailedPrecondition,
+    NotFound,
+    SeparationOfDuties,
+)
 from modelyard.governance.domain.workflow import RequestState
 from modelyard.governance.entrypoints.api import GovernanceApi
 from modelyard.governance.testing import ALICE, BOB, CAROL, DAVE, EVE, InMemoryCatalog, facts
@@ -196,3 +202,25 @@ def test_every_current_plan_is_listed_through_the_api(governance: Governance, ca
     assert plans[1] == api.GetDeploymentPlan(EVE, gpb.GetDeploymentPlanRequest(model_name="credit")).plan
     with pytest.raises(PermissionDenied):
         governance.handlers.deployment_plans(Principal("nobody", frozenset()))
+
+
+def test_an_alias_move_lost_after_the_decision_is_made_again_by_reconciliation(
+    governance: Governance, catalog: InMemoryCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def registry_away(*args: object) -> None:
+        raise CatalogUnavailable("registry: UNAVAILABLE")
+
+    handlers = governance.handlers
+    monkeypatch.setattr(catalog, "set_alias", registry_away)
+    promote(governance, catalog, 1)  # committed and published, but the alias move failed (only logged)
+    assert catalog.alias_version("credit", "production") is None
+    (failed,) = handlers.reconcile_aliases()  # the registry is still away for writes: reported, not raised
+    assert (failed.planned, failed.found, failed.repaired, failed.diverged) == (1, None, False, True)
+
+    monkeypatch.undo()  # the registry is back
+    (repaired,) = handlers.reconcile_aliases()
+    assert (repaired.repaired, repaired.diverged) == (True, False)
+    assert catalog.moves[-1] == ("credit", "production", 1)
+    (in_step,) = handlers.reconcile_aliases()
+    assert (in_step.found, in_step.repaired, in_step.diverged) == (1, False, False)  # nothing to do: no move
+    assert len(catalog.moves) == 1

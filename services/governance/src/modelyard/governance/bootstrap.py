@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,7 +23,7 @@ from modelyard.events import topics
 from modelyard.events.envelope import Event
 from modelyard.events.signing import EVENT_KEY_FILE, EventSigner, TrustedKeys, load_private_key
 from modelyard.governance.adapters.evaluation import OnnxEvaluator
-from modelyard.governance.adapters.metrics import ROLLBACKS
+from modelyard.governance.adapters.metrics import ALIAS_DIVERGED, ALIAS_REPAIRS, ROLLBACKS
 from modelyard.governance.adapters.registry import RegistryCatalog
 from modelyard.governance.adapters.sql import schema
 from modelyard.governance.adapters.sql.store import SqlGovernanceStore
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 API_NAME: str = SERVICE.full_name
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
 BROKER_RETRY_S = 1.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,16 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
             await _guarded(asyncio.to_thread(handlers.promote_due_canaries), "canary promotion")
             await asyncio.sleep(settings.work_interval_s)
 
+    async def reconcile_aliases() -> None:
+        # At startup and then periodically: an alias move lost to a registry outage or a crash is made again.
+        while True:
+            checks = await _guarded(asyncio.to_thread(handlers.reconcile_aliases), "alias reconciliation")
+            for check in checks or []:
+                if check.repaired:
+                    ALIAS_REPAIRS.labels(model=check.model_name).inc()
+                ALIAS_DIVERGED.labels(model=check.model_name).set(1 if check.diverged else 0)
+            await asyncio.sleep(settings.alias_reconcile_interval_s)
+
     async def checkpoints() -> None:
         while True:
             await asyncio.sleep(settings.checkpoint_interval_s)
@@ -170,6 +182,7 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
             "alert-consumer": rollback_on_alerts,
             "workflow": workflow,
             "audit-checkpoints": checkpoints,
+            "alias-reconciliation": reconcile_aliases,
         },
         readiness_checks={"database": database_ready},
         on_stop=[dispose],
@@ -209,9 +222,11 @@ async def _consume(settings: GovernanceSettings, consumer: EventConsumer) -> Non
             await consumer.stop(grace_s=settings.shutdown_grace_s / 2)
 
 
-async def _guarded(work: Awaitable[object], what: str) -> None:
-    """One pass of periodic work; a failure is logged and retried next pass rather than stopping the service."""
+async def _guarded(work: Awaitable[T], what: str) -> T | None:
+    """One pass of periodic work, its result; a failure is logged (None) and retried next pass rather than
+    stopping the service."""
     try:
-        await work
+        return await work
     except Exception:
         log.exception("%s failed; retrying next pass", what)
+        return None

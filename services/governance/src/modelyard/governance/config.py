@@ -45,6 +45,9 @@ class GovernanceSettings(ServiceSettings):
     consumer_group_prefix: str = Field(
         "governance", min_length=1, description="Kafka consumer groups are <prefix>-audit and <prefix>-rollback"
     )
+    alias_reconcile_interval_s: float = Field(
+        30.0, gt=0, description="how often registry aliases are checked (and set) against the deployment plans"
+    )
     work_interval_s: float = Field(0.5, gt=0, description="how often pending checks, expiries and canaries run")
     auth: AuthSettings = Field(
         default_factory=lambda: AuthSettings(), description="bearer tokens (JSON) and anonymous access"

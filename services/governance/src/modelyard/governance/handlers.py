@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,22 @@ from modelyard.governance.domain.workflow import PromotionRequest, RequestState
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class AliasCheck:
+    """One deployed model's alias in the registry against its plan's primary, and whether it was set right."""
+
+    model_name: str
+    alias: str
+    planned: int
+    found: int | None  # None: the alias is not set
+    repaired: bool = False
+
+    @property
+    def diverged(self) -> bool:
+        """The registry still names another version than governance decided."""
+        return self.found != self.planned and not self.repaired
 
 
 @dataclass(frozen=True)
@@ -270,6 +286,32 @@ class GovernanceHandlers:
             self._move_alias((after, "canary observed without incident"))
             promoted += 1
         return promoted
+
+    def reconcile_aliases(self) -> list[AliasCheck]:
+        """Point each deployed model's alias at its plan's primary where the registry says otherwise: an alias move
+        that failed after its decision committed (registry away), or that governance died before making. Raises
+        CatalogUnavailable while the registry cannot be read; a move that fails is reported as still diverged."""
+        with self.store.unit() as unit:
+            deployments = [d for d in map(unit.get_deployment, unit.deployed_models()) if d is not None]
+        checks: list[AliasCheck] = []
+        for deployment in deployments:
+            primary = deployment.plan.primary
+            found = self.catalog.alias_version(primary.model_name, deployment.alias)
+            check = AliasCheck(
+                primary.model_name, deployment.alias, primary.version, found.ref.version if found else None
+            )
+            if check.diverged:
+                reason = f"reconciled with governance's plan revision {deployment.plan.revision}"
+                try:
+                    self.catalog.set_alias(primary.model_name, deployment.alias, primary.version, reason)
+                    check = replace(check, repaired=True)
+                    log.warning(
+                        "alias %s of %s was v%s, set to v%d", check.alias, check.model_name, check.found, check.planned
+                    )
+                except GovernanceError as exc:
+                    log.warning("alias %s of %s still diverges from the plan: %s", check.alias, check.model_name, exc)
+            checks.append(check)
+        return checks
 
     def served_at(self, principal: Principal, model_name: str, at: datetime) -> ServedAt:
         principal.require("query the audit trail", [Role.VIEWER, Role.APPROVER])
