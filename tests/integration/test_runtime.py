@@ -85,7 +85,7 @@ async def test_ready_service_serves_health_reflection_probes_and_metrics(kafka_b
             return (await http.get("/readyz")).status_code == 200
 
         await eventually(ready)
-        assert (await http.get("/readyz")).json() == {"ready": True, "draining": False, "failing": {}}
+        assert (await http.get("/readyz")).json() == {"ready": True, "draining": False, "failing": {}, "degraded": {}}
         assert (await http.get("/healthz")).status_code == 200
         metrics = await http.get("/metrics")
         assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")

@@ -118,12 +118,18 @@ async def _readyz(client: httpx.AsyncClient, base_url: str | None) -> Probe | No
     except httpx.HTTPError as exc:
         return Probe(False, f"unreachable ({type(exc).__name__})")
     if response.status_code == 200:
-        return Probe(True, "ready")
-    try:
-        failing = ", ".join(response.json().get("failing", {}))
-    except ValueError:
-        failing = ""
+        degraded = ", ".join(_json_field(response, "degraded"))
+        return Probe(True, f"ready, [yellow]degraded: {degraded}[/]" if degraded else "ready")
+    failing = ", ".join(_json_field(response, "failing"))
     return Probe(False, f"not ready: {failing or response.status_code}")
+
+
+def _json_field(response: httpx.Response, name: str) -> dict[str, str]:
+    try:
+        value = response.json().get(name, {})
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 async def _kafka(bootstrap: str, timeout_s: float) -> Probe:

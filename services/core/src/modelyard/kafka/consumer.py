@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self, cast, overload
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -348,7 +348,15 @@ class EventConsumer:
                 await self._commit(set(self._handled))
                 self._processing.release()
         finally:
-            await self._consumer.stop()
+            try:
+                await self._consumer.stop()
+            except (KafkaError, asyncio.CancelledError) as exc:
+                # Closed while the broker is away, aiokafka raises its pending fetch's error, or that fetch's own
+                # CancelledError (not ours: re-raised when this task is the one being cancelled).
+                current = asyncio.current_task()
+                if isinstance(exc, asyncio.CancelledError) and current is not None and current.cancelling():
+                    raise
+                log.warning("consumer %s: closed without the broker: %r", self.group_id, exc)
             await self._dead_letters.stop()
         _raise_failure(task)
 

@@ -1,4 +1,9 @@
-"""Readiness: named checks evaluated in a loop; /readyz and the gRPC health service report the last result."""
+"""Readiness: named checks evaluated in a loop; /readyz and the gRPC health service report the last result.
+
+Two kinds of check. A readiness check decides whether the service answers correctly now: one failing takes it out
+of readiness. A degradation check watches a non-critical dependency (serving's prediction stream, say): one failing
+shows in /readyz's `degraded`, in `modelyard status` and in metrics, but the service stays ready, so that a load
+balancer does not turn a broker outage into a prediction outage."""
 
 from __future__ import annotations
 
@@ -20,8 +25,9 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 
 _READY = Gauge("modelyard_ready", "1 when every readiness check of the service passes", ["service"])
 _CHECK_PASSING = Gauge(
-    "modelyard_readiness_check_passing", "1 when the named readiness check passes", ["service", "check"]
+    "modelyard_readiness_check_passing", "1 when the named readiness or degradation check passes", ["service", "check"]
 )
+_DEGRADED = Gauge("modelyard_degraded", "1 when a degradation check of the service fails (it stays ready)", ["service"])
 
 
 @dataclass(frozen=True)
@@ -30,9 +36,10 @@ class ReadinessReport:
     failing: dict[str, str] = field(default_factory=dict)  # check name -> why
     draining: bool = False
     checked_at: float | None = None  # time.time() of the evaluation, None before the first
+    degraded: dict[str, str] = field(default_factory=dict)  # failing degradation checks: name -> why
 
     def as_json(self) -> dict[str, object]:
-        return {"ready": self.ready, "draining": self.draining, "failing": self.failing}
+        return {"ready": self.ready, "draining": self.draining, "failing": self.failing, "degraded": self.degraded}
 
 
 _PENDING = ReadinessReport(ready=False, failing={"startup": "readiness not evaluated yet"})
@@ -41,22 +48,33 @@ _PENDING = ReadinessReport(ready=False, failing={"startup": "readiness not evalu
 class Readiness:
     """Holds the checks and the latest report; `evaluate` runs every check concurrently, each bounded."""
 
-    def __init__(self, service: str, checks: Mapping[str, ReadinessCheck], check_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        service: str,
+        checks: Mapping[str, ReadinessCheck],
+        check_timeout_s: float = 5.0,
+        degraded_checks: Mapping[str, ReadinessCheck] | None = None,
+    ) -> None:
         self.service = service
         self.checks = dict(checks)
+        self.degraded_checks = dict(degraded_checks or {})
         self.check_timeout_s = check_timeout_s
         self.report = _PENDING
 
     async def evaluate(self) -> ReadinessReport:
         if self.report.draining:
             return self.report
-        results = await asyncio.gather(*(self._run(name, check) for name, check in self.checks.items()))
-        failing = {name: reason for name, reason in results if reason is not None}
-        previous, self.report = self.report, ReadinessReport(not failing, failing, checked_at=time.time())
+        every = {**self.checks, **self.degraded_checks}
+        results = dict(await asyncio.gather(*(self._run(name, check) for name, check in every.items())))
+        failing = {name: why for name in self.checks if (why := results[name]) is not None}
+        degraded = {name: why for name in self.degraded_checks if (why := results[name]) is not None}
+        report = ReadinessReport(not failing, failing, checked_at=time.time(), degraded=degraded)
+        previous, self.report = self.report, report
         self._log_changes(previous, self.report)
-        _READY.labels(self.service).set(1 if self.report.ready else 0)
-        for name in self.checks:
-            _CHECK_PASSING.labels(self.service, name).set(0 if name in failing else 1)
+        _READY.labels(self.service).set(1 if report.ready else 0)
+        _DEGRADED.labels(self.service).set(1 if degraded else 0)
+        for name, why in results.items():
+            _CHECK_PASSING.labels(self.service, name).set(0 if why is not None else 1)
         return self.report
 
     def start_draining(self) -> None:
@@ -78,6 +96,11 @@ class Readiness:
         for name, reason in current.failing.items():
             if previous.failing.get(name) != reason:
                 log.warning("readiness check %s failing: %s", name, reason)
+        for name, reason in current.degraded.items():
+            if previous.degraded.get(name) != reason:
+                log.warning("degraded: %s failing (still ready): %s", name, reason)
+        for name in previous.degraded.keys() - current.degraded.keys():
+            log.info("no longer degraded: %s passes", name)
         if current.ready and not previous.ready:
             log.info("ready: all %d readiness checks pass", len(self.checks))
 

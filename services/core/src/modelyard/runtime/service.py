@@ -42,17 +42,19 @@ class Service:
         routers: Sequence[APIRouter] = (),
         background_tasks: Mapping[str, BackgroundTask] | None = None,
         readiness_checks: Mapping[str, ReadinessCheck] | None = None,
+        degraded_checks: Mapping[str, ReadinessCheck] | None = None,
         on_start: Sequence[Hook] = (),
         on_stop: Sequence[Hook] = (),
     ) -> None:
         """`grpc_health_names` are health-checkable names beyond those of `grpc_apis` (whose names count too).
-        With `settings.kafka_required`, readiness also waits for the broker (check "kafka")."""
+        With `settings.kafka_required`, readiness also waits for the broker (check "kafka"). `degraded_checks`
+        watch non-critical dependencies: reported, but the service stays ready (see `modelyard.runtime.readiness`)."""
         self.settings = settings
         self.name = settings.service_name
         checks = dict(readiness_checks or {})
         if settings.kafka_required:
             checks.setdefault("kafka", kafka_check(settings.kafka_bootstrap))
-        self.readiness = Readiness(self.name, checks)
+        self.readiness = Readiness(self.name, checks, degraded_checks=degraded_checks)
         self.grpc = GrpcEndpoint(settings.host, settings.grpc_port, grpc_apis, grpc_health_names)
         self.http = HttpEndpoint(
             build_app(f"modelyard {self.name}", self.readiness, routers), settings.host, settings.http_port

@@ -17,7 +17,7 @@ from modelyard.events.signing import TrustedKeys
 from modelyard.events.topics import GOVERNANCE_DECISIONS
 from modelyard.kafka.consumer import EventConsumer
 from modelyard.kafka.producer import EventPublisher
-from modelyard.runtime import GrpcApi, Service
+from modelyard.runtime import GrpcApi, Service, kafka_check
 from modelyard.serving.adapters.artifacts import LocalArtifacts, RegistryArtifacts
 from modelyard.serving.adapters.kafka import KafkaStatusReporter, PredictionPublisher
 from modelyard.serving.adapters.metrics import PrometheusMetrics, PrometheusStreamMetrics
@@ -148,13 +148,20 @@ def build(settings: ServingSettings) -> Service:
         # retried in the background); a plan refused for good was reported and does not hold readiness back.
         return not core.manager.missing_models()
 
+    listened = False
+
     async def listening_to_decisions() -> bool:
         # The consumer starts at the latest offset, so a decision is only surely seen once partitions are ours.
-        return bool(consumer.assignment)
+        # Only the start waits for that: later, a broker outage leaves the last good plans serving, which is
+        # answering correctly (the outage shows as degraded).
+        nonlocal listened
+        listened = listened or bool(consumer.assignment)
+        return listened
 
     tracer = trace.get_tracer("modelyard.serving") if settings.otlp_endpoint else None
     servicer = InferenceServicer(core.dataplane, core.lifecycle, VERSION, ready=lambda: service.ready, tracer=tracer)
     tasks = {"startup-plans": load_startup_plans, "shadows": core.shadows.run}
+    degraded_checks = {"kafka": kafka_check(settings.kafka_bootstrap)}
     on_stop = [core.close, publisher.stop]
     if core.stream is not None:
         stream = PredictionPublisher(
@@ -165,6 +172,7 @@ def build(settings: ServingSettings) -> Service:
             interval_s=settings.stream_interval_s,
         )
         tasks["prediction-stream"] = stream.run
+        degraded_checks["prediction-stream"] = stream.delivering
         on_stop.append(stream.flush)  # runs before publisher.stop: hooks stop in reverse order
     on_stop.append(consumer.stop)
 
@@ -178,6 +186,7 @@ def build(settings: ServingSettings) -> Service:
             "planned-models": planned_models_live,
             "decisions": listening_to_decisions,
         },
+        degraded_checks=degraded_checks,
         on_start=[publisher.start, consumer.start],
         on_stop=on_stop,
     )

@@ -25,6 +25,11 @@ class ServingSettings(ServiceSettings):
     grpc_port: int = Field(default=8001, ge=0, le=65535)
     http_port: int = Field(default=8000, ge=0, le=65535)
 
+    kafka_required: bool = Field(
+        False,
+        description="serving answers without the broker: a broker outage shows as degraded (/readyz, status, "
+        "metrics), never as not ready, so a load balancer does not turn it into a prediction outage",
+    )
     replica: str = Field(default_factory=socket.gethostname, description="this replica's name in status events")
     plan_source: Literal["file", "governance"] = Field(
         "file",

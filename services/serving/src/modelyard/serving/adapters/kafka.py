@@ -93,6 +93,7 @@ class PredictionPublisher:
         self.max_records = max_records
         self.max_backoff_s = max_backoff_s
         self._pending: list[srv.PredictionBatch] = []
+        self.last_error: Exception | None = None  # of the last publish attempt: None while the stream delivers
         self._failure_log = RateLimitedLog()
         self._refused_log = RateLimitedLog()
         self._tracer = trace.get_tracer(__name__)
@@ -110,6 +111,7 @@ class PredictionPublisher:
             try:
                 await self.flush()
             except Exception as exc:
+                self.last_error = exc
                 backoff = min(backoff * 2, self.max_backoff_s)
                 self._failure_log.warning(
                     "prediction stream: publish failed (%r); %d records waiting, retrying in %.2fs",
@@ -118,7 +120,14 @@ class PredictionPublisher:
                     backoff,
                 )
             else:
+                self.last_error = None
                 backoff = self.interval_s
+
+    async def delivering(self) -> bool:
+        """A degradation check: the last attempt to publish went through (or there was nothing to publish)."""
+        if self.last_error is not None:
+            raise ConnectionError(f"publishing fails ({type(self.last_error).__name__}), {self.waiting} waiting")
+        return True
 
     async def flush(self) -> None:
         """Publish everything waiting now; raises a transient error with the batches it hit kept pending."""
