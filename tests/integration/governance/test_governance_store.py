@@ -28,6 +28,7 @@ def governance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Gover
                 hide_password=False
             )
         built = build_governance(governance_settings(tmp_path, url), InMemoryCatalog(), FixedEvaluator())
+        built.handlers.recover_signer([])
         yield built
         built.store.engine.dispose()
 

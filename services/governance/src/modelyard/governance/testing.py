@@ -161,7 +161,9 @@ def catalog() -> InMemoryCatalog:
 
 @pytest.fixture
 def governance(tmp_path: Path, catalog: InMemoryCatalog) -> Iterator[Governance]:
-    """Real handlers and store (SQLite in a temp dir) with the registry and the evaluator faked."""
+    """Real handlers and store (SQLite in a temp dir) with the registry and the evaluator faked; nothing published
+    before (no broker), so the audit signer starts from the database."""
     built = build_governance(governance_settings(tmp_path), catalog, FixedEvaluator())
+    built.handlers.recover_signer([])
     yield built
     built.store.engine.dispose()
