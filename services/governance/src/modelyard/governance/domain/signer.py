@@ -38,7 +38,7 @@ class AuditSigner:
         self.public_key: Ed25519PublicKey = key.public_key()
         self.key_id = key_id(self.public_key)
         self._last: Checkpoint | None = None
-        self._ready = False
+        self._recovered = threading.Event()
         self._lock = threading.Lock()
 
     @property
@@ -47,10 +47,9 @@ class AuditSigner:
         with self._lock:
             return self._last
 
-    @property
-    def ready(self) -> bool:
-        with self._lock:
-            return self._ready
+    def wait_recovered(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for `recover`; whether it has happened."""
+        return self._recovered.wait(timeout_s)
 
     def recover(self, candidates: Iterable[Checkpoint]) -> Checkpoint | None:
         """Start from the latest of `candidates` that this key really signed (forged, foreign or unreadable ones are
@@ -59,7 +58,7 @@ class AuditSigner:
         with self._lock:
             if latest is not None and (self._last is None or latest.seq > self._last.seq):
                 self._last = latest
-            self._ready = True
+            self._recovered.set()
             return self._last
 
     def sign(self, head: AuditEntry | None, read: EntryReader, every: int) -> list[Checkpoint]:
@@ -70,10 +69,9 @@ class AuditSigner:
         Nothing is remembered until `signed` is told the checkpoints were stored.
 
         Raises AuditTampered when the chain does not extend the last checkpoint, SignerNotReady before `recover`."""
-        with self._lock:
-            if not self._ready:
-                raise SignerNotReady("the audit signer has not recovered its last published checkpoint yet")
-            last = self._last
+        if not self._recovered.is_set():
+            raise SignerNotReady("the audit signer has not recovered its last published checkpoint yet")
+        last = self.last
         if last is not None and (head is None or head.seq < last.seq):
             at = head.seq if head is not None else 0
             raise AuditTampered(

@@ -41,10 +41,13 @@ _OPEN_STATES = [s.value for s in RequestState if s.open]
 
 
 class SqlGovernanceStore:
-    def __init__(self, engine: Engine, signer: AuditSigner, checkpoint_every: int = 100) -> None:
+    def __init__(
+        self, engine: Engine, signer: AuditSigner, checkpoint_every: int = 100, signer_wait_s: float = 10.0
+    ) -> None:
         self.engine = engine
         self.signer = signer
         self._checkpoint_every = checkpoint_every
+        self._signer_wait_s = signer_wait_s
 
     def migrate(self) -> None:
         upgrade(self.engine, "modelyard.governance.adapters.sql:migrations")
@@ -93,6 +96,9 @@ class SqlGovernanceStore:
         return [chain.Checkpoint(**{k: v for k, v in row._asdict().items() if k != "id"}) for row in rows]
 
     def checkpoint(self) -> chain.Checkpoint | None:
+        # Right after a start, an export or a verification waits a little for the signer's recovery rather than
+        # failing (the append path never waits: it holds the head's lock).
+        self.signer.wait_recovered(self._signer_wait_s)
         with self.unit() as unit:
             return unit.checkpoint()
 
