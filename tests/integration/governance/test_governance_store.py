@@ -1,9 +1,6 @@
 """The audit trail on SQLite and PostgreSQL: concurrent appends keep one chain; a tampered row is named."""
 
-import contextlib
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -11,25 +8,10 @@ import sqlalchemy as sa
 from modelyard.contracts.events.v1 import common_pb2, monitor_events_pb2
 from modelyard.events.envelope import Event
 from modelyard.governance.adapters.sql import schema
-from modelyard.governance.bootstrap import Governance, build_governance
-from modelyard.governance.testing import EVE, FixedEvaluator, InMemoryCatalog, governance_settings
-from modelyard.sql.engine import scratch_postgres_database
+from modelyard.governance.bootstrap import Governance
+from modelyard.governance.testing import EVE
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def governance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Governance]:
-    with contextlib.ExitStack() as stack:
-        url = ""
-        if request.param == "postgres":
-            admin_url = request.getfixturevalue("postgres_admin_url")
-            url = stack.enter_context(scratch_postgres_database(admin_url, "governance_test")).render_as_string(
-                hide_password=False
-            )
-        built = build_governance(governance_settings(tmp_path, url), InMemoryCatalog(), FixedEvaluator())
-        yield built
-        built.store.engine.dispose()
 
 
 def event(i: int) -> Event:

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from modelyard.auth import PermissionDenied, Principal
 from modelyard.contracts.events.v1 import common_pb2, governance_events_pb2, monitor_events_pb2
 from modelyard.contracts.governance.v1 import governance_service_pb2 as gpb
+from modelyard.events import topics
 from modelyard.events.envelope import Event
 from modelyard.governance.adapters.sql import schema
 from modelyard.governance.bootstrap import Governance
@@ -27,7 +28,9 @@ pytestmark = pytest.mark.unit
 
 def decisions(governance: Governance) -> list[str]:
     with governance.store.engine.connect() as connection:
-        return list(connection.scalars(sa.select(schema.outbox.c.event_type).order_by(schema.outbox.c.id)))
+        outbox = schema.outbox
+        query = sa.select(outbox.c.event_type).where(outbox.c.topic == topics.GOVERNANCE_DECISIONS.name)
+        return list(connection.scalars(query.order_by(outbox.c.id)))
 
 
 def promote(governance: Governance, catalog: InMemoryCatalog, version: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from google.protobuf.message import Message
 from rich.console import Console
 from rich.table import Table
 
+from modelyard.cli import published
 from modelyard.contracts.governance.v1 import governance_service_pb2 as pb
 from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as pb_grpc
 
@@ -126,13 +128,45 @@ def pending(
 
 
 @audit_app.command("verify")
-def audit_verify(governance: Governance = "127.0.0.1:50054", token: Token = "") -> None:
-    """Check the whole hash chain and every signed checkpoint; name the first tampered entry."""
+def audit_verify(
+    against_export: Annotated[
+        Path | None,
+        typer.Option("--against-export", help="also compare with the checkpoint of an export made earlier"),
+    ] = None,
+    against_topic: Annotated[
+        bool, typer.Option("--against-topic", help="also compare with every checkpoint on the checkpoints topic")
+    ] = False,
+    kafka: Annotated[
+        str, typer.Option("--kafka", envvar="MODELYARD_KAFKA_BOOTSTRAP", help="Kafka bootstrap, for --against-topic")
+    ] = "127.0.0.1:9092",
+    governance: Governance = "127.0.0.1:50054",
+    token: Token = "",
+) -> None:
+    """Check the whole hash chain and every signed checkpoint; name the first tampered entry. With --against-*,
+    also check that the database holds, unchanged, every checkpoint that was published outside it."""
+    request = pb.VerifyAuditRequest()
+    if against_export is not None:
+        try:
+            request.published.extend(published.from_export(against_export))
+        except published.BadExport as exc:
+            _fail(f"--against-export: {exc}")
+    if against_topic:
+        try:
+            request.published.extend(asyncio.run(published.from_topic(kafka)))
+        except Exception as exc:  # aiokafka raises several unrelated types for an unreachable broker
+            _fail(f"--against-topic: cannot read the checkpoints topic at {kafka}: {type(exc).__name__}: {exc}")
     with _governance(governance, token) as rpc:
-        result = rpc("VerifyAudit", pb.VerifyAuditRequest())
+        result = rpc("VerifyAudit", request)
     if not result.ok:
-        _fail(f"audit trail tampered: first bad entry {result.first_bad_seq}: {result.problem}")
+        first_bad = f"first bad entry {result.first_bad_seq}: " if result.first_bad_seq else ""
+        _fail(f"audit trail tampered: {first_bad}{result.problem}")
     out.print(f"audit trail intact: {result.entries} entries, {result.checkpoints} signed checkpoints")
+    if against_export is not None or against_topic:
+        foreign = f" ({result.foreign_checkpoints} signed with other keys, not compared)"
+        out.print(
+            f"matches {result.published_checkpoints} published checkpoints"
+            + (foreign if result.foreign_checkpoints else "")
+        )
 
 
 @audit_app.command("export")

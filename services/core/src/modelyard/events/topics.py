@@ -69,6 +69,19 @@ GOVERNANCE_DECISIONS = Topic(
     sources=("governance",),
     signed=True,
 )
+GOVERNANCE_CHECKPOINTS = Topic(
+    "modelyard.governance.checkpoints",
+    partitions=1,  # one chain, one order: the last record is the latest checkpoint
+    producer="governance",
+    summary=(
+        "Every signed checkpoint of the audit chain's head, published from the checkpoint's own transaction (via the "
+        "outbox): the record of what governance signed that its database cannot rewrite. Each payload carries its own "
+        "Ed25519 signature by the audit key."
+    ),
+    payloads=(gov.AuditCheckpointSigned,),
+    key="`audit` (one chain)",
+    sources=("governance",),
+)
 SERVING_PREDICTIONS = Topic(
     "modelyard.serving.predictions",
     partitions=6,
@@ -105,12 +118,16 @@ MONITOR_ALERTS = Topic(
 ALL: tuple[Topic, ...] = (
     REGISTRY_EVENTS,
     GOVERNANCE_DECISIONS,
+    GOVERNANCE_CHECKPOINTS,
     SERVING_PREDICTIONS,
     SERVING_STATUS,
     MONITOR_FEEDBACK,
     MONITOR_ALERTS,
 )
 BY_NAME: dict[str, Topic] = {t.name: t for t in ALL}
+# What governance's audit trail records: everything but the checkpoints of the trail itself (auditing those would
+# make every checkpoint a new head to sign, for ever).
+AUDITED: tuple[Topic, ...] = tuple(t for t in ALL if t is not GOVERNANCE_CHECKPOINTS)
 DLQ_PARTITIONS = 1
 
 

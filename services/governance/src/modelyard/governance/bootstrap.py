@@ -24,12 +24,15 @@ from modelyard.events.envelope import Event
 from modelyard.events.signing import EVENT_KEY_FILE, EventSigner, TrustedKeys, load_private_key
 from modelyard.governance.adapters.evaluation import OnnxEvaluator
 from modelyard.governance.adapters.metrics import ALIAS_DIVERGED, ALIAS_REPAIRS, ROLLBACKS
+from modelyard.governance.adapters.published import published_checkpoints
 from modelyard.governance.adapters.registry import RegistryCatalog
 from modelyard.governance.adapters.sql import schema
 from modelyard.governance.adapters.sql.store import SqlGovernanceStore
 from modelyard.governance.config import GovernanceSettings
+from modelyard.governance.domain.audit import Checkpoint
 from modelyard.governance.domain.policy import Policy, load_policy
 from modelyard.governance.domain.ports import Evaluator, ModelCatalog
+from modelyard.governance.domain.signer import AuditSigner
 from modelyard.governance.entrypoints.api import GovernanceApi
 from modelyard.governance.entrypoints.transports import SERVICE, governance_grpc_api, governance_router
 from modelyard.governance.handlers import GovernanceHandlers
@@ -77,16 +80,26 @@ def _key(configured: SecretStr | None, settings: GovernanceSettings, file_name: 
 def build_governance(
     settings: GovernanceSettings, catalog: ModelCatalog | None = None, evaluator: Evaluator | None = None
 ) -> Governance:
-    """Load the policy (a bad file fails here, naming the line), migrate the database, wire the handlers."""
+    """Load the policy (a bad file fails here, naming the line), migrate the database, wire the handlers.
+
+    The audit signer signs nothing until `handlers.recover_signer` has told it what it published before (the
+    service does so from the checkpoints topic as soon as the broker answers)."""
     policy = load_policy(settings.policy_file or DEFAULT_POLICY)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key = _key(settings.audit_signing_key, settings, "audit-signing.key")  # signs audit checkpoints
-    store = SqlGovernanceStore(create_engine(settings.resolved_database_url), key, settings.checkpoint_every)
+    signer = AuditSigner(_key(settings.audit_signing_key, settings, "audit-signing.key"))  # signs audit checkpoints
+    store = SqlGovernanceStore(create_engine(settings.resolved_database_url), signer, settings.checkpoint_every)
     store.migrate()
     if catalog is None:
         token = settings.registry_token.get_secret_value() if settings.registry_token else None
         catalog = RegistryCatalog(settings.registry_address, token)
-    handlers = GovernanceHandlers(store, catalog, evaluator or OnnxEvaluator(), policy, key.public_key())
+    handlers = GovernanceHandlers(
+        store,
+        catalog,
+        evaluator or OnnxEvaluator(),
+        policy,
+        signer.public_key,
+        checkpoint_every=settings.checkpoint_every,
+    )
     log.info("policy %s loaded (%s)", policy.version, policy.hash)
     event_key = _key(settings.event_signing_key, settings, EVENT_KEY_FILE)
     return Governance(settings, policy, store, handlers, event_key)
@@ -106,7 +119,9 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
         publisher = await _started_publisher(settings, EventSigner(governance.event_key))
 
         async def prepare() -> None:
-            await ensure_topics(settings.kafka_bootstrap, [topics.GOVERNANCE_DECISIONS], timeout_s=10)
+            await ensure_topics(
+                settings.kafka_bootstrap, [topics.GOVERNANCE_DECISIONS, topics.GOVERNANCE_CHECKPOINTS], timeout_s=10
+            )
 
         try:
             await OutboxRelay(governance.store.engine, schema.outbox, publisher, prepare=prepare).run()
@@ -125,9 +140,9 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
         # Its own group, from the earliest offset: the audit trail must not miss history. Duplicates are
         # no-ops by event id in the audit table itself, so no in-memory de-duplication is needed.
         consumer = EventConsumer.from_settings(
-            settings, f"{settings.consumer_group_prefix}-audit", topics.ALL, trusted_keys=trusted
+            settings, f"{settings.consumer_group_prefix}-audit", topics.AUDITED, trusted_keys=trusted
         )
-        for payload in {p for topic in topics.ALL for p in topic.payloads}:
+        for payload in {p for topic in topics.AUDITED for p in topic.payloads}:
             consumer.register(payload, record, cpu_bound=True)
         await _consume(settings, consumer)
 
@@ -158,9 +173,13 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
             await asyncio.sleep(settings.alias_reconcile_interval_s)
 
     async def checkpoints() -> None:
+        # The signer first learns what it published before (the database may have been rewritten meanwhile), then
+        # signs at once what accrued while it could not (entries due every `checkpoint_every` and the head).
+        published = await _published_checkpoints(settings)
+        await asyncio.to_thread(handlers.recover_signer, published)
         while True:
-            await asyncio.sleep(settings.checkpoint_interval_s)
             await _guarded(asyncio.to_thread(handlers.checkpoint), "audit checkpoint")
+            await asyncio.sleep(settings.checkpoint_interval_s)
 
     async def database_ready() -> bool:
         def select_one() -> bool:
@@ -202,6 +221,17 @@ async def _started_publisher(settings: GovernanceSettings, signer: EventSigner) 
         except Exception as exc:  # aiokafka raises several unrelated types for "not there yet"
             log.warning("event publisher cannot start yet: %r", exc)
             await publisher.stop()
+            await asyncio.sleep(BROKER_RETRY_S)
+
+
+async def _published_checkpoints(settings: GovernanceSettings) -> list[Checkpoint]:
+    """The checkpoints topic's records, waiting for the broker as long as it takes (the signer signs nothing until
+    it has them)."""
+    while True:
+        try:
+            return await published_checkpoints(settings.kafka_bootstrap)
+        except Exception as exc:  # aiokafka raises several unrelated types for "not there yet"
+            log.warning("checkpoints topic cannot be read yet: %r", exc)
             await asyncio.sleep(BROKER_RETRY_S)
 
 

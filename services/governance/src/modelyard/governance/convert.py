@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from modelyard.contracts.events.v1 import common_pb2, monitor_events_pb2
+from datetime import UTC
+
+from modelyard.contracts.events.v1 import common_pb2, governance_events_pb2, monitor_events_pb2
 from modelyard.contracts.governance.v1 import governance_service_pb2 as gpb
+from modelyard.governance.domain.audit import Checkpoint
 from modelyard.governance.domain.deployment import Incident, Plan
 from modelyard.governance.domain.model import VersionRef
 from modelyard.governance.domain.policy import AlertSeverity
@@ -75,3 +78,21 @@ def request_pb(request: PromotionRequest) -> gpb.PromotionRequest:
     if request.decided_at is not None:
         message.decided_at.FromDatetime(request.decided_at)
     return message
+
+
+def checkpoint_pb(checkpoint: Checkpoint) -> governance_events_pb2.AuditCheckpointSigned:
+    message = governance_events_pb2.AuditCheckpointSigned(
+        seq=checkpoint.seq, head_hash=checkpoint.head_hash, key_id=checkpoint.key_id, signature=checkpoint.signature
+    )
+    message.signed_at.FromDatetime(checkpoint.signed_at)
+    return message
+
+
+def checkpoint_of(message: governance_events_pb2.AuditCheckpointSigned) -> Checkpoint:
+    return Checkpoint(
+        seq=message.seq,
+        head_hash=message.head_hash,
+        signed_at=message.signed_at.ToDatetime(tzinfo=UTC),
+        key_id=message.key_id,
+        signature=message.signature,
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from modelyard.governance.domain.deployment import Deployment, Plan, deploy, pro
 from modelyard.governance.domain.errors import (
     AlreadyExists,
     ArtifactChanged,
+    AuditTampered,
     CatalogUnavailable,
     FailedPrecondition,
     GovernanceError,
@@ -74,6 +75,8 @@ class GovernanceHandlers:
         evaluator: Evaluator,
         policy: Policy,
         audit_key: Ed25519PublicKey,
+        *,
+        checkpoint_every: int,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -81,6 +84,7 @@ class GovernanceHandlers:
         self.evaluator = evaluator
         self.policy = policy
         self.audit_key = audit_key
+        self.checkpoint_every = checkpoint_every
         self.clock = clock
 
     # --- promotion workflow -------------------------------------------------------------------------------
@@ -357,20 +361,48 @@ class GovernanceHandlers:
             model_name=model_name, version=version, request_id=request_id, since=since, until=until
         )
 
-    def verify_audit(self, principal: Principal) -> audit.Verification:
+    def verify_audit(self, principal: Principal, published: Sequence[audit.Checkpoint] = ()) -> audit.Verification:
+        """Sign the head first (so that a healthy chain is covered up to it), then check the chain up to that head
+        against its stored checkpoints and the `published` ones. A signer's refusal is tampering: it is reported
+        after what the walk found, when it says something else."""
         principal.require("verify the audit trail", [Role.VIEWER, Role.APPROVER])
-        return audit.verify(self.store.audit_entries(), self.store.checkpoints(), self.audit_key)
+        refusal: AuditTampered | None = None
+        try:
+            head = self.store.checkpoint()
+        except AuditTampered as tampered:
+            head, refusal = None, tampered
+        # Entries appended after the head was signed are the next checkpoint's business, not this walk's.
+        through = head.seq if head is not None else None
+        found = audit.verify(
+            self.store.audit_entries(through_seq=through),
+            [c for c in self.store.checkpoints() if through is None or c.seq <= through],
+            self.audit_key,
+            checkpoint_every=self.checkpoint_every,
+            published=published,
+        )
+        if refusal is None or str(refusal) == found.problem:
+            return found
+        refused = f"the signer refuses to sign the head: {refusal}"
+        problem = f"{found.problem}; {refused}" if found.problem else refused
+        return replace(found, first_bad_seq=min(refusal.seq, found.first_bad_seq or refusal.seq), problem=problem)
 
     def checkpoint(self) -> audit.Checkpoint | None:
         return self.store.checkpoint()
+
+    def recover_signer(self, published: Sequence[audit.Checkpoint]) -> audit.Checkpoint | None:
+        """Before the signer signs anything: start it from the latest checkpoint it signed, among those published
+        outside the database and those stored in it."""
+        recovered = self.store.recover_signer(published)
+        where = f"entry {recovered.seq} signed at {recovered.signed_at.isoformat()}" if recovered else "the start"
+        log.info("audit signer recovered: it signs only a chain that extends %s", where)
+        return recovered
 
     def export_audit(
         self, principal: Principal, model_name: str, since: datetime | None = None, until: datetime | None = None
     ) -> list[str]:
         """A self-verifying JSON Lines slice of the entries about `model_name` in [since, until]."""
         principal.require("export the audit trail", [Role.VIEWER, Role.APPROVER])
-        self.store.checkpoint()  # sign the head now, so that the slice ends at a signed checkpoint
-        checkpoint = max(self.store.checkpoints(), key=lambda c: c.seq, default=None)
+        checkpoint = self.store.checkpoint()  # sign the head now, so that the slice ends at a signed checkpoint
         if checkpoint is None:
             raise NotFound("the audit trail is empty")
 
@@ -379,7 +411,8 @@ class GovernanceHandlers:
             return entry.model_name == model_name and in_time
 
         public_key = self.audit_key.public_bytes_raw().hex()
-        records = audit.export_records(self.store.audit_entries(), wanted, checkpoint, public_key)
+        entries = self.store.audit_entries(through_seq=checkpoint.seq)
+        records = audit.export_records(entries, wanted, checkpoint, public_key)
         return [audit.canonical_json(record) for record in records]
 
     # --- model cards ------------------------------------------------------------------------------------------

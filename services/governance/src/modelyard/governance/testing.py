@@ -1,5 +1,6 @@
 """Test doubles and fixtures for governance tests at every level: an in-memory catalog (the registry's part),
-an evaluator with fixed numbers, principals, and governance instances on SQLite and PostgreSQL."""
+an evaluator with fixed numbers, principals, governance instances on SQLite and PostgreSQL, and the attacks on the
+audit trail of someone with database access but not the signing key."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from modelyard.auth import Principal, Role
+from modelyard.governance.adapters.sql import schema
 from modelyard.governance.bootstrap import Governance, build_governance
 from modelyard.governance.config import GovernanceSettings
+from modelyard.governance.domain.audit import AuditEntry, chain_entry
 from modelyard.governance.domain.checks import Measurements
 from modelyard.governance.domain.errors import NotFound
 from modelyard.governance.domain.model import Signature, TensorSpec, VersionFacts, VersionRef
@@ -162,9 +167,52 @@ def catalog() -> InMemoryCatalog:
     return InMemoryCatalog()
 
 
+def start_governance(tmp: Path, database_url: str = "", catalog: InMemoryCatalog | None = None) -> Governance:
+    """Real handlers and store with the registry and the evaluator faked. Nothing published before (no broker),
+    so the audit signer starts from the database; a test of a restart recovers it itself."""
+    built = build_governance(governance_settings(tmp, database_url), catalog or InMemoryCatalog(), FixedEvaluator())
+    built.handlers.recover_signer([])
+    return built
+
+
 @pytest.fixture
 def governance(tmp_path: Path, catalog: InMemoryCatalog) -> Iterator[Governance]:
-    """Real handlers and store (SQLite in a temp dir) with the registry and the evaluator faked."""
-    built = build_governance(governance_settings(tmp_path), catalog, FixedEvaluator())
+    """Governance on SQLite in a temp dir (`start_governance`)."""
+    built = start_governance(tmp_path, catalog=catalog)
     yield built
     built.store.engine.dispose()
+
+
+def rewrite_audit_from(engine: Engine, k: int) -> None:
+    """An attacker with database access but not the key: change every audit entry from k on, re-hash the chain
+    from there, delete the checkpoints from k on."""
+    log = schema.audit_log
+    with engine.begin() as connection:
+        rows = connection.execute(sa.select(log).where(log.c.seq >= k - 1).order_by(log.c.seq)).all()
+        previous = AuditEntry(**rows[0]._asdict())
+        for row in rows[1:]:
+            old = AuditEntry(**row._asdict())
+            forged = chain_entry(
+                previous,
+                recorded_at=old.recorded_at,
+                kind=old.kind,
+                event_id=old.event_id,
+                source=old.source,
+                model_name=old.model_name,
+                version=old.version,
+                request_id=old.request_id,
+                body={"forged": old.seq},
+            )
+            values = {"body": forged.body, "prev_hash": forged.prev_hash, "hash": forged.hash}
+            connection.execute(log.update().where(log.c.seq == old.seq).values(**values))
+            previous = forged
+        connection.execute(sa.delete(schema.audit_checkpoints).where(schema.audit_checkpoints.c.seq >= k))
+
+
+def truncate_audit_to(engine: Engine, keep: int) -> None:
+    """An attacker with database access: cut the audit entries after `keep` and their checkpoints, and point the
+    head at `keep`."""
+    with engine.begin() as connection:
+        connection.execute(sa.delete(schema.audit_log).where(schema.audit_log.c.seq > keep))
+        connection.execute(sa.delete(schema.audit_checkpoints).where(schema.audit_checkpoints.c.seq > keep))
+        connection.execute(schema.audit_head.update().values(seq=keep))

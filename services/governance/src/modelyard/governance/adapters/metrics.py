@@ -11,3 +11,7 @@ ALIAS_DIVERGED = Gauge(
     "1 while the registry's alias of a deployed model names another version than governance's plan",
     ["model"],
 )
+AUDIT_SIGNING_REFUSED = Counter(
+    "modelyard_governance_audit_signing_refused",
+    "Times the audit signer refused to sign the head: the chain does not extend its last checkpoint (tampering)",
+)

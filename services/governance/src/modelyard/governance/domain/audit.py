@@ -2,7 +2,10 @@
 
 Each entry's hash covers its content and the previous entry's hash, so changing, inserting or deleting an entry
 breaks every later link; an attacker who rewrites the rest of the chain too cannot forge the signed checkpoints
-without the private key. `verify` walks the chain in order and names the first entry that does not hold.
+without the private key. Deleting the checkpoints over a rewrite or a cut is caught because checkpoints are due at
+least every `checkpoint_every` entries and at the head, and because they are also published outside the database
+(`published`: the checkpoints topic, exports). `verify` walks the chain in order and names the first entry that
+does not hold.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 GENESIS_HASH = "0" * 64
+_REWRITTEN = "the chain was rewritten up to here"
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class Verification:
     checkpoints: int
     first_bad_seq: int | None = None
     problem: str = ""
+    published: int = 0  # published checkpoints compared with the database
+    foreign: int = 0  # published checkpoints signed with another key: not compared
 
     @property
     def ok(self) -> bool:
@@ -113,42 +119,111 @@ def sign_checkpoint(key: Ed25519PrivateKey, head: AuditEntry, now: datetime) -> 
 
 
 def verify(
-    entries: Iterable[AuditEntry], checkpoints: Iterable[Checkpoint], public_key: Ed25519PublicKey
+    entries: Iterable[AuditEntry],
+    checkpoints: Iterable[Checkpoint],
+    public_key: Ed25519PublicKey,
+    *,
+    checkpoint_every: int,
+    published: Iterable[Checkpoint] = (),
 ) -> Verification:
-    """Check every link and every checkpoint; entries must come in seq order."""
+    """Check every link and every checkpoint, that signed checkpoints are at most `checkpoint_every` entries apart
+    and one covers the head, and that each `published` checkpoint (signed by this key) is in the database and
+    matches its entry. Entries must come in seq order."""
+    stored = _by_seq(checkpoints)
+    total = sum(len(c) for c in stored.values())
+    own_key = key_id(public_key)
+    published = list(published)
+    claims = _by_seq(c for c in published if c.key_id == own_key)
+    compared = sum(len(c) for c in claims.values())
+
+    def result(entries_seen: int, first_bad_seq: int | None = None, problem: str = "") -> Verification:
+        return Verification(entries_seen, total, first_bad_seq, problem, compared, len(published) - compared)
+
+    signatures = {c.signature for found in stored.values() for c in found}
+    for claim in (c for found in claims.values() for c in found):
+        if not is_signed_by(public_key, claim):
+            return result(0, None, f"the checkpoint published for entry {claim.seq} {_signed(claim)} is forged")
+    previous_hash, expected_seq, count, signed_through = GENESIS_HASH, 1, 0, 0
+    for entry in entries:
+        count += 1
+        checkpointed = stored.pop(entry.seq, [])
+        problem = (
+            _link_problem(entry, expected_seq, previous_hash)
+            or _checkpoint_problem(checkpointed, entry, public_key)
+            or _published_problem(claims.pop(entry.seq, []), entry, signatures)
+        )
+        if problem:
+            return result(count, min(entry.seq, expected_seq), problem)
+        if checkpointed:
+            signed_through = entry.seq
+        elif entry.seq - signed_through > checkpoint_every:
+            problem = (
+                f"entries {signed_through + 1} to {entry.seq}: no signed checkpoint covers them (one is due at least "
+                f"every {checkpoint_every} entries; checkpoints were deleted, or never signed)"
+            )
+            return result(count, signed_through + 1, problem)
+        previous_hash, expected_seq = entry.hash, entry.seq + 1
+    head = expected_seq - 1
+    if claims:
+        cut = claims[min(claims)][0]
+        problem = (
+            f"the chain ends at entry {head}, but a checkpoint of entry {cut.seq} was published {_signed(cut)}: "
+            f"entries {head + 1} to {cut.seq} were cut off"
+        )
+        return result(count, head + 1, problem)
+    if stored:
+        dangling = min(stored)
+        return result(count, head + 1, f"checkpoint at entry {dangling}: no such entry (the chain ends at {head})")
+    if head > signed_through:
+        return result(count, signed_through + 1, f"entries {signed_through + 1} to {head}: the head is not signed")
+    return result(count)
+
+
+def _by_seq(checkpoints: Iterable[Checkpoint]) -> dict[int, list[Checkpoint]]:
     by_seq: dict[int, list[Checkpoint]] = {}
     for checkpoint in checkpoints:
         by_seq.setdefault(checkpoint.seq, []).append(checkpoint)
-    total_checkpoints = sum(len(c) for c in by_seq.values())
-    previous_hash, expected_seq, count = GENESIS_HASH, 1, 0
-    for entry in entries:
-        count += 1
-        problem = ""
-        if entry.seq != expected_seq:
-            problem = f"expected entry {expected_seq}, found {entry.seq} (entries missing or reordered)"
-        elif entry.prev_hash != previous_hash:
-            problem = "its link to the previous entry is broken"
-        elif entry_hash(entry.content()) != entry.hash:
-            problem = "its content does not match its hash"
-        else:
-            problem = _checkpoint_problem(by_seq.pop(entry.seq, []), entry, public_key)
-        if problem:
-            return Verification(count, total_checkpoints, min(entry.seq, expected_seq), f"entry {entry.seq}: {problem}")
-        previous_hash, expected_seq = entry.hash, entry.seq + 1
-    if by_seq:
-        dangling = min(by_seq)
-        return Verification(count, total_checkpoints, dangling, f"checkpoint at entry {dangling}: no such entry")
-    return Verification(count, total_checkpoints)
+    return by_seq
+
+
+def _signed(checkpoint: Checkpoint) -> str:
+    return f"(signed at {checkpoint.signed_at.isoformat()})"
+
+
+def is_signed_by(public_key: Ed25519PublicKey, checkpoint: Checkpoint) -> bool:
+    """Whether `checkpoint`'s signature is this key's over its message."""
+    try:
+        public_key.verify(bytes.fromhex(checkpoint.signature), checkpoint.message())
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _link_problem(entry: AuditEntry, expected_seq: int, previous_hash: str) -> str:
+    if entry.seq != expected_seq:
+        return f"entry {entry.seq}: expected entry {expected_seq} (entries missing or reordered)"
+    if entry.prev_hash != previous_hash:
+        return f"entry {entry.seq}: its link to the previous entry is broken"
+    if entry_hash(entry.content()) != entry.hash:
+        return f"entry {entry.seq}: its content does not match its hash"
+    return ""
 
 
 def _checkpoint_problem(checkpoints: list[Checkpoint], entry: AuditEntry, public_key: Ed25519PublicKey) -> str:
     for checkpoint in checkpoints:
-        try:
-            public_key.verify(bytes.fromhex(checkpoint.signature), checkpoint.message())
-        except (InvalidSignature, ValueError):
-            return f"the checkpoint signed at {checkpoint.signed_at.isoformat()} has an invalid signature"
+        if not is_signed_by(public_key, checkpoint):
+            return f"entry {entry.seq}: the checkpoint {_signed(checkpoint)} has an invalid signature"
         if checkpoint.head_hash != entry.hash:
-            return "its hash differs from the signed checkpoint (the chain was rewritten up to here)"
+            return f"entry {entry.seq}: its hash differs from the signed checkpoint ({_REWRITTEN})"
+    return ""
+
+
+def _published_problem(claims: list[Checkpoint], entry: AuditEntry, stored_signatures: set[str]) -> str:
+    for claim in claims:
+        if claim.head_hash != entry.hash:
+            return f"entry {entry.seq}: its hash differs from the checkpoint published {_signed(claim)} ({_REWRITTEN})"
+        if claim.signature not in stored_signatures:
+            return f"entry {entry.seq}: the checkpoint published {_signed(claim)} is missing from the database"
     return ""
 
 
@@ -211,9 +286,7 @@ def _verify_export_checkpoint(
     public_key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(header["public_key"]))
     if trusted_key_id is not None and key_id(public_key) != trusted_key_id:
         return Verification(count, 1, None, f"signed with key {key_id(public_key)}, not the trusted {trusted_key_id}")
-    try:
-        public_key.verify(bytes.fromhex(checkpoint.signature), checkpoint.message())
-    except (InvalidSignature, ValueError):
+    if not is_signed_by(public_key, checkpoint):
         return Verification(count, 1, checkpoint.seq, "the checkpoint's signature is invalid")
     if head != checkpoint.head_hash:
         return Verification(count, 1, checkpoint.seq, "the last entry is not the signed head")

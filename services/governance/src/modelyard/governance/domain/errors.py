@@ -27,6 +27,15 @@ class ArtifactChanged(FailedPrecondition):
     """The version's artifact is not the one the request was made for: the request is void."""
 
 
+class AuditTampered(FailedPrecondition):
+    """The audit chain in the database does not extend the last checkpoint governance signed (rewritten or cut):
+    the signer refuses to sign over it. `seq` is the entry the refusal is about."""
+
+    def __init__(self, message: str, seq: int) -> None:
+        super().__init__(message)
+        self.seq = seq
+
+
 class SeparationOfDuties(GovernanceError):
     """A principal may not approve what they registered or requested, or lacks the approver role."""
 
@@ -37,3 +46,8 @@ class PolicyError(ValueError):
 
 class CatalogUnavailable(GovernanceError):
     """The registry did not answer (or answered with an error other than NOT_FOUND); try again later."""
+
+
+class SignerNotReady(GovernanceError):
+    """The audit signer has not yet recovered the last checkpoint it published (the broker is away): it signs
+    nothing until it has, so that a restart cannot make it trust a rewritten database."""

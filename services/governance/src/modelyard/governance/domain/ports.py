@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -107,10 +107,17 @@ class GovernanceStore(Protocol):
         request_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        through_seq: int | None = None,
     ) -> Iterator[AuditEntry]:
         """Entries in seq order, filtered; no filter: the whole chain."""
 
     def checkpoints(self) -> Sequence[Checkpoint]: ...
 
     def checkpoint(self) -> Checkpoint | None:
-        """Sign the chain's head now, unless the last checkpoint already covers it."""
+        """Sign the chain's head now, unless the signer's last checkpoint already covers it; the checkpoint that
+        covers the head (None: the chain is empty). Raises AuditTampered when the chain does not extend the last
+        checkpoint the signer signed, SignerNotReady before `recover_signer`."""
+
+    def recover_signer(self, published: Iterable[Checkpoint]) -> Checkpoint | None:
+        """Let the signer start from the latest checkpoint it signed among `published` (read from outside the
+        database) and those stored; the one it starts from (None: from the start of the chain)."""

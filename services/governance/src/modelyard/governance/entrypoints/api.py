@@ -15,6 +15,7 @@ from modelyard.auth import Principal
 from modelyard.contracts.governance.v1 import governance_service_pb2 as pb
 from modelyard.governance import convert
 from modelyard.governance.domain import audit, card
+from modelyard.governance.domain.errors import InvalidArgument
 from modelyard.governance.handlers import GovernanceHandlers
 
 
@@ -63,13 +64,15 @@ class GovernanceApi:
         return response
 
     def VerifyAudit(self, p: Principal, r: pb.VerifyAuditRequest) -> pb.VerifyAuditResponse:
-        result = self._h.verify_audit(p)
+        result = self._h.verify_audit(p, _published(r))
         return pb.VerifyAuditResponse(
             ok=result.ok,
             entries=result.entries,
             checkpoints=result.checkpoints,
             first_bad_seq=result.first_bad_seq or 0,
             problem=result.problem,
+            published_checkpoints=result.published,
+            foreign_checkpoints=result.foreign,
         )
 
     def ExportAudit(self, p: Principal, r: pb.ExportAuditRequest) -> pb.ExportAuditResponse:
@@ -96,6 +99,13 @@ def entry_pb(entry: audit.AuditEntry) -> pb.AuditEntry:
     )
     message.recorded_at.FromDatetime(entry.recorded_at)
     return message
+
+
+def _published(r: pb.VerifyAuditRequest) -> list[audit.Checkpoint]:
+    try:
+        return [convert.checkpoint_of(c) for c in r.published]
+    except ValueError:  # a Timestamp out of range
+        raise InvalidArgument("a published checkpoint has an invalid signed_at") from None
 
 
 def _time(message: Message, field: str) -> datetime | None:

@@ -16,6 +16,7 @@ ERRORS = ErrorStatus(
         e.FailedPrecondition: (grpc.StatusCode.FAILED_PRECONDITION, 409),
         e.SeparationOfDuties: (grpc.StatusCode.PERMISSION_DENIED, 403),
         e.CatalogUnavailable: (grpc.StatusCode.UNAVAILABLE, 503),
+        e.SignerNotReady: (grpc.StatusCode.UNAVAILABLE, 503),
     },
 )
 KNOWN_ERRORS = ERRORS.known

@@ -22,22 +22,25 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from modelyard.contracts.events.v1 import common_pb2 as modelyard_dot_events_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+modelyard/events/v1/governance_events.proto\x12\x13modelyard.events.v1\x1a modelyard/events/v1/common.proto\"\xa0\x01\n\x12PromotionRequested\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x02 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x14\n\x0ctarget_alias\x18\x03 \x01(\t\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\x12\x13\n\x0bpolicy_hash\x18\x05 \x01(\t\"\xab\x01\n\x12\x44\x65ploymentApproved\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0ctarget_alias\x18\x02 \x01(\t\x12\x31\n\x04plan\x18\x03 \x01(\x0b\x32#.modelyard.events.v1.DeploymentPlan\x12\x11\n\tapprovers\x18\x04 \x03(\t\x12\x13\n\x0bpolicy_hash\x18\x05 \x01(\t\x12\x10\n\x08\x65vidence\x18\x06 \x03(\t\"\xa9\x01\n\x11PromotionRejected\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x02 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\ndecided_by\x18\x04 \x01(\t\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\x14\n\x0ctarget_alias\x18\x06 \x01(\t\"\xa4\x01\n\x0fRollbackOrdered\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x31\n\x04plan\x18\x02 \x01(\x0b\x32#.modelyard.events.v1.DeploymentPlan\x12\x39\n\x0brolled_back\x18\x03 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0e\n\x06reason\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+modelyard/events/v1/governance_events.proto\x12\x13modelyard.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a modelyard/events/v1/common.proto\"\xa0\x01\n\x12PromotionRequested\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x02 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x14\n\x0ctarget_alias\x18\x03 \x01(\t\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\x12\x13\n\x0bpolicy_hash\x18\x05 \x01(\t\"\xab\x01\n\x12\x44\x65ploymentApproved\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0ctarget_alias\x18\x02 \x01(\t\x12\x31\n\x04plan\x18\x03 \x01(\x0b\x32#.modelyard.events.v1.DeploymentPlan\x12\x11\n\tapprovers\x18\x04 \x03(\t\x12\x13\n\x0bpolicy_hash\x18\x05 \x01(\t\x12\x10\n\x08\x65vidence\x18\x06 \x03(\t\"\xa9\x01\n\x11PromotionRejected\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x02 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\ndecided_by\x18\x04 \x01(\t\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\x14\n\x0ctarget_alias\x18\x06 \x01(\t\"\xa4\x01\n\x0fRollbackOrdered\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x31\n\x04plan\x18\x02 \x01(\x0b\x32#.modelyard.events.v1.DeploymentPlan\x12\x39\n\x0brolled_back\x18\x03 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x89\x01\n\x15\x41uditCheckpointSigned\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x11\n\thead_hash\x18\x02 \x01(\t\x12-\n\tsigned_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelyard.events.v1.governance_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROMOTIONREQUESTED']._serialized_start=103
-  _globals['_PROMOTIONREQUESTED']._serialized_end=263
-  _globals['_DEPLOYMENTAPPROVED']._serialized_start=266
-  _globals['_DEPLOYMENTAPPROVED']._serialized_end=437
-  _globals['_PROMOTIONREJECTED']._serialized_start=440
-  _globals['_PROMOTIONREJECTED']._serialized_end=609
-  _globals['_ROLLBACKORDERED']._serialized_start=612
-  _globals['_ROLLBACKORDERED']._serialized_end=776
+  _globals['_PROMOTIONREQUESTED']._serialized_start=136
+  _globals['_PROMOTIONREQUESTED']._serialized_end=296
+  _globals['_DEPLOYMENTAPPROVED']._serialized_start=299
+  _globals['_DEPLOYMENTAPPROVED']._serialized_end=470
+  _globals['_PROMOTIONREJECTED']._serialized_start=473
+  _globals['_PROMOTIONREJECTED']._serialized_end=642
+  _globals['_ROLLBACKORDERED']._serialized_start=645
+  _globals['_ROLLBACKORDERED']._serialized_end=809
+  _globals['_AUDITCHECKPOINTSIGNED']._serialized_start=812
+  _globals['_AUDITCHECKPOINTSIGNED']._serialized_end=949
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from modelyard.contracts.events.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -64,3 +67,17 @@ class RollbackOrdered(_message.Message):
     rolled_back: _common_pb2.ModelVersionRef
     reason: str
     def __init__(self, incident_id: _Optional[str] = ..., plan: _Optional[_Union[_common_pb2.DeploymentPlan, _Mapping]] = ..., rolled_back: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AuditCheckpointSigned(_message.Message):
+    __slots__ = ("seq", "head_hash", "signed_at", "key_id", "signature")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    HEAD_HASH_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_AT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    head_hash: str
+    signed_at: _timestamp_pb2.Timestamp
+    key_id: str
+    signature: str
+    def __init__(self, seq: _Optional[int] = ..., head_hash: _Optional[str] = ..., signed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_id: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from modelyard.contracts.events.v1 import common_pb2 as _common_pb2
+from modelyard.contracts.events.v1 import governance_events_pb2 as _governance_events_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -218,22 +219,28 @@ class GetServedAtResponse(_message.Message):
     def __init__(self, plan: _Optional[_Union[_common_pb2.DeploymentPlan, _Mapping]] = ..., request: _Optional[_Union[PromotionRequest, _Mapping]] = ..., role: _Optional[str] = ...) -> None: ...
 
 class VerifyAuditRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("published",)
+    PUBLISHED_FIELD_NUMBER: _ClassVar[int]
+    published: _containers.RepeatedCompositeFieldContainer[_governance_events_pb2.AuditCheckpointSigned]
+    def __init__(self, published: _Optional[_Iterable[_Union[_governance_events_pb2.AuditCheckpointSigned, _Mapping]]] = ...) -> None: ...
 
 class VerifyAuditResponse(_message.Message):
-    __slots__ = ("ok", "entries", "checkpoints", "first_bad_seq", "problem")
+    __slots__ = ("ok", "entries", "checkpoints", "first_bad_seq", "problem", "published_checkpoints", "foreign_checkpoints")
     OK_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
     FIRST_BAD_SEQ_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    FOREIGN_CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     entries: int
     checkpoints: int
     first_bad_seq: int
     problem: str
-    def __init__(self, ok: _Optional[bool] = ..., entries: _Optional[int] = ..., checkpoints: _Optional[int] = ..., first_bad_seq: _Optional[int] = ..., problem: _Optional[str] = ...) -> None: ...
+    published_checkpoints: int
+    foreign_checkpoints: int
+    def __init__(self, ok: _Optional[bool] = ..., entries: _Optional[int] = ..., checkpoints: _Optional[int] = ..., first_bad_seq: _Optional[int] = ..., problem: _Optional[str] = ..., published_checkpoints: _Optional[int] = ..., foreign_checkpoints: _Optional[int] = ...) -> None: ...
 
 class ExportAuditRequest(_message.Message):
     __slots__ = ("model_name", "since", "until")

@@ -176,7 +176,9 @@ class GovernanceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def VerifyAudit(self, request, context):
-        """Checks the whole hash chain and every signed checkpoint.
+        """Signs the head (refused, and reported, when the chain does not extend the last checkpoint governance signed),
+        then checks the whole hash chain, every signed checkpoint, that checkpoints are at most `checkpoint_every`
+        entries apart and one covers the head, and the published checkpoints given against the database.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -2,42 +2,52 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from sqlalchemy.engine import Connection, Engine
 
 from modelyard.auth import Role
 from modelyard.events.envelope import Event
-from modelyard.events.topics import GOVERNANCE_DECISIONS
+from modelyard.events.topics import GOVERNANCE_CHECKPOINTS, GOVERNANCE_DECISIONS
+from modelyard.governance import convert
+from modelyard.governance.adapters.metrics import AUDIT_SIGNING_REFUSED
 from modelyard.governance.adapters.sql import schema as t
 from modelyard.governance.domain import audit as chain
 from modelyard.governance.domain.card import DeploymentRecord
 from modelyard.governance.domain.checks import CheckResult
 from modelyard.governance.domain.deployment import Deployment, Incident, Plan
-from modelyard.governance.domain.errors import NotFound
+from modelyard.governance.domain.errors import AuditTampered, NotFound, SignerNotReady
 from modelyard.governance.domain.model import VersionRef
+from modelyard.governance.domain.signer import AuditSigner
 from modelyard.governance.domain.workflow import Approval, PromotionRequest, RequestState
 from modelyard.sql.engine import transaction
 from modelyard.sql.migrations import upgrade
 from modelyard.sql.outbox import enqueue
 
+log = logging.getLogger(__name__)
+
 SOURCE = "governance"
+CHECKPOINTS_KEY = "audit"  # one chain: every checkpoint on the one partition, in order
 _OPEN_STATES = [s.value for s in RequestState if s.open]
 
 
 class SqlGovernanceStore:
-    def __init__(self, engine: Engine, signing_key: Ed25519PrivateKey, checkpoint_every: int = 100) -> None:
+    def __init__(
+        self, engine: Engine, signer: AuditSigner, checkpoint_every: int = 100, signer_wait_s: float = 10.0
+    ) -> None:
         self.engine = engine
-        self._key = signing_key
+        self.signer = signer
         self._checkpoint_every = checkpoint_every
+        self._signer_wait_s = signer_wait_s
 
     def migrate(self) -> None:
         upgrade(self.engine, "modelyard.governance.adapters.sql:migrations")
@@ -45,7 +55,9 @@ class SqlGovernanceStore:
     @contextmanager
     def unit(self) -> Iterator[SqlUnit]:
         with transaction(self.engine, write=True) as connection:
-            yield SqlUnit(connection, self._key, self._checkpoint_every)
+            unit = SqlUnit(connection, self.signer, self._checkpoint_every)
+            yield unit
+        self.signer.signed(unit.signed)  # committed (and queued for the topic): now the signer may rely on them
 
     def audit_entries(
         self,
@@ -55,16 +67,23 @@ class SqlGovernanceStore:
         request_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        through_seq: int | None = None,
     ) -> Iterator[chain.AuditEntry]:
-        log = t.audit_log
-        query = sa.select(log).order_by(log.c.seq)
-        for column, value in ((log.c.model_name, model_name), (log.c.version, version), (log.c.request_id, request_id)):
+        entries = t.audit_log
+        query = sa.select(entries).order_by(entries.c.seq)
+        for column, value in (
+            (entries.c.model_name, model_name),
+            (entries.c.version, version),
+            (entries.c.request_id, request_id),
+        ):
             if value:
                 query = query.where(column == value)
         if since is not None:
-            query = query.where(log.c.recorded_at >= since)
+            query = query.where(entries.c.recorded_at >= since)
         if until is not None:
-            query = query.where(log.c.recorded_at <= until)
+            query = query.where(entries.c.recorded_at <= until)
+        if through_seq is not None:
+            query = query.where(entries.c.seq <= through_seq)
         # Streamed in pages by the driver rather than loaded whole: a verify walks the entire chain.
         with self.engine.connect() as connection:
             for row in connection.execution_options(yield_per=1000).execute(query):
@@ -77,15 +96,22 @@ class SqlGovernanceStore:
         return [chain.Checkpoint(**{k: v for k, v in row._asdict().items() if k != "id"}) for row in rows]
 
     def checkpoint(self) -> chain.Checkpoint | None:
+        # Right after a start, an export or a verification waits a little for the signer's recovery rather than
+        # failing (the append path never waits: it holds the head's lock).
+        self.signer.wait_recovered(self._signer_wait_s)
         with self.unit() as unit:
-            return unit.checkpoint(force=True)
+            return unit.checkpoint()
+
+    def recover_signer(self, published: Iterable[chain.Checkpoint]) -> chain.Checkpoint | None:
+        return self.signer.recover([*published, *self.checkpoints()])
 
 
 class SqlUnit:
-    def __init__(self, connection: Connection, key: Ed25519PrivateKey, checkpoint_every: int) -> None:
+    def __init__(self, connection: Connection, signer: AuditSigner, checkpoint_every: int) -> None:
         self._c = connection
-        self._key = key
+        self._signer = signer
         self._checkpoint_every = checkpoint_every
+        self.signed: list[chain.Checkpoint] = []  # checkpoints this transaction stores
 
     # --- requests ---
 
@@ -283,21 +309,40 @@ class SqlUnit:
         self._c.execute(t.audit_log.insert().values(**dataclasses.asdict(entry)))
         self._c.execute(t.audit_head.update().values(seq=entry.seq))
         if entry.seq % self._checkpoint_every == 0:
-            self._sign(entry)
+            # A refusal must not stop the event from being recorded: the entry stays unsigned, which verify reports.
+            with contextlib.suppress(AuditTampered, SignerNotReady):
+                self._sign_head(entry)
         return True
 
-    def checkpoint(self, force: bool) -> chain.Checkpoint | None:
+    def checkpoint(self) -> chain.Checkpoint | None:
+        """Sign the head (and any entry due since the last checkpoint); the checkpoint that covers the head, None
+        for an empty chain. Raises AuditTampered when the chain does not extend the signer's last checkpoint."""
         head = self._locked_head()
-        if head is None:
-            return None
-        cp = t.audit_checkpoints
-        last = self._c.scalar(sa.select(sa.func.max(cp.c.seq)))
-        return self._sign(head) if force and last != head.seq else None
+        signed = self._sign_head(head)
+        return signed[-1] if signed else self._signer.last if head is not None else None
 
-    def _sign(self, entry: chain.AuditEntry) -> chain.Checkpoint:
-        checkpoint = chain.sign_checkpoint(self._key, entry, datetime.now(UTC))
-        self._c.execute(t.audit_checkpoints.insert().values(**dataclasses.asdict(checkpoint)))
-        return checkpoint
+    def _sign_head(self, head: chain.AuditEntry | None) -> list[chain.Checkpoint]:
+        try:
+            checkpoints = self._signer.sign(head, self._entries, self._checkpoint_every)
+        except AuditTampered as refusal:
+            AUDIT_SIGNING_REFUSED.inc()
+            log.error("audit signer refuses to sign the head: %s", refusal)
+            raise
+        except SignerNotReady:
+            log.info("audit checkpoint deferred: the signer has not recovered its last checkpoint yet")
+            raise
+        for checkpoint in checkpoints:
+            self._c.execute(t.audit_checkpoints.insert().values(**dataclasses.asdict(checkpoint)))
+            event = Event.new(CHECKPOINTS_KEY, convert.checkpoint_pb(checkpoint), SOURCE)
+            enqueue(self._c, t.outbox, GOVERNANCE_CHECKPOINTS, event)
+        self.signed += checkpoints
+        return checkpoints
+
+    def _entries(self, first: int, last: int) -> Iterator[chain.AuditEntry]:
+        entries = t.audit_log
+        query = sa.select(entries).where(entries.c.seq.between(first, last)).order_by(entries.c.seq)
+        for row in self._c.execute(query):
+            yield chain.AuditEntry(**row._asdict())
 
     def _locked_head(self) -> chain.AuditEntry | None:
         seq = self._c.scalar(sa.select(t.audit_head.c.seq).where(t.audit_head.c.id == 1).with_for_update())
