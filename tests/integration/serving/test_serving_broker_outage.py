@@ -6,7 +6,6 @@ The whole serving service on an embedded broker of the test's own, which the tes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -17,16 +16,10 @@ from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
 from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.embedded import EmbeddedBroker
 from modelyard.serving.bootstrap import build
-from modelyard.serving.testing import ModelRepository, infer_request, service_settings
+from modelyard.serving.testing import ModelRepository, eventually, infer_request, service_settings
 from modelyard.testing.models import TrainedModel
 
 pytestmark = pytest.mark.integration
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 60.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not await check():  # noqa: ASYNC110  (readiness is polled, as a load balancer does)
-            await asyncio.sleep(0.2)
 
 
 async def test_serving_stays_ready_and_answers_through_a_broker_outage_and_reports_it_degraded(

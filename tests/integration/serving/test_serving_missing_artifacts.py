@@ -6,9 +6,6 @@ The whole serving service on the test broker; the local model directory stands i
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 import grpc
 import httpx
 import pytest
@@ -18,16 +15,18 @@ from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
 from modelyard.kafka.admin import ensure_topics
 from modelyard.serving.bootstrap import build
-from modelyard.serving.testing import ModelRepository, digest, infer_request, plan, service_settings, variant
+from modelyard.serving.testing import (
+    ModelRepository,
+    digest,
+    eventually,
+    infer_request,
+    plan,
+    service_settings,
+    variant,
+)
 from modelyard.testing.models import TrainedModel
 
 pytestmark = pytest.mark.integration
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not await check():  # noqa: ASYNC110  (readiness is polled, as a load balancer does)
-            await asyncio.sleep(0.05)
 
 
 async def test_a_model_whose_artifact_is_away_is_unavailable_until_it_comes_back(

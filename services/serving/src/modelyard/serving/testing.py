@@ -9,7 +9,7 @@ import contextlib
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,3 +200,10 @@ async def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> 
     async with asyncio.timeout(timeout_s):
         while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 60.0) -> None:
+    """Poll an async `check` (a readiness probe, as a load balancer polls it) until true or `timeout_s`."""
+    async with asyncio.timeout(timeout_s):
+        while not await check():  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
