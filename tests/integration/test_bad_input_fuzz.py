@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from modelyard.contracts.governance.v1 import governance_service_pb2
@@ -29,6 +30,7 @@ from modelyard.monitor.testing import setting_values
 from modelyard.registry import bootstrap as registry_bootstrap
 from modelyard.registry.testing import registry_settings
 from modelyard.runtime import Service
+from modelyard.runtime.errors import MAX_MESSAGE_CHARS
 from modelyard.serving import bootstrap as serving_bootstrap
 from modelyard.serving.testing import ModelRepository, plan, settings_for
 from modelyard.testing.fuzz import FuzzReport, fuzz_grpc, fuzz_rest
@@ -36,8 +38,8 @@ from modelyard.testing.models import TrainedModel
 
 pytestmark = pytest.mark.integration
 
-GRPC_EXAMPLES = 12
-REST_EXAMPLES = 8
+GRPC_EXAMPLES = 8
+REST_EXAMPLES = 6
 SERVICES = {
     "registry": registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"],
     "governance": governance_service_pb2.DESCRIPTOR.services_by_name["GovernanceService"],
@@ -91,3 +93,29 @@ async def test_bad_input_gets_a_client_error(
     print(f"{name} gRPC: {_explain(grpc_report)}\n{name} REST: {_explain(rest_report)}")
     assert not grpc_report.server_errors, _explain(grpc_report)
     assert not rest_report.server_errors, _explain(rest_report)
+
+
+async def test_the_reported_bad_inputs_get_client_errors(
+    tmp_path: Path, kafka_bootstrap: str, onnx_models: dict[str, TrainedModel]
+) -> None:
+    """The cases of issue 12: deep JSON, huge dimensions, bodies over the limit, a registry's INVALID_ARGUMENT."""
+    await ensure_topics(kafka_bootstrap)
+    model = onnx_models["breast-cancer"]
+    async with running("serving", tmp_path, kafka_bootstrap, model) as serving, httpx.AsyncClient() as http:
+        http.base_url = httpx.URL(f"http://127.0.0.1:{serving.http.port}")
+        infer = "/v2/models/breast_cancer/infer"
+        deep = await http.post(infer, content=b"[" * 100_000 + b"]" * 100_000)
+        assert deep.status_code == 400, deep.text
+        entry = {"name": "X", "datatype": "FP32", "shape": [10**30], "data": [1.0]}
+        huge = await http.post(infer, json={"inputs": [entry]})
+        assert huge.status_code == 400, huge.text
+        too_long = await http.post(infer, content=b" " * (8 << 20) + b"{}")
+        assert too_long.status_code == 413, too_long.text
+    async with running("governance", tmp_path / "g", kafka_bootstrap, model) as governance, httpx.AsyncClient() as http:
+        http.base_url = httpx.URL(f"http://127.0.0.1:{governance.http.port}")
+        card = await http.get("/v1/models/credit/versions/0/card")  # the registry: INVALID_ARGUMENT
+        assert card.status_code == 400, card.text
+        assert card.json()["code"] == "INVALID_ARGUMENT"
+        body = await http.post("/v1/promotions", content=b"[1, 2]")
+        assert body.status_code == 400, body.text
+        assert len(body.json()["message"]) <= MAX_MESSAGE_CHARS
