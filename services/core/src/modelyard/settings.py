@@ -34,6 +34,11 @@ class ServiceSettings(BaseSettings):
     otlp_endpoint: str | None = Field(None, description="OTLP gRPC endpoint for traces and metrics")
     log_level: str = Field("INFO", description="root log level")
     shutdown_grace_s: float = Field(10.0, gt=0, description="seconds to drain in-flight work on SIGTERM")
+    max_body_bytes: int = Field(
+        1 << 20,
+        gt=0,
+        description="largest HTTP request body, in bytes (413 beyond); uploads and inference have their own",
+    )
 
     @model_validator(mode="after")
     def _safe_for_production(self) -> Self:

@@ -1,11 +1,16 @@
-"""The gRPC side of a service: its APIs plus the standard health and reflection services."""
+"""The gRPC side of a service: its APIs plus the standard health and reflection services, behind one interceptor
+that answers a request which is not a valid message with INVALID_ARGUMENT (grpc would say UNKNOWN, as for a
+crashed handler)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -14,6 +19,77 @@ from modelyard.runtime.ports import StartupError, check_port_free, format_addres
 # grpc-python sets SO_REUSEPORT by default: a second server on the same port would then bind silently and steal
 # half the connections instead of failing.
 _SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
+
+
+class _Undecodable:
+    """Stands for a request message that could not be parsed, so that the RPC can answer INVALID_ARGUMENT."""
+
+    def __init__(self, error: DecodeError) -> None:
+        self.message = f"request is not a valid message: {error}"
+
+
+def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError as exc:
+            return _Undecodable(exc)
+
+    return parse
+
+
+async def _checked(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async for request in requests:
+        if isinstance(request, _Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        yield request
+
+
+def _guard_unary(behavior: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    async def unary_request(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, _Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        return await behavior(request, context)
+
+    async def unary_request_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        if isinstance(request, _Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        async for response in behavior(request, context):
+            yield response
+
+    return unary_request_stream if inspect.isasyncgenfunction(behavior) else unary_request
+
+
+def _guard_stream(behavior: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    async def stream_request(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        return await behavior(_checked(requests, context), context)
+
+    async def stream_request_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        async for response in behavior(_checked(requests, context), context):
+            yield response
+
+    return stream_request_stream if inspect.isasyncgenfunction(behavior) else stream_request
+
+
+class UndecodableRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Parses every request message tolerantly: one that is not a valid message is answered INVALID_ARGUMENT."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        deserializer = _tolerant(handler.request_deserializer)
+        if handler.unary_unary is not None:
+            return handler._replace(request_deserializer=deserializer, unary_unary=_guard_unary(handler.unary_unary))
+        if handler.unary_stream is not None:
+            return handler._replace(request_deserializer=deserializer, unary_stream=_guard_unary(handler.unary_stream))
+        if handler.stream_unary is not None:
+            return handler._replace(request_deserializer=deserializer, stream_unary=_guard_stream(handler.stream_unary))
+        return handler._replace(request_deserializer=deserializer, stream_stream=_guard_stream(handler.stream_stream))
 
 
 @dataclass(frozen=True)
@@ -39,7 +115,7 @@ class GrpcEndpoint:
     async def start(self) -> None:
         check_port_free("gRPC", self.host, self.port)
         # Created here, not in __init__: a grpc.aio server belongs to the loop that is running when it is made.
-        self._server = grpc.aio.server(options=_SERVER_OPTIONS)
+        self._server = grpc.aio.server(interceptors=[UndecodableRequests()], options=_SERVER_OPTIONS)
         for api in self.apis:
             api.add_to_server(self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -14,14 +14,23 @@ from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
+from modelyard.runtime.body_limit import BodyLimit
 from modelyard.runtime.ports import bind_listener
 from modelyard.runtime.readiness import Readiness
 
 log = logging.getLogger(__name__)
 
 
-def build_app(title: str, readiness: Readiness, routers: Iterable[APIRouter]) -> FastAPI:
+def build_app(
+    title: str,
+    readiness: Readiness,
+    routers: Iterable[APIRouter],
+    max_body_bytes: int = 1 << 20,
+    body_limits: Mapping[str, int] | None = None,
+) -> FastAPI:
+    """`max_body_bytes` for every request body, except under the path prefixes of `body_limits` (413 beyond)."""
     app = FastAPI(title=title)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, limits=body_limits)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -45,10 +45,12 @@ class Service:
         degraded_checks: Mapping[str, ReadinessCheck] | None = None,
         on_start: Sequence[Hook] = (),
         on_stop: Sequence[Hook] = (),
+        body_limits: Mapping[str, int] | None = None,
     ) -> None:
         """`grpc_health_names` are health-checkable names beyond those of `grpc_apis` (whose names count too).
         With `settings.kafka_required`, readiness also waits for the broker (check "kafka"). `degraded_checks`
-        watch non-critical dependencies: reported, but the service stays ready (see `modelyard.runtime.readiness`)."""
+        watch non-critical dependencies: reported, but the service stays ready (see `modelyard.runtime.readiness`).
+        `body_limits` raise `settings.max_body_bytes` for routes under a path prefix (uploads, inference)."""
         self.settings = settings
         self.name = settings.service_name
         checks = dict(readiness_checks or {})
@@ -57,7 +59,9 @@ class Service:
         self.readiness = Readiness(self.name, checks, degraded_checks=degraded_checks)
         self.grpc = GrpcEndpoint(settings.host, settings.grpc_port, grpc_apis, grpc_health_names)
         self.http = HttpEndpoint(
-            build_app(f"modelyard {self.name}", self.readiness, routers), settings.host, settings.http_port
+            build_app(f"modelyard {self.name}", self.readiness, routers, settings.max_body_bytes, body_limits),
+            settings.host,
+            settings.http_port,
         )
         self.background_tasks = dict(background_tasks or {})
         self.on_start = list(on_start)

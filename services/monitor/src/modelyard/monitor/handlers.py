@@ -25,7 +25,7 @@ from opentelemetry.trace import Link, SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from modelyard.events.envelope import Position
-from modelyard.monitor.domain.errors import ReferenceNotFound, ReferenceUnavailable
+from modelyard.monitor.domain.errors import InvalidArgument, ReferenceNotFound, ReferenceUnavailable
 from modelyard.monitor.domain.evaluation import WindowReport, evaluate_window
 from modelyard.monitor.domain.incidents import IncidentChange
 from modelyard.monitor.domain.performance import (
@@ -429,7 +429,7 @@ class Monitor:
         version.reference_checked_at = time.monotonic()
         try:
             profile = self._build_profile(state.model_name, state.model_version)
-        except ReferenceNotFound:
+        except (ReferenceNotFound, InvalidArgument):  # a name the registry refuses has no reference either
             log.warning("no reference data for %s/%d: operations only", state.model_name, state.model_version)
             return
         except ReferenceUnavailable as exc:

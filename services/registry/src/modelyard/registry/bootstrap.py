@@ -98,6 +98,7 @@ def build(settings: RegistrySettings) -> Service:
         settings,
         grpc_apis=[registry_grpc_api(registry.handlers, authenticator)],
         routers=[registry_router(registry.handlers, authenticator)],
+        body_limits={"/v1/artifacts": settings.max_artifact_bytes},
         background_tasks={"outbox-relay": relay_events, "version-checks": check_versions},
         readiness_checks={"database": database_ready},
         on_stop=[dispose],

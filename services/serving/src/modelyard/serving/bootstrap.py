@@ -179,7 +179,16 @@ def build(settings: ServingSettings) -> Service:
     service = Service(
         settings,
         grpc_apis=[GrpcApi(API_NAME, lambda server: add_inference_service(servicer, server))],
-        routers=[inference_router(core.dataplane, core.lifecycle, VERSION, ready=lambda: service.ready)],
+        routers=[
+            inference_router(
+                core.dataplane,
+                core.lifecycle,
+                VERSION,
+                ready=lambda: service.ready,
+                max_json_bytes=settings.max_json_bytes,
+            )
+        ],
+        body_limits={"/v2/models/": settings.max_request_bytes},
         background_tasks=tasks,
         readiness_checks={
             "startup-plans": startup_plans_loaded,

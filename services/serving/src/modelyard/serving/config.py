@@ -79,6 +79,14 @@ class ServingSettings(ServiceSettings):
         default_factory=list, description='models whose float inputs must be finite (NaN/inf rejected); "*" for all'
     )
     max_elements: int = Field(1 << 26, gt=0, description="largest input tensor accepted, in elements")
+    max_request_bytes: int = Field(
+        64 << 20, gt=0, description="largest REST inference request body, JSON and binary tensor data (413 beyond)"
+    )
+    max_json_bytes: int = Field(
+        8 << 20,
+        gt=0,
+        description="largest JSON part of a REST inference request (413 beyond); larger tensors go as binary data",
+    )
 
     stream_enabled: bool = Field(True, description="publish every prediction on modelyard.serving.predictions")
     stream_buffer: int = Field(100_000, gt=0, description="predictions buffered before new ones are dropped")

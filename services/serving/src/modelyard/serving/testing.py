@@ -26,6 +26,7 @@ from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
 from modelyard.kafka.admin import ensure_topics
 from modelyard.runtime import Service
+from modelyard.runtime.grpc_server import UndecodableRequests
 from modelyard.serving.adapters.memory import InMemoryStatus
 from modelyard.serving.adapters.plans import plan_file_entry
 from modelyard.serving.bootstrap import VERSION, ServingCore, build, wire
@@ -144,7 +145,7 @@ async def serving_on_loopback(
     status = InMemoryStatus()
     core = wire(settings_for(repository.root, **overrides), status=status)
     await core.lifecycle.load_startup_plans()
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=[UndecodableRequests()])
     servicer = InferenceServicer(core.dataplane, core.lifecycle, VERSION, ready=lambda: True, tracer=tracer)
     add_inference_service(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")

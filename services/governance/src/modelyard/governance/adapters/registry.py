@@ -9,11 +9,26 @@ import grpc
 
 from modelyard.contracts.registry.v1 import registry_service_pb2 as pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
-from modelyard.governance.domain.errors import CatalogUnavailable, NotFound
+from modelyard.governance.domain.errors import (
+    AlreadyExists,
+    CatalogUnavailable,
+    FailedPrecondition,
+    GovernanceError,
+    InvalidArgument,
+    NotFound,
+)
 from modelyard.governance.domain.model import Dim, Signature, TensorSpec, VersionFacts, VersionRef
 
 T = TypeVar("T")
 TIMEOUT_S = 10.0
+# The registry's answers about the caller's request keep their meaning (asking again would not help); anything
+# else, including refusing governance's own token, is the registry being unavailable to governance.
+_CLIENT_ERRORS: dict[grpc.StatusCode, type[GovernanceError]] = {
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+}
 
 
 class RegistryCatalog:
@@ -54,8 +69,9 @@ class RegistryCatalog:
             return method(request, metadata=self._metadata, timeout=TIMEOUT_S)
         except grpc.RpcError as exc:
             code, details = exc.code(), exc.details()  # the error of a failed call is also its Call object
-            if code == grpc.StatusCode.NOT_FOUND:
-                raise NotFound(details) from None
+            meaning = _CLIENT_ERRORS.get(code)
+            if meaning is not None:
+                raise meaning(f"registry: {details}") from None
             raise CatalogUnavailable(f"registry: {code.name}: {details}") from None
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from google.protobuf.message import Message
-
 from modelyard.auth import Principal
 from modelyard.contracts.governance.v1 import governance_service_pb2 as pb
 from modelyard.governance import convert
 from modelyard.governance.domain import audit, card
 from modelyard.governance.domain.errors import InvalidArgument
 from modelyard.governance.handlers import GovernanceHandlers
+from modelyard.inputs import time_of
 
 
 class GovernanceApi:
@@ -51,13 +50,13 @@ class GovernanceApi:
             model_name=r.model_name or None,
             version=r.version or None,
             request_id=r.request_id or None,
-            since=_time(r, "since"),
-            until=_time(r, "until"),
+            since=time_of(r, "since"),
+            until=time_of(r, "until"),
         )
         return pb.ListAuditEntriesResponse(entries=[entry_pb(e) for e in entries])
 
     def GetServedAt(self, p: Principal, r: pb.GetServedAtRequest) -> pb.GetServedAtResponse:
-        served = self._h.served_at(p, r.model_name, _time(r, "at") or datetime.now(UTC))
+        served = self._h.served_at(p, r.model_name, time_of(r, "at") or datetime.now(UTC))
         response = pb.GetServedAtResponse(plan=convert.plan_pb(served.plan), role=served.role)
         if served.request is not None:
             response.request.CopyFrom(convert.request_pb(served.request))
@@ -76,7 +75,7 @@ class GovernanceApi:
         )
 
     def ExportAudit(self, p: Principal, r: pb.ExportAuditRequest) -> pb.ExportAuditResponse:
-        lines = self._h.export_audit(p, r.model_name, _time(r, "since"), _time(r, "until"))
+        lines = self._h.export_audit(p, r.model_name, time_of(r, "since"), time_of(r, "until"))
         return pb.ExportAuditResponse(lines=lines)
 
     def GetModelCard(self, p: Principal, r: pb.GetModelCardRequest) -> pb.GetModelCardResponse:
@@ -106,11 +105,3 @@ def _published(r: pb.VerifyAuditRequest) -> list[audit.Checkpoint]:
         return [convert.checkpoint_of(c) for c in r.published]
     except ValueError:  # a Timestamp out of range
         raise InvalidArgument("a published checkpoint has an invalid signed_at") from None
-
-
-def _time(message: Message, field: str) -> datetime | None:
-    """An optional Timestamp field as an aware UTC datetime (None when unset)."""
-    if not message.HasField(field):
-        return None
-    value: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
-    return value

@@ -4,6 +4,7 @@ map errors once (`entrypoints.errors`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -18,9 +19,11 @@ from modelyard.contracts.governance.v1 import governance_service_pb2 as pb
 from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as pb_grpc
 from modelyard.governance.entrypoints.api import GovernanceApi
 from modelyard.governance.entrypoints.errors import KNOWN_ERRORS, status_of
+from modelyard.inputs import BadInput
 from modelyard.runtime import GrpcApi
 from modelyard.runtime.auth_grpc import principal_of
 from modelyard.runtime.auth_http import CHALLENGE
+from modelyard.runtime.errors import client_message
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GovernanceService"]
 Call = Callable[[Principal, Any], Message]
@@ -58,7 +61,7 @@ def _grpc_method(call: Call, authenticator: TokenAuthenticator) -> Callable[[Mes
             principal = principal_of(authenticator, context)
             return await asyncio.to_thread(call, principal, request)
         except KNOWN_ERRORS as exc:
-            await context.abort(status_of(exc)[0], str(exc))
+            await context.abort(status_of(exc)[0], client_message(exc))
             raise AssertionError("unreachable: abort raises") from None
 
     return handle
@@ -81,19 +84,28 @@ def _rest_endpoint(call: Call, request_class: type[Message], authenticator: Toke
     async def endpoint(request: Request) -> JSONResponse:
         try:
             principal = authenticator.authenticate(request.headers.get("authorization"))
-            fields: dict[str, Any] = dict(request.query_params)
-            if request.method == "POST" and await request.body():
-                fields.update(await request.json())
-            fields.update(request.path_params)
-            try:
-                message = ParseDict(fields, request_class())
-            except ParseError as exc:
-                return JSONResponse({"code": "INVALID_ARGUMENT", "message": str(exc)}, status_code=400)
+            message = await _request_message(request, request_class)
             response = await asyncio.to_thread(call, principal, message)
         except KNOWN_ERRORS as exc:
             code, http = status_of(exc)
             headers = CHALLENGE if isinstance(exc, Unauthenticated) else None
-            return JSONResponse({"code": code.name, "message": str(exc)}, status_code=http, headers=headers)
+            return JSONResponse({"code": code.name, "message": client_message(exc)}, status_code=http, headers=headers)
         return JSONResponse(MessageToDict(response, preserving_proto_field_name=True))
 
     return endpoint
+
+
+async def _request_message(request: Request, request_class: type[Message]) -> Message:
+    """The request message of a REST call: query string, then the JSON object body (POST), then path parameters."""
+    fields: dict[str, Any] = dict(request.query_params)
+    body = await request.body() if request.method == "POST" else b""
+    try:
+        if body:
+            document = json.loads(body)
+            if not isinstance(document, dict):
+                raise BadInput("the request body must be a JSON object")
+            fields.update(document)
+        fields.update(request.path_params)
+        return ParseDict(fields, request_class())
+    except (ParseError, ValueError, TypeError, RecursionError) as exc:
+        raise BadInput(f"not a valid {request_class.DESCRIPTOR.name}: {exc}") from None

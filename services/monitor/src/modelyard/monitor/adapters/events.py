@@ -9,9 +9,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from modelyard.contracts.events.v1 import common_pb2, monitor_events_pb2
 from modelyard.events.envelope import Event
+from modelyard.inputs import BadInput, capped
 from modelyard.monitor.domain.incidents import Change, Evidence, IncidentChange, Severity, Signal
 
 SOURCE = "monitor"
+# Widths of the store's columns that keep feedback until its prediction arrives (pending_predictions).
+MAX_REQUEST_ID_CHARS = 128
+MAX_NAME_CHARS = 255
+MAX_LABEL_CHARS = 255
 
 SIGNALS = {
     Signal.DATA_DRIFT: monitor_events_pb2.SIGNAL_DATA_DRIFT,
@@ -83,11 +88,18 @@ def incident_event(
 
 
 def feedback_event(request_id: str, model_name: str, truth: str | float, event_time: datetime) -> Event:
-    """Ground truth sent over the API, as the event applications could have produced themselves."""
-    payload = monitor_events_pb2.FeedbackReceived(request_id=request_id, model_name=model_name)
+    """Ground truth sent over the API, as the event applications could have produced themselves; BadInput when a
+    field is longer than the store keeps or the time is out of range."""
+    payload = monitor_events_pb2.FeedbackReceived(
+        request_id=capped(request_id, "request_id", MAX_REQUEST_ID_CHARS),
+        model_name=capped(model_name, "model_name", MAX_NAME_CHARS),
+    )
     if isinstance(truth, str):
-        payload.label = truth
+        payload.label = capped(truth, "label", MAX_LABEL_CHARS)
     else:
         payload.target = truth
-    payload.event_time.FromDatetime(event_time.astimezone(UTC))
+    try:
+        payload.event_time.FromDatetime(event_time.astimezone(UTC))
+    except (ValueError, OverflowError):
+        raise BadInput("event_time is not a valid time: years 0001-9999") from None
     return Event.new(model_name, payload, SOURCE)

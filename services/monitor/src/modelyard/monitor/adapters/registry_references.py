@@ -34,7 +34,12 @@ from modelyard.contracts.events.v1 import registry_events_pb2 as registry_events
 from modelyard.contracts.registry.v1 import registry_service_pb2 as registry_pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as registry_grpc
 from modelyard.monitor.adapters.references import table_columns
-from modelyard.monitor.domain.errors import ReferenceDataError, ReferenceNotFound, ReferenceUnavailable
+from modelyard.monitor.domain.errors import (
+    InvalidArgument,
+    ReferenceDataError,
+    ReferenceNotFound,
+    ReferenceUnavailable,
+)
 from modelyard.monitor.domain.profile import OUTPUT_PREFIX, TRUTH_PREFIX
 from modelyard.monitor.handlers import ReferenceData
 
@@ -132,6 +137,8 @@ class RegistryReferenceSource:
         message = f"registry {self.address}: {code.name} for {what}: {exc.details()}"
         if code == grpc.StatusCode.NOT_FOUND:
             return ReferenceNotFound(message)
+        if code == grpc.StatusCode.INVALID_ARGUMENT:  # the caller's name or version is malformed: keep the meaning
+            return InvalidArgument(message)
         if code in TRANSIENT_CODES:
             return ReferenceUnavailable(message)
         # Refused (unauthenticated, permission denied, data loss): log loudly, monitor operations only until fixed.

@@ -15,3 +15,8 @@ class ReferenceNotFound(MonitorError):
 
 class ReferenceUnavailable(MonitorError):
     """The reference source cannot answer now (unreachable, or the version is still being registered): ask later."""
+
+
+class InvalidArgument(MonitorError):
+    """A request that cannot be right however often it is sent: a field longer than the store keeps, a time out
+    of range, or one the registry refused as malformed."""

@@ -7,21 +7,25 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field, model_validator
 
 from modelyard.events.topics import MONITOR_FEEDBACK
-from modelyard.monitor.adapters.events import feedback_event
-from modelyard.monitor.domain.errors import ReferenceDataError, ReferenceNotFound, ReferenceUnavailable
+from modelyard.monitor.adapters.events import MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_REQUEST_ID_CHARS, feedback_event
 from modelyard.monitor.domain.views import json_safe
+from modelyard.monitor.entrypoints.errors import KNOWN_ERRORS, status_of
 from modelyard.monitor.entrypoints.grpc_api import FeedbackPublisher
 from modelyard.monitor.handlers import Monitor
+from modelyard.runtime.errors import client_message
+
+# A model version as the registry numbers it (int64).
+Version = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class Feedback(BaseModel):
-    request_id: str = Field(min_length=1)
-    model_name: str = Field(min_length=1)
-    label: str | None = None
+    request_id: str = Field(min_length=1, max_length=MAX_REQUEST_ID_CHARS)
+    model_name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    label: str | None = Field(None, max_length=MAX_LABEL_CHARS)
     target: float | None = None
     event_time: datetime | None = None
 
@@ -41,7 +45,7 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
 
     @api.get("/models/{model_name}/versions/{version}/windows")
     async def windows(
-        model_name: str, version: int, feature: str = "", limit: Annotated[int, Query(ge=1, le=1000)] = 100
+        model_name: str, version: Version, feature: str = "", limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:
         reports = await asyncio.to_thread(monitor.window_reports, model_name, version, limit)
         result = []
@@ -60,22 +64,25 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
         return [json_safe(asdict(v)) for v in views]
 
     @api.post("/models/{model_name}/versions/{version}/rebaseline")
-    async def rebaseline(model_name: str, version: int) -> dict[str, str]:
+    async def rebaseline(model_name: str, version: Version) -> dict[str, str]:
         try:
             profile = await asyncio.to_thread(monitor.rebaseline, model_name, version)
-        except ReferenceNotFound as exc:
-            raise HTTPException(404, str(exc)) from exc
-        except ReferenceDataError as exc:
-            raise HTTPException(422, str(exc)) from exc
-        except ReferenceUnavailable as exc:
-            raise HTTPException(503, str(exc)) from exc
+        except KNOWN_ERRORS as exc:
+            raise _http_error(exc) from exc
         return {"reference_id": profile.id}
 
     @api.post("/feedback", status_code=202)
     async def send_feedback(body: Feedback) -> dict[str, str]:
         truth: str | float = body.label if body.label is not None else float(body.target or 0.0)
-        event = feedback_event(body.request_id, body.model_name, truth, body.event_time or datetime.now(UTC))
+        try:
+            event = feedback_event(body.request_id, body.model_name, truth, body.event_time or datetime.now(UTC))
+        except KNOWN_ERRORS as exc:
+            raise _http_error(exc) from exc
         await feedback.publish(MONITOR_FEEDBACK, event)
         return {"event_id": event.id}
 
     return api
+
+
+def _http_error(error: Exception) -> HTTPException:
+    return HTTPException(status_of(error)[1], client_message(error))

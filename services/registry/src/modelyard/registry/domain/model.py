@@ -17,6 +17,7 @@ _TAG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_TAG_VALUE = 1024
 MAX_DESCRIPTION = 10_000
+MAX_VERSION = 2**63 - 1  # int64 in the protos and the database
 
 
 def validate_model_name(name: str) -> str:
@@ -41,6 +42,8 @@ def validate_alias(alias: str) -> str:
 def validate_version(version: int) -> int:
     if version < 1:
         raise InvalidArgument(f"invalid version {version}: versions start at 1")
+    if version > MAX_VERSION:
+        raise InvalidArgument(f"invalid version: versions are 64-bit numbers, at most {MAX_VERSION}")
     return version
 
 

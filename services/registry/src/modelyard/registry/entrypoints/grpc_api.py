@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from datetime import UTC
 from typing import NoReturn, TypeAlias, TypeVar
 
 import grpc
@@ -12,12 +11,14 @@ import grpc
 from modelyard.auth import Principal, TokenAuthenticator
 from modelyard.contracts.registry.v1 import registry_service_pb2 as pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
+from modelyard.inputs import time_of
 from modelyard.registry import convert
 from modelyard.registry.domain.errors import InvalidArgument
 from modelyard.registry.entrypoints.errors import KNOWN_ERRORS, grpc_status
 from modelyard.registry.handlers import NewVersion, RegistryHandlers, VersionQuery
 from modelyard.runtime import GrpcApi
 from modelyard.runtime.auth_grpc import principal_of
+from modelyard.runtime.errors import client_message
 
 T = TypeVar("T")
 Context: TypeAlias = grpc.aio.ServicerContext  # grpc ships no type hints: this is Any to mypy
@@ -167,9 +168,9 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         return pb.DeleteAliasResponse(move=convert.alias_move(move))
 
     async def ResolveAlias(self, request: pb.ResolveAliasRequest, context: Context) -> pb.ResolveAliasResponse:
-        as_of = request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else None
         version = await self._call(
-            context, lambda p: self._handlers.resolve_alias(p, request.model_name, request.alias, as_of)
+            context,
+            lambda p: self._handlers.resolve_alias(p, request.model_name, request.alias, time_of(request, "as_of")),
         )
         return pb.ResolveAliasResponse(
             version=convert.version_ref(version), model_version=convert.model_version(version)
@@ -197,7 +198,7 @@ async def _chunks(requests: AsyncIterator[pb.UploadArtifactRequest]) -> AsyncIte
 
 
 async def _abort(context: Context, error: Exception) -> NoReturn:
-    await context.abort(grpc_status(error), str(error))
+    await context.abort(grpc_status(error), client_message(error))
     raise AssertionError("unreachable: abort raises")
 
 

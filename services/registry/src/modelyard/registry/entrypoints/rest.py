@@ -23,6 +23,7 @@ from modelyard.registry.domain.model import Lineage, VersionStatus
 from modelyard.registry.entrypoints.errors import KNOWN_ERRORS, grpc_status, http_status
 from modelyard.registry.handlers import NewVersion, RegistryHandlers, VersionQuery
 from modelyard.runtime.auth_http import CHALLENGE, principal_dependency
+from modelyard.runtime.errors import client_message
 
 Json = dict[str, Any]
 
@@ -37,7 +38,7 @@ class _ErrorMappingRoute(APIRoute):
             try:
                 return await handler(request)
             except KNOWN_ERRORS as exc:
-                body = {"code": grpc_status(exc).name, "message": str(exc)}
+                body = {"code": grpc_status(exc).name, "message": client_message(exc)}
                 headers = CHALLENGE if isinstance(exc, Unauthenticated) else None
                 return JSONResponse(body, status_code=http_status(exc), headers=headers)
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import NoReturn
 
 import grpc
-from google.protobuf.message import DecodeError, Message
 from opentelemetry import trace
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
+from modelyard.runtime.errors import client_message
 from modelyard.serving.domain.dataplane import DataPlane
 from modelyard.serving.domain.errors import Code, ServingError
 from modelyard.serving.handlers import Lifecycle
@@ -134,48 +134,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: ServingError) -> NoReturn:
-    await context.abort(GRPC_STATUS[error.code], str(error))
+    await context.abort(GRPC_STATUS[error.code], client_message(error))
     raise AssertionError("unreachable: abort raises")
 
 
-class _Undecodable:
-    """Stands for a request body that is not a valid message, so the RPC can answer INVALID_ARGUMENT."""
-
-    def __init__(self, type_name: str, error: DecodeError) -> None:
-        self.message = f"request is not a valid {type_name}: {error}"
-
-
-def _tolerant_parser(message_class: type[Message]) -> Callable[[bytes], Message | _Undecodable]:
-    parse = message_class.FromString
-
-    def deserialize(data: bytes) -> Message | _Undecodable:
-        try:
-            return parse(data)
-        except DecodeError as exc:
-            return _Undecodable(message_class.DESCRIPTOR.full_name, exc)
-
-    return deserialize
-
-
-def _guarded(behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]) -> Callable[..., Any]:
-    async def call(request: Message | _Undecodable, context: grpc.aio.ServicerContext) -> Message:
-        if isinstance(request, _Undecodable):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
-        return await behavior(request, context)
-
-    return call
-
-
 def add_inference_service(servicer: InferenceServicer, server: grpc.aio.Server) -> None:
-    """Register the servicer like the generated `add_..._to_server`, except that an undecodable request body
-    is answered INVALID_ARGUMENT (grpc would answer UNKNOWN, as for a crashed handler)."""
-    handlers = {}
-    for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
-        request_class = getattr(pb, method.input_type.name)
-        response_class = getattr(pb, method.output_type.name)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            _guarded(getattr(servicer, method.name)),
-            request_deserializer=_tolerant_parser(request_class),
-            response_serializer=response_class.SerializeToString,
-        )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    add: Callable[[InferenceServicer, grpc.aio.Server], None] = pb_grpc.add_GRPCInferenceServiceServicer_to_server
+    add(servicer, server)

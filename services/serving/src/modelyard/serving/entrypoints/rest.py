@@ -7,6 +7,7 @@ after the JSON header when asked for, as tritonclient[http] does by default).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
+from modelyard.runtime.errors import client_message
 from modelyard.serving.domain.codec import DTYPES, split_bytes_elements, to_raw
 from modelyard.serving.domain.dataplane import DataPlane
 from modelyard.serving.domain.errors import Code, InvalidArgument, ResourceExhausted, ServingError
@@ -33,6 +35,10 @@ HTTP_STATUS: dict[Code, int] = {
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_SIZE = "binary_data_size"
 _RESERVED_PARAMETERS = frozenset({"binary_data_output", "binary_data", BINARY_SIZE})
+# JSON bodies larger than this are decoded in a worker thread rather than on the event loop.
+DECODE_INLINE_BYTES = 256 << 10
+MAX_DIM = 2**63 - 1  # int64, as in ModelInferRequest
+MAX_RANK = 64
 
 
 def _json(body: object, status: int = 200) -> Response:
@@ -40,7 +46,7 @@ def _json(body: object, status: int = 200) -> Response:
 
 
 def _error(exc: ServingError) -> Response:
-    return _json({"error": str(exc)}, HTTP_STATUS[exc.code])
+    return _json({"error": client_message(exc)}, HTTP_STATUS[exc.code])
 
 
 def inference_router(
@@ -48,8 +54,9 @@ def inference_router(
     lifecycle: Lifecycle,
     version: str,
     ready: Callable[[], bool],
-    max_request_bytes: int = 64 << 20,
+    max_json_bytes: int = 8 << 20,
 ) -> APIRouter:
+    """The body's size is limited by the HTTP edge (`max_request_bytes`); its JSON part here, before decoding."""
     router = APIRouter(prefix="/v2", tags=["inference"])
 
     @router.get("")
@@ -94,10 +101,19 @@ def inference_router(
     @router.post("/models/{model}/versions/{model_version}/infer")
     async def infer(model: str, request: Request, model_version: str = "") -> Response:
         body = await request.body()
+        header_length = request.headers.get(HEADER_LENGTH)
         try:
-            if len(body) > max_request_bytes:
-                raise ResourceExhausted(f"request of {len(body)} bytes is larger than {max_request_bytes}")
-            message, binary_outputs = to_infer_request(model, model_version, body, request.headers.get(HEADER_LENGTH))
+            json_bytes = _json_length(body, header_length)
+            if json_bytes > max_json_bytes:
+                raise ResourceExhausted(
+                    f"JSON part of {json_bytes} bytes is over {max_json_bytes}: send large tensors as binary data"
+                )
+            if json_bytes > DECODE_INLINE_BYTES:  # decoding takes long enough to hold up every other caller
+                message, binary_outputs = await asyncio.to_thread(
+                    to_infer_request, model, model_version, body, header_length
+                )
+            else:
+                message, binary_outputs = to_infer_request(model, model_version, body, header_length)
             response = await dataplane.infer(message)
         except ServingError as exc:
             return _error(exc)
@@ -113,8 +129,13 @@ def inference_router(
     @router.post("/repository/index")
     async def repository_index(request: Request) -> Response:
         body = await request.body()
-        ready_only = bool(json.loads(body).get("ready", False)) if body else False
-        rows = lifecycle.index(ready_only)
+        try:
+            document = json.loads(body) if body else {}
+        except (ValueError, RecursionError):
+            document = None
+        if not isinstance(document, dict):
+            return _error(InvalidArgument('request body must be a JSON object, e.g. {"ready": true}'))
+        rows = lifecycle.index(bool(document.get("ready", False)))
         return _json([{"name": n, "version": v, "state": s, "reason": r} for n, v, s, r in rows])
 
     @router.post("/repository/models/{model}/load")
@@ -136,14 +157,22 @@ def inference_router(
     return router
 
 
+def _json_length(body: bytes, header_length: str | None) -> int:
+    if header_length is None:
+        return len(body)
+    if not header_length.isdigit() or int(header_length) > len(body):
+        raise InvalidArgument(f"{HEADER_LENGTH} must be a number of bytes within the request body")
+    return int(header_length)
+
+
 def to_infer_request(
     model: str, version: str, body: bytes, header_length: str | None
 ) -> tuple[pb.ModelInferRequest, frozenset[str] | bool]:
     """The ModelInferRequest of a REST body, and which outputs to answer in binary (True: all of them)."""
+    split = _json_length(body, header_length)
     try:
-        split = int(header_length) if header_length is not None else len(body)
         document = json.loads(body[:split])
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidArgument(f"request body is not V2 JSON: {exc}") from exc
     if not isinstance(document, dict) or not isinstance(document.get("inputs"), list):
         raise InvalidArgument("request body has no 'inputs' list")
@@ -168,8 +197,10 @@ def _input(entry: Any, body: bytes, offset: int) -> tuple[pb.ModelInferRequest.I
     if not isinstance(entry, dict):
         raise InvalidArgument("each input must be a JSON object")
     name, datatype, shape = str(entry.get("name", "")), str(entry.get("datatype", "")), entry.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
-        raise InvalidArgument(f"input '{name}': shape must be a list of integers")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and -1 <= d <= MAX_DIM for d in shape):
+        raise InvalidArgument(f"input '{name}': shape must be a list of integers from -1 to {MAX_DIM}")
+    if len(shape) > MAX_RANK:
+        raise InvalidArgument(f"input '{name}': at most {MAX_RANK} dimensions")
     dtype = DTYPES.get(datatype)
     if dtype is None:
         raise InvalidArgument(f"input '{name}': unknown datatype {datatype!r}")
