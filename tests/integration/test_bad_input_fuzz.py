@@ -32,7 +32,7 @@ from modelyard.registry.testing import registry_settings
 from modelyard.runtime import Service
 from modelyard.runtime.errors import MAX_MESSAGE_CHARS
 from modelyard.serving import bootstrap as serving_bootstrap
-from modelyard.serving.testing import ModelRepository, plan, settings_for
+from modelyard.serving.testing import ModelRepository, plan, settings_for, wait_until
 from modelyard.testing.fuzz import FuzzReport, fuzz_grpc, fuzz_rest
 from modelyard.testing.models import TrainedModel
 
@@ -73,6 +73,9 @@ async def running(name: str, tmp: Path, kafka_bootstrap: str, model: TrainedMode
             repository.write_plans(plan(repository.add("breast_cancer", 1, model.onnx)))
             service = serving_bootstrap.build(settings_for(tmp, kafka_bootstrap=kafka_bootstrap))
         async with service.running():
+            # Fuzz what a load balancer would send traffic to: before its plans are served, serving rightly
+            # answers UNAVAILABLE for every model, which is not the bad-input answer under test.
+            await wait_until(lambda: service.ready)
             yield service
 
 
