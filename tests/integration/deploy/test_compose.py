@@ -147,6 +147,16 @@ def test_published_ports_are_the_ones_the_service_listens_on(config_reference: M
     assert exposed == [f"{grpc} {http}"]
 
 
+def test_only_the_inference_ports_are_published_beyond_loopback() -> None:
+    exposed = {
+        (name, mapping)
+        for name, service in COMPOSE["services"].items()
+        for mapping in service.get("ports", [])
+        if not str(mapping).startswith("127.0.0.1:")
+    }
+    assert exposed == {("serving", "8001:8001"), ("serving", "8000:8000")}
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_healthchecks_ask_readyz_on_the_http_port(config_reference: ModuleType, service: str) -> None:
     _, http = effective_ports(config_reference, service, environment(service))

@@ -201,6 +201,27 @@ def test_every_deployment_has_a_service_a_budget_and_safe_pods(
     assert image == service and tag and tag != "latest", container["image"]
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_network_policy_admits_only_the_named_callers_to_each_service(
+    rendered: tuple[str, dict[tuple[str, str], Doc]], service: str
+) -> None:
+    _, docs = rendered
+    labels = docs["Deployment", service]["spec"]["template"]["metadata"]["labels"]
+    port_names = {port["name"] for port in container_of(docs, service)["ports"]}
+    policy = docs["NetworkPolicy", service]["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["policyTypes"] == ["Ingress"]
+    admitted = [{port["port"] for port in rule["ports"]} for rule in policy["ingress"]]
+    assert set().union(*admitted) == port_names  # every port has a rule; no rule names a port the pod lacks
+    sources = [source for rule in policy["ingress"] for source in rule["from"]]
+    open_to_all = [s for s in sources if s == {"namespaceSelector": {}}]
+    # Only inference is open to every namespace; the rest admit named pods or labelled namespaces.
+    assert bool(open_to_all) == (service == "serving")
+    for source in sources:
+        if source != {"namespaceSelector": {}}:
+            assert source.get("podSelector") or source["namespaceSelector"]["matchLabels"], source
+
+
 def test_serving_scales_with_an_autoscaler(rendered: tuple[str, dict[tuple[str, str], Doc]]) -> None:
     _, docs = rendered
     autoscaler = docs["HorizontalPodAutoscaler", "serving"]["spec"]
