@@ -9,30 +9,38 @@ import math
 from collections.abc import Iterable, Iterator
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
+from modelyard.access import AccessEdge
+from modelyard.auth import AuthError
+from modelyard.runtime.auth_http import edge_dependency, refusal
 from modelyard.runtime.ports import bind_listener
 from modelyard.runtime.readiness import Readiness
 
 log = logging.getLogger(__name__)
 
 
-def build_app(title: str, readiness: Readiness, routers: Iterable[APIRouter]) -> FastAPI:
-    app = FastAPI(title=title)
+HEALTHZ, READYZ, METRICS = "healthz", "readyz", "metrics"  # route names: operations of the access table
 
-    @app.get("/healthz", include_in_schema=False)
+
+def build_app(title: str, readiness: Readiness, routers: Iterable[APIRouter], edge: AccessEdge) -> FastAPI:
+    """Probes, metrics and `routers`, every route behind `edge` (the app-wide dependency)."""
+    app = FastAPI(title=title, dependencies=[Depends(edge_dependency(edge))])
+    app.add_exception_handler(AuthError, refusal)
+
+    @app.get("/healthz", include_in_schema=False, name=HEALTHZ)
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz", include_in_schema=False)
+    @app.get("/readyz", include_in_schema=False, name=READYZ)
     async def readyz() -> JSONResponse:
         report = readiness.report
         return JSONResponse(report.as_json(), status_code=200 if report.ready else 503)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, name=METRICS)
     async def prometheus_metrics(request: Request) -> Response:
         # Negotiated: OpenMetrics when the scraper asks for it, else the classic text format every scraper reads.
         encode, content_type = choose_encoder(request.headers.get("accept", ""))

@@ -50,27 +50,28 @@ def inference_router(
     ready: Callable[[], bool],
     max_request_bytes: int = 64 << 20,
 ) -> APIRouter:
+    """Each route is named after the gRPC method it stands for: its operation in the access table."""
     router = APIRouter(prefix="/v2", tags=["inference"])
 
-    @router.get("")
+    @router.get("", name="ServerMetadata")
     async def server_metadata() -> Response:
         return _json({"name": SERVER_NAME, "version": version, "extensions": list(EXTENSIONS)})
 
-    @router.get("/health/live")
+    @router.get("/health/live", name="ServerLive")
     async def live() -> Response:
         return Response(status_code=200)
 
-    @router.get("/health/ready")
+    @router.get("/health/ready", name="ServerReady")
     async def server_ready() -> Response:
         return Response(status_code=200 if ready() else 400)
 
-    @router.get("/models/{model}/ready")
-    @router.get("/models/{model}/versions/{model_version}/ready")
+    @router.get("/models/{model}/ready", name="ModelReady")
+    @router.get("/models/{model}/versions/{model_version}/ready", name="ModelReady")
     async def model_ready(model: str, model_version: str = "") -> Response:
         return Response(status_code=200 if dataplane.is_ready(model, model_version) else 400)
 
-    @router.get("/models/{model}")
-    @router.get("/models/{model}/versions/{model_version}")
+    @router.get("/models/{model}", name="ModelMetadata")
+    @router.get("/models/{model}/versions/{model_version}", name="ModelMetadata")
     async def model_metadata(model: str, model_version: str = "") -> Response:
         try:
             meta = dataplane.metadata(model, model_version)
@@ -90,8 +91,8 @@ def inference_router(
             }
         )
 
-    @router.post("/models/{model}/infer")
-    @router.post("/models/{model}/versions/{model_version}/infer")
+    @router.post("/models/{model}/infer", name="ModelInfer")
+    @router.post("/models/{model}/versions/{model_version}/infer", name="ModelInfer")
     async def infer(model: str, request: Request, model_version: str = "") -> Response:
         body = await request.body()
         try:
@@ -110,14 +111,14 @@ def inference_router(
             headers={HEADER_LENGTH: str(len(header))},
         )
 
-    @router.post("/repository/index")
+    @router.post("/repository/index", name="RepositoryIndex")
     async def repository_index(request: Request) -> Response:
         body = await request.body()
         ready_only = bool(json.loads(body).get("ready", False)) if body else False
         rows = lifecycle.index(ready_only)
         return _json([{"name": n, "version": v, "state": s, "reason": r} for n, v, s, r in rows])
 
-    @router.post("/repository/models/{model}/load")
+    @router.post("/repository/models/{model}/load", name="RepositoryModelLoad")
     async def load(model: str) -> Response:
         try:
             await lifecycle.load_model(model)
@@ -125,7 +126,7 @@ def inference_router(
             return _error(exc)
         return _json({})
 
-    @router.post("/repository/models/{model}/unload")
+    @router.post("/repository/models/{model}/unload", name="RepositoryModelUnload")
     async def unload(model: str) -> Response:
         try:
             await lifecycle.unload_model(model)
