@@ -12,6 +12,7 @@ from collections.abc import Callable
 import httpx
 import jwt
 import pytest
+from fastapi import APIRouter
 from pydantic import ValidationError
 
 from modelyard.access import ANY_ROLE, OPEN, AccessEdge, Authenticator, roles
@@ -24,12 +25,15 @@ from modelyard.auth import (
     Unauthenticated,
     token_weakness,
 )
+from modelyard.contracts.registry.v1 import registry_service_pb2
 from modelyard.oidc import IdentityProviderUnavailable, JwksKeys, JwtVerifier, claim, roles_of
+from modelyard.runtime import GrpcApi, Service
 from modelyard.settings import ServiceSettings, is_loopback
 from modelyard.testing.oidc import IdentityProvider
 
 pytestmark = pytest.mark.unit
 
+REGISTRY = registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"]
 ISSUER = "https://idp.test/realms/modelyard"
 STRONG = secrets.token_urlsafe(32)
 
@@ -262,6 +266,19 @@ async def test_anonymous_without_the_role_is_asked_for_a_token() -> None:
     edge = AccessEdge(Authenticator(AuthSettings(anonymous_roles=frozenset({Role.VIEWER}))), {"W": roles(Role.ADMIN)})
     with pytest.raises(Unauthenticated, match="needs a bearer token"):
         await edge.admit("W", None)
+
+
+def test_a_service_whose_table_misses_a_method_or_route_does_not_build() -> None:
+    router = APIRouter()
+
+    @router.get("/extra", name="Extra")
+    async def extra() -> None: ...
+
+    api = GrpcApi(REGISTRY.full_name, lambda server: None)
+    table = {method.name: OPEN for method in REGISTRY.methods if method.name != "SetAlias"}
+    with pytest.raises(ValueError, match="no rule for Extra, SetAlias"):
+        Service(ServiceSettings(), access=table, grpc_apis=[api], routers=[router])
+    Service(ServiceSettings(), access={**table, "SetAlias": OPEN, "Extra": OPEN}, grpc_apis=[api], routers=[router])
 
 
 # --- production profile ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
@@ -49,6 +50,11 @@ def build_app(title: str, readiness: Readiness, routers: Iterable[APIRouter], ed
     for router in routers:
         app.include_router(router)
     return app
+
+
+def api_routes(app: FastAPI) -> list[RouteContext]:
+    """Every API route of the app, those of included routers too (their `name` is their operation)."""
+    return [context for context in iter_route_contexts(app.routes) if isinstance(context.original_route, APIRoute)]
 
 
 class _EmbeddedUvicorn(uvicorn.Server):

@@ -15,12 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.routing import APIRoute
 
 from modelyard.access import OPEN, AccessEdge, Authenticator, Rule, roles
 from modelyard.auth import AuthSettings, Role
 from modelyard.runtime.grpc_server import GrpcApi, GrpcEndpoint
-from modelyard.runtime.http_server import HEALTHZ, METRICS, READYZ, HttpEndpoint, build_app
+from modelyard.runtime.http_server import HEALTHZ, METRICS, READYZ, HttpEndpoint, api_routes, build_app
 from modelyard.runtime.readiness import Readiness, ReadinessCheck, kafka_check
 from modelyard.settings import ServiceSettings
 from modelyard.telemetry import setup_telemetry
@@ -68,7 +67,7 @@ class Service:
         self.grpc = GrpcEndpoint(settings.host, settings.grpc_port, grpc_apis, grpc_health_names, self.edge)
         app = build_app(f"modelyard {self.name}", self.readiness, routers, self.edge)
         operations = [method for api in grpc_apis for method in api.methods]
-        operations += [route.name for route in app.routes if isinstance(route, APIRoute)]
+        operations += [route.name for route in api_routes(app) if route.name is not None]
         if missing := self.edge.missing(operations):
             raise ValueError(f"{self.name}'s access table has no rule for {', '.join(missing)}")
         self.http = HttpEndpoint(app, settings.host, settings.http_port)
