@@ -21,8 +21,8 @@ MAX_MESSAGE_BYTES = 1_000_000
 class ServingAuthSettings(AuthSettings):
     require_inference_token: bool | None = Field(
         None,
-        description="inference and model metadata need a token with role inference (or service, viewer for "
-        "metadata); default: on with profile=production, off with profile=local",
+        description="inference needs a token with role inference, model metadata one with role inference or "
+        "viewer; default: on with profile=production, off with profile=local",
     )
 
 
