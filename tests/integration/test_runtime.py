@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from modelyard.contracts.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
 from modelyard.kafka.embedded import free_port
 from modelyard.registry.config import RegistrySettings
+from modelyard.registry.entrypoints.access import ACCESS
 from modelyard.runtime import GrpcApi, PortInUseError, Service
 
 pytestmark = pytest.mark.integration
@@ -78,7 +79,7 @@ def registry_api() -> GrpcApi:
 
 
 async def test_ready_service_serves_health_reflection_probes_and_metrics(kafka_bootstrap: str) -> None:
-    service = Service(registry_settings(kafka_bootstrap), grpc_apis=[registry_api()])
+    service = Service(registry_settings(kafka_bootstrap), access=ACCESS, grpc_apis=[registry_api()])
     async with service.running(), httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}") as http:
 
         async def ready() -> bool:
@@ -103,7 +104,7 @@ async def test_ready_service_serves_health_reflection_probes_and_metrics(kafka_b
 
 
 async def test_dead_broker_keeps_the_service_unready_and_names_the_check() -> None:
-    service = Service(registry_settings(dead_broker()), grpc_health_names=[REGISTRY_API])
+    service = Service(registry_settings(dead_broker()), access={}, grpc_health_names=[REGISTRY_API])
     async with service.running(), httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}") as http:
 
         async def evaluated() -> bool:
@@ -131,7 +132,7 @@ async def test_health_turns_serving_only_once_every_check_passes() -> None:
         return True
 
     checks = {"database": database, "cache": cache}
-    service = Service(registry_settings(dead_broker(), kafka_required=False), readiness_checks=checks)
+    service = Service(registry_settings(dead_broker(), kafka_required=False), access={}, readiness_checks=checks)
     async with service.running(), httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}") as http:
 
         async def evaluated() -> bool:
@@ -160,7 +161,7 @@ async def test_health_turns_serving_only_once_every_check_passes() -> None:
 
 
 async def test_stop_reports_not_serving_and_drains_in_flight_calls() -> None:
-    service = Service(registry_settings(dead_broker(), kafka_required=False, shutdown_grace_s=1.0))
+    service = Service(registry_settings(dead_broker(), kafka_required=False, shutdown_grace_s=1.0), access={})
     await service.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc.port}") as channel:
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
@@ -179,7 +180,9 @@ async def test_failing_background_task_stops_the_service_with_an_error_code() ->
     async def consumer() -> None:
         raise RuntimeError("lost the partition for good")
 
-    service = Service(registry_settings(dead_broker(), kafka_required=False), background_tasks={"consumer": consumer})
+    service = Service(
+        registry_settings(dead_broker(), kafka_required=False), access={}, background_tasks={"consumer": consumer}
+    )
     code = await asyncio.wait_for(service.run(asyncio.Event()), timeout=10)
     assert code == 1
 
@@ -198,7 +201,7 @@ async def test_port_clash_in_process_raises_and_releases_the_other_port(kind: st
     ports = {"grpc_port": other_port, "http_port": occupied_port}
     if kind == "grpc":
         ports = {"grpc_port": occupied_port, "http_port": other_port}
-    service = Service(registry_settings(dead_broker(), **ports))
+    service = Service(registry_settings(dead_broker(), **ports), access={})
     with pytest.raises(PortInUseError) as raised:
         await service.start()
     assert raised.value.port == occupied_port

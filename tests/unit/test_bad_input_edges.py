@@ -9,6 +9,8 @@ import httpx
 import pytest
 from fastapi import APIRouter, Request
 
+from modelyard.access import OPEN, AccessEdge, Authenticator
+from modelyard.auth import AuthSettings
 from modelyard.contracts.monitor.v1 import monitor_service_pb2 as pb
 from modelyard.inputs import BadInput, time_of
 from modelyard.runtime.errors import MAX_MESSAGE_CHARS, client_message
@@ -21,15 +23,16 @@ pytestmark = pytest.mark.unit
 def _client() -> httpx.AsyncClient:
     router = APIRouter()
 
-    @router.post("/echo")
+    @router.post("/echo", name="echo")
     async def echo(request: Request) -> dict[str, int]:
         return {"bytes": len(await request.body())}
 
-    @router.post("/big/echo")
+    @router.post("/big/echo", name="big_echo")
     async def big_echo(request: Request) -> dict[str, int]:
         return {"bytes": len(await request.body())}
 
-    app = build_app("t", Readiness("t", {}), [router], max_body_bytes=100, body_limits={"/big": 1000})
+    edge = AccessEdge(Authenticator(AuthSettings()), {"echo": OPEN, "big_echo": OPEN})
+    app = build_app("t", Readiness("t", {}), [router], edge, max_body_bytes=100, body_limits={"/big": 1000})
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 

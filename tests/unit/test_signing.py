@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -129,7 +131,8 @@ def test_a_trusted_key_that_is_not_a_key_stops_the_start() -> None:
 
 
 def test_production_refuses_to_consume_or_produce_signed_events_without_keys() -> None:
-    production = {"profile": "production", "host": "0.0.0.0"}
+    auth = {"allow_anonymous": False, "tokens": {secrets.token_urlsafe(32): {"principal": "ci", "roles": ["admin"]}}}
+    production: dict[str, Any] = {"profile": "production", "host": "0.0.0.0", "auth": auth}
     with pytest.raises(ValidationError, match="no trusted governance keys"):
         ServingSettings(**production)
     with pytest.raises(ValidationError, match="no event signing key"):

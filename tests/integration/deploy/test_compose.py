@@ -6,6 +6,7 @@ valid production configuration when fed .env.example.
 """
 
 import re
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -108,8 +109,9 @@ def test_environment_is_a_valid_production_configuration(
     config_reference: ModuleType, service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Instantiating the settings catches missing required settings and the production profile's refusals.
-    The event keys are filled in as an operator must (their placeholders are refused, which the next test shows)."""
-    variables = env_example() | filled_in_event_keys()
+    The event keys and tokens are filled in as an operator must (their placeholders are refused, as the next tests
+    show)."""
+    variables = filled_in_tokens(env_example()) | filled_in_event_keys()
     for name, value in environment(service).items():
         monkeypatch.setenv(name, interpolate(value, variables))
     settings = config_reference.SERVICES[service]()
@@ -130,8 +132,29 @@ def filled_in_event_keys() -> dict[str, str]:
     return keys
 
 
+def filled_in_tokens(variables: dict[str, str]) -> dict[str, str]:
+    """Every placeholder token replaced by a random one, the same placeholder by the same token everywhere."""
+    tokens: dict[str, str] = {}
+
+    def token(match: re.Match[str]) -> str:
+        return tokens.setdefault(match.group(0), secrets.token_urlsafe(32))
+
+    return {name: re.sub(r"replace-with-a-long-random-token-[\w-]+", token, value) for name, value in variables.items()}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_placeholder_tokens_are_refused(
+    monkeypatch: pytest.MonkeyPatch, config_reference: ModuleType, service: str
+) -> None:
+    variables = env_example() | filled_in_event_keys()
+    for name, value in environment(service).items():
+        monkeypatch.setenv(name, interpolate(value, variables))
+    with pytest.raises(ValidationError, match="looks like a placeholder"):
+        config_reference.SERVICES[service]()
+
+
 def test_placeholder_event_keys_are_refused(monkeypatch: pytest.MonkeyPatch, config_reference: ModuleType) -> None:
-    variables = env_example()
+    variables = filled_in_tokens(env_example())
     for name, value in environment("serving").items():
         monkeypatch.setenv(name, interpolate(value, variables))
     with pytest.raises(ValidationError, match="an Ed25519 public key is 64 hex characters"):

@@ -1,8 +1,10 @@
+import secrets
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from modelyard.auth import AuthSettings, Role, TokenGrant
 from modelyard.governance.bootstrap import build
 from modelyard.governance.config import GovernanceSettings
 from modelyard.governance.testing import POLICY, InMemoryCatalog, governance_settings
@@ -17,7 +19,12 @@ def test_a_bad_policy_stops_the_start_with_the_line(tmp_path: Path) -> None:
         build(governance_settings(tmp_path), InMemoryCatalog())
 
 
+STRONG_AUTH = AuthSettings(
+    allow_anonymous=False, tokens={secrets.token_urlsafe(32): TokenGrant(principal="ci", roles=frozenset({Role.ADMIN}))}
+)
+
+
 def test_production_needs_a_signing_key_and_a_policy() -> None:
     with pytest.raises(ValidationError) as error:
-        GovernanceSettings(profile="production", host="0.0.0.0")
+        GovernanceSettings(profile="production", host="0.0.0.0", auth=STRONG_AUTH)
     assert "no audit signing key" in str(error.value) and "no policy file" in str(error.value)

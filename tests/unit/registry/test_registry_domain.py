@@ -8,15 +8,9 @@ import grpc
 import pytest
 
 from modelyard.auth import (
-    AuthSettings,
     PermissionDenied,
-    Principal,
-    Role,
-    TokenAuthenticator,
-    TokenGrant,
     Unauthenticated,
 )
-from modelyard.registry.config import RegistrySettings
 from modelyard.registry.domain import errors
 from modelyard.registry.domain.model import (
     DatasetSchema,
@@ -114,33 +108,6 @@ def test_page_tokens_round_trip_and_reject_garbage() -> None:
 )
 def test_one_error_mapping_for_both_transports(error: Exception, code: grpc.StatusCode, status: int) -> None:
     assert (grpc_status(error), http_status(error)) == (code, status)
-
-
-def test_tokens_map_to_principals_and_roles() -> None:
-    settings = AuthSettings(
-        tokens={"s3cret": TokenGrant(principal="ci", roles=frozenset({Role.PUBLISHER}))}, allow_anonymous=False
-    )
-    authenticator = TokenAuthenticator(settings)
-    assert authenticator.authenticate("Bearer s3cret") == Principal("ci", frozenset({Role.PUBLISHER}))
-    for bad in (None, "", "Bearer wrong", "Basic s3cret", "Bearer "):
-        with pytest.raises(Unauthenticated):
-            authenticator.authenticate(bad)
-    anonymous = TokenAuthenticator(AuthSettings()).authenticate(None)
-    assert anonymous.name == "anonymous" and anonymous.has_any([Role.PUBLISHER])
-
-
-def test_roles_are_required_and_admin_holds_them_all() -> None:
-    Principal("root", frozenset({Role.ADMIN})).require("anything", [Role.APPROVER])
-    with pytest.raises(PermissionDenied, match="viewer may not publish"):
-        Principal("viewer", frozenset({Role.VIEWER})).require("publish", [Role.PUBLISHER])
-
-
-def test_production_refuses_unsafe_auth() -> None:
-    with pytest.raises(ValueError, match="anonymous access is on"):
-        RegistrySettings(profile="production", host="0.0.0.0")
-    short = AuthSettings(tokens={"short": TokenGrant(principal="x", roles=frozenset())}, allow_anonymous=False)
-    with pytest.raises(ValueError, match="shorter than"):
-        RegistrySettings(profile="production", host="0.0.0.0", auth=short)
 
 
 def test_utc_timestamps_survive_sqlite() -> None:

@@ -1,22 +1,37 @@
-"""Identity and access, transport-free: a bearer token maps to a principal and roles, from configuration.
+"""Identity, transport-free: a bearer token (a configured static token or an OIDC JWT) maps to a principal and roles.
 
-Services check `principal.require(...)` in their use cases; thin adapters (`modelyard.runtime.auth_grpc`,
-`modelyard.runtime.auth_http`) turn the `authorization` header into a principal and errors into status codes.
-Tokens are kept as sha256 digests so that the configured secrets are compared by hash lookup, not by a
+Every endpoint goes through one edge (`modelyard.access` holds each service's table of method -> roles; the thin
+adapters `modelyard.runtime.auth_grpc` and `modelyard.runtime.auth_http` read the `authorization` header, ask the
+`Authenticator` who is calling and enforce the table). Use cases may still `principal.require(...)` where a rule
+is their business (separation of duties, protected aliases).
+Static tokens are kept as sha256 digests so that the configured secrets are compared by hash lookup, not by a
 character-by-character equality an attacker could time.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 ANONYMOUS = "anonymous"
 MIN_PRODUCTION_TOKEN_LENGTH = 24
+# A secret from `secrets.token_urlsafe(24)` estimates at about 140 bits; a word, a repeated pattern or a
+# keyboard run stays far below.
+MIN_PRODUCTION_TOKEN_BITS = 96
+# A 32-character hex token (the least varied generated kind) shows well above 2.5; "aaaabbbbaaaabbbb..." shows 1.
+MIN_BITS_PER_CHAR = 2.0
+# Words of example values (".env.example", docs): a token containing one was typed by a person, not generated.
+_PLACEHOLDER = re.compile(r"replace|change|placeholder|example|secret|password|token|dummy|sample|<|>|\.\.\.", re.I)
+# Never `none`, never an HMAC: with a public key as the "secret", HS256 would let anyone forge tokens.
+JwtAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
 
 
 class Role(StrEnum):
@@ -25,6 +40,8 @@ class Role(StrEnum):
     APPROVER = "approver"
     ADMIN = "admin"
     SERVICE = "service"
+    INFERENCE = "inference"  # calls models on serving (when serving requires a token for it)
+    FEEDBACK = "feedback"  # sends ground truth to the monitor
 
 
 class AuthError(Exception):
@@ -62,49 +79,112 @@ class TokenGrant(BaseModel):
     roles: frozenset[Role]
 
 
+class OidcSettings(BaseModel):
+    """JWT access tokens of an OpenID Connect provider (Keycloak, Dex, Entra ID, Okta), verified with its JWKS."""
+
+    issuer: str = Field(min_length=1, description="expected `iss`, e.g. https://idp.example.com/realms/modelyard")
+    audience: str = Field(min_length=1, description="expected `aud` (the client id or API identifier)")
+    jwks_url: str = Field(
+        "", description="the provider's JWKS; default: `jwks_uri` of <issuer>/.well-known/openid-configuration"
+    )
+    roles_claim: str = Field(
+        "roles", min_length=1, description="claim holding the roles, dotted for nested ones (realm_access.roles)"
+    )
+    principal_claim: str = Field("sub", min_length=1, description="claim naming the caller (sub, preferred_username)")
+    algorithms: frozenset[JwtAlgorithm] = Field(
+        frozenset({"RS256", "ES256", "EdDSA"}), min_length=1, description="signature algorithms accepted"
+    )
+    leeway_s: float = Field(30.0, ge=0, le=300, description="clock skew allowed on exp, nbf and iat")
+    jwks_max_age_s: float = Field(3600.0, gt=0, description="keys are fetched again after this long")
+    jwks_min_refresh_s: float = Field(
+        30.0, ge=0, description="a token with an unknown key id fetches the keys at most this often"
+    )
+    http_timeout_s: float = Field(5.0, gt=0, description="deadline of one request to the provider")
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_without_trailing_slash(cls, issuer: str) -> str:
+        return issuer.rstrip("/")
+
+
 class AuthSettings(BaseModel):
-    """Configured tokens and whether callers without one are let in (only the local profile should)."""
+    """Configured tokens, OIDC, and whether callers without a token are let in (only the local profile should)."""
 
     tokens: dict[str, TokenGrant] = Field(default_factory=dict, description="bearer token -> principal and roles")
+    oidc: OidcSettings | None = Field(None, description="accept JWTs of this OIDC provider besides the static tokens")
     allow_anonymous: bool = Field(default=True, description="callers without a token act as `anonymous`")
     anonymous_roles: frozenset[Role] = Field(
         default=frozenset(Role), description="roles of anonymous callers (all of them by default, for local use)"
     )
+    protect_metrics: bool = Field(False, description="/metrics needs a token with role viewer or service")
 
     def production_problems(self) -> list[str]:
         """Why these settings are unsafe for production (empty when they are fine)."""
         problems = []
         if self.allow_anonymous:
             problems.append("anonymous access is on (set allow_anonymous=false)")
-        if not self.tokens:
-            problems.append("no tokens are configured")
-        short = [grant.principal for token, grant in self.tokens.items() if len(token) < MIN_PRODUCTION_TOKEN_LENGTH]
-        if short:
-            problems.append(f"tokens shorter than {MIN_PRODUCTION_TOKEN_LENGTH} characters for {', '.join(short)}")
+        if not self.tokens and self.oidc is None:
+            problems.append("neither tokens nor OIDC are configured")
+        weak = sorted(
+            f"{grant.principal}: {why}" for token, grant in self.tokens.items() if (why := token_weakness(token))
+        )
+        if weak:
+            problems.append(f"unsafe tokens ({'; '.join(weak)}): use random ones, e.g. secrets.token_urlsafe(32)")
+        if self.oidc is not None and not self.oidc.issuer.startswith("https://"):
+            problems.append("the OIDC issuer must be an https:// URL")
         return problems
 
 
-class TokenAuthenticator:
-    def __init__(self, settings: AuthSettings) -> None:
-        self._grants: Mapping[str, Principal] = {
-            _hash(token): Principal(grant.principal, grant.roles) for token, grant in settings.tokens.items()
-        }
-        self._anonymous = Principal(ANONYMOUS, settings.anonymous_roles) if settings.allow_anonymous else None
+def token_weakness(token: str) -> str | None:
+    """Why a static token is unfit for production, or None: placeholder-looking, short or low in entropy."""
+    if len(token) < MIN_PRODUCTION_TOKEN_LENGTH:
+        return f"shorter than {MIN_PRODUCTION_TOKEN_LENGTH} characters"
+    if _PLACEHOLDER.search(token):
+        return "looks like a placeholder"
+    if any(token == (token[:period] * len(token))[: len(token)] for period in range(1, len(token) // 2 + 1)):
+        return "repeats a short pattern (low entropy)"
+    if estimated_bits(token) < MIN_PRODUCTION_TOKEN_BITS:
+        return f"less than {MIN_PRODUCTION_TOKEN_BITS} bits of entropy"
+    if _shannon_bits_per_char(token) < MIN_BITS_PER_CHAR:
+        return "too few distinct characters, too unevenly used (low entropy)"
+    return None
 
-    def authenticate(self, authorization: str | None) -> Principal:
-        """The principal behind an `Authorization` header value (`Bearer <token>`), or None for no header."""
-        if not authorization:
-            if self._anonymous is None:
-                raise Unauthenticated("missing bearer token")
-            return self._anonymous
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("authorization must be 'Bearer <token>'")
-        principal = self._grants.get(_hash(token.strip()))
-        if principal is None:
-            raise Unauthenticated("unknown bearer token")
-        return principal
+
+def estimated_bits(token: str) -> float:
+    """What guessing the token faces if it was drawn at random from the character classes it uses (lowercase,
+    uppercase, digits, other): its length times log2 of their combined size. Deterministic for a generated
+    token (a hex or url-safe one of 32 characters always passes), unlike the Shannon estimate of a short string,
+    which is often well below its true entropy; that one only catches strings a person typed."""
+    classes = (str.islower, str.isupper, str.isdigit)
+    alphabet = sum(size for size, test in zip((26, 26, 10), classes, strict=True) if any(map(test, token)))
+    alphabet += 32 if any(not (c.isascii() and c.isalnum()) for c in token) else 0
+    return len(token) * math.log2(max(alphabet, 2))
+
+
+def _shannon_bits_per_char(token: str) -> float:
+    counts = Counter(token)
+    return -sum(n / len(token) * math.log2(n / len(token)) for n in counts.values())
+
+
+class StaticTokens:
+    """The configured token map, looked up by digest."""
+
+    def __init__(self, tokens: Mapping[str, TokenGrant]) -> None:
+        self._grants: Mapping[str, Principal] = {
+            _hash(token): Principal(grant.principal, grant.roles) for token, grant in tokens.items()
+        }
+
+    def get(self, token: str) -> Principal | None:
+        return self._grants.get(_hash(token))
 
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer_token(authorization: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header value."""
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("authorization must be 'Bearer <token>'")
+    return token.strip()

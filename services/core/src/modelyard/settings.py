@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
 from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from modelyard.auth import AuthSettings
 
 Profile = Literal["local", "production"]
 
@@ -15,7 +19,7 @@ Profile = Literal["local", "production"]
 class ServiceSettings(BaseSettings):
     """What every Modelyard service needs to run: addresses, broker, telemetry and lifecycle."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_nested_delimiter="__")
 
     service_name: ClassVar[str] = "modelyard"
 
@@ -39,10 +43,36 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="largest HTTP request body, in bytes (413 beyond); uploads and inference have their own",
     )
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings, description="bearer tokens (JSON), OIDC and anonymous access"
+    )
 
     @model_validator(mode="after")
     def _safe_for_production(self) -> Self:
-        if self.profile == "production" and self.host == "127.0.0.1":
+        if self.profile != "production":
+            return self
+        if is_loopback(self.host):
             # A production pod bound to loopback would be unreachable yet report healthy to itself.
-            raise ValueError("profile=production needs an explicit host (e.g. 0.0.0.0), not the local default")
+            raise ValueError(f"profile=production needs a reachable host (e.g. 0.0.0.0), not loopback {self.host!r}")
+        problems = self.auth.production_problems()
+        if problems:
+            raise ValueError("profile=production refuses unsafe auth settings: " + "; ".join(problems))
         return self
+
+
+def is_loopback(host: str) -> bool:
+    """Every spelling of loopback: localhost (and *.localhost), 127.0.0.0/8 in any form inet_aton reads
+    (127.1, 0x7f.0.0.1), ::1, and IPv4-mapped loopback (::ffff:127.0.0.1); brackets allowed."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return False  # a host name: resolved where it runs, not judged here
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback

@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from modelyard.access import AccessEdge
+from modelyard.runtime.auth_grpc import AccessInterceptor
 from modelyard.runtime.ports import StartupError, check_port_free, format_address
 
 # grpc-python sets SO_REUSEPORT by default: a second server on the same port would then bind silently and steal
@@ -99,14 +102,23 @@ class GrpcApi:
     name: str  # e.g. "modelyard.registry.v1.RegistryService"
     add_to_server: Callable[[grpc.aio.Server], None]
 
+    @property
+    def methods(self) -> list[str]:
+        """The API's method names, from its generated descriptor."""
+        service = descriptor_pool.Default().FindServiceByName(self.name)  # type: ignore[no-untyped-call]
+        return [method.name for method in service.methods]
+
 
 class GrpcEndpoint:
-    """A grpc.aio server whose health reports NOT_SERVING until `set_serving(True)`."""
+    """A grpc.aio server whose health reports NOT_SERVING until `set_serving(True)`; every RPC passes `edge`."""
 
-    def __init__(self, host: str, port: int, apis: Iterable[GrpcApi], health_names: Iterable[str]) -> None:
+    def __init__(
+        self, host: str, port: int, apis: Iterable[GrpcApi], health_names: Iterable[str], edge: AccessEdge
+    ) -> None:
         self.host = host
         self.port = port
         self.apis = list(apis)
+        self.edge = edge
         # "" is the whole server; each API is also checkable by its own name (grpc_health_probe -service=...).
         self.health_names = ["", *dict.fromkeys([*health_names, *(api.name for api in self.apis)])]
         self._health = health.aio.HealthServicer()
@@ -115,7 +127,9 @@ class GrpcEndpoint:
     async def start(self) -> None:
         check_port_free("gRPC", self.host, self.port)
         # Created here, not in __init__: a grpc.aio server belongs to the loop that is running when it is made.
-        self._server = grpc.aio.server(interceptors=[UndecodableRequests()], options=_SERVER_OPTIONS)
+        interceptor = AccessInterceptor(self.edge, [api.name for api in self.apis])
+        # The caller is checked first, from metadata alone; only then is the request decoded.
+        self._server = grpc.aio.server(interceptors=[interceptor, UndecodableRequests()], options=_SERVER_OPTIONS)
         for api in self.apis:
             api.add_to_server(self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

@@ -9,11 +9,15 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
+from modelyard.access import AccessEdge
+from modelyard.auth import AuthError
+from modelyard.runtime.auth_http import edge_dependency, refusal
 from modelyard.runtime.body_limit import BodyLimit
 from modelyard.runtime.ports import bind_listener
 from modelyard.runtime.readiness import Readiness
@@ -21,27 +25,33 @@ from modelyard.runtime.readiness import Readiness
 log = logging.getLogger(__name__)
 
 
+HEALTHZ, READYZ, METRICS = "healthz", "readyz", "metrics"  # route names: operations of the access table
+
+
 def build_app(
     title: str,
     readiness: Readiness,
     routers: Iterable[APIRouter],
+    edge: AccessEdge,
     max_body_bytes: int = 1 << 20,
     body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
-    """`max_body_bytes` for every request body, except under the path prefixes of `body_limits` (413 beyond)."""
-    app = FastAPI(title=title)
+    """Probes, metrics and `routers`, every route behind `edge` (the app-wide dependency); `max_body_bytes` for
+    every request body, except under the path prefixes of `body_limits` (413 beyond)."""
+    app = FastAPI(title=title, dependencies=[Depends(edge_dependency(edge))])
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, limits=body_limits)
+    app.add_exception_handler(AuthError, refusal)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", include_in_schema=False, name=HEALTHZ)
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz", include_in_schema=False)
+    @app.get("/readyz", include_in_schema=False, name=READYZ)
     async def readyz() -> JSONResponse:
         report = readiness.report
         return JSONResponse(report.as_json(), status_code=200 if report.ready else 503)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, name=METRICS)
     async def prometheus_metrics(request: Request) -> Response:
         # Negotiated: OpenMetrics when the scraper asks for it, else the classic text format every scraper reads.
         encode, content_type = choose_encoder(request.headers.get("accept", ""))
@@ -50,6 +60,11 @@ def build_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def api_routes(app: FastAPI) -> list[RouteContext]:
+    """Every API route of the app, those of included routers too (their `name` is their operation)."""
+    return [context for context in iter_route_contexts(app.routes) if isinstance(context.original_route, APIRoute)]
 
 
 class _EmbeddedUvicorn(uvicorn.Server):

@@ -16,8 +16,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from modelyard.access import OPEN, AccessEdge, Authenticator, Rule, roles
+from modelyard.auth import AuthSettings, Role
 from modelyard.runtime.grpc_server import GrpcApi, GrpcEndpoint
-from modelyard.runtime.http_server import HttpEndpoint, build_app
+from modelyard.runtime.http_server import HEALTHZ, METRICS, READYZ, HttpEndpoint, api_routes, build_app
 from modelyard.runtime.readiness import Readiness, ReadinessCheck, kafka_check
 from modelyard.settings import ServiceSettings
 from modelyard.telemetry import setup_telemetry
@@ -32,11 +34,18 @@ READINESS_INTERVAL_S = 5.0
 NOT_READY_INTERVAL_S = 1.0
 
 
+def runtime_rules(settings: AuthSettings) -> dict[str, Rule]:
+    """The runtime's own HTTP routes: probes open, metrics open unless `protect_metrics`."""
+    metrics = roles(Role.VIEWER, Role.SERVICE) if settings.protect_metrics else OPEN
+    return {HEALTHZ: OPEN, READYZ: OPEN, METRICS: metrics}
+
+
 class Service:
     def __init__(
         self,
         settings: ServiceSettings,
         *,
+        access: Mapping[str, Rule],
         grpc_apis: Sequence[GrpcApi] = (),
         grpc_health_names: Sequence[str] = (),
         routers: Sequence[APIRouter] = (),
@@ -47,22 +56,28 @@ class Service:
         on_stop: Sequence[Hook] = (),
         body_limits: Mapping[str, int] | None = None,
     ) -> None:
-        """`grpc_health_names` are health-checkable names beyond those of `grpc_apis` (whose names count too).
-        With `settings.kafka_required`, readiness also waits for the broker (check "kafka"). `degraded_checks`
-        watch non-critical dependencies: reported, but the service stays ready (see `modelyard.runtime.readiness`).
-        `body_limits` raise `settings.max_body_bytes` for routes under a path prefix (uploads, inference)."""
+        """`access` is the service's table: a rule for every method of `grpc_apis` and every route of `routers`
+        (by name), else ValueError. `grpc_health_names` are health-checkable names beyond those of `grpc_apis`
+        (whose names count too). With `settings.kafka_required`, readiness also waits for the broker ("kafka").
+        `degraded_checks` watch non-critical dependencies: reported, but the service stays ready (see
+        `modelyard.runtime.readiness`). `body_limits` raise `settings.max_body_bytes` for routes under a path prefix
+        (uploads, inference)."""
         self.settings = settings
         self.name = settings.service_name
         checks = dict(readiness_checks or {})
         if settings.kafka_required:
             checks.setdefault("kafka", kafka_check(settings.kafka_bootstrap))
         self.readiness = Readiness(self.name, checks, degraded_checks=degraded_checks)
-        self.grpc = GrpcEndpoint(settings.host, settings.grpc_port, grpc_apis, grpc_health_names)
-        self.http = HttpEndpoint(
-            build_app(f"modelyard {self.name}", self.readiness, routers, settings.max_body_bytes, body_limits),
-            settings.host,
-            settings.http_port,
+        self.edge = AccessEdge(Authenticator(settings.auth), {**runtime_rules(settings.auth), **access})
+        self.grpc = GrpcEndpoint(settings.host, settings.grpc_port, grpc_apis, grpc_health_names, self.edge)
+        app = build_app(
+            f"modelyard {self.name}", self.readiness, routers, self.edge, settings.max_body_bytes, body_limits
         )
+        operations = [method for api in grpc_apis for method in api.methods]
+        operations += [route.name for route in api_routes(app) if route.name is not None]
+        if missing := self.edge.missing(operations):
+            raise ValueError(f"{self.name}'s access table has no rule for {', '.join(missing)}")
+        self.http = HttpEndpoint(app, settings.host, settings.http_port)
         self.background_tasks = dict(background_tasks or {})
         self.on_start = list(on_start)
         self.on_stop = list(on_stop)

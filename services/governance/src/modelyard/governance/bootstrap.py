@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
-from modelyard.auth import TokenAuthenticator
 from modelyard.contracts.events.v1 import monitor_events_pb2
 from modelyard.events import topics
 from modelyard.events.envelope import Event
@@ -33,6 +32,7 @@ from modelyard.governance.domain.audit import Checkpoint
 from modelyard.governance.domain.policy import Policy, load_policy
 from modelyard.governance.domain.ports import Evaluator, ModelCatalog
 from modelyard.governance.domain.signer import AuditSigner
+from modelyard.governance.entrypoints.access import ACCESS
 from modelyard.governance.entrypoints.api import GovernanceApi
 from modelyard.governance.entrypoints.transports import SERVICE, governance_grpc_api, governance_router
 from modelyard.governance.handlers import GovernanceHandlers
@@ -112,7 +112,6 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
         raise StartupError(str(exc)) from None
     handlers = governance.handlers
     trusted = governance.trusted_keys()
-    authenticator = TokenAuthenticator(settings.auth)
     api = GovernanceApi(handlers)
 
     async def relay_decisions() -> None:
@@ -193,8 +192,9 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
 
     return Service(
         settings,
-        grpc_apis=[governance_grpc_api(api, authenticator)],
-        routers=[governance_router(api, authenticator)],
+        access=ACCESS,
+        grpc_apis=[governance_grpc_api(api)],
+        routers=[governance_router(api)],
         background_tasks={
             "outbox-relay": relay_decisions,
             "audit-consumer": audit_every_topic,

@@ -6,13 +6,12 @@ from typing import ClassVar, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from modelyard.auth import AuthSettings
 from modelyard.events.signing import PublicKeyHex
 from modelyard.settings import ServiceSettings
 
 
 class GovernanceSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="MODELYARD_GOVERNANCE_", env_nested_delimiter="__")
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_GOVERNANCE_")
     service_name: ClassVar[str] = "governance"
 
     grpc_port: int = Field(default=50054, ge=0, le=65535)
@@ -49,19 +48,16 @@ class GovernanceSettings(ServiceSettings):
         30.0, gt=0, description="how often registry aliases are checked (and set) against the deployment plans"
     )
     work_interval_s: float = Field(0.5, gt=0, description="how often pending checks, expiries and canaries run")
-    auth: AuthSettings = Field(
-        default_factory=lambda: AuthSettings(), description="bearer tokens (JSON) and anonymous access"
-    )
 
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'governance.db').resolve()}"
 
     @model_validator(mode="after")
-    # Not `_safe_for_production`: that name is the base class's loopback check, which this must not replace.
+    # Not `_safe_for_production`: that name is the base class's check (loopback, auth), which this must not replace.
     def _safe_governance_for_production(self) -> Self:
         if self.profile == "production":
-            problems = self.auth.production_problems()
+            problems = []
             if self.audit_signing_key is None:
                 problems.append("no audit signing key (set MODELYARD_GOVERNANCE_AUDIT_SIGNING_KEY)")
             if self.event_signing_key is None:

@@ -41,6 +41,14 @@ from modelyard.governance.domain.workflow import PromotionRequest, RequestState
 
 log = logging.getLogger(__name__)
 
+# Who may do what (admin always may); the access table at the edge uses the same sets.
+REQUEST = (Role.PUBLISHER, Role.APPROVER)
+LIST_REQUESTS = (Role.VIEWER, Role.PUBLISHER, Role.APPROVER)
+READ_REQUESTS = (*LIST_REQUESTS, Role.SERVICE)
+READ_PLANS = (Role.VIEWER, Role.SERVICE, Role.PUBLISHER, Role.APPROVER)
+READ_AUDIT = (Role.VIEWER, Role.APPROVER)
+READ_CARDS = (Role.VIEWER, Role.PUBLISHER, Role.APPROVER)
+
 Clock = Callable[[], datetime]
 
 
@@ -90,7 +98,7 @@ class GovernanceHandlers:
     # --- promotion workflow -------------------------------------------------------------------------------
 
     def request_promotion(self, principal: Principal, model_name: str, version: int, alias: str) -> PromotionRequest:
-        principal.require("request promotions", [Role.PUBLISHER, Role.APPROVER])
+        principal.require("request promotions", REQUEST)
         if not model_name or version < 1 or not alias:
             raise InvalidArgument("a promotion needs a model name, a version >= 1 and a target alias")
         rule = self._rule(model_name, alias)
@@ -211,19 +219,19 @@ class GovernanceHandlers:
         return len(expired)
 
     def list_pending(self, principal: Principal, model_name: str = "") -> list[PromotionRequest]:
-        principal.require("list promotion requests", [Role.VIEWER, Role.PUBLISHER, Role.APPROVER])
+        principal.require("list promotion requests", LIST_REQUESTS)
         with self.store.unit() as unit:
             return unit.open_requests(model_name or None)
 
     def get_request(self, principal: Principal, request_id: str) -> PromotionRequest:
-        principal.require("read promotion requests", [Role.VIEWER, Role.PUBLISHER, Role.APPROVER, Role.SERVICE])
+        principal.require("read promotion requests", READ_REQUESTS)
         with self.store.unit() as unit:
             return unit.get_request(request_id)
 
     # --- deployments and rollback ---------------------------------------------------------------------------
 
     def deployment_plan(self, principal: Principal, model_name: str) -> Plan:
-        principal.require("read deployment plans", [Role.VIEWER, Role.SERVICE, Role.PUBLISHER, Role.APPROVER])
+        principal.require("read deployment plans", READ_PLANS)
         with self.store.unit() as unit:
             deployment = unit.get_deployment(model_name)
         if deployment is None:
@@ -232,7 +240,7 @@ class GovernanceHandlers:
 
     def deployment_plans(self, principal: Principal) -> list[Plan]:
         """The current plan of every deployed model, by model name (one transaction: a consistent picture)."""
-        principal.require("read deployment plans", [Role.VIEWER, Role.SERVICE, Role.PUBLISHER, Role.APPROVER])
+        principal.require("read deployment plans", READ_PLANS)
         with self.store.unit() as unit:
             deployments = [unit.get_deployment(name) for name in sorted(unit.deployed_models())]
         return [d.plan for d in deployments if d is not None]
@@ -318,7 +326,7 @@ class GovernanceHandlers:
         return checks
 
     def served_at(self, principal: Principal, model_name: str, at: datetime) -> ServedAt:
-        principal.require("query the audit trail", [Role.VIEWER, Role.APPROVER])
+        principal.require("query the audit trail", READ_AUDIT)
         with self.store.unit() as unit:
             history = [r for r in unit.deployment_history(model_name) if datetime.fromisoformat(r.at) <= at]
             if not history:
@@ -356,7 +364,7 @@ class GovernanceHandlers:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> Iterator[audit.AuditEntry]:
-        principal.require("query the audit trail", [Role.VIEWER, Role.APPROVER])
+        principal.require("query the audit trail", READ_AUDIT)
         return self.store.audit_entries(
             model_name=model_name, version=version, request_id=request_id, since=since, until=until
         )
@@ -365,7 +373,7 @@ class GovernanceHandlers:
         """Sign the head first (so that a healthy chain is covered up to it), then check the chain up to that head
         against its stored checkpoints and the `published` ones. A signer's refusal is tampering: it is reported
         after what the walk found, when it says something else."""
-        principal.require("verify the audit trail", [Role.VIEWER, Role.APPROVER])
+        principal.require("verify the audit trail", READ_AUDIT)
         refusal: AuditTampered | None = None
         try:
             head = self.store.checkpoint()
@@ -401,7 +409,7 @@ class GovernanceHandlers:
         self, principal: Principal, model_name: str, since: datetime | None = None, until: datetime | None = None
     ) -> list[str]:
         """A self-verifying JSON Lines slice of the entries about `model_name` in [since, until]."""
-        principal.require("export the audit trail", [Role.VIEWER, Role.APPROVER])
+        principal.require("export the audit trail", READ_AUDIT)
         checkpoint = self.store.checkpoint()  # sign the head now, so that the slice ends at a signed checkpoint
         if checkpoint is None:
             raise NotFound("the audit trail is empty")
@@ -418,7 +426,7 @@ class GovernanceHandlers:
     # --- model cards ------------------------------------------------------------------------------------------
 
     def model_card(self, principal: Principal, model_name: str, version: int) -> dict[str, Any]:
-        principal.require("read model cards", [Role.VIEWER, Role.PUBLISHER, Role.APPROVER])
+        principal.require("read model cards", READ_CARDS)
         facts = self.catalog.get_version(model_name, version)
         with self.store.unit() as unit:
             request = unit.latest_request_for(model_name, version)

@@ -24,6 +24,7 @@ from modelyard.monitor.adapters.registry_references import RegistryReferenceSour
 from modelyard.monitor.adapters.store import SqlMonitorStore, set_sqlite_synchronous
 from modelyard.monitor.config import MonitorSettings
 from modelyard.monitor.entrypoints import dashboard
+from modelyard.monitor.entrypoints.access import ACCESS
 from modelyard.monitor.entrypoints.consumer import FeedbackConsumer, PredictionsConsumer
 from modelyard.monitor.entrypoints.grpc_api import grpc_api
 from modelyard.monitor.entrypoints.http_api import router
@@ -107,6 +108,7 @@ def service(parts: MonitorParts) -> Service:
 
     return Service(
         settings,
+        access=ACCESS,
         grpc_apis=[grpc_api(parts.monitor, publisher)],
         routers=[router(parts.monitor, publisher), dashboard.router(parts.monitor)],
         background_tasks={"predictions-consumer": consume, "outbox-relay": relay.run},

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from modelyard.auth import TokenAuthenticator
 from modelyard.events.topics import REGISTRY_EVENTS
 from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.producer import EventPublisher
@@ -18,6 +17,7 @@ from modelyard.registry.adapters.ingestion import OnnxArtifactInspector
 from modelyard.registry.adapters.sql import schema
 from modelyard.registry.adapters.sql.store import SqlRegistryStore
 from modelyard.registry.config import RegistrySettings
+from modelyard.registry.entrypoints.access import ACCESS
 from modelyard.registry.entrypoints.grpc_api import registry_grpc_api
 from modelyard.registry.entrypoints.rest import registry_router
 from modelyard.registry.handlers import RegistryHandlers, RegistryPolicy
@@ -57,7 +57,6 @@ def build_registry(settings: RegistrySettings) -> Registry:
 
 def build(settings: RegistrySettings) -> Service:
     registry = build_registry(settings)
-    authenticator = TokenAuthenticator(settings.auth)
 
     async def relay_events() -> None:
         # The broker may be away when we start (or come and go): changes are kept in the outbox meanwhile.
@@ -96,8 +95,9 @@ def build(settings: RegistrySettings) -> Service:
 
     return Service(
         settings,
-        grpc_apis=[registry_grpc_api(registry.handlers, authenticator)],
-        routers=[registry_router(registry.handlers, authenticator)],
+        access=ACCESS,
+        grpc_apis=[registry_grpc_api(registry.handlers)],
+        routers=[registry_router(registry.handlers)],
         body_limits={"/v1/artifacts": settings.max_artifact_bytes},
         background_tasks={"outbox-relay": relay_events, "version-checks": check_versions},
         readiness_checks={"database": database_ready},

@@ -1,17 +1,16 @@
 """Settings of the registry service: environment variables `MODELYARD_REGISTRY_*`."""
 
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from modelyard.auth import AuthSettings
 from modelyard.settings import ServiceSettings
 
 
 class RegistrySettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="MODELYARD_REGISTRY_", env_nested_delimiter="__")
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_REGISTRY_")
     service_name: ClassVar[str] = "registry"
 
     grpc_port: int = Field(50051, ge=0, le=65535)
@@ -26,9 +25,6 @@ class RegistrySettings(ServiceSettings):
     protected_aliases: frozenset[str] = Field(
         frozenset({"production"}), description="aliases only approvers and services may move"
     )
-    auth: AuthSettings = Field(
-        default_factory=lambda: AuthSettings(), description="bearer tokens (JSON) and anonymous access"
-    )
     check_interval_s: float = Field(0.5, gt=0, description="how often pending versions are looked for")
 
     @property
@@ -38,11 +34,3 @@ class RegistrySettings(ServiceSettings):
     @property
     def resolved_artifacts_dir(self) -> Path:
         return self.artifacts_dir or self.data_dir / "artifacts"
-
-    @model_validator(mode="after")
-    def _safe_auth_for_production(self) -> Self:
-        if self.profile == "production":
-            problems = self.auth.production_problems()
-            if problems:
-                raise ValueError("profile=production refuses unsafe auth settings: " + "; ".join(problems))
-        return self

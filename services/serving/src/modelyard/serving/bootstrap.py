@@ -28,6 +28,7 @@ from modelyard.serving.domain.dataplane import DataPlane, ShadowRunner
 from modelyard.serving.domain.deployment import ModelManager
 from modelyard.serving.domain.ports import ArtifactSource, MetricsFactory, PlanSource, StatusReporter
 from modelyard.serving.domain.stream import PredictionBuffer, RecordEncoder, RecordPolicy
+from modelyard.serving.entrypoints.access import access_table
 from modelyard.serving.entrypoints.events import DecisionHandlers
 from modelyard.serving.entrypoints.grpc import InferenceServicer, add_inference_service
 from modelyard.serving.entrypoints.rest import inference_router
@@ -178,6 +179,7 @@ def build(settings: ServingSettings) -> Service:
 
     service = Service(
         settings,
+        access=access_table(settings.inference_token_required),
         grpc_apis=[GrpcApi(API_NAME, lambda server: add_inference_service(servicer, server))],
         routers=[
             inference_router(

@@ -9,12 +9,21 @@ from typing import ClassVar, Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from modelyard.auth import AuthSettings
 from modelyard.events.signing import PublicKeyHex
 from modelyard.settings import ServiceSettings
 
 # Kafka's default message.max.bytes and the producer's max_request_size are 1 MiB, headers included: a batch's
 # payload stays under that with room for the CloudEvents headers and the key.
 MAX_MESSAGE_BYTES = 1_000_000
+
+
+class ServingAuthSettings(AuthSettings):
+    require_inference_token: bool | None = Field(
+        None,
+        description="inference needs a token with role inference, model metadata one with role inference or "
+        "viewer; default: on with profile=production, off with profile=local",
+    )
 
 
 class ServingSettings(ServiceSettings):
@@ -60,6 +69,9 @@ class ServingSettings(ServiceSettings):
         gt=0,
         description="a planned version whose artifact cannot be fetched (source away) is tried again, waits "
         "doubling from 0.5 s up to this; its model answers UNAVAILABLE and the replica is not ready meanwhile",
+    )
+    auth: ServingAuthSettings = Field(
+        default_factory=ServingAuthSettings, description="bearer tokens (JSON), OIDC, anonymous access, inference"
     )
 
     inline_below_us: float = Field(
@@ -128,6 +140,12 @@ class ServingSettings(ServiceSettings):
         if self.stream_max_record_bytes > self.stream_max_batch_bytes // 2:
             raise ValueError("stream_max_record_bytes must be at most half of stream_max_batch_bytes")
         return self
+
+    @property
+    def inference_token_required(self) -> bool:
+        if self.auth.require_inference_token is None:
+            return self.profile == "production"
+        return self.auth.require_inference_token
 
     @property
     def plans_path(self) -> Path:

@@ -1,5 +1,5 @@
-"""gRPC servicer and REST router over `GovernanceApi`: authenticate, run the blocking call in a worker thread,
-map errors once (`entrypoints.errors`)."""
+"""gRPC servicer and REST router over `GovernanceApi`: take the caller the auth edge admitted, run the blocking
+call in a worker thread, map errors once (`entrypoints.errors`)."""
 
 from __future__ import annotations
 
@@ -14,21 +14,20 @@ from fastapi.responses import JSONResponse
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.protobuf.message import Message
 
-from modelyard.auth import Principal, TokenAuthenticator, Unauthenticated
+from modelyard.auth import Principal, Unauthenticated
 from modelyard.contracts.governance.v1 import governance_service_pb2 as pb
 from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as pb_grpc
 from modelyard.governance.entrypoints.api import GovernanceApi
 from modelyard.governance.entrypoints.errors import KNOWN_ERRORS, status_of
 from modelyard.inputs import BadInput
-from modelyard.runtime import GrpcApi
-from modelyard.runtime.auth_grpc import principal_of
-from modelyard.runtime.auth_http import CHALLENGE
+from modelyard.runtime import GrpcApi, auth_grpc, auth_http
 from modelyard.runtime.errors import client_message
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GovernanceService"]
 Call = Callable[[Principal, Any], Message]
 
-# REST routes: (HTTP method, path, RPC). Path parameters fill the request message's fields of the same name;
+# REST routes: (HTTP method, path, RPC); a route is named after its RPC (its operation in the access table).
+# Path parameters fill the request message's fields of the same name;
 # for GET the query string does, for POST the JSON body.
 ROUTES = [
     ("POST", "/v1/promotions", "RequestPromotion"),
@@ -46,20 +45,19 @@ ROUTES = [
 ]
 
 
-def governance_grpc_api(api: GovernanceApi, authenticator: TokenAuthenticator) -> GrpcApi:
+def governance_grpc_api(api: GovernanceApi) -> GrpcApi:
     servicer = pb_grpc.GovernanceServiceServicer()
     for method in SERVICE.methods:
         # One coroutine per RPC, bound by name: the servicer is a pure pass-through to the transport-free API.
-        setattr(servicer, method.name, _grpc_method(getattr(api, method.name), authenticator))
+        setattr(servicer, method.name, _grpc_method(getattr(api, method.name)))
     add: Callable[[object, grpc.aio.Server], None] = pb_grpc.add_GovernanceServiceServicer_to_server
     return GrpcApi(SERVICE.full_name, lambda server: add(servicer, server))
 
 
-def _grpc_method(call: Call, authenticator: TokenAuthenticator) -> Callable[[Message, Any], Any]:
+def _grpc_method(call: Call) -> Callable[[Message, Any], Any]:
     async def handle(request: Message, context: Any) -> Message:
         try:
-            principal = principal_of(authenticator, context)
-            return await asyncio.to_thread(call, principal, request)
+            return await asyncio.to_thread(call, auth_grpc.current_principal(), request)
         except KNOWN_ERRORS as exc:
             await context.abort(status_of(exc)[0], client_message(exc))
             raise AssertionError("unreachable: abort raises") from None
@@ -67,28 +65,28 @@ def _grpc_method(call: Call, authenticator: TokenAuthenticator) -> Callable[[Mes
     return handle
 
 
-def governance_router(api: GovernanceApi, authenticator: TokenAuthenticator) -> APIRouter:
+def governance_router(api: GovernanceApi) -> APIRouter:
     router = APIRouter(tags=["governance"])
     for http_method, path, rpc in ROUTES:
         method = SERVICE.methods_by_name[rpc]
         router.add_api_route(
             path,
-            _rest_endpoint(getattr(api, rpc), method.input_type._concrete_class, authenticator),
+            _rest_endpoint(getattr(api, rpc), method.input_type._concrete_class),
             methods=[http_method],
             name=rpc,
         )
     return router
 
 
-def _rest_endpoint(call: Call, request_class: type[Message], authenticator: TokenAuthenticator) -> Any:
+def _rest_endpoint(call: Call, request_class: type[Message]) -> Any:
     async def endpoint(request: Request) -> JSONResponse:
         try:
-            principal = authenticator.authenticate(request.headers.get("authorization"))
+            principal = auth_http.current_principal(request)
             message = await _request_message(request, request_class)
             response = await asyncio.to_thread(call, principal, message)
         except KNOWN_ERRORS as exc:
             code, http = status_of(exc)
-            headers = CHALLENGE if isinstance(exc, Unauthenticated) else None
+            headers = auth_http.CHALLENGE if isinstance(exc, Unauthenticated) else None
             return JSONResponse({"code": code.name, "message": client_message(exc)}, status_code=http, headers=headers)
         return JSONResponse(MessageToDict(response, preserving_proto_field_name=True))
 

@@ -19,6 +19,7 @@ from modelyard.monitor.domain.views import IncidentView, VersionStatus
 from modelyard.monitor.entrypoints.svg import Series, bar_chart, line_chart
 from modelyard.monitor.handlers import Monitor
 
+DASHBOARD = "Dashboard"  # both pages' operation in the access table
 HISTORY = 60  # windows drawn per chart
 MAX_LINES = 8  # features per drift chart: the largest effects, so the chart stays readable
 
@@ -32,7 +33,7 @@ td,th{border:1px solid #ccc;padding:.2rem .5rem;font-size:.85rem;text-align:left
 def router(monitor: Monitor) -> APIRouter:
     pages = APIRouter(prefix="/dashboard", include_in_schema=False)
 
-    @pages.get("", response_class=HTMLResponse)
+    @pages.get("", response_class=HTMLResponse, name=DASHBOARD)
     async def index() -> str:
         statuses = await asyncio.to_thread(monitor.statuses)
         rows = "".join(
@@ -44,7 +45,7 @@ def router(monitor: Monitor) -> APIRouter:
         table = f"<table><tr><th>version</th><th>records</th><th>windows</th><th>open incidents</th></tr>{rows}</table>"
         return _page("Modelyard monitor", table)
 
-    @pages.get("/{model_name}/{version}", response_class=HTMLResponse)
+    @pages.get("/{model_name}/{version}", response_class=HTMLResponse, name=DASHBOARD)
     async def version_page(model_name: str, version: int) -> str:
         statuses, reports, incidents = await asyncio.gather(
             asyncio.to_thread(monitor.statuses, model_name),

@@ -37,13 +37,14 @@ class Feedback(BaseModel):
 
 
 def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
+    """Each route is named after the gRPC method it stands for: its operation in the access table."""
     api = APIRouter(prefix="/api/v1", tags=["monitor"])
 
-    @api.get("/status")
+    @api.get("/status", name="GetStatus")
     async def status(model_name: str = "") -> list[dict[str, Any]]:
         return [json_safe(asdict(s)) for s in await asyncio.to_thread(monitor.statuses, model_name)]
 
-    @api.get("/models/{model_name}/versions/{version}/windows")
+    @api.get("/models/{model_name}/versions/{version}/windows", name="ListWindows")
     async def windows(
         model_name: str, version: Version, feature: str = "", limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:
@@ -56,14 +57,14 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
             result.append(json_safe(document))
         return result
 
-    @api.get("/incidents")
+    @api.get("/incidents", name="ListIncidents")
     async def incidents(
         model_name: str = "", open_only: bool = False, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:
         views = await asyncio.to_thread(lambda: monitor.incident_views(model_name, open_only=open_only, limit=limit))
         return [json_safe(asdict(v)) for v in views]
 
-    @api.post("/models/{model_name}/versions/{version}/rebaseline")
+    @api.post("/models/{model_name}/versions/{version}/rebaseline", name="Rebaseline")
     async def rebaseline(model_name: str, version: Version) -> dict[str, str]:
         try:
             profile = await asyncio.to_thread(monitor.rebaseline, model_name, version)
@@ -71,7 +72,7 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
             raise _http_error(exc) from exc
         return {"reference_id": profile.id}
 
-    @api.post("/feedback", status_code=202)
+    @api.post("/feedback", status_code=202, name="SendFeedback")
     async def send_feedback(body: Feedback) -> dict[str, str]:
         truth: str | float = body.label if body.label is not None else float(body.target or 0.0)
         try:

@@ -8,7 +8,7 @@ from typing import NoReturn, TypeAlias, TypeVar
 
 import grpc
 
-from modelyard.auth import Principal, TokenAuthenticator
+from modelyard.auth import Principal
 from modelyard.contracts.registry.v1 import registry_service_pb2 as pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
 from modelyard.inputs import time_of
@@ -17,7 +17,7 @@ from modelyard.registry.domain.errors import InvalidArgument
 from modelyard.registry.entrypoints.errors import KNOWN_ERRORS, grpc_status
 from modelyard.registry.handlers import NewVersion, RegistryHandlers, VersionQuery
 from modelyard.runtime import GrpcApi
-from modelyard.runtime.auth_grpc import principal_of
+from modelyard.runtime.auth_grpc import current_principal
 from modelyard.runtime.errors import client_message
 
 T = TypeVar("T")
@@ -26,15 +26,13 @@ SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["RegistryService"].full_name
 
 
 class RegistryServicer(pb_grpc.RegistryServiceServicer):
-    def __init__(self, handlers: RegistryHandlers, authenticator: TokenAuthenticator) -> None:
+    def __init__(self, handlers: RegistryHandlers) -> None:
         self._handlers = handlers
-        self._authenticator = authenticator
 
     async def _call(self, context: Context, use_case: Callable[[Principal], T]) -> T:
-        """Run a blocking use case for the authenticated caller in a worker thread; errors become statuses."""
+        """Run a blocking use case for the caller the edge admitted, in a worker thread; errors become statuses."""
         try:
-            principal = principal_of(self._authenticator, context)
-            return await asyncio.to_thread(use_case, principal)
+            return await asyncio.to_thread(use_case, current_principal())
         except KNOWN_ERRORS as exc:
             await _abort(context, exc)
 
@@ -72,7 +70,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         self, request_iterator: AsyncIterable[pb.UploadArtifactRequest], context: Context
     ) -> pb.UploadArtifactResponse:
         try:
-            principal = principal_of(self._authenticator, context)
+            principal = current_principal()
             requests = aiter(request_iterator)
             first = await anext(requests, None)
             if first is None or first.WhichOneof("content") != "header":
@@ -202,7 +200,7 @@ async def _abort(context: Context, error: Exception) -> NoReturn:
     raise AssertionError("unreachable: abort raises")
 
 
-def registry_grpc_api(handlers: RegistryHandlers, authenticator: TokenAuthenticator) -> GrpcApi:
-    servicer = RegistryServicer(handlers, authenticator)
+def registry_grpc_api(handlers: RegistryHandlers) -> GrpcApi:
+    servicer = RegistryServicer(handlers)
     add: Callable[[RegistryServicer, grpc.aio.Server], None] = pb_grpc.add_RegistryServiceServicer_to_server
     return GrpcApi(SERVICE_NAME, lambda server: add(servicer, server))

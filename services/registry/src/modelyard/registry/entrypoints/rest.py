@@ -16,13 +16,13 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from pydantic import BaseModel, Field
 
-from modelyard.auth import Principal, TokenAuthenticator, Unauthenticated
+from modelyard.auth import Principal, Unauthenticated
 from modelyard.registry import convert
 from modelyard.registry.domain.errors import InvalidArgument
 from modelyard.registry.domain.model import Lineage, VersionStatus
 from modelyard.registry.entrypoints.errors import KNOWN_ERRORS, grpc_status, http_status
 from modelyard.registry.handlers import NewVersion, RegistryHandlers, VersionQuery
-from modelyard.runtime.auth_http import CHALLENGE, principal_dependency
+from modelyard.runtime.auth_http import CHALLENGE, current_principal
 from modelyard.runtime.errors import client_message
 
 Json = dict[str, Any]
@@ -94,18 +94,24 @@ def _tags(pairs: list[str]) -> Mapping[str, str]:
     return tags
 
 
-def registry_router(handlers: RegistryHandlers, authenticator: TokenAuthenticator) -> APIRouter:
+def registry_router(handlers: RegistryHandlers) -> APIRouter:
+    """Each route is named after the gRPC method it stands for: its operation in the access table."""
     router = APIRouter(prefix="/v1", tags=["registry"], route_class=_ErrorMappingRoute)
-    Caller = Annotated[Principal, Depends(principal_dependency(authenticator))]
+    Caller = Annotated[Principal, Depends(current_principal)]
     TagFilter = Annotated[list[str] | None, Query(description="key=value; repeat to require several")]
     StatusFilter = Annotated[list[VersionStatus] | None, Query()]
 
-    @router.post("/models", status_code=status.HTTP_201_CREATED, summary="Create a registered model")
+    @router.post(
+        "/models",
+        name="CreateRegisteredModel",
+        status_code=status.HTTP_201_CREATED,
+        summary="Create a registered model",
+    )
     def create_model(body: CreateModelBody, caller: Caller) -> Json:
         model = handlers.create_model(caller, body.name, body.description, body.owner, body.tags)
         return _json(convert.registered_model(model))
 
-    @router.get("/models", summary="List or search registered models")
+    @router.get("/models", name="ListRegisteredModels", summary="List or search registered models")
     def list_models(
         caller: Caller, name_contains: str = "", tag: TagFilter = None, page_size: int = 0, page_token: str = ""
     ) -> Json:
@@ -115,12 +121,13 @@ def registry_router(handlers: RegistryHandlers, authenticator: TokenAuthenticato
             "next_page_token": page.next_page_token,
         }
 
-    @router.get("/models/{name}", summary="Get a registered model")
+    @router.get("/models/{name}", name="GetRegisteredModel", summary="Get a registered model")
     def get_model(name: str, caller: Caller) -> Json:
         return _json(convert.registered_model(handlers.get_model(caller, name)))
 
     @router.post(
         "/artifacts",
+        name="UploadArtifact",
         status_code=status.HTTP_201_CREATED,
         summary="Upload an artifact: the request body is the bytes, streamed; Content-Type is its media type",
     )
@@ -130,13 +137,22 @@ def registry_router(handlers: RegistryHandlers, authenticator: TokenAuthenticato
         artifact = await handlers.upload_artifact(caller, media_type, digest, declared, request.stream())
         return _json(convert.artifact(artifact))
 
-    @router.get("/artifacts/{digest}", summary="Download an artifact (verified against its digest while read)")
+    @router.get(
+        "/artifacts/{digest}",
+        name="DownloadArtifact",
+        summary="Download an artifact (verified against its digest while read)",
+    )
     def download_artifact(digest: str, caller: Caller) -> StreamingResponse:
         artifact, chunks = handlers.open_artifact(caller, digest)
         headers = {"content-length": str(artifact.size_bytes), "x-modelyard-digest": artifact.digest}
         return StreamingResponse(chunks, media_type=artifact.media_type.value, headers=headers)
 
-    @router.post("/models/{name}/versions", status_code=status.HTTP_201_CREATED, summary="Register a model version")
+    @router.post(
+        "/models/{name}/versions",
+        name="CreateModelVersion",
+        status_code=status.HTTP_201_CREATED,
+        summary="Register a model version",
+    )
     def create_version(name: str, body: CreateVersionBody, caller: Caller) -> Json:
         new = NewVersion(
             model_name=name,
@@ -163,7 +179,7 @@ def registry_router(handlers: RegistryHandlers, authenticator: TokenAuthenticato
             "next_page_token": page.next_page_token,
         }
 
-    @router.get("/models/{name}/versions", summary="List a model's versions, newest first")
+    @router.get("/models/{name}/versions", name="ListModelVersions", summary="List a model's versions, newest first")
     def list_versions(
         name: str,
         caller: Caller,
@@ -175,7 +191,9 @@ def registry_router(handlers: RegistryHandlers, authenticator: TokenAuthenticato
         query = VersionQuery(model_name=name, statuses=tuple(status or ()), tags=_tags(tag or []))
         return _versions(caller, query, page_size, page_token)
 
-    @router.get("/versions", summary="Search model versions across models by digest, status and tags")
+    @router.get(
+        "/versions", name="ListModelVersions", summary="Search model versions across models by digest, status and tags"
+    )
     def search_versions(
         caller: Caller,
         digest: str = "",
@@ -187,39 +205,47 @@ def registry_router(handlers: RegistryHandlers, authenticator: TokenAuthenticato
         query = VersionQuery(digest=digest, statuses=tuple(status or ()), tags=_tags(tag or []))
         return _versions(caller, query, page_size, page_token)
 
-    @router.get("/models/{name}/versions/{version}", summary="Get a model version")
+    @router.get("/models/{name}/versions/{version}", name="GetModelVersion", summary="Get a model version")
     def get_version(name: str, version: int, caller: Caller) -> Json:
         return _json(convert.model_version(handlers.get_version(caller, name, version)))
 
-    @router.post("/models/{name}/versions/{version}/archive", summary="Archive a model version")
+    @router.post(
+        "/models/{name}/versions/{version}/archive", name="ArchiveModelVersion", summary="Archive a model version"
+    )
     def archive_version(name: str, version: int, caller: Caller) -> Json:
         return _json(convert.model_version(handlers.archive_version(caller, name, version)))
 
-    @router.patch("/models/{name}/tags", summary="Set and remove a registered model's tags")
+    @router.patch("/models/{name}/tags", name="UpdateTags", summary="Set and remove a registered model's tags")
     def update_model_tags(name: str, body: TagsBody, caller: Caller) -> dict[str, str]:
         return handlers.update_tags(caller, name, 0, body.set, body.remove)
 
-    @router.patch("/models/{name}/versions/{version}/tags", summary="Set and remove a model version's tags")
+    @router.patch(
+        "/models/{name}/versions/{version}/tags", name="UpdateTags", summary="Set and remove a model version's tags"
+    )
     def update_version_tags(name: str, version: int, body: TagsBody, caller: Caller) -> dict[str, str]:
         if version < 1:
             raise InvalidArgument("versions start at 1")
         return handlers.update_tags(caller, name, version, body.set, body.remove)
 
-    @router.put("/models/{name}/aliases/{alias}", summary="Point an alias at a version")
+    @router.put("/models/{name}/aliases/{alias}", name="SetAlias", summary="Point an alias at a version")
     def set_alias(name: str, alias: str, body: SetAliasBody, caller: Caller) -> Json:
         return _json(convert.alias_move(handlers.set_alias(caller, name, alias, body.version, body.reason)))
 
-    @router.delete("/models/{name}/aliases/{alias}", summary="Delete an alias")
+    @router.delete("/models/{name}/aliases/{alias}", name="DeleteAlias", summary="Delete an alias")
     def delete_alias(name: str, alias: str, caller: Caller, reason: str = "") -> Json:
         return _json(convert.alias_move(handlers.delete_alias(caller, name, alias, reason)))
 
-    @router.get("/models/{name}/aliases/{alias}", summary="Resolve an alias, now or as of a time")
+    @router.get("/models/{name}/aliases/{alias}", name="ResolveAlias", summary="Resolve an alias, now or as of a time")
     def resolve_alias(name: str, alias: str, caller: Caller, as_of: datetime | None = None) -> Json:
         if as_of is not None and as_of.tzinfo is None:
             raise InvalidArgument("as_of needs a time zone, e.g. 2025-01-31T12:00:00Z")
         return _json(convert.model_version(handlers.resolve_alias(caller, name, alias, as_of)))
 
-    @router.get("/models/{name}/aliases/{alias}/history", summary="Every move of an alias, newest first")
+    @router.get(
+        "/models/{name}/aliases/{alias}/history",
+        name="ListAliasHistory",
+        summary="Every move of an alias, newest first",
+    )
     def alias_history(name: str, alias: str, caller: Caller, page_size: int = 0, page_token: str = "") -> Json:
         page = handlers.alias_history(caller, name, alias, page_size, page_token)
         return {"moves": [_json(convert.alias_move(m)) for m in page.items], "next_page_token": page.next_page_token}

@@ -56,28 +56,29 @@ def inference_router(
     ready: Callable[[], bool],
     max_json_bytes: int = 8 << 20,
 ) -> APIRouter:
-    """The body's size is limited by the HTTP edge (`max_request_bytes`); its JSON part here, before decoding."""
+    """Each route is named after the gRPC method it stands for: its operation in the access table. The body's size
+    is limited by the HTTP edge (`max_request_bytes`); its JSON part here, before decoding."""
     router = APIRouter(prefix="/v2", tags=["inference"])
 
-    @router.get("")
+    @router.get("", name="ServerMetadata")
     async def server_metadata() -> Response:
         return _json({"name": SERVER_NAME, "version": version, "extensions": list(EXTENSIONS)})
 
-    @router.get("/health/live")
+    @router.get("/health/live", name="ServerLive")
     async def live() -> Response:
         return Response(status_code=200)
 
-    @router.get("/health/ready")
+    @router.get("/health/ready", name="ServerReady")
     async def server_ready() -> Response:
         return Response(status_code=200 if ready() else 400)
 
-    @router.get("/models/{model}/ready")
-    @router.get("/models/{model}/versions/{model_version}/ready")
+    @router.get("/models/{model}/ready", name="ModelReady")
+    @router.get("/models/{model}/versions/{model_version}/ready", name="ModelReady")
     async def model_ready(model: str, model_version: str = "") -> Response:
         return Response(status_code=200 if dataplane.is_ready(model, model_version) else 400)
 
-    @router.get("/models/{model}")
-    @router.get("/models/{model}/versions/{model_version}")
+    @router.get("/models/{model}", name="ModelMetadata")
+    @router.get("/models/{model}/versions/{model_version}", name="ModelMetadata")
     async def model_metadata(model: str, model_version: str = "") -> Response:
         try:
             meta = dataplane.metadata(model, model_version)
@@ -97,8 +98,8 @@ def inference_router(
             }
         )
 
-    @router.post("/models/{model}/infer")
-    @router.post("/models/{model}/versions/{model_version}/infer")
+    @router.post("/models/{model}/infer", name="ModelInfer")
+    @router.post("/models/{model}/versions/{model_version}/infer", name="ModelInfer")
     async def infer(model: str, request: Request, model_version: str = "") -> Response:
         body = await request.body()
         header_length = request.headers.get(HEADER_LENGTH)
@@ -126,7 +127,7 @@ def inference_router(
             headers={HEADER_LENGTH: str(len(header))},
         )
 
-    @router.post("/repository/index")
+    @router.post("/repository/index", name="RepositoryIndex")
     async def repository_index(request: Request) -> Response:
         body = await request.body()
         try:
@@ -138,7 +139,7 @@ def inference_router(
         rows = lifecycle.index(bool(document.get("ready", False)))
         return _json([{"name": n, "version": v, "state": s, "reason": r} for n, v, s, r in rows])
 
-    @router.post("/repository/models/{model}/load")
+    @router.post("/repository/models/{model}/load", name="RepositoryModelLoad")
     async def load(model: str) -> Response:
         try:
             await lifecycle.load_model(model)
@@ -146,7 +147,7 @@ def inference_router(
             return _error(exc)
         return _json({})
 
-    @router.post("/repository/models/{model}/unload")
+    @router.post("/repository/models/{model}/unload", name="RepositoryModelUnload")
     async def unload(model: str) -> Response:
         try:
             await lifecycle.unload_model(model)

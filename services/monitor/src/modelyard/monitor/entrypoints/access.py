@@ -1,0 +1,22 @@
+"""The monitor's access table: who may call each method (gRPC) and its REST route of the same name.
+
+Feedback can open a performance incident (which a policy may turn into a rollback) and a rebaseline drops the
+open windows, so neither is left to readers.
+"""
+
+from __future__ import annotations
+
+from modelyard.access import Rule, roles
+from modelyard.auth import Role
+from modelyard.monitor.entrypoints.dashboard import DASHBOARD
+
+READ = roles(Role.VIEWER, Role.APPROVER)
+
+ACCESS: dict[str, Rule] = {
+    "SendFeedback": roles(Role.FEEDBACK),
+    "Rebaseline": roles(Role.APPROVER),
+    "GetStatus": READ,
+    "ListWindows": READ,
+    "ListIncidents": READ,
+    DASHBOARD: READ,
+}
