@@ -46,6 +46,9 @@ def build_registry(settings: RegistrySettings) -> Registry:
     store = SqlRegistryStore(engine)
     store.migrate()
     artifacts = LocalArtifactStore(settings.resolved_artifacts_dir)
+    files, size = artifacts.clean_staging(settings.staging_idle_s)
+    if files:
+        log.warning("removed %d abandoned staged uploads (%d bytes) from %s", files, size, artifacts.staging_dir)
     handlers = RegistryHandlers(
         store,
         artifacts,

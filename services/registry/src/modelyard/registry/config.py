@@ -22,6 +22,12 @@ class RegistrySettings(ServiceSettings):
         None, description="content-addressed artifact store; default: data_dir/artifacts"
     )
     max_artifact_bytes: int = Field(2 * 1024**3, gt=0, description="largest artifact accepted, in bytes")
+    staging_idle_s: float = Field(
+        3600.0,
+        gt=0,
+        description="at start, staged uploads not written to for this long are removed (left by a killed process; "
+        "younger ones may be another replica's upload in progress)",
+    )
     protected_aliases: frozenset[str] = Field(
         frozenset({"production"}), description="aliases only approvers and services may move"
     )

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -65,6 +66,20 @@ class LocalArtifactStore:
         self._staging = root / "staging"
         self._blobs.mkdir(parents=True, exist_ok=True)
         self._staging.mkdir(parents=True, exist_ok=True)
+
+    def clean_staging(self, idle_s: float, now: float | None = None) -> tuple[int, int]:
+        """Delete staged uploads nobody has written to for `idle_s` (left by a killed process: a live upload writes
+        all the time, and replicas may share this directory, so younger files are another's upload in progress).
+        Returns (files, bytes) removed."""
+        cutoff = (time.time() if now is None else now) - idle_s
+        files = size = 0
+        for path in self._staging.glob("upload-*"):
+            with contextlib.suppress(FileNotFoundError):  # finished or removed meanwhile
+                stat = path.stat()
+                if stat.st_mtime < cutoff:
+                    path.unlink()
+                    files, size = files + 1, size + stat.st_size
+        return files, size
 
     @property
     def staging_dir(self) -> Path:
