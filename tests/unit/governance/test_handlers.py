@@ -1,12 +1,14 @@
 """The use cases through the bootstrap seam: real handlers and SQLite store, registry and evaluator faked."""
 
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from modelyard.auth import PermissionDenied, Principal
-from modelyard.contracts.events.v1 import common_pb2, governance_events_pb2, monitor_events_pb2
+from modelyard.contracts.events.v1 import common_pb2, governance_events_pb2, monitor_events_pb2, serving_events_pb2
 from modelyard.contracts.governance.v1 import governance_service_pb2 as gpb
 from modelyard.events import topics
 from modelyard.events.envelope import Event
@@ -227,3 +229,22 @@ def test_an_alias_move_lost_after_the_decision_is_made_again_by_reconciliation(
     (in_step,) = handlers.reconcile_aliases()
     assert (in_step.found, in_step.repaired, in_step.diverged) == (1, False, False)  # nothing to do: no move
     assert len(catalog.moves) == 1
+
+
+def test_prediction_traffic_is_audited_by_reference_not_copied(governance: Governance) -> None:
+    batch = serving_events_pb2.PredictionBatch(model_name="credit")
+    for i in range(50):
+        record = batch.records.add(request_id=f"r{i}", status_code=3 if i % 10 == 0 else 0)
+        record.version.CopyFrom(common_pb2.ModelVersionRef(model_name="credit", version=1 + i % 2))
+        record.inputs.add(name="X", shape=[1, 100], values=[float(v) for v in range(100)])
+    event = Event.new("credit", batch, "serving")
+    governance.handlers.record_event(event)
+    (entry,) = governance.store.audit_entries(model_name="credit")
+    assert json.loads(entry.body)["payload"] == {
+        "model_name": "credit",
+        "batch_sha256": hashlib.sha256(batch.SerializeToString(deterministic=True)).hexdigest(),
+        "records": 50,
+        "records_by_version": {"1": 25, "2": 25},
+        "errors": 5,
+    }
+    assert len(entry.body) < 400 < len(batch.SerializeToString())  # the tensors stay on the stream

@@ -6,8 +6,10 @@ one transaction; registry alias moves happen after it commits, so a failed trans
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -18,7 +20,7 @@ from google.protobuf.json_format import MessageToDict
 
 from modelyard.auth import Principal, Role
 from modelyard.contracts.events.v1 import governance_events_pb2 as ev
-from modelyard.contracts.events.v1 import monitor_events_pb2
+from modelyard.contracts.events.v1 import monitor_events_pb2, serving_events_pb2
 from modelyard.events.envelope import Event
 from modelyard.governance import convert
 from modelyard.governance.domain import audit, card
@@ -340,7 +342,7 @@ class GovernanceHandlers:
 
     def record_event(self, event: Event) -> None:
         """Append any Modelyard event to the audit log (a no-op for one already there: at-least-once delivery)."""
-        body = MessageToDict(event.payload, preserving_proto_field_name=True)
+        body = _audited_body(event)
         version = _version_of(body)
         with self.store.unit() as unit:
             unit.audit(
@@ -525,6 +527,24 @@ class GovernanceHandlers:
             self.catalog.set_alias(primary.model_name, deployment.alias, primary.version, reason)
         except Exception:
             log.exception("could not move alias %s of %s to v%d", deployment.alias, primary.model_name, primary.version)
+
+
+def _audited_body(event: Event) -> dict[str, Any]:
+    """What the audit keeps of an event: all of it, but for prediction traffic a reference (the batch's digest and
+    counts). The stream is the record of the predictions themselves; copying every tensor into the chain grew the
+    audit database by gigabytes an hour, while the digest still proves which batch was seen."""
+    if isinstance(event.payload, serving_events_pb2.PredictionBatch):
+        batch = event.payload
+        digest = hashlib.sha256(batch.SerializeToString(deterministic=True)).hexdigest()
+        versions = Counter(str(record.version.version) for record in batch.records)
+        return {
+            "model_name": batch.model_name,
+            "batch_sha256": digest,
+            "records": len(batch.records),
+            "records_by_version": dict(sorted(versions.items())),
+            "errors": sum(1 for record in batch.records if record.status_code != 0),
+        }
+    return MessageToDict(event.payload, preserving_proto_field_name=True)
 
 
 def _version_of(body: dict[str, Any]) -> int:
