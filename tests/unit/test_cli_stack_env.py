@@ -61,6 +61,7 @@ def test_serving_in_a_stack_takes_its_plans_from_this_stacks_governance(tmp_path
     env = _service_env("serving", "0.0.0.0", plan, tmp_path, "127.0.0.1:9", idempotence=False)
     assert env["MODELYARD_SERVING_GOVERNANCE_ADDRESS"] == f"127.0.0.1:{plan['governance']['grpc']}"
     assert env["MODELYARD_SERVING_PLAN_SOURCE"] == "governance"
+    assert env["MODELYARD_SERVING_ARTIFACT_SOURCE"] == "registry"  # an approved model is served out of the box
     governance = _service_env("governance", "0.0.0.0", plan, tmp_path, "127.0.0.1:9", idempotence=False)
     assert "MODELYARD_GOVERNANCE_PLAN_SOURCE" not in governance
     assert not any(key.endswith(("GOVERNANCE_ADDRESS", "SERVING_ADDRESS")) for key in governance)

@@ -732,7 +732,6 @@ def demo_settings(work: Path, tokens: dict[str, str]) -> tuple[str, ...]:
         f"governance.registry_token={tokens['governance']}",
         f"governance.policy_file={work / 'policy.yaml'}",
         "governance.work_interval_s=0.2",
-        "serving.artifact_source=registry",
         f"serving.registry_token={tokens['serving']}",
         f"serving.governance_token={tokens['serving']}",
         f"monitor.registry_token={tokens['monitor']}",

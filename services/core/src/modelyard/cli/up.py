@@ -276,9 +276,12 @@ def _service_env(
     for peer in SERVICES:
         if peer != service and f"{peer}_address" in fields:
             env[f"{prefix}{peer.upper()}_ADDRESS"] = address(client_host(host), plan[peer]["grpc"])
-    # In a stack, governance decides what serving serves, also after a restart; the plan file is for standalone use.
+    # In a stack, governance decides what serving serves, also after a restart, and serving fetches what it decides
+    # from this stack's registry; the plan file and the model directory are for standalone use.
     if "plan_source" in fields and "governance_address" in fields:
         env[f"{prefix}PLAN_SOURCE"] = "governance"
+    if "artifact_source" in fields and "registry_address" in fields:
+        env[f"{prefix}ARTIFACT_SOURCE"] = "registry"
     # Likewise the monitor profiles each version's reference dataset as registered in this stack's registry.
     if "reference_source" in fields and "registry_address" in fields:
         env[f"{prefix}REFERENCE_SOURCE"] = "registry"
