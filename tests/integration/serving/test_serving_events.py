@@ -59,6 +59,17 @@ class TopicReader:
         return payloads
 
 
+def records_of(reader: TopicReader, run: str) -> dict[str, srv.PredictionRecord]:
+    """The prediction records of this run so far (the topic also carries other tests' predictions), by request id."""
+    return {
+        r.request_id: r
+        for p in reader.events
+        if isinstance(p.payload, srv.PredictionBatch)
+        for r in p.payload.records
+        if r.request_id.startswith(run)
+    }
+
+
 def stub_for(service: Service) -> tuple[grpc.aio.Channel, pb_grpc.GRPCInferenceServiceStub]:
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc.port}")
     return channel, pb_grpc.GRPCInferenceServiceStub(channel)
@@ -79,13 +90,7 @@ async def test_stream_carries_every_prediction(
             await stub.ModelInfer(bad)
 
         def records() -> dict[str, srv.PredictionRecord]:
-            return {
-                r.request_id: r
-                for p in reader.events
-                if isinstance(p.payload, srv.PredictionBatch)
-                for r in p.payload.records
-                if r.request_id.startswith(run)
-            }
+            return records_of(reader, run)
 
         await reader.wait_for(lambda _: len(records()) == len(ids) + 1)
 
@@ -140,13 +145,7 @@ async def test_one_oversized_request_is_cut_and_counted_and_the_stream_goes_on(
             await stub.ModelInfer(infer_request("breast_cancer", rows, request_id))
 
         def records() -> dict[str, srv.PredictionRecord]:
-            return {
-                r.request_id: r
-                for p in reader.events
-                if isinstance(p.payload, srv.PredictionBatch)
-                for r in p.payload.records
-                if r.request_id.startswith(run)
-            }
+            return records_of(reader, run)
 
         await reader.wait_for(lambda _: len(records()) == len(ids) + 2)
 

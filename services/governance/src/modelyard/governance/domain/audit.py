@@ -20,6 +20,9 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+# The same fingerprint names a key wherever it signs (events, checkpoints): keys rotate, ids tell them apart.
+from modelyard.events.signing import key_id
+
 GENESIS_HASH = "0" * 64
 _REWRITTEN = "the chain was rewritten up to here"
 
@@ -106,11 +109,6 @@ def chain_entry(
         hash="",
     )
     return AuditEntry(**{**asdict(draft), "hash": entry_hash(draft.content())})
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """A short fingerprint that tells which key signed a checkpoint (keys rotate)."""
-    return hashlib.sha256(public_key.public_bytes_raw()).hexdigest()[:16]
 
 
 def sign_checkpoint(key: Ed25519PrivateKey, head: AuditEntry, now: datetime) -> Checkpoint:

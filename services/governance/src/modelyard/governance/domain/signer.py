@@ -16,13 +16,13 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from modelyard.events.signing import key_id
 from modelyard.governance.domain.audit import (
     GENESIS_HASH,
     AuditEntry,
     Checkpoint,
     entry_hash,
     is_signed_by,
-    key_id,
     sign_checkpoint,
 )
 from modelyard.governance.domain.errors import AuditTampered, SignerNotReady
