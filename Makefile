@@ -56,8 +56,9 @@ browser:
 		echo "NOTICE: chromium/chromedriver not found and not root: the dashboard browser test will be skipped"; \
 	fi
 
+# One pytest worker per core (pytest-xdist); each worker has its own broker and scratch databases.
 test: lint browser
-	$(UV) run pytest
+	$(UV) run pytest -n auto --durations=15
 
 bench-registry: setup
 	$(UV) run python bench/registry/run.py

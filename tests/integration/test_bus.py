@@ -28,6 +28,7 @@ from modelyard.events.topics import Topic
 from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.consumer import Delivery, EventConsumer, PermanentError, RetryPolicy, TransientError
 from modelyard.kafka.producer import EventPublisher, refused_for_good
+from modelyard.testing.plugin import TestEnvironment, kafka_broker
 
 pytestmark = pytest.mark.integration
 
@@ -140,17 +141,22 @@ def finished(exporter: InMemorySpanExporter, kind: SpanKind) -> list[ReadableSpa
     return [s for s in exporter.get_finished_spans() if s.kind == kind]
 
 
-async def test_ensure_topics_creates_catalogue_and_dead_letter_topics_idempotently(kafka_bootstrap: str) -> None:
-    await ensure_topics(kafka_bootstrap)
-    await ensure_topics(kafka_bootstrap)  # a second `modelyard up` finds them all there
+async def test_ensure_topics_creates_catalogue_and_dead_letter_topics_idempotently(
+    test_environment: TestEnvironment,
+) -> None:
+    # A broker of its own: on the session's broker, another test's producer may already have auto-created a
+    # catalogue topic with the broker's default partition count.
+    with kafka_broker(test_environment) as bootstrap:
+        await ensure_topics(bootstrap)
+        await ensure_topics(bootstrap)  # a second `modelyard up` finds them all there
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        names = [t.name for t in topics.ALL] + [t.dlq for t in topics.ALL]
-        described = {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics(names)}
-    finally:
-        await admin.close()
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            names = [t.name for t in topics.ALL] + [t.dlq for t in topics.ALL]
+            described = {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics(names)}
+        finally:
+            await admin.close()
     assert described == {t.name: t.partitions for t in topics.ALL} | {t.dlq: topics.DLQ_PARTITIONS for t in topics.ALL}
 
 
