@@ -3,6 +3,7 @@ with its reference CSV, and the monitor's `RegistryReferenceSource` (also wired 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import socket
 import time
@@ -21,11 +22,12 @@ from modelyard.contracts.events.v1 import registry_events_pb2 as ev
 from modelyard.contracts.registry.v1 import registry_service_pb2 as pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
 from modelyard.monitor.adapters.registry_references import RegistryReferenceSource
-from modelyard.monitor.bootstrap import build_monitor
+from modelyard.monitor.bootstrap import build_monitor, service
 from modelyard.monitor.config import MonitorSettings
 from modelyard.monitor.domain.errors import ReferenceNotFound, ReferenceUnavailable
 from modelyard.monitor.domain.profile import Kind, build_profile
 from modelyard.monitor.domain.profile import Role as FeatureRole
+from modelyard.monitor.testing import setting_values, until
 from modelyard.registry.testing import RunningService, digest_of, registry_settings
 from modelyard.testing.models import LABEL_COLUMN, TrainedModel
 
@@ -139,8 +141,7 @@ def test_monitor_wired_to_the_registry_profiles_and_stores_the_reference(
         kafka_required=False,
     )
     parts = build_monitor(settings)
-    references = parts.references
-    assert isinstance(references, RegistryReferenceSource)
+    assert isinstance(parts.profiles.source, RegistryReferenceSource)
     try:
         profile = parts.monitor.rebaseline(name, version)
         assert sorted(profile.numeric) == [f"X[{j}]" for j in range(4)]
@@ -148,7 +149,7 @@ def test_monitor_wired_to_the_registry_profiles_and_stores_the_reference(
         stored = parts.store.active_profile(name, version)
         assert stored is not None and stored.id == profile.id
     finally:
-        references.close()
+        parts.profiles.close()
         parts.engine.dispose()
 
 
@@ -174,3 +175,32 @@ def test_missing_and_unreachable_references_are_told_apart(
                 unavailable.load(name, version)
         finally:
             unavailable.close()
+
+
+async def test_a_version_is_profiled_when_the_registry_makes_it_ready_before_any_prediction(
+    registry: RunningService,
+    stub: pb_grpc.RegistryServiceStub,
+    onnx_models: dict[str, TrainedModel],
+    kafka_bootstrap: str,
+    tmp_path: Path,
+) -> None:
+    values = setting_values(kafka_bootstrap, tmp_path) | {
+        "reference_source": "registry",
+        "registry_address": registry.grpc_address,
+        "registry_token": MONITOR,
+    }
+    parts = build_monitor(MonitorSettings.model_validate(values))
+    async with service(parts).running():
+        # The prefetching consumer starts from the latest event once it has joined its group: a version made
+        # ready before that is profiled with its first predictions instead, so register until one is prefetched.
+        for _ in range(10):
+            name, version = await asyncio.to_thread(register, stub, onnx_models["iris"])
+            try:
+                await until(lambda n=name, v=version: parts.store.active_profile(n, v) is not None, "the prefetch", 5.0)
+                break
+            except TimeoutError:
+                continue
+        profile = parts.store.active_profile(name, version)
+        assert profile is not None and sorted(profile.numeric) == [f"X[{j}]" for j in range(4)]
+        assert profile.source == f"registry:{onnx_models['iris'].reference_digest}"
+        assert parts.store.statuses(name) == []  # profiled without a single prediction

@@ -3,6 +3,7 @@ the delayed-label join and its metrics, the performance detector and re-baselini
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,16 +15,17 @@ from fastapi import FastAPI
 from sklearn.metrics import roc_auc_score
 
 from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
-from modelyard.monitor import handlers
 from modelyard.monitor.adapters.metrics import PrometheusMetrics
 from modelyard.monitor.adapters.store import SqlMonitorStore
 from modelyard.monitor.domain.errors import ReferenceNotFound, ReferenceUnavailable
 from modelyard.monitor.domain.incidents import Change, Signal
 from modelyard.monitor.domain.performance import roc_auc
 from modelyard.monitor.domain.policy import MonitorPolicy, WindowPolicy
+from modelyard.monitor.domain.ports import ReferenceData
 from modelyard.monitor.domain.simulation import Shift, TabularGenerator
 from modelyard.monitor.entrypoints import dashboard
-from modelyard.monitor.handlers import Monitor, ReferenceData
+from modelyard.monitor.handlers import Monitor
+from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.monitor.testing import consumed, consumed_feedback
 from modelyard.sql.engine import create_engine
 
@@ -43,6 +45,9 @@ class FakeReferences:
         if (model_name, model_version) not in self.data:
             raise ReferenceNotFound(model_name)
         return ReferenceData(self.data[(model_name, model_version)], source="fake")
+
+    def close(self) -> None:
+        pass
 
 
 def reference(seed: int, error_rate: float = 0.1) -> dict[str, npt.NDArray[np.generic]]:
@@ -73,7 +78,7 @@ def parts(tmp_path: Path) -> tuple[Monitor, SqlMonitorStore, FakeReferences]:
     store = SqlMonitorStore(create_engine(f"sqlite:///{tmp_path / 'monitor.db'}"), POLICY)
     store.migrate()
     references = FakeReferences()
-    return Monitor(store, references, POLICY, PrometheusMetrics()), store, references
+    return Monitor(store, ReferenceProfiles(references), POLICY, PrometheusMetrics()), store, references
 
 
 def test_a_redelivered_event_is_counted_once(parts: tuple[Monitor, SqlMonitorStore, FakeReferences]) -> None:
@@ -87,7 +92,7 @@ def test_a_redelivered_event_is_counted_once(parts: tuple[Monitor, SqlMonitorSto
     assert (status.records_seen, status.windows_closed) == (300, 1)
     # A fresh monitor on the same store resumes the open window from its checkpointed chunks, and reading from
     # where the store says: a redelivered event in a batch is skipped, the rest of the batch counts.
-    restarted = Monitor(store, references, POLICY, PrometheusMetrics())
+    restarted = Monitor(store, ReferenceProfiles(references), POLICY, PrometheusMetrics())
     assert restarted.resume_positions([(first.position.topic, 0), ("other", 0)]) == {(first.position.topic, 0): 2}
     restarted.handle_predictions([consumed(1, batch("m", 150, 150, seed=2)), consumed(2, batch("m", 300, 100, seed=3))])
     (status,) = store.statuses("m")
@@ -103,7 +108,7 @@ def test_a_batch_of_events_windows_as_the_events_one_by_one(
     events = [consumed(i, batch("m", i * 90, 90, seed=i, shift=Shift((0, 1, 2), mean_sd=0.8))) for i in range(7)]
     one_by_one = SqlMonitorStore(create_engine(f"sqlite:///{tmp_path / 'other.db'}"), POLICY)
     one_by_one.migrate()
-    alone = Monitor(one_by_one, references, POLICY, PrometheusMetrics())
+    alone = Monitor(one_by_one, ReferenceProfiles(references), POLICY, PrometheusMetrics())
     changes = monitor.handle_predictions(events)
     assert [c.incident_id for e in events for c in alone.handle_predictions([e])] == [c.incident_id for c in changes]
     assert changes, "the shift opens incidents"
@@ -202,7 +207,7 @@ async def test_dashboard_shows_drift_over_time_and_the_incident(
 
 
 def test_an_unavailable_reference_source_is_asked_again_later(
-    parts: tuple[Monitor, SqlMonitorStore, FakeReferences], monkeypatch: pytest.MonkeyPatch
+    parts: tuple[Monitor, SqlMonitorStore, FakeReferences],
 ) -> None:
     monitor, store, references = parts
     references.data[("m", 1)] = reference(0)
@@ -213,7 +218,63 @@ def test_an_unavailable_reference_source_is_asked_again_later(
     with pytest.raises(ReferenceUnavailable):
         monitor.rebaseline("m", 1)
     references.unavailable = False
-    monkeypatch.setattr(handlers, "REFERENCE_RETRY_S", 0.0)
+    monitor.profiles.retry_s = 0.0
     monitor.handle_predictions([consumed(1, batch("m", 50, 50, seed=2))])
     profile = store.active_profile("m", 1)
     assert profile is not None and profile.features
+
+
+class SlowReferences(FakeReferences):
+    """A source whose download of model m takes until the test lets it finish."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def load(self, model_name: str, model_version: int) -> ReferenceData:
+        if model_name == "m":
+            assert self.release.wait(10), "the test never released the download"
+        return super().load(model_name, model_version)
+
+
+def test_a_slow_reference_download_holds_neither_the_lock_nor_the_stream(tmp_path: Path) -> None:
+    store = SqlMonitorStore(create_engine(f"sqlite:///{tmp_path / 'monitor.db'}"), POLICY)
+    store.migrate()
+    references = SlowReferences()
+    references.data[("m", 1)] = reference(0)
+    references.data[("n", 1)] = reference(0)
+    monitor = Monitor(store, ReferenceProfiles(references), POLICY, PrometheusMetrics(), reference_wait_s=0.2)
+    try:
+        # While m's download is stuck, its batch goes through after the bounded wait, for operations only ...
+        monitor.handle_predictions([consumed(0, batch("m", 0, 50, seed=1))])
+        assert store.active_profile("m", 1) is None
+        # ... and a rebaseline of another version, which needs the lock, is not held up by it.
+        rebaseline = threading.Thread(target=monitor.rebaseline, args=("n", 1))
+        rebaseline.start()
+        rebaseline.join(10)
+        assert not rebaseline.is_alive() and store.active_profile("n", 1) is not None
+        references.release.set()
+        # Once the download is done, the next batch adopts the profile.
+        monitor.profiles.wait([("m", 1)], 10)
+        monitor.handle_predictions([consumed(1, batch("m", 50, 50, seed=2))])
+        profile = store.active_profile("m", 1)
+        assert profile is not None and profile.features
+    finally:
+        references.release.set()
+        monitor.profiles.close()
+
+
+def test_a_version_made_ready_in_the_registry_is_profiled_before_its_first_prediction(
+    parts: tuple[Monitor, SqlMonitorStore, FakeReferences],
+) -> None:
+    monitor, store, references = parts
+    references.data[("m", 1)] = reference(0)
+    monitor.prefetch("m", 1)
+    prefetched = store.active_profile("m", 1)
+    assert prefetched is not None and prefetched.features
+    references.data.clear()  # the source is not asked again: the first predictions find the profile
+    monitor.handle_predictions([consumed(0, batch("m", 0, 50, seed=1))])
+    assert [s.records_seen for s in store.statuses("m")] == [50]
+    assert (again := store.active_profile("m", 1)) is not None and again.id == prefetched.id
+    monitor.prefetch("m", 2)  # no reference: nothing prefetched, nothing raised
+    assert store.active_profile("m", 2) is None

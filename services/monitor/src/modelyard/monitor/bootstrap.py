@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 
-from modelyard.contracts.events.v1 import monitor_events_pb2, serving_events_pb2
+from modelyard.contracts.events.v1 import monitor_events_pb2, registry_events_pb2, serving_events_pb2
 from modelyard.events.signing import EVENT_KEY_FILE, EventSigner, load_private_key
-from modelyard.events.topics import MONITOR_FEEDBACK, SERVING_PREDICTIONS
+from modelyard.events.topics import MONITOR_FEEDBACK, REGISTRY_EVENTS, SERVING_PREDICTIONS
 from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.consumer import EventConsumer
 from modelyard.kafka.producer import EventPublisher
@@ -23,12 +23,14 @@ from modelyard.monitor.adapters.references import LocalReferenceSource
 from modelyard.monitor.adapters.registry_references import RegistryReferenceSource
 from modelyard.monitor.adapters.store import SqlMonitorStore, set_sqlite_synchronous
 from modelyard.monitor.config import MonitorSettings
+from modelyard.monitor.domain.ports import ReferenceSource
 from modelyard.monitor.entrypoints import dashboard
 from modelyard.monitor.entrypoints.access import ACCESS
-from modelyard.monitor.entrypoints.consumer import FeedbackConsumer, PredictionsConsumer
+from modelyard.monitor.entrypoints.consumer import FeedbackConsumer, PredictionsConsumer, ReadyVersionsConsumer
 from modelyard.monitor.entrypoints.grpc_api import grpc_api
 from modelyard.monitor.entrypoints.http_api import router
-from modelyard.monitor.handlers import Monitor, ReferenceSource
+from modelyard.monitor.handlers import Monitor
+from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.runtime import Service, StartupError
 from modelyard.sql.engine import create_engine
 from modelyard.sql.outbox import OutboxRelay
@@ -40,7 +42,7 @@ class MonitorParts:
     engine: Engine
     store: SqlMonitorStore
     monitor: Monitor
-    references: ReferenceSource
+    profiles: ReferenceProfiles
 
 
 def build_monitor(settings: MonitorSettings, references: ReferenceSource | None = None) -> MonitorParts:
@@ -52,8 +54,9 @@ def build_monitor(settings: MonitorSettings, references: ReferenceSource | None 
     store = SqlMonitorStore(engine, policy)
     store.migrate()
     source = references or reference_source(settings)
-    monitor = Monitor(store, source, policy, PrometheusMetrics())
-    return MonitorParts(settings, engine, store, monitor, source)
+    profiles = ReferenceProfiles(source, retry_s=settings.reference_retry_s)
+    monitor = Monitor(store, profiles, policy, PrometheusMetrics(), reference_wait_s=settings.reference_wait_s)
+    return MonitorParts(settings, engine, store, monitor, profiles)
 
 
 def event_signing_key(settings: MonitorSettings) -> Ed25519PrivateKey:
@@ -91,6 +94,14 @@ def service(parts: MonitorParts) -> Service:
     )
     consumer.register_batch(serving_events_pb2.PredictionBatch, PredictionsConsumer(parts.monitor))
     consumer.register_batch(monitor_events_pb2.FeedbackReceived, FeedbackConsumer(parts.monitor))
+    # A group of its own, from the latest event on its first start: versions made ready from then on are profiled
+    # before their traffic; older ones are profiled when their first predictions arrive.
+    registry_consumer = EventConsumer.from_settings(
+        settings, f"{settings.consumer_group}.references", [REGISTRY_EVENTS], auto_offset_reset="latest"
+    )
+    registry_consumer.register(
+        registry_events_pb2.ModelVersionStatusChanged, ReadyVersionsConsumer(parts.monitor), cpu_bound=True
+    )
 
     async def prepare_broker() -> None:
         # The embedded broker forgets its topics on restart; creating them is idempotent.
@@ -103,7 +114,13 @@ def service(parts: MonitorParts) -> Service:
         await consumer.start()
         await consumer.wait()
 
-    async def stop_consumer() -> None:
+    async def prefetch_references() -> None:
+        await prepare_broker()
+        await registry_consumer.start()
+        await registry_consumer.wait()
+
+    async def stop_consumers() -> None:
+        await registry_consumer.stop(settings.shutdown_grace_s)
         await consumer.stop(settings.shutdown_grace_s)
 
     return Service(
@@ -111,17 +128,20 @@ def service(parts: MonitorParts) -> Service:
         access=ACCESS,
         grpc_apis=[grpc_api(parts.monitor, publisher)],
         routers=[router(parts.monitor, publisher), dashboard.router(parts.monitor)],
-        background_tasks={"predictions-consumer": consume, "outbox-relay": relay.run},
+        background_tasks={
+            "predictions-consumer": consume,
+            "reference-prefetch": prefetch_references,
+            "outbox-relay": relay.run,
+        },
         on_start=[publisher.start],
         # Run in reverse: the consumer finishes its record first, then the publisher flushes, then the database.
-        on_stop=[_dispose(parts.engine), _close(parts.references), publisher.stop, stop_consumer],
+        on_stop=[_dispose(parts.engine), _close(parts.profiles), publisher.stop, stop_consumers],
     )
 
 
-def _close(references: ReferenceSource) -> Callable[[], Awaitable[None]]:
+def _close(profiles: ReferenceProfiles) -> Callable[[], Awaitable[None]]:
     async def close() -> None:
-        if isinstance(references, RegistryReferenceSource):
-            references.close()
+        profiles.close()
 
     return close
 

@@ -29,6 +29,15 @@ class MonitorSettings(ServiceSettings):
     registry_token: SecretStr | None = Field(
         None, description="bearer token for the registry (role viewer suffices), if it requires one"
     )
+    reference_wait_s: float = Field(
+        10.0,
+        ge=0,
+        description="how long the consumer waits (outside its lock) for the first fetch of a version's reference "
+        "before monitoring it for operations only until the fetch completes",
+    )
+    reference_retry_s: float = Field(
+        60.0, gt=0, description="how soon a version's reference is asked for again after a failed fetch"
+    )
     event_signing_key: SecretStr | None = Field(
         None,
         description="Ed25519 private key seed (64 hex chars) that signs incidents; local default: "

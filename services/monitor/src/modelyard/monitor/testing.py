@@ -20,10 +20,10 @@ from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
 from modelyard.events.envelope import Event, Position
 from modelyard.events.topics import MONITOR_FEEDBACK, SERVING_PREDICTIONS
 from modelyard.monitor.config import MonitorSettings
-from modelyard.monitor.domain.records import PredictionRows
+from modelyard.monitor.domain.ports import Consumed
+from modelyard.monitor.domain.records import Feedback, PredictionRows
 from modelyard.monitor.domain.simulation import Shift, TabularGenerator
 from modelyard.monitor.entrypoints.consumer import rows_by_version
-from modelyard.monitor.handlers import Consumed, Feedback
 from modelyard.testing.signing import MONITOR_KEY, seed_hex
 
 GENERATOR = TabularGenerator()

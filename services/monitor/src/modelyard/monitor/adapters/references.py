@@ -16,7 +16,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from modelyard.monitor.domain.errors import ReferenceDataError, ReferenceNotFound
-from modelyard.monitor.handlers import ReferenceData
+from modelyard.monitor.domain.ports import ReferenceData
 
 
 class LocalReferenceSource:
@@ -33,6 +33,9 @@ class LocalReferenceSource:
                     raise ReferenceDataError(f"cannot read reference data {path}: {exc}") from exc
                 return ReferenceData(columns=table_columns(table), source=f"file:{path}")
         raise ReferenceNotFound(f"no reference data for {model_name}/{model_version} under {self.directory}")
+
+    def close(self) -> None:
+        """Nothing to release: files are opened per load."""
 
 
 def table_columns(table: pa.Table) -> dict[str, npt.NDArray[np.generic]]:

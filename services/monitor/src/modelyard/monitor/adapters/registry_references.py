@@ -40,8 +40,8 @@ from modelyard.monitor.domain.errors import (
     ReferenceNotFound,
     ReferenceUnavailable,
 )
+from modelyard.monitor.domain.ports import ReferenceData
 from modelyard.monitor.domain.profile import OUTPUT_PREFIX, TRUTH_PREFIX
-from modelyard.monitor.handlers import ReferenceData
 
 log = logging.getLogger(__name__)
 

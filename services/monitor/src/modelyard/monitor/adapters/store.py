@@ -38,11 +38,11 @@ from modelyard.monitor.domain.evaluation import Distribution, FeatureResult, Win
 from modelyard.monitor.domain.incidents import Change, Evidence, IncidentChange, Severity, Signal
 from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow, realised_metrics
 from modelyard.monitor.domain.policy import MonitorPolicy
+from modelyard.monitor.domain.ports import Checkpoint, Partition
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.state import VersionState
 from modelyard.monitor.domain.views import IncidentView, VersionStatus, json_safe
 from modelyard.monitor.domain.windows import Columns, WindowId
-from modelyard.monitor.handlers import Checkpoint, Partition
 from modelyard.sql import migrations
 from modelyard.sql.engine import transaction
 from modelyard.sql.outbox import enqueue

@@ -127,3 +127,11 @@ class Matrix:
         distinct, inverse = np.unique(column[finite], return_inverse=True)  # class codes: a handful of values
         labels[finite] = np.array([f"{v:g}" for v in distinct.tolist()], dtype=object)[inverse]
         return labels.astype(str)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Ground truth for one prediction."""
+
+    request_id: str
+    truth: str | float  # a class label, or a target value

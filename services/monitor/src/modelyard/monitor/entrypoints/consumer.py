@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from modelyard.contracts.events.v1 import monitor_events_pb2, serving_events_pb2
+from modelyard.contracts.events.v1 import monitor_events_pb2, registry_events_pb2, serving_events_pb2
 from modelyard.events.envelope import Event
 from modelyard.kafka.consumer import Delivery, PermanentError
+from modelyard.monitor.domain.ports import Consumed
 from modelyard.monitor.domain.profile import Role
-from modelyard.monitor.domain.records import PredictionRows, TensorRows
-from modelyard.monitor.handlers import Consumed, Feedback, Monitor
+from modelyard.monitor.domain.records import Feedback, PredictionRows, TensorRows
+from modelyard.monitor.handlers import Monitor
 
 
 def rows_by_version(batch: serving_events_pb2.PredictionBatch, fallback_time: float) -> list[PredictionRows]:
@@ -90,3 +91,16 @@ def _feedback(event: Event) -> Feedback:
     if kind is None or not feedback.request_id:
         raise PermanentError("feedback without a request id or a label or target")
     return Feedback(feedback.request_id, feedback.label if kind == "label" else feedback.target)
+
+
+class ReadyVersionsConsumer:
+    """Registry events: a version whose registration checks passed gets its reference profiled ahead of its traffic."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+
+    def __call__(self, event: Event) -> None:
+        changed = event.payload
+        assert isinstance(changed, registry_events_pb2.ModelVersionStatusChanged)
+        if changed.status == registry_events_pb2.MODEL_VERSION_STATUS_READY:
+            self.monitor.prefetch(changed.version.model_name, changed.version.version)

@@ -1,0 +1,110 @@
+"""The monitor's ports: what its use cases need from the outside world, typed over domain objects only.
+
+Adapters implement them (the SQL store, Prometheus metrics, the registry and local reference sources); the
+handlers depend on nothing else, and the entrypoints hand them `Consumed` events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from opentelemetry import trace
+
+from modelyard.events.envelope import Position
+from modelyard.monitor.domain.evaluation import WindowReport
+from modelyard.monitor.domain.incidents import IncidentChange
+from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow
+from modelyard.monitor.domain.profile import ReferenceProfile
+from modelyard.monitor.domain.state import VersionState
+from modelyard.monitor.domain.views import IncidentView, VersionStatus
+from modelyard.monitor.domain.windows import Columns, WindowId
+
+T = TypeVar("T")
+Partition = tuple[str, int]  # (topic, partition)
+
+
+@dataclass(frozen=True, eq=False)
+class Consumed(Generic[T]):
+    """One consumed event's content, where in its stream it was read, and the span to handle it in."""
+
+    position: Position
+    content: T
+    span: trace.Span = trace.INVALID_SPAN
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceData:
+    columns: Mapping[str, npt.NDArray[np.generic]]
+    source: str  # e.g. the artifact digest or file path, recorded in the profile
+
+
+class ReferenceSource(Protocol):
+    """Where a model version's reference dataset comes from (the registry, or local files)."""
+
+    def load(self, model_name: str, model_version: int) -> ReferenceData:
+        """Raises ReferenceNotFound when the version has no reference dataset, ReferenceUnavailable when the source
+        may have it later (it is unreachable, or the version is still being registered)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(eq=False)
+class Checkpoint:
+    """What one event changed for one version; the store writes all checkpoints of an event in one transaction."""
+
+    state: VersionState
+    profile: ReferenceProfile
+    appended: list[tuple[WindowId, Columns]] = field(default_factory=list)
+    closed: list[WindowId] = field(default_factory=list)
+    reports: list[WindowReport] = field(default_factory=list)
+    changes: list[IncidentChange] = field(default_factory=list)
+    pending: list[PendingRow] = field(default_factory=list)  # waiting for their labels
+    slot_counts: dict[int, int] = field(default_factory=dict)  # predictions per window slot (label coverage)
+    window_traces: dict[str, dict[str, str]] = field(default_factory=dict)  # W3C context of each closed window's span
+
+
+class MonitorStore(Protocol):
+    def active_profile(self, model_name: str, model_version: int) -> ReferenceProfile | None: ...
+
+    def save_profile(self, profile: ReferenceProfile) -> None:
+        """Store `profile` (if new) and make it the version's active one."""
+        ...
+
+    def load_state(self, model_name: str, model_version: int) -> VersionState | None: ...
+
+    def positions(self) -> dict[Partition, int]:
+        """The next offset to read of every partition a checkpoint covered."""
+        ...
+
+    def pending_predictions(self, request_ids: Sequence[str]) -> dict[str, PendingPrediction]: ...
+
+    def checkpoint(
+        self,
+        positions: Mapping[Partition, int],
+        checkpoints: Sequence[Checkpoint],
+        config_hash: str,
+        labels: Sequence[LabelledPrediction] = (),
+    ) -> None:
+        """Atomically: store the partitions' next offsets, each version's state, chunks, reports and incident
+        changes (with their events in the outbox), and the joined labels (their predictions stop waiting).
+        Raises on any failure, having written nothing."""
+        ...
+
+    def statuses(self, model_name: str = "") -> list[VersionStatus]: ...
+
+    def window_reports(self, model_name: str, model_version: int, limit: int = 100) -> list[WindowReport]: ...
+
+    def incident_views(
+        self, model_name: str = "", *, open_only: bool = False, limit: int = 100
+    ) -> list[IncidentView]: ...
+
+
+class Metrics(Protocol):
+    def observe_window(self, report: WindowReport) -> None: ...
+
+    def observe_changes(self, changes: Sequence[IncidentChange]) -> None: ...
