@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from modelyard.cli import governance
+from modelyard.cli.connection import tls_options
 from modelyard.cli.demo import demo
 from modelyard.cli.registry import alias_app, models_app
 from modelyard.cli.status import status
@@ -17,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    callback=tls_options,
 )
 app.command()(up)
 app.command()(status)
