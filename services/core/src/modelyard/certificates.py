@@ -101,11 +101,17 @@ class CertificateAuthority:
         return path
 
     def issue(self, directory: Path, stem: str, *, hosts: Iterable[str] = (), client: bool = False) -> Issued:
-        """`<stem>.crt` and `<stem>.key` in `directory`: a server certificate for `hosts` (names and IP addresses),
-        or, with `client`, a client certificate whose common name is `stem`."""
+        """`<stem>.crt` and `<stem>.key` in `directory`: a server (and client) certificate for `hosts` (names and IP
+        addresses), or, with `client`, a client certificate only, whose common name is `stem`."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
-        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+        # A server certificate may also be its service's client certificate towards the other services (one
+        # certificate per pod, as cert-manager issues them with both usages).
+        usages = (
+            [ExtendedKeyUsageOID.CLIENT_AUTH]
+            if client
+            else [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+        )
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(stem))
@@ -115,7 +121,7 @@ class CertificateAuthority:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
         )
         hosts = list(hosts)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from modelyard.cli import governance
+from modelyard.cli.certs import certs
 from modelyard.cli.connection import tls_options
 from modelyard.cli.demo import demo
 from modelyard.cli.registry import alias_app, models_app
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.command()(up)
 app.command()(status)
 app.command()(demo)
+app.command()(certs)
 app.add_typer(models_app, name="models")
 app.add_typer(alias_app, name="alias")
 governance.register(app)
