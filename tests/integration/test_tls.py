@@ -6,6 +6,8 @@ handshake. Governance's registry client reaches the registry over mutual TLS too
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +62,29 @@ async def grpc_outcome(address: str, tls: ClientTls | None) -> str:
                 health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S
             )
         except grpc.aio.AioRpcError as exc:
-            return exc.code().name
+            return str(exc.code().name)
         assert response.status in (health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING)
         return "answered"
 
 
-async def https_outcome(url: str, verify: Any, cert: tuple[str, str] | None = None) -> str:
+async def https_outcome(url: str, verify: Any) -> str:
     async with httpx.AsyncClient(verify=verify, timeout=TIMEOUT_S) as client:
         try:
             response = await client.get(url)
         except httpx.TransportError as exc:
             return f"refused ({type(exc).__name__})"
     return f"HTTP {response.status_code}"
+
+
+async def probe(service: str, http_port: int, tls: dict[str, Any]) -> int:
+    """`python -m modelyard.cli.probe SERVICE /healthz`'s exit status, in the environment a container would give it."""
+    prefix = f"MODELYARD_{service.upper()}_"
+    env = {f"{prefix}TLS__{name.upper()}": str(value) for name, value in tls.items()}
+    env |= {f"{prefix}HTTP_PORT": str(http_port), "PATH": os.environ.get("PATH", "")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "modelyard.cli.probe", service, "/healthz", env=env, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await process.wait()
 
 
 async def test_every_service_serves_mutual_tls_and_refuses_everyone_else(
@@ -111,6 +124,13 @@ async def test_every_service_serves_mutual_tls_and_refuses_everyone_else(
             assert answered == {"gRPC mTLS": "answered", "HTTPS mTLS": "HTTP 200"}, name
             refused = {check: outcome for check, outcome in seen.items() if check not in answered}
             assert all(o == "UNAVAILABLE" or o.startswith("refused") for o in refused.values()), (name, refused)
+
+        # The containers' probe, as Docker and the kubelet run it: the service's settings from the environment, its
+        # client certificate presented; without one, mutual TLS refuses it.
+        registry_http = services["registry"].http.port
+        assert await probe("registry", registry_http, tls_material.server_settings()) == 0
+        without_client_cert = {k: v for k, v in tls_material.server_settings().items() if not k.startswith("client_")}
+        assert await probe("registry", registry_http, without_client_cert | {"client_ca_file": pki.ca_file}) == 1
 
         # Governance's client of the registry, as its bootstrap builds it: mutual TLS answers, plaintext cannot.
         registry = f"localhost:{services['registry'].grpc.port}"
