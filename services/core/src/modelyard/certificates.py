@@ -155,16 +155,20 @@ class LocalPki:
         )
 
     @property
-    def complete(self) -> bool:
-        files = (self.ca_file, self.server.cert_file, self.server.key_file, self.client.cert_file, self.client.key_file)
-        return all(path.is_file() for path in files)
+    def files(self) -> tuple[Path, ...]:
+        return self.ca_file, self.server.cert_file, self.server.key_file, self.client.cert_file, self.client.key_file
 
     @classmethod
     def ensure(cls, directory: Path, hosts: Iterable[str] = LOCAL_HOSTS) -> LocalPki:
-        """The PKI in `directory`, created when it is not all there (a second `up` keeps the CA the CLI trusts)."""
+        """The PKI in `directory`: kept when it is all there (a second `up` keeps the CA the CLI trusts), made when
+        none of it is; a partial set is someone's files, never overwritten (ValueError)."""
         existing = cls.at(directory)
-        if existing.complete:
+        present = [path.name for path in existing.files if path.is_file()]
+        if len(present) == len(existing.files):
             return existing
+        if present:
+            missing = sorted({path.name for path in existing.files} - set(present))
+            raise ValueError(f"{directory} has {', '.join(present)} but not {', '.join(missing)}: complete or empty it")
         authority = CertificateAuthority()
         authority.write(existing.ca_file)
         authority.issue(directory, "server", hosts=hosts)

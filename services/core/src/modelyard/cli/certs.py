@@ -24,6 +24,9 @@ def certs(
     """Make a CA, a server certificate and a client certificate (kept when all are already there)."""
     from modelyard.certificates import LOCAL_HOSTS, LocalPki  # cryptography: only this command needs it
 
-    pki = LocalPki.ensure(directory, host or LOCAL_HOSTS)
+    try:
+        pki = LocalPki.ensure(directory, host or LOCAL_HOSTS)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="DIRECTORY") from None
     for path in (pki.ca_file, pki.server.cert_file, pki.server.key_file, pki.client.cert_file, pki.client.key_file):
         out.print(str(path))

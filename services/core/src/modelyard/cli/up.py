@@ -326,9 +326,10 @@ def _stack_pki(directory: Path, host: str) -> LocalPki:
     certificate that the services and the CLI present."""
     from modelyard.certificates import LOCAL_HOSTS, LocalPki  # cryptography: only `up --tls` needs it
 
-    hosts = dict.fromkeys([*LOCAL_HOSTS, client_host(host)])
-    pki = LocalPki.ensure(directory.resolve(), hosts)
-    return pki
+    try:
+        return LocalPki.ensure(directory.resolve(), dict.fromkeys([*LOCAL_HOSTS, client_host(host)]))
+    except ValueError as exc:
+        raise StackError(f"--tls-dir: {exc}") from None
 
 
 def _tls_env(service: str, pki: LocalPki | None) -> dict[str, str]:
