@@ -26,6 +26,9 @@ from modelyard.contracts.registry.v1 import registry_service_pb2 as registry_pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as registry_grpc
 from modelyard.governance.adapters.registry import RegistryCatalog
 from modelyard.governance.domain.errors import CatalogUnavailable, NotFound
+from modelyard.registry import bootstrap as registry_bootstrap
+from modelyard.registry.testing import registry_settings
+from modelyard.runtime import StartupError
 from modelyard.testing.services import four_services
 from modelyard.testing.tls import TlsMaterial
 from modelyard.tls import ClientTls, grpc_aio_channel
@@ -143,3 +146,14 @@ async def test_every_service_serves_mutual_tls_and_refuses_everyone_else(
         with pytest.raises(CatalogUnavailable, match="UNAVAILABLE"):
             await asyncio.to_thread(plaintext.get_version, "no-such-model", 1)
         plaintext.close()
+
+
+async def test_a_certificate_that_cannot_be_loaded_stops_the_start_with_its_path(
+    tmp_path: Path, kafka_bootstrap: str, tls_material: TlsMaterial
+) -> None:
+    garbage = tmp_path / "server.crt"
+    garbage.write_text("not a certificate")
+    tls = tls_material.server_settings() | {"cert_file": garbage}
+    service = registry_bootstrap.build(registry_settings(tmp_path, kafka_bootstrap=kafka_bootstrap, tls=tls))
+    with pytest.raises(StartupError, match=f"HTTP server: cannot load its TLS files \\({garbage}\\)"):
+        await service.start()
