@@ -63,7 +63,7 @@ ENV MODELYARD_REGISTRY_HOST=0.0.0.0 MODELYARD_REGISTRY_DATA_DIR=/data
 EXPOSE 50051 8081
 # /readyz answers 503 until the service is ready; urlopen raises on it. The port follows an override.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('MODELYARD_REGISTRY_HTTP_PORT', '8081'), timeout=4)"
+    CMD ["python", "-m", "modelyard.cli.probe", "registry"]
 CMD ["python", "-m", "modelyard.registry"]
 
 FROM runtime AS serving
@@ -71,7 +71,7 @@ COPY --from=build-serving /app/.venv /app/.venv
 ENV MODELYARD_SERVING_HOST=0.0.0.0 MODELYARD_SERVING_DATA_DIR=/data
 EXPOSE 8001 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('MODELYARD_SERVING_HTTP_PORT', '8000'), timeout=4)"
+    CMD ["python", "-m", "modelyard.cli.probe", "serving"]
 CMD ["python", "-m", "modelyard.serving"]
 
 FROM runtime AS monitor
@@ -79,7 +79,7 @@ COPY --from=build-monitor /app/.venv /app/.venv
 ENV MODELYARD_MONITOR_HOST=0.0.0.0 MODELYARD_MONITOR_DATA_DIR=/data
 EXPOSE 50053 8083
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('MODELYARD_MONITOR_HTTP_PORT', '8083'), timeout=4)"
+    CMD ["python", "-m", "modelyard.cli.probe", "monitor"]
 CMD ["python", "-m", "modelyard.monitor"]
 
 FROM runtime AS governance
@@ -87,5 +87,5 @@ COPY --from=build-governance /app/.venv /app/.venv
 ENV MODELYARD_GOVERNANCE_HOST=0.0.0.0 MODELYARD_GOVERNANCE_DATA_DIR=/data
 EXPOSE 50054 8084
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('MODELYARD_GOVERNANCE_HTTP_PORT', '8084'), timeout=4)"
+    CMD ["python", "-m", "modelyard.cli.probe", "governance"]
 CMD ["python", "-m", "modelyard.governance"]

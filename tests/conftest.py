@@ -1,1 +1,1 @@
-pytest_plugins = ["modelyard.testing.plugin", "modelyard.testing.models"]
+pytest_plugins = ["modelyard.testing.plugin", "modelyard.testing.models", "modelyard.testing.tls"]

@@ -9,7 +9,6 @@ table does not list (PERMISSION_DENIED / 403) and let the listed ones (and admin
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -29,18 +28,10 @@ from modelyard.contracts.governance.v1 import governance_service_pb2
 from modelyard.contracts.inference import grpc_service_pb2
 from modelyard.contracts.monitor.v1 import monitor_service_pb2
 from modelyard.contracts.registry.v1 import registry_service_pb2
-from modelyard.governance import bootstrap as governance_bootstrap
-from modelyard.governance.testing import InMemoryCatalog, governance_settings
-from modelyard.monitor import bootstrap as monitor_bootstrap
-from modelyard.monitor.config import MonitorSettings
-from modelyard.monitor.testing import setting_values
-from modelyard.registry import bootstrap as registry_bootstrap
-from modelyard.registry.testing import registry_settings
 from modelyard.runtime import Service
 from modelyard.runtime.http_server import api_routes
-from modelyard.serving import bootstrap as serving_bootstrap
-from modelyard.serving.testing import settings_for
 from modelyard.testing.oidc import IdentityProvider
+from modelyard.testing.services import four_services
 
 pytestmark = pytest.mark.integration
 
@@ -80,37 +71,8 @@ def provider() -> Iterator[IdentityProvider]:
         yield provider
 
 
-@contextlib.asynccontextmanager
-async def four_services(
-    tmp: Path, kafka_bootstrap: str, provider: IdentityProvider
-) -> AsyncIterator[dict[str, Service]]:
-    auth: dict[str, Any] = {
-        "allow_anonymous": False,
-        "oidc": provider.settings().model_dump(),
-        "protect_metrics": True,
-    }
-    for name in APIS:
-        (tmp / name).mkdir()
-    services = {
-        "registry": registry_bootstrap.build(
-            registry_settings(tmp / "registry", auth=auth, kafka_bootstrap=kafka_bootstrap)
-        ),
-        "governance": governance_bootstrap.build(
-            governance_settings(tmp / "governance", auth=auth, kafka_bootstrap=kafka_bootstrap), InMemoryCatalog()
-        ),
-        "monitor": monitor_bootstrap.build(
-            MonitorSettings.model_validate({**setting_values(kafka_bootstrap, tmp / "monitor"), "auth": auth})
-        ),
-        "serving": serving_bootstrap.build(
-            settings_for(
-                tmp / "serving", kafka_bootstrap=kafka_bootstrap, auth={**auth, "require_inference_token": True}
-            )
-        ),
-    }
-    async with contextlib.AsyncExitStack() as stack:
-        for service in services.values():
-            await stack.enter_async_context(service.running())
-        yield services
+def edge_auth(provider: IdentityProvider) -> dict[str, Any]:
+    return {"allow_anonymous": False, "oidc": provider.settings().model_dump(), "protect_metrics": True}
 
 
 def authorization(provider: IdentityProvider, credential: str) -> str | None:
@@ -183,7 +145,9 @@ async def test_every_endpoint_of_every_service_answers_as_its_access_table_says(
     mismatches: list[str] = []
     calls = 0
     endpoints: list[Endpoint] = []
-    async with four_services(tmp_path, kafka_bootstrap, provider) as services:
+    auth = edge_auth(provider)
+    serving = {"auth": {**auth, "require_inference_token": True}}
+    async with four_services(tmp_path, kafka_bootstrap, serving, auth=auth) as services:
         for (name, operation), rule in REQUIRED.items():
             assert services[name].edge.table[operation] == rule, f"{name} {operation}: the issue asks for {rule}"
 

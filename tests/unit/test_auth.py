@@ -315,7 +315,10 @@ def test_generated_tokens_pass() -> None:
 
 
 def production(**auth: object) -> ServiceSettings:
-    return ServiceSettings(profile="production", host="0.0.0.0", auth=AuthSettings.model_validate(auth))
+    # Behind a TLS-terminating proxy: TLS is test_tls_settings.py's business.
+    return ServiceSettings(
+        profile="production", host="0.0.0.0", auth=AuthSettings.model_validate(auth), tls={"terminated_by_proxy": True}
+    )
 
 
 def test_production_refuses_unsafe_auth() -> None:

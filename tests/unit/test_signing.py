@@ -132,7 +132,8 @@ def test_a_trusted_key_that_is_not_a_key_stops_the_start() -> None:
 
 def test_production_refuses_to_consume_or_produce_signed_events_without_keys() -> None:
     auth = {"allow_anonymous": False, "tokens": {secrets.token_urlsafe(32): {"principal": "ci", "roles": ["admin"]}}}
-    production: dict[str, Any] = {"profile": "production", "host": "0.0.0.0", "auth": auth}
+    tls = {"terminated_by_proxy": True}
+    production: dict[str, Any] = {"profile": "production", "host": "0.0.0.0", "auth": auth, "tls": tls}
     with pytest.raises(ValidationError, match="no trusted governance keys"):
         ServingSettings(**production)
     with pytest.raises(ValidationError, match="no event signing key"):

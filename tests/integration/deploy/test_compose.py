@@ -5,6 +5,7 @@ probes the ports its settings use, sets only environment variables its settings 
 valid production configuration when fed .env.example.
 """
 
+import json
 import re
 import secrets
 import shutil
@@ -181,12 +182,27 @@ def test_only_the_inference_ports_are_published_beyond_loopback() -> None:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_healthchecks_ask_readyz_on_the_http_port(config_reference: ModuleType, service: str) -> None:
-    _, http = effective_ports(config_reference, service, environment(service))
-    assert f"http://127.0.0.1:{http}/readyz" in " ".join(COMPOSE["services"][service]["healthcheck"]["test"])
+def test_healthchecks_probe_readyz_as_the_service_settings_say(service: str) -> None:
+    # The probe reads the service's own settings (port, TLS, its client certificate for mutual TLS).
+    probe = ["python", "-m", "modelyard.cli.probe", service]
+    assert COMPOSE["services"][service]["healthcheck"]["test"] == ["CMD", *probe]
     [(_, check)] = [step for step in dockerfile_stages()[service]["instructions"] if step[0] == "HEALTHCHECK"]
-    assert "/readyz" in check
-    assert f"'MODELYARD_{service.upper()}_HTTP_PORT', '{http}'" in check
+    assert check.endswith(f"CMD {json.dumps(probe)}")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_services_serve_mutual_tls_from_the_mounted_directory(service: str) -> None:
+    spec = COMPOSE["services"][service]
+    assert "./deploy/compose/tls:/etc/modelyard/tls:ro" in spec["volumes"]
+    tls = {name.rpartition("__")[2]: value for name, value in environment(service).items() if "_TLS__" in name}
+    assert tls == {
+        "CERT_FILE": "/etc/modelyard/tls/server.crt",
+        "KEY_FILE": "/etc/modelyard/tls/server.key",
+        "CLIENT_CA_FILE": "/etc/modelyard/tls/ca.crt",
+        "CA_FILE": "/etc/modelyard/tls/ca.crt",
+        "CLIENT_CERT_FILE": "/etc/modelyard/tls/client.crt",
+        "CLIENT_KEY_FILE": "/etc/modelyard/tls/client.key",
+    }
 
 
 @pytest.mark.parametrize("service", SERVICES)

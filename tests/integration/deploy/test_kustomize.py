@@ -172,8 +172,23 @@ def test_ports_and_probes_match_the_settings(
         "http": int(env.get(f"{prefix}HTTP_PORT") or fields["http_port"].default),
     }
     assert {port["name"]: port["containerPort"] for port in container["ports"]} == expected
+    # Exec probes: the kubelet's httpGet cannot present the client certificate that mutual TLS asks of every caller.
     for probe, path in (("livenessProbe", "/healthz"), ("startupProbe", "/healthz"), ("readinessProbe", "/readyz")):
-        assert container[probe]["httpGet"] == {"path": path, "port": "http"}, probe
+        assert container[probe]["exec"]["command"] == ["python", "-m", "modelyard.cli.probe", service, path], probe
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_tls_files_come_from_the_mounted_secret(rendered: tuple[str, dict[tuple[str, str], Doc]], service: str) -> None:
+    _, docs = rendered
+    container = container_of(docs, service)
+    env = environment(docs, container)
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/modelyard/tls"]
+    volumes = docs["Deployment", service]["spec"]["template"]["spec"]["volumes"]
+    [volume] = [v for v in volumes if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == f"modelyard-{service}-tls" and mount["readOnly"]
+    tls = {name.rpartition("__")[2]: value for name, value in env.items() if "_TLS__" in name}
+    assert set(tls) == {"CERT_FILE", "KEY_FILE", "CLIENT_CA_FILE", "CA_FILE", "CLIENT_CERT_FILE", "CLIENT_KEY_FILE"}
+    assert all(str(value).startswith("/etc/modelyard/tls/") for value in tls.values())
 
 
 @pytest.mark.parametrize("service", SERVICES)

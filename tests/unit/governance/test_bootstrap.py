@@ -9,6 +9,7 @@ from modelyard.governance.bootstrap import build
 from modelyard.governance.config import GovernanceSettings
 from modelyard.governance.testing import POLICY, InMemoryCatalog, governance_settings
 from modelyard.runtime import StartupError
+from modelyard.tls import TlsSettings
 
 pytestmark = pytest.mark.unit
 
@@ -26,5 +27,7 @@ STRONG_AUTH = AuthSettings(
 
 def test_production_needs_a_signing_key_and_a_policy() -> None:
     with pytest.raises(ValidationError) as error:
-        GovernanceSettings(profile="production", host="0.0.0.0", auth=STRONG_AUTH)
+        GovernanceSettings(
+            profile="production", host="0.0.0.0", auth=STRONG_AUTH, tls=TlsSettings(terminated_by_proxy=True)
+        )
     assert "no audit signing key" in str(error.value) and "no policy file" in str(error.value)

@@ -12,6 +12,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from modelyard.auth import AuthSettings
+from modelyard.kafka.security import KafkaSecurity
+from modelyard.tls import TlsSettings
 
 Profile = Literal["local", "production"]
 
@@ -32,6 +34,9 @@ class ServiceSettings(BaseSettings):
     kafka_idempotence: bool = Field(
         False, description="idempotent producer: turn on for real Kafka (the embedded broker rejects it)"
     )
+    kafka_security: KafkaSecurity = Field(
+        default_factory=KafkaSecurity, description="SSL and SASL of the service's Kafka clients"
+    )
     kafka_required: bool = Field(
         True, description="readiness waits for the broker; off only for a service started on its own"
     )
@@ -46,6 +51,9 @@ class ServiceSettings(BaseSettings):
     auth: AuthSettings = Field(
         default_factory=AuthSettings, description="bearer tokens (JSON), OIDC and anonymous access"
     )
+    tls: TlsSettings = Field(
+        default_factory=TlsSettings, description="TLS and mutual TLS of the servers, and of clients of other services"
+    )
 
     @model_validator(mode="after")
     def _safe_for_production(self) -> Self:
@@ -54,9 +62,15 @@ class ServiceSettings(BaseSettings):
         if is_loopback(self.host):
             # A production pod bound to loopback would be unreachable yet report healthy to itself.
             raise ValueError(f"profile=production needs a reachable host (e.g. 0.0.0.0), not loopback {self.host!r}")
-        problems = self.auth.production_problems()
+        problems = self.auth.production_problems() + self.kafka_security.production_problems()
+        if not self.tls.serves_tls and not self.tls.terminated_by_proxy:
+            # Bearer tokens would cross the network in clear text.
+            problems.append(
+                "the servers have no TLS: set tls.cert_file and tls.key_file, or tls.terminated_by_proxy=true "
+                "when a proxy or mesh in front terminates TLS"
+            )
         if problems:
-            raise ValueError("profile=production refuses unsafe auth settings: " + "; ".join(problems))
+            raise ValueError("profile=production refuses unsafe settings: " + "; ".join(problems))
         return self
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import typer
 
 from modelyard.cli import governance
+from modelyard.cli.certs import certs
+from modelyard.cli.connection import tls_options
 from modelyard.cli.demo import demo
 from modelyard.cli.registry import alias_app, models_app
 from modelyard.cli.status import status
@@ -17,10 +19,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    callback=tls_options,
 )
 app.command()(up)
 app.command()(status)
 app.command()(demo)
+app.command()(certs)
 app.add_typer(models_app, name="models")
 app.add_typer(alias_app, name="alias")
 governance.register(app)

@@ -35,6 +35,7 @@ from rich.table import Table
 
 from modelyard.cli.stack import DEFAULT_DATA_DIR, StackError, StackState, trusted_keys
 from modelyard.cli.up import StackOptions, running_stack, stack_errors_exit
+from modelyard.tls import grpc_aio_channel
 
 if TYPE_CHECKING:
     # numpy (and scikit-learn, skl2onnx, aiokafka) are imported where used: every `modelyard` command loads this
@@ -58,6 +59,7 @@ CANARY_WEIGHT = 0.2
 WINDOW_EVENTS = 100  # the monitor's window for the demo: small, so the canary's 20 % fills windows quickly
 ROWS_PER_ROUND = 300  # one tritonclient run
 SEED = 7
+TOKENS_FILE = "tokens.json"
 
 # Who does what. Separation of duties: the registrant and requester (alice) may not approve; carol and dave do.
 PRINCIPALS: dict[str, list[str]] = {
@@ -398,26 +400,31 @@ class Scenario:
             self.timeline.add("demo", f"[green]✓[/] {name}")
         return value
 
-    async def run(self) -> None:
+    async def run(self, *, full: bool = True) -> None:
+        """The whole loop; without `full`, only up to "traffic answered by v1" (a first version, served)."""
         from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as gov_grpc
         from modelyard.contracts.inference import grpc_service_pb2_grpc as inference_grpc
         from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as reg_grpc
 
         services = self.state.services
+        tls = self.state.client_tls
         async with (
             EventLog(
                 self.state.broker.bootstrap, self.timeline, trusted_keys(self.state.data_dir)
             ).running() as self.log,
-            grpc.aio.insecure_channel(services["registry"].grpc) as registry,
-            grpc.aio.insecure_channel(services["governance"].grpc) as governance,
-            grpc.aio.insecure_channel(services["serving"].grpc) as serving,
+            grpc_aio_channel(services["registry"].grpc, tls) as registry,
+            grpc_aio_channel(services["governance"].grpc, tls) as governance,
+            grpc_aio_channel(services["serving"].grpc, tls) as serving,
         ):
             self.registry = reg_grpc.RegistryServiceStub(registry)  # type: ignore[no-untyped-call]
             self.governance = gov_grpc.GovernanceServiceStub(governance)  # type: ignore[no-untyped-call]
             self.serving = inference_grpc.GRPCInferenceServiceStub(serving)  # type: ignore[no-untyped-call]
-            await self._loop()
+            data, v2 = await self._first_version()
+            if full:
+                await self._canary_drift_rollback(data, v2)
 
-    async def _loop(self) -> None:
+    async def _first_version(self) -> tuple[DemoData, TrainedVersion]:
+        """Train, then register, approve, load and call v1; v2 (trained alongside) for what follows."""
         data, v1, v2 = await self.step("trained v1 and v2", DEADLINE_REGISTER, asyncio.to_thread(self._train))
         for number, version in ((1, v1), (2, v2)):
             metrics = ", ".join(f"{name} {value:.3f}" for name, value in version.metrics.items())
@@ -436,7 +443,10 @@ class Scenario:
             self.traffic("v1", data.traffic(ROWS_PER_ROUND, SEED, shifted=False)),
         )
         self.expect("traffic answered by v1", traffic == {"1": ROWS_PER_ROUND}, f"answers by version {traffic}")
+        return data, v2
 
+    async def _canary_drift_rollback(self, data: DemoData, v2: TrainedVersion) -> None:
+        """v2 as a canary, drift on it, its rollback, and the audit chain's verification."""
         await self.step("registered v2", DEADLINE_REGISTER, self.register(data, v2, expected_version=2))
         step = "v2 approved as a 20% canary"
         request_id = await self.step(step, DEADLINE_DECISION, self.request_promotion(2), part=True)
@@ -600,6 +610,7 @@ class Scenario:
 
         path = self.work / f"traffic-{phase.replace(' ', '-')}-{len(self.result.traffic)}.npy"
         np.save(path, rows)
+        tls = self.state.tls
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -608,6 +619,7 @@ class Scenario:
             MODEL,
             str(path),
             f"{phase.replace(' ', '-')}-{len(self.result.traffic)}",
+            *((str(tls.ca_file), str(tls.cert_file), str(tls.key_file)) if tls else ()),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -740,18 +752,25 @@ def demo_settings(work: Path, tokens: dict[str, str]) -> tuple[str, ...]:
     )
 
 
+def prepare_demo(options: StackOptions) -> tuple[StackOptions, Path, dict[str, str]]:
+    """A fresh work dir, the bearer tokens of the demo's people (also in <work>/tokens.json) and the options of the
+    stack that knows them."""
+    work = prepare_work_dir(options.data_dir)
+    tokens = {name: secrets.token_urlsafe(24) for name in PRINCIPALS}
+    # Readable by this user only: with --keep, this is how a person gets to call the stack as carol or alice.
+    tokens_file = work / TOKENS_FILE
+    tokens_file.touch(mode=0o600)
+    tokens_file.write_text(json.dumps(tokens, indent=2))
+    return replace(options, env=(*demo_settings(work, tokens), *options.env)), work, tokens
+
+
 def run_demo(options: StackOptions, *, keep: bool = False, console: Console = out) -> DemoResult:
     """Start the stack, run the loop, print the timeline; with `keep`, leave the stack running until Ctrl-C.
 
     Raises what `running_stack` raises when the stack itself cannot start.
     """
-    work = prepare_work_dir(options.data_dir)
-    tokens = {name: secrets.token_urlsafe(24) for name in PRINCIPALS}
-    # Readable by this user only: with --keep, this is how a person gets to call the stack as carol or alice.
-    tokens_file = work / "tokens.json"
-    tokens_file.touch(mode=0o600)
-    tokens_file.write_text(json.dumps(tokens, indent=2))
-    options = replace(options, env=(*demo_settings(work, tokens), *options.env))
+    options, work, tokens = prepare_demo(options)
+    tokens_file = work / TOKENS_FILE
     with running_stack(options) as stack:
         timeline = Timeline(console)
         scenario = Scenario(stack.state, work, tokens, timeline)
@@ -811,10 +830,16 @@ def demo(
         typer.Option("--port", metavar="SERVICE.KIND=PORT", help="One port, e.g. serving.grpc=9001; repeatable."),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be ready.")] = 120.0,
+    tls: Annotated[bool, typer.Option(help="Everything over mutual TLS, as `modelyard up --tls`.")] = False,
 ) -> None:
     """Run the whole loop on this machine: register, approve, serve, drift, roll back, audit."""
     options = StackOptions(
-        data_dir=data_dir, broker_port=broker_port, base_port=base_port, ports=tuple(port or ()), timeout=timeout
+        data_dir=data_dir,
+        broker_port=broker_port,
+        base_port=base_port,
+        ports=tuple(port or ()),
+        timeout=timeout,
+        tls=tls,
     )
     result: DemoResult | None = None
     with stack_errors_exit():

@@ -17,8 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from modelyard.cli import published
+from modelyard.cli.connection import client_tls
 from modelyard.contracts.governance.v1 import governance_service_pb2 as pb
 from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as pb_grpc
+from modelyard.tls import grpc_channel
 
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 card_app = typer.Typer(help="Model cards.", no_args_is_help=True)
@@ -44,7 +46,7 @@ def _governance(address: str, token: str) -> Iterator[Callable[[str, Message], A
     """`rpc(name, request)`: one call of the named GovernanceService method; a failure becomes a one-line error
     and exit status 1."""
     metadata = [("authorization", f"Bearer {token}")] if token else []
-    with grpc.insecure_channel(address) as channel:
+    with grpc_channel(address, client_tls()) as channel:
         stub = pb_grpc.GovernanceServiceStub(channel)  # type: ignore[no-untyped-call]
 
         def rpc(name: str, request: Message) -> Any:

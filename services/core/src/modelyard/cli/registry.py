@@ -19,9 +19,11 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from modelyard.cli.connection import client_tls
 from modelyard.contracts.events.v1 import registry_events_pb2 as ev
 from modelyard.contracts.registry.v1 import registry_service_pb2 as pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
+from modelyard.tls import grpc_channel
 
 T = TypeVar("T")
 CHUNK_BYTES = 1024 * 1024
@@ -45,7 +47,7 @@ Token = Annotated[str, typer.Option("--token", envvar="MODELYARD_TOKEN", help="b
 
 @contextlib.contextmanager
 def _client(address: str, token: str) -> Iterator[tuple[pb_grpc.RegistryServiceStub, list[tuple[str, str]]]]:
-    with grpc.insecure_channel(address) as channel:
+    with grpc_channel(address, client_tls()) as channel:
         stub = pb_grpc.RegistryServiceStub(channel)  # type: ignore[no-untyped-call]
         yield stub, [("authorization", f"Bearer {token}")] if token else []
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from modelyard.settings import ServiceSettings
+from modelyard.tls import ClientTls
 
 if TYPE_CHECKING:
     from modelyard.events.signing import TrustedKeys
@@ -111,11 +112,28 @@ class BrokerRecord(BaseModel):
     log: Path | None = None
 
 
+class TlsRecord(BaseModel):
+    """What a client of a stack started with `--tls` needs: the stack's CA and a client certificate it accepts."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    @property
+    def client(self) -> ClientTls:
+        return ClientTls(self.ca_file, self.cert_file, self.key_file)
+
+
 class StackState(BaseModel):
     pid: int  # of `modelyard up`
     data_dir: Path
     broker: BrokerRecord
     services: dict[str, ServiceRecord]
+    tls: TlsRecord | None = None  # None: plaintext
+
+    @property
+    def client_tls(self) -> ClientTls | None:
+        return self.tls.client if self.tls else None
 
     def save(self) -> None:
         path = self.data_dir / STATE_FILE

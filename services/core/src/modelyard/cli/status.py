@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from modelyard.cli.connection import client_tls
 from modelyard.cli.stack import DEFAULT_DATA_DIR, SERVICES, StackState
+from modelyard.tls import ClientTls, grpc_aio_channel, http_scheme
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # errors name ports and paths: never wrap them
@@ -47,8 +49,9 @@ def status(
 ) -> None:
     """Health of each service (HTTP /readyz and gRPC health); exits non-zero unless all are healthy."""
     bootstrap: str | None = None
+    tls = client_tls()
     if grpc_address or http_address:
-        targets = _explicit_targets(grpc_address or [], http_address or [])
+        targets = _explicit_targets(grpc_address or [], http_address or [], tls)
     else:
         state = StackState.load(data_dir.resolve())
         if state is None:
@@ -56,7 +59,8 @@ def status(
             raise typer.Exit(1)
         targets = [Target(n, r.grpc, r.http) for n, r in state.services.items()]
         bootstrap = state.broker.bootstrap
-    rows, broker = asyncio.run(_probe_all(targets, bootstrap, timeout))
+        tls = state.client_tls
+    rows, broker = asyncio.run(_probe_all(targets, bootstrap, timeout, tls))
     table = Table(title="modelyard status")
     for column in ("service", "gRPC", "gRPC health", "HTTP", "/readyz"):
         table.add_column(column, no_wrap=column != "/readyz")
@@ -69,7 +73,7 @@ def status(
     raise typer.Exit(0 if probes and all(p.healthy for p in probes) else 1)
 
 
-def _explicit_targets(grpc_addresses: list[str], http_addresses: list[str]) -> list[Target]:
+def _explicit_targets(grpc_addresses: list[str], http_addresses: list[str], tls: ClientTls | None) -> list[Target]:
     targets: dict[str, Target] = {}
     for kind, addresses in (("grpc", grpc_addresses), ("http", http_addresses)):
         for address in addresses:
@@ -77,29 +81,29 @@ def _explicit_targets(grpc_addresses: list[str], http_addresses: list[str]) -> l
             if not value:
                 raise typer.BadParameter(f"{address!r}: expected SERVICE=ADDRESS", param_hint=f"--{kind}")
             if kind == "http" and "://" not in value:
-                value = f"http://{value}"
+                value = f"{http_scheme(tls)}://{value}"
             setattr(targets.setdefault(name, Target(name)), kind, value)
     order = {name: i for i, name in enumerate(SERVICES)}
     return sorted(targets.values(), key=lambda t: order.get(t.name, len(order)))
 
 
 async def _probe_all(
-    targets: list[Target], bootstrap: str | None, timeout_s: float
+    targets: list[Target], bootstrap: str | None, timeout_s: float, tls: ClientTls | None
 ) -> tuple[list[tuple[Probe | None, Probe | None]], Probe | None]:
-    async with httpx.AsyncClient(timeout=timeout_s) as client:
-        pairs = [asyncio.gather(_grpc_health(t.grpc, timeout_s), _readyz(client, t.http)) for t in targets]
+    async with httpx.AsyncClient(timeout=timeout_s, verify=tls.ssl_context() if tls else True) as client:
+        pairs = [asyncio.gather(_grpc_health(t.grpc, timeout_s, tls), _readyz(client, t.http)) for t in targets]
         rows = [(health, ready) for health, ready in await asyncio.gather(*pairs)]
     broker = await _kafka(bootstrap, timeout_s) if bootstrap else None
     return rows, broker
 
 
-async def _grpc_health(address: str | None, timeout_s: float) -> Probe | None:
+async def _grpc_health(address: str | None, timeout_s: float, tls: ClientTls | None) -> Probe | None:
     if address is None:
         return None
     import grpc  # here, like the Kafka client below: every `modelyard` command loads this module
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with grpc_aio_channel(address, tls) as channel:
         try:
             response = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout_s

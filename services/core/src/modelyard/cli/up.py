@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -29,6 +29,7 @@ from modelyard.cli.stack import (
     ServiceRecord,
     StackError,
     StackState,
+    TlsRecord,
     address,
     client_host,
     env_prefix,
@@ -38,6 +39,9 @@ from modelyard.cli.stack import (
 )
 from modelyard.cli.supervisor import Child, spawn, stop_all
 from modelyard.kafka.embedded import BrokerStartError, EmbeddedBroker, port_is_free
+
+if TYPE_CHECKING:
+    from modelyard.certificates import LocalPki
 
 BROKER_HOST = "127.0.0.1"  # the embedded broker is for this machine only, whatever --host says
 CHILD_STOP_GRACE_S = 20.0  # beyond a service's own drain (10 s by default) before SIGKILL
@@ -66,6 +70,8 @@ class StackOptions:
     ports: tuple[str, ...] = ()  # SERVICE.KIND=PORT
     env: tuple[str, ...] = ()  # SERVICE.KEY=VALUE, the key without the service's prefix
     timeout: float = 120.0
+    tls: bool = False  # every server TLS with mutual TLS, every client of them too
+    tls_dir: Path | None = None  # the PKI's files (default: <data_dir>/tls), made when not all there
 
 
 @dataclass
@@ -112,6 +118,17 @@ def up(
         ),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be ready.")] = 120.0,
+    tls: Annotated[
+        bool,
+        typer.Option(help="Serve gRPC and HTTPS with mutual TLS; a local CA and certificates are made in the TLS dir."),
+    ] = False,
+    tls_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --tls: ca.crt, server.crt/.key and client.crt/.key (yours, or made here when not all "
+            "there); default: <data-dir>/tls."
+        ),
+    ] = None,
 ) -> None:
     """Run the broker and the four services until Ctrl-C or SIGTERM."""
     options = StackOptions(
@@ -124,9 +141,19 @@ def up(
         ports=tuple(port or ()),
         env=tuple(env or ()),
         timeout=timeout,
+        tls=tls or tls_dir is not None,
+        tls_dir=tls_dir,
     )
     with stack_errors_exit(), running_stack(options) as stack:
         out.print(addresses_table(stack.state))
+        if stack.state.tls is not None:
+            record = stack.state.tls
+            out.print(
+                "mutual TLS: clients trust and present, e.g. for the CLI:\n"
+                f"  export MODELYARD_CA_FILE={record.ca_file} MODELYARD_CLIENT_CERT_FILE={record.cert_file} "
+                f"MODELYARD_CLIENT_KEY_FILE={record.key_file}",
+                soft_wrap=True,
+            )
         out.print("Ctrl-C to stop.")
         stack.watch()
 
@@ -164,6 +191,8 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
     extra_env = parse_env_options(options.env)
     _refuse_second_stack(data_dir)
     _check_ports(host, plan, None if options.kafka_bootstrap else options.broker_port)
+    tls = _stack_pki(options.tls_dir or data_dir / "tls", host) if options.tls else None
+    scheme = "https" if tls else "http"
 
     broker: EmbeddedBroker | None = None
     children: list[Child] = []
@@ -183,6 +212,7 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
             for service in SERVICES:
                 env = _service_env(service, host, plan, data_dir, bootstrap, idempotence=idempotence)
                 env.update(trust_env(service, data_dir))  # signed decisions and incidents, keys made here
+                env.update(_tls_env(service, tls))
                 env.update(extra_env.get(service, {}))
                 argv = [sys.executable, "-m", f"modelyard.{service}"]
                 children.append(spawn(service, argv, env, logs / f"{service}.log"))
@@ -192,10 +222,13 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
                 broker=BrokerRecord(
                     bootstrap=bootstrap, embedded=broker is not None, log=broker.log_path if broker else None
                 ),
+                tls=TlsRecord(ca_file=tls.ca_file, cert_file=tls.client.cert_file, key_file=tls.client.key_file)
+                if tls
+                else None,
                 services={
                     child.name: ServiceRecord(
                         grpc=address(client_host(host), plan[child.name]["grpc"]),
-                        http=f"http://{address(client_host(host), plan[child.name]['http'])}",
+                        http=f"{scheme}://{address(client_host(host), plan[child.name]['http'])}",
                         pid=child.pid,
                         log=child.log_path,
                     )
@@ -288,11 +321,40 @@ def _service_env(
     return env
 
 
+def _stack_pki(directory: Path, host: str) -> LocalPki:
+    """The stack's CA and certificates: one server certificate for every service (they share this host), one client
+    certificate that the services and the CLI present."""
+    from modelyard.certificates import LOCAL_HOSTS, LocalPki  # cryptography: only `up --tls` needs it
+
+    try:
+        return LocalPki.ensure(directory.resolve(), dict.fromkeys([*LOCAL_HOSTS, client_host(host)]))
+    except ValueError as exc:
+        raise StackError(f"--tls-dir: {exc}") from None
+
+
+def _tls_env(service: str, pki: LocalPki | None) -> dict[str, str]:
+    """Server TLS asking callers for a certificate of the stack's CA; clients of the other services trusting that
+    CA and presenting the stack's client certificate."""
+    if pki is None:
+        return {}
+    prefix = env_prefix(service)
+    files = {
+        "CERT_FILE": pki.server.cert_file,
+        "KEY_FILE": pki.server.key_file,
+        "CLIENT_CA_FILE": pki.ca_file,
+        "CA_FILE": pki.ca_file,
+        "CLIENT_CERT_FILE": pki.client.cert_file,
+        "CLIENT_KEY_FILE": pki.client.key_file,
+    }
+    return {f"{prefix}TLS__{name}": str(path) for name, path in files.items()}
+
+
 def _wait_ready(children: list[Child], state: StackState, timeout_s: float, status: Status) -> None:
     deadline = time.monotonic() + timeout_s
     pending = {child.name: child for child in children}
     why: dict[str, str] = {}
-    with httpx.Client(timeout=2.0) as client:
+    verify = state.client_tls.ssl_context() if state.client_tls else True
+    with httpx.Client(timeout=2.0, verify=verify) as client:
         while pending:
             for name, child in list(pending.items()):
                 if child.exited():

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsErr
 
 from modelyard.events import topics as catalogue
 from modelyard.events.topics import DLQ_PARTITIONS, Topic
+from modelyard.kafka.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ async def ensure_topics(
     *,
     replication_factor: int = 1,
     timeout_s: float = 30.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Create every topic with its explicit partition count, plus `<topic>.dlq`; existing topics are left alone.
 
@@ -51,7 +53,7 @@ async def ensure_topics(
             # Probe TCP first: aiokafka logs every refused bootstrap at ERROR, which is noise during start-up.
             if not await _listening(bootstrap):
                 raise ConnectionRefusedError(f"nothing listens on {bootstrap} yet")
-            created_or_existing = await _create(bootstrap, pending, replication_factor)
+            created_or_existing = await _create(bootstrap, pending, replication_factor, security)
         except (KafkaError, OSError, TimeoutError) as exc:
             # Connection refused / no controller yet are retriable; bad credentials or versions are not.
             if isinstance(exc, KafkaError) and not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
@@ -70,7 +72,7 @@ async def ensure_topics(
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
     if existing:
-        await _warn_on_partition_mismatch(bootstrap, existing)
+        await _warn_on_partition_mismatch(bootstrap, existing, security)
 
 
 async def _listening(bootstrap: str) -> bool:
@@ -86,12 +88,14 @@ async def _listening(bootstrap: str) -> bool:
     return False
 
 
-async def _create(bootstrap: str, wanted: dict[str, int], replication_factor: int) -> dict[str, bool]:
+async def _create(
+    bootstrap: str, wanted: dict[str, int], replication_factor: int, security: KafkaSecurity
+) -> dict[str, bool]:
     """One CreateTopics round: {topic: already existed} for each topic that is settled, created or not.
 
     Raises the first non-retriable per-topic error; retriable ones are left out, so the caller asks again.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000, **security.client_options())
     try:
         await admin.start()
         response = await admin.create_topics(
@@ -109,9 +113,9 @@ async def _create(bootstrap: str, wanted: dict[str, int], replication_factor: in
     return settled
 
 
-async def _warn_on_partition_mismatch(bootstrap: str, expected: dict[str, int]) -> None:
+async def _warn_on_partition_mismatch(bootstrap: str, expected: dict[str, int], security: KafkaSecurity) -> None:
     # An existing topic keeps its partition count; fewer than the catalogue's silently caps parallelism.
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000, **security.client_options())
     try:
         await admin.start()
         described = await admin.describe_topics(list(expected))

@@ -41,6 +41,7 @@ from modelyard.events.envelope import EnvelopeError, Event, Headers, Position
 from modelyard.events.signing import TrustedKeys
 from modelyard.events.topics import BY_NAME, DLQ_SUFFIX, Topic
 from modelyard.kafka.producer import EventPublisher
+from modelyard.kafka.security import PLAINTEXT, KafkaSecurity
 from modelyard.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,7 @@ class EventConsumer:
         positions: PositionStore | None = None,
         max_partition_fetch_bytes: int = 1_048_576,
         trusted_keys: TrustedKeys | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.group_id = group_id
         # Events on signed topics are verified against these before any handler sees them; none: all refused.
@@ -196,6 +198,7 @@ class EventConsumer:
         self._topics = [t.name if isinstance(t, Topic) else t for t in topics]
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
+            **security.client_options(),
             group_id=group_id,
             client_id=client_id or group_id,
             enable_auto_commit=False,
@@ -210,7 +213,9 @@ class EventConsumer:
         )
         self._positions = positions
         # Dead letters are rare; a producer of our own keeps their delivery independent of the service's.
-        self._dead_letters = EventPublisher(bootstrap, idempotence=idempotence, linger_ms=0, client_id=client_id)
+        self._dead_letters = EventPublisher(
+            bootstrap, idempotence=idempotence, linger_ms=0, client_id=client_id, security=security
+        )
         self._retry = retry or RetryPolicy()
         self._max_records = max_records
         self._seen_events = seen_events
@@ -233,6 +238,7 @@ class EventConsumer:
             topics,
             idempotence=settings.kafka_idempotence,
             client_id=settings.service_name,
+            security=settings.kafka_security,
             **options,
         )
 

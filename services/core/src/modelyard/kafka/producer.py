@@ -23,6 +23,7 @@ from modelyard.events import envelope
 from modelyard.events.envelope import Event, Headers
 from modelyard.events.signing import EventSigner
 from modelyard.events.topics import BY_NAME, Topic
+from modelyard.kafka.security import PLAINTEXT, KafkaSecurity
 from modelyard.settings import ServiceSettings
 
 Compression = Literal["gzip", "snappy", "lz4", "zstd"]
@@ -47,9 +48,11 @@ class EventPublisher:
         client_id: str | None = None,
         tracer_provider: trace.TracerProvider | None = None,
         signer: EventSigner | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
+            **security.client_options(),
             client_id=client_id,
             acks="all",
             enable_idempotence=idempotence,
@@ -68,6 +71,7 @@ class EventPublisher:
             settings.kafka_bootstrap,
             idempotence=settings.kafka_idempotence,
             client_id=settings.service_name,
+            security=settings.kafka_security,
             **options,
         )
 

@@ -11,15 +11,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from modelyard.events import envelope
 from modelyard.events.envelope import Event
 from modelyard.events.topics import Topic
+from modelyard.kafka.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
 
-async def read_to_end(bootstrap: str, topic: Topic, *, timeout_s: float = 30.0) -> list[Event]:
+async def read_to_end(
+    bootstrap: str, topic: Topic, *, timeout_s: float = 30.0, security: KafkaSecurity = PLAINTEXT
+) -> list[Event]:
     """Every event on `topic` from its first offset to the end it has now, partition by partition in offset order.
     Nothing is committed. A record that is not a readable event is skipped (and logged): on a hostile bus, what
     a reader trusts is decided by what the events say (a signature), not by their presence."""
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security.client_options())
     await reader.start()
     try:
         partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]

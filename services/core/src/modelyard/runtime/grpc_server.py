@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from modelyard.access import AccessEdge
 from modelyard.runtime.auth_grpc import AccessInterceptor
 from modelyard.runtime.ports import StartupError, check_port_free, format_address
+from modelyard.tls import TlsError, TlsSettings
 
 # grpc-python sets SO_REUSEPORT by default: a second server on the same port would then bind silently and steal
 # half the connections instead of failing.
@@ -110,13 +111,21 @@ class GrpcApi:
 
 
 class GrpcEndpoint:
-    """A grpc.aio server whose health reports NOT_SERVING until `set_serving(True)`; every RPC passes `edge`."""
+    """A grpc.aio server whose health reports NOT_SERVING until `set_serving(True)`; every RPC passes `edge`.
+    TLS (and mutual TLS) when `tls` has a certificate."""
 
     def __init__(
-        self, host: str, port: int, apis: Iterable[GrpcApi], health_names: Iterable[str], edge: AccessEdge
+        self,
+        host: str,
+        port: int,
+        apis: Iterable[GrpcApi],
+        health_names: Iterable[str],
+        edge: AccessEdge,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        self.tls = tls or TlsSettings()
         self.apis = list(apis)
         self.edge = edge
         # "" is the whole server; each API is also checkable by its own name (grpc_health_probe -service=...).
@@ -126,6 +135,10 @@ class GrpcEndpoint:
 
     async def start(self) -> None:
         check_port_free("gRPC", self.host, self.port)
+        try:
+            credentials = self.tls.grpc_server_credentials()
+        except TlsError as exc:
+            raise StartupError(f"gRPC server: {exc}") from None
         # Created here, not in __init__: a grpc.aio server belongs to the loop that is running when it is made.
         interceptor = AccessInterceptor(self.edge, [api.name for api in self.apis])
         # The caller is checked first, from metadata alone; only then is the request decoded.
@@ -138,7 +151,11 @@ class GrpcEndpoint:
             [api.name for api in self.apis] + [health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
         try:
-            self.port = self._server.add_insecure_port(format_address(self.host, self.port))
+            address = format_address(self.host, self.port)
+            if credentials is None:
+                self.port = self._server.add_insecure_port(address)
+            else:
+                self.port = self._server.add_secure_port(address, credentials)
         except RuntimeError as exc:
             raise StartupError(f"cannot bind gRPC port {self.port} on {self.host}: {exc}") from None
         await self._server.start()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import ssl
 from collections.abc import Iterable, Iterator, Mapping
 
 import uvicorn
@@ -19,8 +20,9 @@ from modelyard.access import AccessEdge
 from modelyard.auth import AuthError
 from modelyard.runtime.auth_http import edge_dependency, refusal
 from modelyard.runtime.body_limit import BodyLimit
-from modelyard.runtime.ports import bind_listener
+from modelyard.runtime.ports import StartupError, bind_listener
 from modelyard.runtime.readiness import Readiness
+from modelyard.tls import TlsSettings
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +77,14 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 
 class HttpEndpoint:
-    """uvicorn serving `app` on the caller's event loop from a socket bound up front (clear port errors)."""
+    """uvicorn serving `app` on the caller's event loop from a socket bound up front (clear port errors); HTTPS
+    (and mutual TLS) when `tls` has a certificate."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(self, app: FastAPI, host: str, port: int, tls: TlsSettings | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.tls = tls or TlsSettings()
         self._server: _EmbeddedUvicorn | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -90,7 +94,15 @@ class HttpEndpoint:
         # uvicorn narrates a whole process ("Started server process"); here it is one part of one, which the
         # runtime narrates itself.
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            self.app, log_config=None, access_log=False, lifespan="off", **self.tls.uvicorn_options()
+        )
+        if self.tls.serves_tls:
+            try:
+                config.load()  # loads the certificate and key now, so a bad file is a clear startup error
+            except (OSError, ssl.SSLError) as exc:
+                sock.close()
+                raise StartupError(f"HTTP server: cannot load its TLS files ({self.tls.cert_file}): {exc}") from None
         self._server = _EmbeddedUvicorn(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http-server")
         while not self._server.started:  # uvicorn has no startup future; it flips this flag within a tick

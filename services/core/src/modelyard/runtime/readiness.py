@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from aiokafka.client import AIOKafkaClient
 from prometheus_client import Gauge
 
+from modelyard.kafka.security import PLAINTEXT, KafkaSecurity
 from modelyard.telemetry import muted_logs
 
 log = logging.getLogger(__name__)
@@ -105,19 +106,21 @@ class Readiness:
             log.info("ready: all %d readiness checks pass", len(self.checks))
 
 
-def kafka_check(bootstrap: str, timeout_s: float = 3.0) -> ReadinessCheck:
+def kafka_check(bootstrap: str, timeout_s: float = 3.0, security: KafkaSecurity = PLAINTEXT) -> ReadinessCheck:
     """Ready when the broker at `bootstrap` answers a metadata request."""
 
     async def kafka() -> bool:
-        await probe_kafka(bootstrap, timeout_s)
+        await probe_kafka(bootstrap, timeout_s, security)
         return True
 
     return kafka
 
 
-async def probe_kafka(bootstrap: str, timeout_s: float = 3.0) -> None:
+async def probe_kafka(bootstrap: str, timeout_s: float = 3.0, security: KafkaSecurity = PLAINTEXT) -> None:
     """Raise unless a broker at `bootstrap` answers a metadata request within `timeout_s`."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000), **security.client_options()
+    )
     try:
         async with asyncio.timeout(timeout_s):
             await client.bootstrap()

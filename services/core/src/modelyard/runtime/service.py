@@ -66,10 +66,12 @@ class Service:
         self.name = settings.service_name
         checks = dict(readiness_checks or {})
         if settings.kafka_required:
-            checks.setdefault("kafka", kafka_check(settings.kafka_bootstrap))
+            checks.setdefault("kafka", kafka_check(settings.kafka_bootstrap, security=settings.kafka_security))
         self.readiness = Readiness(self.name, checks, degraded_checks=degraded_checks)
         self.edge = AccessEdge(Authenticator(settings.auth), {**runtime_rules(settings.auth), **access})
-        self.grpc = GrpcEndpoint(settings.host, settings.grpc_port, grpc_apis, grpc_health_names, self.edge)
+        self.grpc = GrpcEndpoint(
+            settings.host, settings.grpc_port, grpc_apis, grpc_health_names, self.edge, settings.tls
+        )
         app = build_app(
             f"modelyard {self.name}", self.readiness, routers, self.edge, settings.max_body_bytes, body_limits
         )
@@ -77,7 +79,7 @@ class Service:
         operations += [route.name for route in api_routes(app) if route.name is not None]
         if missing := self.edge.missing(operations):
             raise ValueError(f"{self.name}'s access table has no rule for {', '.join(missing)}")
-        self.http = HttpEndpoint(app, settings.host, settings.http_port)
+        self.http = HttpEndpoint(app, settings.host, settings.http_port, settings.tls)
         self.background_tasks = dict(background_tasks or {})
         self.on_start = list(on_start)
         self.on_stop = list(on_stop)

@@ -91,7 +91,7 @@ def build_governance(
     store.migrate()
     if catalog is None:
         token = settings.registry_token.get_secret_value() if settings.registry_token else None
-        catalog = RegistryCatalog(settings.registry_address, token)
+        catalog = RegistryCatalog(settings.registry_address, token, settings.tls.client)
     handlers = GovernanceHandlers(
         store,
         catalog,
@@ -119,7 +119,10 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
 
         async def prepare() -> None:
             await ensure_topics(
-                settings.kafka_bootstrap, [topics.GOVERNANCE_DECISIONS, topics.GOVERNANCE_CHECKPOINTS], timeout_s=10
+                settings.kafka_bootstrap,
+                [topics.GOVERNANCE_DECISIONS, topics.GOVERNANCE_CHECKPOINTS],
+                timeout_s=10,
+                security=settings.kafka_security,
             )
 
         try:
@@ -229,7 +232,7 @@ async def _published_checkpoints(settings: GovernanceSettings) -> list[Checkpoin
     it has them)."""
     while True:
         try:
-            return await published_checkpoints(settings.kafka_bootstrap)
+            return await published_checkpoints(settings.kafka_bootstrap, security=settings.kafka_security)
         except Exception as exc:  # aiokafka raises several unrelated types for "not there yet"
             log.warning("checkpoints topic cannot be read yet: %r", exc)
             await asyncio.sleep(BROKER_RETRY_S)
@@ -238,7 +241,7 @@ async def _published_checkpoints(settings: GovernanceSettings) -> list[Checkpoin
 async def _consume(settings: GovernanceSettings, consumer: EventConsumer) -> None:
     while True:
         try:
-            await ensure_topics(settings.kafka_bootstrap, topics.ALL, timeout_s=10)
+            await ensure_topics(settings.kafka_bootstrap, topics.ALL, timeout_s=10, security=settings.kafka_security)
             await consumer.start()
             break
         except Exception as exc:

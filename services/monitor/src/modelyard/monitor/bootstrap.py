@@ -69,7 +69,7 @@ def event_signing_key(settings: MonitorSettings) -> Ed25519PrivateKey:
 def reference_source(settings: MonitorSettings) -> ReferenceSource:
     if settings.reference_source == "registry":
         token = settings.registry_token.get_secret_value() if settings.registry_token else None
-        return RegistryReferenceSource(settings.registry_address, token)
+        return RegistryReferenceSource(settings.registry_address, token, tls=settings.tls.client)
     return LocalReferenceSource(settings.resolved_reference_dir)
 
 
@@ -105,7 +105,7 @@ def service(parts: MonitorParts) -> Service:
 
     async def prepare_broker() -> None:
         # The embedded broker forgets its topics on restart; creating them is idempotent.
-        await ensure_topics(settings.kafka_bootstrap)
+        await ensure_topics(settings.kafka_bootstrap, security=settings.kafka_security)
 
     relay = OutboxRelay(parts.engine, parts.store.outbox, publisher, prepare=prepare_broker)
 

@@ -74,7 +74,9 @@ def build(settings: RegistrySettings) -> Service:
                 await asyncio.sleep(BROKER_RETRY_S)
 
         async def prepare() -> None:
-            await ensure_topics(settings.kafka_bootstrap, [REGISTRY_EVENTS], timeout_s=10)
+            await ensure_topics(
+                settings.kafka_bootstrap, [REGISTRY_EVENTS], timeout_s=10, security=settings.kafka_security
+            )
 
         try:
             await OutboxRelay(registry.engine, schema.outbox, publisher, prepare=prepare).run()

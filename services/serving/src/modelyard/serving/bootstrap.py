@@ -61,14 +61,16 @@ class ServingCore:
 def artifact_source(settings: ServingSettings) -> ArtifactSource:
     if settings.artifact_source == "registry":
         token = settings.registry_token.get_secret_value() if settings.registry_token else None
-        return RegistryArtifacts(settings.registry_address, token)
+        return RegistryArtifacts(settings.registry_address, token, tls=settings.tls.client)
     return LocalArtifacts(settings.models_path)
 
 
 def plan_source(settings: ServingSettings) -> PlanSource:
     if settings.plan_source == "governance":
         token = settings.governance_token.get_secret_value() if settings.governance_token else None
-        return GovernancePlans(settings.governance_address, token, timeout_s=settings.governance_timeout_s)
+        return GovernancePlans(
+            settings.governance_address, token, timeout_s=settings.governance_timeout_s, tls=settings.tls.client
+        )
     return PlanFile(settings.plans_path)
 
 
@@ -162,7 +164,7 @@ def build(settings: ServingSettings) -> Service:
     tracer = trace.get_tracer("modelyard.serving") if settings.otlp_endpoint else None
     servicer = InferenceServicer(core.dataplane, core.lifecycle, VERSION, ready=lambda: service.ready, tracer=tracer)
     tasks = {"startup-plans": load_startup_plans, "shadows": core.shadows.run}
-    degraded_checks = {"kafka": kafka_check(settings.kafka_bootstrap)}
+    degraded_checks = {"kafka": kafka_check(settings.kafka_bootstrap, security=settings.kafka_security)}
     on_stop = [core.close, publisher.stop]
     if core.stream is not None:
         stream = PredictionPublisher(

@@ -18,6 +18,7 @@ from modelyard.governance.domain.errors import (
     NotFound,
 )
 from modelyard.governance.domain.model import Dim, Signature, TensorSpec, VersionFacts, VersionRef
+from modelyard.tls import ClientTls, grpc_channel
 
 T = TypeVar("T")
 TIMEOUT_S = 10.0
@@ -32,8 +33,8 @@ _CLIENT_ERRORS: dict[grpc.StatusCode, type[GovernanceError]] = {
 
 
 class RegistryCatalog:
-    def __init__(self, address: str, token: str | None = None) -> None:
-        self._channel = grpc.insecure_channel(address)
+    def __init__(self, address: str, token: str | None = None, tls: ClientTls | None = None) -> None:
+        self._channel = grpc_channel(address, tls)
         self._stub = pb_grpc.RegistryServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.protobuf.message import Message
 
@@ -19,6 +21,7 @@ from modelyard.contracts.governance.v1 import governance_service_pb2 as pb
 from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as pb_grpc
 from modelyard.governance.entrypoints.api import GovernanceApi
 from modelyard.governance.entrypoints.errors import KNOWN_ERRORS, status_of
+from modelyard.governance.entrypoints.schema import message_schema
 from modelyard.inputs import BadInput
 from modelyard.runtime import GrpcApi, auth_grpc, auth_http
 from modelyard.runtime.errors import client_message
@@ -74,8 +77,16 @@ def governance_router(api: GovernanceApi) -> APIRouter:
             _rest_endpoint(getattr(api, rpc), method.input_type._concrete_class),
             methods=[http_method],
             name=rpc,
+            openapi_extra=_body_document(method.input_type, path) if http_method == "POST" else None,
         )
     return router
+
+
+def _body_document(request: Descriptor, path: str) -> dict[str, Any]:
+    """The OpenAPI `requestBody` of a POST route: the request message's fields that the path does not give. The
+    endpoint parses the body itself (one parser for every route, protobuf's), so this documents, not validates."""
+    schema = message_schema(request, exclude=re.findall(r"\{(\w+)\}", path))
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}
 
 
 def _rest_endpoint(call: Call, request_class: type[Message]) -> Any:

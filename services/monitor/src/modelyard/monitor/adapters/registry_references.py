@@ -42,6 +42,7 @@ from modelyard.monitor.domain.errors import (
 )
 from modelyard.monitor.domain.ports import ReferenceData
 from modelyard.monitor.domain.profile import OUTPUT_PREFIX, TRUTH_PREFIX
+from modelyard.tls import ClientTls, grpc_channel
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,11 @@ class RegistryReferenceSource:
     Synchronous: the monitor loads references in its worker thread, where a blocking call is what it wants.
     """
 
-    def __init__(self, address: str, token: str | None = None, timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, address: str, token: str | None = None, timeout_s: float = 300.0, tls: ClientTls | None = None
+    ) -> None:
         self.address = address
+        self.tls = tls
         self.timeout_s = timeout_s
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channel: grpc.Channel | None = None
@@ -70,7 +74,7 @@ class RegistryReferenceSource:
     def _stub(self) -> registry_grpc.RegistryServiceStub:
         with self._lock:
             if self._channel is None:
-                self._channel = grpc.insecure_channel(self.address)
+                self._channel = grpc_channel(self.address, self.tls)
             return registry_grpc.RegistryServiceStub(self._channel)  # type: ignore[no-untyped-call]
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from modelyard.contracts.registry.v1 import registry_service_pb2 as registry_pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as registry_grpc
 from modelyard.serving.domain.errors import ArtifactError
 from modelyard.serving.domain.model import VersionRef
+from modelyard.tls import ClientTls, grpc_aio_channel
 
 # Statuses after which asking again later may succeed; anything else is the registry's final answer.
 TRANSIENT_CODES = frozenset(
@@ -21,15 +22,18 @@ TRANSIENT_CODES = frozenset(
 class RegistryArtifacts:
     """Streams an artifact by digest from `modelyard.registry.v1.RegistryService/DownloadArtifact`."""
 
-    def __init__(self, address: str, token: str | None = None, timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, address: str, token: str | None = None, timeout_s: float = 300.0, tls: ClientTls | None = None
+    ) -> None:
         self.address = address
+        self.tls = tls
         self.timeout_s = timeout_s
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channel: grpc.aio.Channel | None = None
 
     def _stub(self) -> registry_grpc.RegistryServiceStub:
         if self._channel is None:  # created on first use, on the loop that uses it
-            self._channel = grpc.aio.insecure_channel(self.address)
+            self._channel = grpc_aio_channel(self.address, self.tls)
         return registry_grpc.RegistryServiceStub(self._channel)  # type: ignore[no-untyped-call]
 
     async def fetch(self, ref: VersionRef) -> bytes:

@@ -16,6 +16,7 @@ from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as gov
 from modelyard.serving.adapters.artifacts import TRANSIENT_CODES
 from modelyard.serving.domain.errors import PlanSourceError
 from modelyard.serving.domain.model import Plan, VersionRef
+from modelyard.tls import ClientTls, grpc_aio_channel
 
 
 def version_from_message(ref: common_pb2.ModelVersionRef) -> VersionRef:
@@ -62,15 +63,18 @@ class GovernancePlans:
     """The current plan of every deployed model, from `modelyard.governance.v1.GovernanceService/
     ListDeploymentPlans`: what governance decided, so a restarted replica comes back serving it."""
 
-    def __init__(self, address: str, token: str | None = None, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, address: str, token: str | None = None, timeout_s: float = 10.0, tls: ClientTls | None = None
+    ) -> None:
         self.address = address
+        self.tls = tls
         self.timeout_s = timeout_s
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channel: grpc.aio.Channel | None = None
 
     def _stub(self) -> governance_grpc.GovernanceServiceStub:
         if self._channel is None:  # created on first use, on the loop that uses it
-            self._channel = grpc.aio.insecure_channel(self.address)
+            self._channel = grpc_aio_channel(self.address, self.tls)
         return governance_grpc.GovernanceServiceStub(self._channel)  # type: ignore[no-untyped-call]
 
     async def plans(self) -> list[Plan]:
