@@ -7,7 +7,7 @@ import typer
 
 from modelyard.cli import governance
 from modelyard.cli.demo import demo
-from modelyard.cli.registry import alias_app, models_app
+from modelyard.cli.registry import admin_app, alias_app, models_app
 from modelyard.cli.status import status
 from modelyard.cli.up import up
 
@@ -23,6 +23,7 @@ app.command()(status)
 app.command()(demo)
 app.add_typer(models_app, name="models")
 app.add_typer(alias_app, name="alias")
+app.add_typer(admin_app, name="registry")
 governance.register(app)
 
 
