@@ -37,6 +37,7 @@ from modelyard.cli.stack import (
     trust_env,
 )
 from modelyard.cli.supervisor import Child, spawn, stop_all
+from modelyard.cli.users import USERS_FILE, ensure_users, identity_settings, parse_users
 from modelyard.kafka.embedded import BrokerStartError, EmbeddedBroker, port_is_free
 
 BROKER_HOST = "127.0.0.1"  # the embedded broker is for this machine only, whatever --host says
@@ -112,8 +113,18 @@ def up(
         ),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be ready.")] = 120.0,
+    users: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME:ROLE,...",
+            help="Local identities, e.g. alice:publisher,bob:approver: tokens in <data-dir>/users.json (kept across "
+            "runs), anonymous access off; then `modelyard --as alice ...`.",
+        ),
+    ] = None,
 ) -> None:
     """Run the broker and the four services until Ctrl-C or SIGTERM."""
+    with stack_errors_exit():
+        identities = ensure_users(data_dir, parse_users(users)) if users is not None else None
     options = StackOptions(
         data_dir=data_dir,
         host=host,
@@ -122,11 +133,14 @@ def up(
         broker_port=broker_port,
         base_port=base_port,
         ports=tuple(port or ()),
-        env=tuple(env or ()),
+        env=(*(identity_settings(identities) if identities else ()), *(env or ())),
         timeout=timeout,
     )
     with stack_errors_exit(), running_stack(options) as stack:
         out.print(addresses_table(stack.state))
+        if identities is not None:
+            names = ", ".join(identities.users)
+            out.print(f"users {names}: tokens in {data_dir / USERS_FILE}; call as one with `modelyard --as NAME ...`")
         out.print("Ctrl-C to stop.")
         stack.watch()
 
