@@ -66,27 +66,31 @@ def snapshot(url: str, target: Path) -> None:
 
 def restore(url: str, dump: Path) -> None:
     """Load a snapshot into the database at `url`, which must be empty (a SQLite file must not exist yet)."""
+    require_empty(url)
     if kind_of(url) == "sqlite":
         target = _sqlite_path(url)
-        if target.exists():
-            raise DatabaseError(f"{target} exists: restore only into an empty data dir")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(dump, target)
         return
-    if not is_empty(url):
-        raise DatabaseError(f"{describe(url)} has tables: restore only into an empty database")
     _run_pg("pg_restore", "--no-owner", "--exit-on-error", "--single-transaction", f"--dbname={_libpq(url)}", str(dump))
 
 
-def is_empty(url: str) -> bool:
+def require_empty(url: str) -> None:
+    """Raise DatabaseError unless the target is empty: no SQLite file yet, a PostgreSQL database without tables."""
+    if kind_of(url) == "sqlite":
+        if _sqlite_path(url).exists():
+            raise DatabaseError(f"{_sqlite_path(url)} exists: restore only into an empty data dir")
+        return
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            return not sa.inspect(connection).get_table_names()
+            tables = sa.inspect(connection).get_table_names()
     except sa.exc.OperationalError as exc:
         raise DatabaseError(f"cannot connect to {describe(url)}: {exc.orig}") from None
     finally:
         engine.dispose()
+    if tables:
+        raise DatabaseError(f"{describe(url)} has tables: restore only into an empty database")
 
 
 def _sqlite_path(url: str) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,10 +80,11 @@ def create(
             for service, url in urls.items():
                 kind = databases.kind_of(url)
                 dump = Path(scratch) / f"{service}{databases.DUMP_SUFFIX[kind]}"
-                revision = databases.schema_revision(url)
-                databases.snapshot(url, dump)
-                member = plan.database_member(service, kind)
-                writer.add(member, dump)
+                with err.status(f"snapshotting {service}'s {kind} database"):
+                    revision = databases.schema_revision(url)
+                    databases.snapshot(url, dump)
+                    member = plan.database_member(service, kind)
+                    writer.add(member, dump)
                 records[service] = DatabaseRecord(
                     kind=kind, member=member, url=databases.describe(url), schema_revision=revision
                 )
@@ -90,7 +92,8 @@ def create(
                 writer.add(member, path)
             blobs = plan.artifacts_dir(data_dir)
             if blobs.is_dir():
-                writer.add_tree(f"{plan.ARTIFACTS_MEMBER}/sha256", blobs)
+                with err.status(f"adding the artifacts of {blobs.parent}"):
+                    writer.add_tree(f"{plan.ARTIFACTS_MEMBER}/sha256", blobs)
             manifest = Manifest(
                 created_at=datetime.now(UTC),
                 modelyard_version=importlib.metadata.version("modelyard-core"),
@@ -130,7 +133,7 @@ def _export_audit(data_dir: Path, token: str, scratch: Path) -> dict[str, Path]:
                 lines = stub.ExportAudit(gov.ExportAuditRequest(model_name=model), metadata=metadata).lines
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.NOT_FOUND:  # the audit trail is empty
-                    return {}
+                    continue
                 _fail(f"audit export of {model}: {exc.code().name}: {exc.details()}")
             if any(json.loads(line)["type"] == "entry" for line in lines):
                 path = scratch / f"{model}.jsonl"
@@ -166,11 +169,23 @@ def _check(path: Path) -> Manifest:
 @backup_app.command()
 def verify(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Archive to check.")]) -> None:
     """Check every member against the manifest's digests and that the audit exports verify."""
-    with _errors_exit():
+    with _errors_exit(), err.status(f"checking {path.name}"):
         manifest = _check(path)
     revisions = ", ".join(f"{s} {r.kind} at {r.schema_revision}" for s, r in manifest.databases.items())
     audit = f"{manifest.audit.entries} audit entries verified" if manifest.audit else "no audit export"
     out.print(f"backup intact: {len(manifest.members)} members match their digests; {audit}; {revisions}")
+
+
+@contextmanager
+def _emptied_on_failure(data_dir: Path) -> Iterator[None]:
+    """A restore that fails half way leaves the (empty or new) data dir as it found it."""
+    try:
+        yield
+    except BaseException:
+        if data_dir.is_dir():
+            for child in data_dir.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        raise
 
 
 @backup_app.command()
@@ -184,7 +199,7 @@ def restore(
     data_dir = data_dir.resolve()
     if data_dir.exists() and any(data_dir.iterdir()):
         _fail(f"{data_dir} is not empty: restore only into an empty or new data dir")
-    with _errors_exit():
+    with _errors_exit(), _emptied_on_failure(data_dir):
         manifest = _check(path)
         overrides = plan.parse_database_options(database or [])
         targets = {
@@ -192,8 +207,7 @@ def restore(
             for service, record in manifest.databases.items()
         }
         for url in targets.values():  # before writing anything: every target must be empty
-            if databases.kind_of(url) == "postgresql" and not databases.is_empty(url):
-                raise DatabaseError(f"{databases.describe(url)} has tables: restore only into an empty database")
+            databases.require_empty(url)
         data_dir.mkdir(parents=True, exist_ok=True)
         with archive.reading(path) as tar, tempfile.TemporaryDirectory(dir=data_dir.parent) as scratch:
             files = [info for info in tar.getmembers() if info.name.startswith(f"{archive.DATA}/")]
