@@ -4,6 +4,7 @@ anything). The schema revision (Alembic's) is read from the live database for th
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -61,7 +62,7 @@ def snapshot(url: str, target: Path) -> None:
         with closing(sqlite3.connect(source)) as live, closing(sqlite3.connect(target)) as copy:
             live.backup(copy)
         return
-    _run_pg("pg_dump", "--format=custom", "--no-owner", f"--file={target}", _libpq(url))
+    _run_pg(url, "pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={target}")
 
 
 def restore(url: str, dump: Path) -> None:
@@ -72,7 +73,7 @@ def restore(url: str, dump: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(dump, target)
         return
-    _run_pg("pg_restore", "--no-owner", "--exit-on-error", "--single-transaction", f"--dbname={_libpq(url)}", str(dump))
+    _run_pg(url, "pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", str(dump))
 
 
 def require_empty(url: str) -> None:
@@ -107,16 +108,18 @@ def _existing_sqlite(url: str) -> Path:
     return path
 
 
-def _libpq(url: str) -> str:
-    """A SQLAlchemy URL (postgresql+psycopg://...) as the libpq URL pg_dump and pg_restore take."""
-    parsed: URL = make_url(url).set(drivername="postgresql")
-    return parsed.render_as_string(hide_password=False)
-
-
-def _run_pg(tool: str, *args: str) -> None:
+def _run_pg(url: str, tool: str, *args: str) -> None:
+    """Run pg_dump or pg_restore on the database at `url` (a SQLAlchemy URL: postgresql+psycopg://...), its
+    password in PGPASSWORD rather than on a command line that `ps` shows."""
     if shutil.which(tool) is None:
         raise DatabaseError(f"{tool} is not on PATH: install the PostgreSQL client tools (e.g. postgresql-client)")
-    result = subprocess.run([tool, *args], capture_output=True, text=True, timeout=PG_TIMEOUT_S, check=False)
+    parsed: URL = make_url(url).set(drivername="postgresql")
+    env = dict(os.environ)
+    if parsed.password is not None:
+        env["PGPASSWORD"] = str(parsed.password)
+    libpq = parsed.set(password=None).render_as_string(hide_password=False)
+    argv = [tool, *args, f"--dbname={libpq}"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=PG_TIMEOUT_S, check=False, env=env)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no message"])[-1]
         raise DatabaseError(f"{tool} failed (exit {result.returncode}): {last}")
