@@ -4,16 +4,21 @@ re-upload of the same bytes makes a blob young again."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from modelyard.auth import PermissionDenied, Principal, Role
 from modelyard.registry.adapters.artifacts import LocalArtifactStore
+from modelyard.registry.adapters.ingestion import OnnxArtifactInspector
 from modelyard.registry.bootstrap import Registry, build_registry
+from modelyard.registry.domain.model import StoredBlob
+from modelyard.registry.handlers import NewVersion, RegistryHandlers
 from modelyard.registry.testing import chunked, digest_of, registry_settings
+from modelyard.testing.models import TrainedModel
 
 pytestmark = pytest.mark.unit
 
@@ -80,3 +85,41 @@ def test_stray_files_are_not_blobs(tmp_path: Path) -> None:
     before = datetime.now(UTC) - timedelta(seconds=5)
     blob = store.stored_blob(digest)
     assert blob is not None and blob.modified_at > before
+
+
+class OvertakenScan:
+    """The registry's artifact store, whose scan a registration overtakes (as a concurrent caller would)."""
+
+    def __init__(self, inner: LocalArtifactStore, registration: Callable[[], object]) -> None:
+        self._inner = inner
+        self._registration = registration
+
+    def blobs(self) -> Iterator[StoredBlob]:
+        listed = list(self._inner.blobs())
+        self._registration()
+        return iter(listed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def test_a_blob_named_by_a_version_registered_after_the_scan_is_kept(
+    registry: Registry, onnx_models: dict[str, TrainedModel]
+) -> None:
+    model = onnx_models["iris"]
+    uploads = registry.handlers
+    onnx = await uploads.upload_artifact(
+        PUBLISHER, "application/onnx", model.digest, len(model.onnx), chunked(model.onnx)
+    )
+    store = LocalArtifactStore(registry.settings.resolved_artifacts_dir)
+    age(store.path_of(onnx.digest), 7200)
+    uploads.create_model(PUBLISHER, "late")
+
+    def register() -> None:
+        uploads.create_version(PUBLISHER, NewVersion(model_name="late", artifact_digest=onnx.digest))
+
+    handlers = RegistryHandlers(
+        registry.store, OvertakenScan(store, register), OnnxArtifactInspector(store.staging_dir), uploads.policy
+    )
+    report = handlers.collect_garbage(ADMIN, delete=True)
+    assert report.blobs == () and store.exists(onnx.digest)
