@@ -124,6 +124,7 @@ def up(
 ) -> None:
     """Run the broker and the four services until Ctrl-C or SIGTERM."""
     with stack_errors_exit():
+        _refuse_second_stack(data_dir.resolve())  # before the users file changes under a running stack
         identities = ensure_users(data_dir, parse_users(users)) if users is not None else None
     options = StackOptions(
         data_dir=data_dir,
