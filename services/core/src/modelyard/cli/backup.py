@@ -74,8 +74,8 @@ def create(
         urls = plan.database_urls(data_dir, plan.parse_database_options(database or []))
         exports = _export_audit(data_dir, token, Path(scratch))
         with archive.writing(output) as writer:
-            for member, path in exports.items():
-                writer.add(member, path)
+            for model, path in exports.items():
+                writer.add(AUDIT_MEMBER.format(model=model), path)
             records = {}
             for service, url in urls.items():
                 kind = databases.kind_of(url)
@@ -111,7 +111,7 @@ def create(
 
 
 def _export_audit(data_dir: Path, token: str, scratch: Path) -> dict[str, Path]:
-    """{member: file} of governance's export of each registered model's audit entries, taken before the
+    """{model: file} of governance's export of each registered model's audit entries, taken before the
     databases (so the snapshot holds everything exported); empty when no stack runs on `data_dir`."""
     from modelyard.cli import registry as registry_cli
     from modelyard.contracts.governance.v1 import governance_service_pb2 as gov
@@ -122,7 +122,7 @@ def _export_audit(data_dir: Path, token: str, scratch: Path) -> dict[str, Path]:
     if state is None or not state.owner_alive():
         err.print("[yellow]no stack runs on this data dir: the archive holds no audit export[/]")
         return {}
-    exports: dict[str, Path] = {}
+    exports: dict[str, Path] = {}  # model -> its export
     with registry_cli._client(state.services["registry"].grpc, token) as (registry, metadata):
         pages = registry_cli._pages(registry.ListRegisteredModels, reg.ListRegisteredModelsRequest(), metadata)
         models = [m.name for page in pages for m in page.registered_models]
@@ -136,9 +136,9 @@ def _export_audit(data_dir: Path, token: str, scratch: Path) -> dict[str, Path]:
                     continue
                 _fail(f"audit export of {model}: {exc.code().name}: {exc.details()}")
             if any(json.loads(line)["type"] == "entry" for line in lines):
-                path = scratch / f"{model}.jsonl"
+                path = scratch / f"audit-{len(exports)}.jsonl"
                 path.write_text("".join(line + "\n" for line in lines))
-                exports[AUDIT_MEMBER.format(model=model)] = path
+                exports[model] = path
     return exports
 
 
@@ -146,7 +146,7 @@ def _audit_record(exports: dict[str, Path]) -> AuditRecord:
     entries = sum(
         1 for path in exports.values() for line in path.read_text().splitlines() if json.loads(line)["type"] == "entry"
     )
-    return AuditRecord(models={path.stem: member for member, path in exports.items()}, entries=entries)
+    return AuditRecord(models={model: AUDIT_MEMBER.format(model=model) for model in exports}, entries=entries)
 
 
 def _check(path: Path) -> Manifest:
