@@ -7,13 +7,18 @@ from __future__ import annotations
 import io
 import sqlite3
 import tarfile
+import uuid
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
+from modelyard.backup.archive import AuditRecord, Manifest, writing
 from modelyard.cli.app import app
+from modelyard.governance.domain import audit
 
 pytestmark = pytest.mark.unit
 
@@ -111,3 +116,39 @@ def test_a_refused_restore_writes_nothing(archive: Path, tmp_path: Path) -> None
     assert "exists: restore only into an empty data dir" in failed
     assert not target.exists()
     assert taken.read_text() == "already here"
+
+
+def archive_with_audit(tmp_path: Path, signer: Ed25519PrivateKey, archived: Ed25519PrivateKey) -> Path:
+    """An archive holding an audit export signed by `signer` and, as governance's key, `archived`."""
+    entry = audit.chain_entry(
+        None, recorded_at=datetime.now(UTC), kind="Approved", event_id="e1", source="governance",
+        model_name="fraud.v2", body={"by": "bob"},
+    )  # fmt: skip
+    checkpoint = audit.sign_checkpoint(signer, entry, datetime.now(UTC))
+    public = signer.public_key().public_bytes_raw().hex()
+    export = tmp_path / "export.jsonl"
+    records = audit.export_records([entry], lambda e: True, checkpoint, public)
+    export.write_text("".join(audit.canonical_json(record) + "\n" for record in records))
+    key = tmp_path / "audit-signing.key"
+    key.write_text(archived.private_bytes_raw().hex())
+    path = tmp_path / f"audit-{uuid.uuid4().hex[:6]}.tar"
+    with writing(path) as writer:
+        writer.add("audit/fraud.v2.jsonl", export)
+        writer.add("data/governance/audit-signing.key", key)
+        writer.finish(
+            Manifest(
+                created_at=datetime.now(UTC),
+                modelyard_version="test",
+                databases={},
+                audit=AuditRecord(models={"fraud.v2": "audit/fraud.v2.jsonl"}, entries=1),
+                members=dict(writer.members),
+            )
+        )
+    return path
+
+
+def test_audit_exports_must_be_signed_by_the_archived_governance_key(tmp_path: Path) -> None:
+    governance, stranger = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    assert "1 audit entries verified" in run("verify", str(archive_with_audit(tmp_path, governance, governance)))
+    forged = run("verify", str(archive_with_audit(tmp_path, stranger, governance)), ok=False)
+    assert "the audit export of fraud.v2 does not verify: signed with key" in forged

@@ -17,6 +17,7 @@ SNAPSHOT_ORDER = ("monitor", "governance", "registry")
 KEY_PATTERN = "*.key"  # the services' signing keys (audit checkpoints, events), kept in their data dirs locally
 TOP_LEVEL_FILES = ("users.json",)  # local identities of `modelyard up --users`
 ARTIFACTS_MEMBER = f"{DATA}/registry/artifacts"
+AUDIT_KEY_MEMBER = f"{DATA}/governance/audit-signing.key"  # the file governance's bootstrap keeps its key in
 
 
 class PlanError(Exception):

@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -156,14 +157,33 @@ def _check(path: Path) -> Manifest:
     with archive.reading(path) as tar:
         manifest = archive.read_manifest(tar)
         archive.verify_members(tar, manifest)
-        for model, member in (manifest.audit.models if manifest.audit else {}).items():
-            file = tar.extractfile(member)
-            assert file is not None  # verify_members checked it is a file
-            records = [json.loads(line) for line in file.read().decode().splitlines() if line.strip()]
-            result = verify_export(records)
+        exports = manifest.audit.models if manifest.audit else {}
+        trusted = _audit_key_id(tar) if exports and plan.AUDIT_KEY_MEMBER in manifest.members else None
+        for model, member in exports.items():
+            records = [json.loads(line) for line in _read(tar, member).decode().splitlines() if line.strip()]
+            # Signed by the key the archive restores, not merely by the key the export names.
+            result = verify_export(records, trusted)
             if not result.ok:
                 raise ArchiveError(f"the audit export of {model} does not verify: {result.problem}")
     return manifest
+
+
+def _read(tar: tarfile.TarFile, member: str) -> bytes:
+    file = tar.extractfile(member)
+    assert file is not None  # verify_members checked that every member is a file
+    return file.read()
+
+
+def _audit_key_id(tar: tarfile.TarFile) -> str:
+    from pydantic import SecretStr
+
+    from modelyard.events.signing import key_id, load_private_key
+
+    try:
+        key = load_private_key(SecretStr(_read(tar, plan.AUDIT_KEY_MEMBER).decode()), Path(os.devnull))
+    except (ValueError, UnicodeDecodeError):
+        raise ArchiveError(f"{plan.AUDIT_KEY_MEMBER} is not an Ed25519 key seed") from None
+    return key_id(key.public_key())
 
 
 @backup_app.command()
