@@ -72,7 +72,7 @@ def port_options(ports: dict[str, dict[str, int]]) -> list[str]:
 
 
 class Stack:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *options: str) -> None:
         self.data_dir = data_dir
         self.broker_port, self.ports = planned_ports()
         self.output = data_dir.parent / "up.out"
@@ -82,6 +82,7 @@ class Stack:
                     "up",
                     *("--data-dir", str(data_dir), "--broker-port", str(self.broker_port)),
                     *("--timeout", str(STARTUP_TIMEOUT_S), *port_options(self.ports)),
+                    *options,
                 ),
                 stdout=output,
                 stderr=subprocess.STDOUT,

@@ -45,7 +45,7 @@ _configured: ClientTls | None = None
 
 
 def tls_options(ca_file: CaFile = None, client_cert: ClientCert = None, client_key: ClientKey = None) -> None:
-    """Modelyard: registry, serving, monitoring and governance for ONNX models."""
+    """Take the `modelyard` command's TLS options (its callback calls this before any subcommand runs)."""
     global _configured
     _configured = None
     if ca_file is None:

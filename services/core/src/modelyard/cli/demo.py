@@ -35,6 +35,7 @@ from rich.table import Table
 
 from modelyard.cli.stack import DEFAULT_DATA_DIR, StackError, StackState, trusted_keys
 from modelyard.cli.up import StackOptions, running_stack, stack_errors_exit
+from modelyard.cli.users import SERVICE_PRINCIPALS, Identity, UsersFile, identity_settings
 from modelyard.tls import grpc_aio_channel
 
 if TYPE_CHECKING:
@@ -66,9 +67,7 @@ PRINCIPALS: dict[str, list[str]] = {
     "alice": ["publisher"],  # the data scientist: registers versions and asks for their promotion
     "carol": ["approver"],
     "dave": ["approver"],
-    "governance": ["service"],  # moves the protected production alias in the registry
-    "serving": ["viewer"],  # downloads artifacts from the registry
-    "monitor": ["viewer"],  # downloads each version's reference dataset from the registry
+    **SERVICE_PRINCIPALS,  # the services as callers of each other
 }
 
 # Deadlines in seconds, generous: the machine may be shared, and every wait ends as soon as its event arrives.
@@ -731,22 +730,16 @@ def prepare_work_dir(data_dir: Path) -> Path:
 
 def demo_settings(work: Path, tokens: dict[str, str]) -> tuple[str, ...]:
     """The services' settings for the demo, as `modelyard up --env SERVICE.KEY=VALUE` options."""
-    auth = json.dumps(
-        {
-            "allow_anonymous": False,
-            "tokens": {tokens[name]: {"principal": name, "roles": roles} for name, roles in PRINCIPALS.items()},
-        }
+    grants = {name: Identity(token=tokens[name], roles=roles) for name, roles in PRINCIPALS.items()}
+    identities = UsersFile(
+        users={name: grant for name, grant in grants.items() if name not in SERVICE_PRINCIPALS},
+        services={name: grant for name, grant in grants.items() if name in SERVICE_PRINCIPALS},
     )
     (work / "policy.yaml").write_text(POLICY)
     return (
-        f"registry.auth={auth}",
-        f"governance.auth={auth}",
-        f"governance.registry_token={tokens['governance']}",
+        *identity_settings(identities),
         f"governance.policy_file={work / 'policy.yaml'}",
         "governance.work_interval_s=0.2",
-        f"serving.registry_token={tokens['serving']}",
-        f"serving.governance_token={tokens['serving']}",
-        f"monitor.registry_token={tokens['monitor']}",
         f"monitor.window_max_events={WINDOW_EVENTS}",
         f"monitor.window_min_events={WINDOW_EVENTS // 2}",
     )

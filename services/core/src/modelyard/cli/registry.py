@@ -38,6 +38,7 @@ LINEAGE_PACKAGES = ("onnx", "onnxruntime", "scikit-learn", "skl2onnx", "torch", 
 
 models_app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
 alias_app = typer.Typer(help="Aliases (e.g. production) and their history.", no_args_is_help=True)
+admin_app = typer.Typer(help="Registry administration (role admin).", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -342,3 +343,25 @@ def history(
                 to = str(move.to_version or "deleted")
                 table.add_row(when, str(move.from_version or "-"), to, move.moved_by, move.reason)
     out.print(table)
+
+
+@admin_app.command("gc")
+def collect_garbage(
+    delete: Annotated[bool, typer.Option("--delete", help="delete them (default: a dry run that only lists)")] = False,
+    registry: Registry = "127.0.0.1:50051",
+    token: Token = "",
+) -> None:
+    """Find the stored blobs no model version names, older than the registry's grace period; delete them with
+    --delete."""
+    with _client(registry, token) as (stub, metadata):
+        report = _call(stub.CollectGarbage, pb.CollectGarbageRequest(delete=delete), metadata)
+    table = Table("digest", "bytes", "stored at")
+    for blob in report.blobs:
+        stored = blob.modified_at.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")
+        table.add_row(blob.digest, str(blob.size_bytes), stored)
+    if report.blobs:
+        out.print(table)
+    done = "deleted" if report.deleted else "would delete (dry run; --delete deletes)"
+    out.print(f"{done} {len(report.blobs)} unreferenced blobs, {report.size_bytes} bytes")
+    if report.young_blobs:
+        out.print(f"kept {report.young_blobs} unreferenced blobs younger than the grace period ({report.grace_s:g} s)")

@@ -38,6 +38,7 @@ from modelyard.cli.stack import (
     trust_env,
 )
 from modelyard.cli.supervisor import Child, spawn, stop_all
+from modelyard.cli.users import USERS_FILE, ensure_users, identity_settings, parse_users
 from modelyard.kafka.embedded import BrokerStartError, EmbeddedBroker, port_is_free
 
 if TYPE_CHECKING:
@@ -129,8 +130,19 @@ def up(
             "there); default: <data-dir>/tls."
         ),
     ] = None,
+    users: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME:ROLE,...",
+            help="Local identities, e.g. alice:publisher,bob:approver: tokens in <data-dir>/users.json (kept across "
+            "runs), anonymous access off; then `modelyard --as alice ...`.",
+        ),
+    ] = None,
 ) -> None:
     """Run the broker and the four services until Ctrl-C or SIGTERM."""
+    with stack_errors_exit():
+        _refuse_second_stack(data_dir.resolve())  # before the users file changes under a running stack
+        identities = ensure_users(data_dir, parse_users(users)) if users is not None else None
     options = StackOptions(
         data_dir=data_dir,
         host=host,
@@ -139,7 +151,7 @@ def up(
         broker_port=broker_port,
         base_port=base_port,
         ports=tuple(port or ()),
-        env=tuple(env or ()),
+        env=(*(identity_settings(identities) if identities else ()), *(env or ())),
         timeout=timeout,
         tls=tls or tls_dir is not None,
         tls_dir=tls_dir,
@@ -154,6 +166,9 @@ def up(
                 f"MODELYARD_CLIENT_KEY_FILE={record.key_file}",
                 soft_wrap=True,
             )
+        if identities is not None:
+            names = ", ".join(identities.users)
+            out.print(f"users {names}: tokens in {data_dir / USERS_FILE}; call as one with `modelyard --as NAME ...`")
         out.print("Ctrl-C to stop.")
         stack.watch()
 

@@ -53,7 +53,11 @@ def build_registry(settings: RegistrySettings) -> Registry:
         store,
         artifacts,
         OnnxArtifactInspector(artifacts.staging_dir),
-        RegistryPolicy(max_artifact_bytes=settings.max_artifact_bytes, protected_aliases=settings.protected_aliases),
+        RegistryPolicy(
+            max_artifact_bytes=settings.max_artifact_bytes,
+            protected_aliases=settings.protected_aliases,
+            gc_grace_s=settings.gc_grace_s,
+        ),
     )
     return Registry(settings, engine, store, handlers)
 

@@ -28,6 +28,12 @@ class RegistrySettings(ServiceSettings):
         description="at start, staged uploads not written to for this long are removed (left by a killed process; "
         "younger ones may be another replica's upload in progress)",
     )
+    gc_grace_s: float = Field(
+        3600.0,
+        ge=0,
+        description="`modelyard registry gc` spares unreferenced blobs younger than this (an upload stores its bytes "
+        "before the version that names them is registered)",
+    )
     protected_aliases: frozenset[str] = Field(
         frozenset({"production"}), description="aliases only approvers and services may move"
     )

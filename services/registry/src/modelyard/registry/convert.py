@@ -14,6 +14,7 @@ from modelyard.registry.domain.errors import InvalidArgument
 from modelyard.registry.domain.model import (
     AliasMove,
     Artifact,
+    GarbageReport,
     Lineage,
     ModelVersion,
     RegisteredModel,
@@ -150,4 +151,17 @@ def alias_move(move: AliasMove) -> pb.AliasMove:
         moved_by=move.moved_by,
         moved_at=timestamp(move.moved_at),
         reason=move.reason,
+    )
+
+
+def garbage_report(report: GarbageReport) -> pb.CollectGarbageResponse:
+    return pb.CollectGarbageResponse(
+        blobs=[
+            pb.StoredBlob(digest=b.digest, size_bytes=b.size_bytes, modified_at=timestamp(b.modified_at))
+            for b in report.blobs
+        ],
+        size_bytes=report.size_bytes,
+        deleted=report.deleted,
+        young_blobs=report.young_blobs,
+        grace_s=report.grace_s,
     )

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import Message
 
@@ -30,6 +30,7 @@ from modelyard.registry.domain.model import (
     AliasMove,
     Artifact,
     ArtifactKind,
+    GarbageReport,
     Lineage,
     MediaType,
     ModelVersion,
@@ -54,6 +55,7 @@ PUBLISH = (Role.PUBLISHER, Role.SERVICE)
 MOVE_ALIAS = (Role.PUBLISHER, Role.APPROVER, Role.SERVICE)
 # Protected aliases (e.g. `production`) decide what serves traffic: publishers may not move them themselves.
 MOVE_PROTECTED_ALIAS = (Role.APPROVER, Role.SERVICE)
+ADMINISTER = (Role.ADMIN,)
 LATEST = "latest"
 
 
@@ -62,6 +64,7 @@ class RegistryPolicy:
     max_artifact_bytes: int = 2 * 1024**3
     protected_aliases: frozenset[str] = frozenset({"production"})
     download_chunk_bytes: int = 1024 * 1024
+    gc_grace_s: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,36 @@ class RegistryHandlers:
         if artifact is None:
             raise NotFound(f"artifact {digest} not found")
         return artifact, self._artifacts.read(digest, self.policy.download_chunk_bytes)
+
+    def collect_garbage(self, principal: Principal, *, delete: bool) -> GarbageReport:
+        """The stored blobs no version names (bytes whose registration never came, or a blob left by a crash
+        between storing bytes and their row) older than the grace period; deleted with their rows when `delete`,
+        else only listed. Younger ones are spared: an upload stores bytes before the version that names them."""
+        principal.require("collect garbage", ADMINISTER)
+        cutoff = self._now() - timedelta(seconds=self.policy.gc_grace_s)
+        with self._store.transaction() as tx:
+            referenced = tx.referenced_digests()
+        unreferenced = [blob for blob in self._artifacts.blobs() if blob.digest not in referenced]
+        old = sorted((blob for blob in unreferenced if blob.modified_at < cutoff), key=lambda blob: blob.digest)
+        if delete:
+            old = [blob for blob in old if self._delete_unreferenced(blob.digest, cutoff)]
+            log.info("garbage collection deleted %d blobs (%d bytes)", len(old), sum(b.size_bytes for b in old))
+        young = sum(1 for blob in unreferenced if blob.modified_at >= cutoff)
+        return GarbageReport(tuple(old), deleted=delete, young_blobs=young, grace_s=self.policy.gc_grace_s)
+
+    def _delete_unreferenced(self, digest: str, cutoff: datetime) -> bool:
+        """Delete one blob and its row, checked again under the row's lock: a version registered since the scan,
+        or an upload of the same bytes (which makes the blob young again), keeps it. False when kept."""
+        with self._store.transaction(write=True) as tx:
+            tx.lock_artifact(digest)
+            blob = self._artifacts.stored_blob(digest)
+            if blob is None or blob.modified_at >= cutoff or digest in tx.referenced_digests():
+                return False
+            tx.delete_artifact(digest)
+            # The bytes go while the row is still locked: nothing can name them meanwhile. Should the commit fail
+            # afterwards, an unreferenced row is left without bytes, and the next upload of them stores them again.
+            self._artifacts.delete(digest)
+        return True
 
     # -- model versions ---------------------------------------------------------------------------------------
 

@@ -13,11 +13,12 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from modelyard.registry.domain.errors import DataLoss, NotFound, ResourceExhausted
-from modelyard.registry.domain.model import validate_digest
+from modelyard.registry.domain.errors import DataLoss, InvalidArgument, NotFound, ResourceExhausted
+from modelyard.registry.domain.model import StoredBlob, validate_digest
 from modelyard.registry.domain.ports import StagedArtifact
 
 
@@ -109,6 +110,10 @@ class LocalArtifactStore:
         target = self.path_of(staged.digest)
         if target.exists():
             staged.path.unlink()  # deduplicated: the same bytes are already stored
+            # ... and young again, so that garbage collection spares them for its grace period: the upload that
+            # just found them is about to reference them.
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(target)
         else:
             target.parent.mkdir(exist_ok=True)
             os.chmod(staged.path, 0o444)
@@ -131,6 +136,30 @@ class LocalArtifactStore:
         except FileNotFoundError:
             raise NotFound(f"artifact {digest} not found") from None
         return _verified_chunks(file, digest, chunk_size)
+
+    def blobs(self) -> Iterator[StoredBlob]:
+        for path in self._blobs.glob("??/*"):
+            blob = self._stat(path)
+            if blob is not None:
+                yield blob
+
+    def stored_blob(self, digest: str) -> StoredBlob | None:
+        return self._stat(self.path_of(digest))
+
+    def delete(self, digest: str) -> None:
+        self.path_of(digest).unlink(missing_ok=True)
+
+    @staticmethod
+    def _stat(path: Path) -> StoredBlob | None:
+        """The blob at `path`, or None for a file that is gone or is not one of ours (a stray name)."""
+        digest = "sha256:" + path.name
+        try:
+            if path.parent.name != path.name[:2] or validate_digest(digest) != digest:
+                return None
+            stat = path.stat()
+        except (InvalidArgument, FileNotFoundError):
+            return None
+        return StoredBlob(digest, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
 
 def _verified_chunks(file: BinaryIO, digest: str, chunk_size: int) -> Iterator[bytes]:

@@ -222,3 +222,28 @@ def derive_feature_names(
         if len(set(columns)) != len(columns):
             raise InvalidArgument(f"input {input_name!r}: duplicate feature names")
     return names
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A blob in the artifact store, as garbage collection sees it: `modified_at` is when its bytes were last
+    stored (a deduplicated upload of the same bytes counts), so a blob an upload is about to reference is young."""
+
+    digest: str
+    size_bytes: int
+    modified_at: datetime
+
+
+@dataclass(frozen=True)
+class GarbageReport:
+    """What one garbage collection found: the unreferenced blobs older than the grace period (deleted unless it
+    was a dry run) and how many unreferenced ones it left alone because they are younger."""
+
+    blobs: tuple[StoredBlob, ...]
+    deleted: bool
+    young_blobs: int
+    grace_s: float
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(blob.size_bytes for blob in self.blobs)

@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
-from modelyard.registry.domain.model import DatasetSchema, MediaType, Signature
+from modelyard.registry.domain.model import DatasetSchema, MediaType, Signature, StoredBlob
 
 
 class StagedArtifact(Protocol):
@@ -45,6 +45,15 @@ class ArtifactStore(Protocol):
 
     def read(self, digest: str, chunk_size: int) -> Iterator[bytes]:
         """The artifact's bytes in chunks, verified against the digest as they go: DataLoss at the end if not."""
+
+    def blobs(self) -> Iterator[StoredBlob]:
+        """Every stored blob (not staged uploads), for garbage collection."""
+
+    def stored_blob(self, digest: str) -> StoredBlob | None:
+        """The blob's size and age now, or None when it is not stored."""
+
+    def delete(self, digest: str) -> None:
+        """Remove a stored blob (a no-op when it is already gone)."""
 
 
 class ArtifactInspector(Protocol):

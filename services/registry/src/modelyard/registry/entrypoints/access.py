@@ -7,7 +7,7 @@ handlers still decide what depends on the request (only approvers and services m
 from __future__ import annotations
 
 from modelyard.access import Rule, roles
-from modelyard.registry.handlers import MOVE_ALIAS, MOVE_PROTECTED_ALIAS, PUBLISH, READ
+from modelyard.registry.handlers import ADMINISTER, MOVE_ALIAS, MOVE_PROTECTED_ALIAS, PUBLISH, READ
 
 ACCESS: dict[str, Rule] = {
     "CreateRegisteredModel": roles(PUBLISH),
@@ -24,4 +24,5 @@ ACCESS: dict[str, Rule] = {
     "DeleteAlias": roles(MOVE_ALIAS, MOVE_PROTECTED_ALIAS),
     "ResolveAlias": roles(READ),
     "ListAliasHistory": roles(READ),
+    "CollectGarbage": roles(ADMINISTER),
 }

@@ -187,6 +187,10 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             moves=[convert.alias_move(m) for m in page.items], next_page_token=page.next_page_token
         )
 
+    async def CollectGarbage(self, request: pb.CollectGarbageRequest, context: Context) -> pb.CollectGarbageResponse:
+        report = await self._call(context, lambda p: self._handlers.collect_garbage(p, delete=request.delete))
+        return convert.garbage_report(report)
+
 
 async def _chunks(requests: AsyncIterator[pb.UploadArtifactRequest]) -> AsyncIterator[bytes]:
     async for request in requests:

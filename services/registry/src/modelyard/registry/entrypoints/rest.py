@@ -250,4 +250,12 @@ def registry_router(handlers: RegistryHandlers) -> APIRouter:
         page = handlers.alias_history(caller, name, alias, page_size, page_token)
         return {"moves": [_json(convert.alias_move(m)) for m in page.items], "next_page_token": page.next_page_token}
 
+    @router.post(
+        "/garbage-collection",
+        name="CollectGarbage",
+        summary="List (dry run, the default) or delete stored blobs no version names",
+    )
+    def collect_garbage(caller: Caller, delete: bool = False) -> Json:
+        return _json(convert.garbage_report(handlers.collect_garbage(caller, delete=delete)))
+
     return router

@@ -519,3 +519,33 @@ class ListAliasHistoryResponse(_message.Message):
     moves: _containers.RepeatedCompositeFieldContainer[AliasMove]
     next_page_token: str
     def __init__(self, moves: _Optional[_Iterable[_Union[AliasMove, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CollectGarbageRequest(_message.Message):
+    __slots__ = ("delete",)
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    delete: bool
+    def __init__(self, delete: _Optional[bool] = ...) -> None: ...
+
+class StoredBlob(_message.Message):
+    __slots__ = ("digest", "size_bytes", "modified_at")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    size_bytes: int
+    modified_at: _timestamp_pb2.Timestamp
+    def __init__(self, digest: _Optional[str] = ..., size_bytes: _Optional[int] = ..., modified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CollectGarbageResponse(_message.Message):
+    __slots__ = ("blobs", "size_bytes", "deleted", "young_blobs", "grace_s")
+    BLOBS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    YOUNG_BLOBS_FIELD_NUMBER: _ClassVar[int]
+    GRACE_S_FIELD_NUMBER: _ClassVar[int]
+    blobs: _containers.RepeatedCompositeFieldContainer[StoredBlob]
+    size_bytes: int
+    deleted: bool
+    young_blobs: int
+    grace_s: float
+    def __init__(self, blobs: _Optional[_Iterable[_Union[StoredBlob, _Mapping]]] = ..., size_bytes: _Optional[int] = ..., deleted: _Optional[bool] = ..., young_blobs: _Optional[int] = ..., grace_s: _Optional[float] = ...) -> None: ...

@@ -110,6 +110,11 @@ class RegistryServiceStub:
                 request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListAliasHistoryRequest.SerializeToString,
                 response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListAliasHistoryResponse.FromString,
                 _registered_method=True)
+        self.CollectGarbage = channel.unary_unary(
+                '/modelyard.registry.v1.RegistryService/CollectGarbage',
+                request_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CollectGarbageRequest.SerializeToString,
+                response_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CollectGarbageResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -215,6 +220,14 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CollectGarbage(self, request, context):
+        """Administration: lists (dry run, the default) or deletes stored blobs that no registry row names (no version
+        in any status, as its model, reference dataset or lineage dataset), older than the server's grace period.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -287,6 +300,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ListAliasHistory,
                     request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListAliasHistoryRequest.FromString,
                     response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListAliasHistoryResponse.SerializeToString,
+            ),
+            'CollectGarbage': grpc.unary_unary_rpc_method_handler(
+                    servicer.CollectGarbage,
+                    request_deserializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CollectGarbageRequest.FromString,
+                    response_serializer=modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CollectGarbageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -673,6 +691,33 @@ class RegistryService:
             '/modelyard.registry.v1.RegistryService/ListAliasHistory',
             modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListAliasHistoryRequest.SerializeToString,
             modelyard_dot_registry_dot_v1_dot_registry__service__pb2.ListAliasHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CollectGarbage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.registry.v1.RegistryService/CollectGarbage',
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CollectGarbageRequest.SerializeToString,
+            modelyard_dot_registry_dot_v1_dot_registry__service__pb2.CollectGarbageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -275,6 +275,29 @@ class RegistryTransaction:
         row = self._c.execute(query).first()
         return None if row is None else _alias_move(row)
 
+    # -- garbage collection -----------------------------------------------------------------------------------
+
+    def referenced_digests(self) -> set[str]:
+        """Every digest a version names, whatever its status: its model, its reference dataset and the training
+        and evaluation datasets of its lineage."""
+        v = t.model_versions
+        referenced: set[str] = set()
+        for row in self._c.execute(sa.select(v.c.digest, v.c.reference_dataset_digest, v.c.lineage)):
+            referenced.update(
+                (row.digest, *row.lineage["training_datasets"], *row.lineage["evaluation_datasets"]),
+                [row.reference_dataset_digest] if row.reference_dataset_digest else [],
+            )
+        return referenced
+
+    def lock_artifact(self, digest: str) -> None:
+        """Hold the artifact's row until the transaction ends: a version that names it meanwhile waits for the
+        lock (its foreign key check) on PostgreSQL; SQLite's writers hold the database lock from BEGIN IMMEDIATE."""
+        a = t.artifacts
+        self._c.execute(sa.select(a.c.digest).where(a.c.digest == digest).with_for_update())
+
+    def delete_artifact(self, digest: str) -> None:
+        self._c.execute(t.artifacts.delete().where(t.artifacts.c.digest == digest))
+
     # -- events -----------------------------------------------------------------------------------------------
 
     def record(self, event: Event) -> None:
