@@ -32,6 +32,12 @@ class ServiceSettings(BaseSettings):
     kafka_idempotence: bool = Field(
         False, description="idempotent producer: turn on for real Kafka (the embedded broker rejects it)"
     )
+    kafka_topic_check_interval_s: float = Field(
+        2.0,
+        gt=0,
+        description="seconds between checks that the topics a producer or consumer uses exist with their partitions "
+        "(re-created when a broker lost them, e.g. the embedded broker after a restart)",
+    )
     kafka_required: bool = Field(
         True, description="readiness waits for the broker; off only for a service started on its own"
     )

@@ -19,13 +19,11 @@ import asyncio
 import functools
 import inspect
 import logging
-import random
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, cast, overload
+from typing import Any, Literal, Self, cast, overload
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -40,8 +38,33 @@ from modelyard.events import headers as h
 from modelyard.events.envelope import EnvelopeError, Event, Headers, Position
 from modelyard.events.signing import TrustedKeys
 from modelyard.events.topics import BY_NAME, DLQ_SUFFIX, Topic
+from modelyard.kafka.admin import cluster_id
+from modelyard.kafka.handling import (
+    BatchHandler,
+    Delivery,
+    PermanentError,
+    PositionStore,
+    RecentIds,
+    RetryPolicy,
+    SeenEvents,
+    TransientError,
+)
 from modelyard.kafka.producer import EventPublisher
+from modelyard.kafka.topic_guard import DEFAULT_INTERVAL_S, TopicGuard
 from modelyard.settings import ServiceSettings
+
+# What handlers and services import from here (the types live in `modelyard.kafka.handling`).
+__all__ = [
+    "BatchHandler",
+    "Delivery",
+    "EventConsumer",
+    "PermanentError",
+    "PositionStore",
+    "RecentIds",
+    "RetryPolicy",
+    "SeenEvents",
+    "TransientError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,93 +89,6 @@ DEAD_LETTERS = Counter(
     "Records a consumer refused and copied to the dead-letter topic, by reason (the error's type).",
     ["topic", "group", "reason"],
 )
-
-
-class PermanentError(Exception):
-    """The event can never be handled as it is (e.g. it contradicts this service's state): dead-letter it."""
-
-
-class TransientError(Exception):
-    """A failure that may pass (a dependency is down, a timeout): retry with backoff, dead-letter if it persists."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff for transient failures. Keep the worst case (sum of delays plus handler time) well
-    under `max_poll_interval_ms`: the partition makes no progress while its record is retried."""
-
-    max_attempts: int = 5
-    initial_delay_s: float = 0.2
-    multiplier: float = 2.0
-    max_delay_s: float = 10.0
-    jitter: float = 0.1  # +-10%, so consumers that failed together do not retry in lockstep
-    retry_on: tuple[type[Exception], ...] = (TransientError,)
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.initial_delay_s < 0 or self.multiplier < 1 or not 0 <= self.jitter < 1:
-            raise ValueError(f"invalid retry policy {self}")
-
-    def delay_s(self, failed_attempt: int, rand: Callable[[], float] = random.random) -> float:
-        """Seconds to wait after attempt number `failed_attempt` (1-based) failed transiently."""
-        base = min(self.max_delay_s, self.initial_delay_s * self.multiplier ** (failed_attempt - 1))
-        return base * (1 + self.jitter * (2 * rand() - 1))
-
-
-@dataclass(frozen=True, eq=False)
-class Delivery:
-    """One event handed to a batch handler: where it was read, and the consumer's span of it (a child of the
-    producer's span; make it current while handling the event to continue the trace)."""
-
-    event: Event
-    position: Position
-    span: trace.Span
-
-
-BatchHandler = Callable[[Sequence[Delivery]], None]
-
-
-class PositionStore(Protocol):
-    """Kept by a batch handler that stores each partition's next offset in the transaction that applies its
-    records: on assignment the consumer resumes each partition from there, not from the group's commit."""
-
-    def resume_positions(self, partitions: Collection[tuple[str, int]]) -> Mapping[tuple[str, int], int]:
-        """The next offset to read of each partition the store knows (blocking; run in a worker thread)."""
-        ...
-
-
-class SeenEvents(Protocol):
-    """Ids of events a consumer group has handled, kept by the service (e.g. a table next to its state) so
-    that duplicates stay no-ops across restarts. Best when the service writes the id in the same transaction
-    as the handler's effect; `add` is then a no-op."""
-
-    async def contains(self, event_id: str) -> bool: ...
-
-    async def add(self, event_id: str) -> None: ...
-
-
-class RecentIds:
-    """The last `capacity` event ids handled, least recently seen evicted first."""
-
-    def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
-        self._capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def __contains__(self, event_id: object) -> bool:
-        if not isinstance(event_id, str) or event_id not in self._ids:
-            return False
-        self._ids.move_to_end(event_id)  # a duplicate now is likely again soon: keep it longest
-        return True
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def add(self, event_id: str) -> None:
-        self._ids[event_id] = None
-        self._ids.move_to_end(event_id)
-        if len(self._ids) > self._capacity:
-            self._ids.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -189,7 +125,14 @@ class EventConsumer:
         positions: PositionStore | None = None,
         max_partition_fetch_bytes: int = 1_048_576,
         trusted_keys: TrustedKeys | None = None,
+        commit_timeout_s: float = 5.0,
+        rejoin_after_failed_commits: int = 3,
+        topic_check_interval_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
+        """A commit that the broker does not settle within `commit_timeout_s` counts as failed (the records are
+        delivered again); after `rejoin_after_failed_commits` failures in a row the member rejoins its group, and
+        meanwhile `delivering` reports the consumer degraded. Topics are verified every `topic_check_interval_s`
+        (see `TopicGuard`)."""
         self.group_id = group_id
         # Events on signed topics are verified against these before any handler sees them; none: all refused.
         self._trusted = trusted_keys or TrustedKeys()
@@ -209,8 +152,21 @@ class EventConsumer:
             max_partition_fetch_bytes=max_partition_fetch_bytes,
         )
         self._positions = positions
+        self._consumer_bootstrap = bootstrap
         # Dead letters are rare; a producer of our own keeps their delivery independent of the service's.
-        self._dead_letters = EventPublisher(bootstrap, idempotence=idempotence, linger_ms=0, client_id=client_id)
+        # Its topics are the dead-letter topics, which this consumer's guard verifies.
+        self._dead_letters = EventPublisher(
+            bootstrap, idempotence=idempotence, linger_ms=0, client_id=client_id, topic_check_interval_s=None
+        )
+        self._guard = TopicGuard(bootstrap, topics, interval_s=topic_check_interval_s, on_repair=self._on_repair)
+        self._commit_timeout_s = commit_timeout_s
+        self._rejoin_after = rejoin_after_failed_commits
+        self._failed_commits = 0  # in a row
+        self._last_commit_error: BaseException | None = None
+        self._cluster_id: str | None = None  # of the broker at the last assignment: another one lost our partitions
+        # Once the broker lost partitions (restarted, or a topic re-created), each is read from its start once.
+        self._lost_partitions = False
+        self._read_from_start: set[TopicPartition] = set()
         self._retry = retry or RetryPolicy()
         self._max_records = max_records
         self._seen_events = seen_events
@@ -233,6 +189,7 @@ class EventConsumer:
             topics,
             idempotence=settings.kafka_idempotence,
             client_id=settings.service_name,
+            topic_check_interval_s=settings.kafka_topic_check_interval_s,
             **options,
         )
 
@@ -302,6 +259,7 @@ class EventConsumer:
             await self._dead_letters.stop()
             raise
         self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+        self._guard.start()
         self._task = asyncio.create_task(self._run(), name=f"consumer {self.group_id}")
 
     async def joined(self) -> None:
@@ -333,6 +291,7 @@ class EventConsumer:
         task, self._task = self._task, None
         if task is None:
             return
+        await self._guard.stop()
         acquired = False
         try:
             async with asyncio.timeout(grace_s):
@@ -359,6 +318,17 @@ class EventConsumer:
                 log.warning("consumer %s: closed without the broker: %r", self.group_id, exc)
             await self._dead_letters.stop()
         _raise_failure(task)
+
+    async def delivering(self) -> bool:
+        """A degradation check: the broker answers, this consumer's topics are in place and its commits go
+        through (a failing one is retried by delivering its records again, after rejoining the group)."""
+        if self._guard.last_error is not None:
+            raise ConnectionError(f"cannot verify topics: {type(self._guard.last_error).__name__}")
+        if self._failed_commits:
+            raise ConnectionError(
+                f"{self._failed_commits} commits failed in a row ({type(self._last_commit_error).__name__})"
+            )
+        return True
 
     async def wait(self) -> None:
         """Return when the runner has stopped; raise what made it fail, if it did (for a supervisor)."""
@@ -552,14 +522,48 @@ class EventConsumer:
         if not offsets:
             return
         try:
-            await self._consumer.commit(offsets)
+            # Bounded: aiokafka retries a retriable error for ever (a partition the broker lost, say).
+            async with asyncio.timeout(self._commit_timeout_s):
+                await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             # The partition moved to another member, which resumes from the last commit: these records are
             # handled again there (at-least-once), never lost.
             log.warning("consumer %s: commit of %s lost to a rebalance: %r", self.group_id, offsets, exc)
+        except (KafkaError, TimeoutError) as exc:
+            self._commit_failed(exc)
+        else:
+            self._failed_commits = 0
         for tp, offset in offsets.items():
             if self._handled.get(tp) == offset:
                 del self._handled[tp]
+
+    def _commit_failed(self, error: BaseException) -> None:
+        """The records stay uncommitted and come again (at-least-once); the topics are verified at once, and a
+        member whose commits keep failing rejoins, so that the group's new generation and assignment fit the
+        broker's partitions."""
+        self._failed_commits += 1
+        self._last_commit_error = error
+        self._guard.check_soon()
+        if self._failed_commits % self._rejoin_after == 0:
+            log.warning(
+                "consumer %s: %d commits failed in a row (last: %r); rejoining the group",
+                self.group_id,
+                self._failed_commits,
+                error,
+            )
+            self._rejoin()
+
+    def _rejoin(self) -> None:
+        # Subscribing anew makes aiokafka revoke, rejoin and fetch fresh metadata; the records in hand are
+        # committed by the revoke or delivered again.
+        self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+
+    async def _on_repair(self, repaired: list[str]) -> None:
+        if set(repaired) & set(self._topics):
+            # The assignment was made for the lost topics' partitions; what was read of them since is gone too.
+            self._lost_partitions = True
+            self._read_from_start = {tp for tp in self._read_from_start if tp.topic not in repaired}
+            self._rejoin()
 
     async def _on_revoked(self, revoked: Collection[TopicPartition]) -> None:
         async with self._processing:
@@ -569,13 +573,37 @@ class EventConsumer:
     async def _on_assigned(self, assigned: Collection[TopicPartition]) -> None:
         if self._positions is None or not assigned:
             return
-        stored = await asyncio.to_thread(
-            self._positions.resume_positions, [(tp.topic, tp.partition) for tp in assigned]
-        )
-        for tp in assigned:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is not None:
-                self._consumer.seek(tp, offset)
+        positions = self._positions
+        stored = await asyncio.to_thread(positions.resume_positions, [(tp.topic, tp.partition) for tp in assigned])
+        resumed = {tp: offset for tp in assigned if (offset := stored.get((tp.topic, tp.partition))) is not None}
+        for tp, offset in resumed.items():
+            self._consumer.seek(tp, offset)  # at once: the fetcher starts while this callback still runs
+        # Not "stored position past the partition's end": Tansu's ListOffsets answers wrong ends for batched records.
+        if await self._broker_restarted():
+            self._lost_partitions = True
+            self._read_from_start.clear()
+        lost = {tp for tp in resumed if self._lost_partitions and tp not in self._read_from_start}
+        self._read_from_start |= lost
+        if lost:
+            log.warning(
+                "consumer %s: the broker lost %s since the stored positions (restarted): reading them from the start",
+                self.group_id,
+                ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in lost)),
+            )
+            await asyncio.to_thread(positions.restart_positions, [(tp.topic, tp.partition) for tp in lost])
+            for tp in lost:
+                self._consumer.seek(tp, 0)
+
+    async def _broker_restarted(self) -> bool:
+        """Whether the cluster id changed since the last assignment: the embedded broker gets a new one at every
+        start, and comes back without a topic or offset (a real cluster keeps its id)."""
+        try:
+            current = await cluster_id(self._consumer_bootstrap)
+        except (KafkaError, OSError) as exc:
+            log.warning("consumer %s: cluster id unknown (%r)", self.group_id, exc)
+            return False
+        previous, self._cluster_id = self._cluster_id, current or self._cluster_id
+        return previous is not None and current is not None and current != previous
 
     @contextmanager
     def _span(self, record: Any, event: Event | None) -> Iterator[trace.Span]:

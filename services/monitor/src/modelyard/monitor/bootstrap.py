@@ -112,6 +112,8 @@ def service(parts: MonitorParts) -> Service:
         grpc_apis=[grpc_api(parts.monitor, publisher)],
         routers=[router(parts.monitor, publisher), dashboard.router(parts.monitor)],
         background_tasks={"predictions-consumer": consume, "outbox-relay": relay.run},
+        # A stream it reads no more (its commits fail, its topics cannot be verified) shows as degraded.
+        degraded_checks={"predictions-consumer": consumer.delivering},
         on_start=[publisher.start],
         # Run in reverse: the consumer finishes its record first, then the publisher flushes, then the database.
         on_stop=[_dispose(parts.engine), _close(parts.references), publisher.stop, stop_consumer],
