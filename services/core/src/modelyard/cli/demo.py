@@ -399,6 +399,12 @@ class Scenario:
         return value
 
     async def run(self) -> None:
+        async with self.connected():
+            await self._loop()
+
+    @contextlib.asynccontextmanager
+    async def connected(self) -> AsyncIterator[Scenario]:
+        """The event log running and the stubs set, for the steps below (the demo's loop, or a test's own)."""
         from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as gov_grpc
         from modelyard.contracts.inference import grpc_service_pb2_grpc as inference_grpc
         from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as reg_grpc
@@ -415,7 +421,7 @@ class Scenario:
             self.registry = reg_grpc.RegistryServiceStub(registry)  # type: ignore[no-untyped-call]
             self.governance = gov_grpc.GovernanceServiceStub(governance)  # type: ignore[no-untyped-call]
             self.serving = inference_grpc.GRPCInferenceServiceStub(serving)  # type: ignore[no-untyped-call]
-            await self._loop()
+            yield self
 
     async def _loop(self) -> None:
         data, v1, v2 = await self.step("trained v1 and v2", DEADLINE_REGISTER, asyncio.to_thread(self._train))

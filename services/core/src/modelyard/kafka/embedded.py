@@ -111,6 +111,11 @@ class EmbeddedBroker:
         return self._process.pid if self._process is not None else None
 
     @property
+    def exit_code(self) -> int | None:
+        """The return code of the broker process once it exited (negative: killed by that signal), else None."""
+        return self._process.poll() if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
