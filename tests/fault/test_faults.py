@@ -115,11 +115,7 @@ async def _prepare(faulty: Faulty) -> None:
     """breast-cancer v1 registered, approved and loaded: the demo's own steps."""
     model = await asyncio.to_thread(train, faulty.data, 1.0)
     async with faulty.scenario().connected() as scenario:
-        await scenario.register(faulty.data, model, expected_version=1)
-        request_id = await scenario.request_promotion(1)
-        await scenario.checks_passed(request_id)
-        await scenario.approve(request_id, canary=None)
-        await scenario.loaded(1)
+        await scenario.serve(faulty.data, model, 1)
 
 
 @pytest.fixture(scope="module")

@@ -548,6 +548,15 @@ class Scenario:
                 raise RuntimeError(f"registration failed: {version.status_message}")
             await asyncio.sleep(0.2)
 
+    async def serve(self, data: DemoData, model: TrainedVersion, version: int) -> None:
+        """Register `model` as `version`, have it promoted (no canary) and wait until serving loaded it: a stack
+        that serves something, for the tests and benches that inflict things on one."""
+        await self.register(data, model, expected_version=version)
+        request_id = await self.request_promotion(version)
+        await self.checks_passed(request_id)
+        await self.approve(request_id, canary=None)
+        await self.loaded(version)
+
     async def request_promotion(self, version: int) -> str:
         from modelyard.contracts.governance.v1 import governance_service_pb2 as gov
 
