@@ -143,6 +143,11 @@ async def test_7_a_broker_outage_leaves_serving_ready_and_answering_and_shows_as
         assert code == 200
         assert (await faulty.infer()).model_version == "1"
         assert "degraded: kafka" in faulty.status_output()
+        # Governance's consumers cannot verify their topics either: degraded (its readiness follows the broker).
+        until(
+            lambda: "audit-consumer" in faulty.readyz("governance")[1].get("degraded", {}),
+            "governance to report its audit consumer degraded",
+        )
     finally:
         os.kill(broker, signal.SIGCONT)
     until(lambda: faulty.readyz("serving")[1].get("degraded") == {}, "serving no longer degraded")
@@ -176,24 +181,18 @@ async def test_2_an_oversized_request_id_does_not_stop_the_prediction_stream(fau
     until(lambda: faulty.records_seen() >= before + 20, "the predictions after the oversized one to reach the monitor")
 
 
-async def test_5_a_killed_service_is_restarted_by_up_and_serves_again(faulty: Faulty) -> None:
-    old = faulty.state.services["serving"]
-    os.kill(old.pid, signal.SIGKILL)
-    until(lambda: faulty.state.services["serving"].restarts == 1, "up to restart serving")
-    new = faulty.state.services["serving"]
-    assert new.pid != old.pid and new.last_exit == -signal.SIGKILL
-    until(lambda: faulty.readyz("serving")[0] == 200, "the restarted serving to be ready")
-    assert (await faulty.infer()).model_version == "1"
-
-
-async def test_3_serving_restarted_while_the_registry_is_away_is_unavailable_then_serves_on_its_own(
+async def test_3_5_serving_killed_while_the_registry_is_away_is_restarted_unavailable_then_serves_on_its_own(
     faulty: Faulty,
 ) -> None:
+    """Fault 5 (kill -9 of one service under `up`) and fault 3 (serving restarted while the registry is away)."""
     registry = faulty.state.services["registry"].pid
+    old = faulty.state.services["serving"]
     os.kill(registry, signal.SIGSTOP)
     try:
-        os.kill(faulty.state.services["serving"].pid, signal.SIGKILL)
-        until(lambda: faulty.state.services["serving"].restarts == 2, "up to restart serving")
+        os.kill(old.pid, signal.SIGKILL)
+        until(lambda: faulty.state.services["serving"].restarts == 1, "up to restart serving")
+        new = faulty.state.services["serving"]
+        assert new.pid != old.pid and new.last_exit == -signal.SIGKILL
         until(lambda: faulty.readyz("serving")[0] == 503, "the restarted serving to answer /readyz")
         until(
             lambda: "planned-models" in faulty.readyz("serving")[1].get("failing", {}),
@@ -207,6 +206,7 @@ async def test_3_serving_restarted_while_the_registry_is_away_is_unavailable_the
     # Nobody calls the load API: serving fetches the artifact again on its own.
     until(lambda: faulty.readyz("serving")[0] == 200, "serving to load its planned model once the registry is back")
     assert (await faulty.infer()).model_version == "1"
+    assert "1 (last exit code -9)" in faulty.status_output().split("serving", 1)[1].splitlines()[0]
 
 
 async def test_4_an_alias_that_diverged_from_governance_is_repaired(faulty: Faulty) -> None:
