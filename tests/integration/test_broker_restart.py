@@ -111,6 +111,10 @@ async def test_after_a_broker_restart_topics_come_back_with_their_partitions_and
             await asyncio.sleep(0.1)
         counts = await partition_counts(broker.bootstrap)
         assert counts[SERVING_PREDICTIONS.dlq] == 1
+        # Published once the consumer says it recovered and owns partitions again: records published while its group
+        # still rebalanced after the repair were seen, rarely, to be skipped (docs/architecture.md, Tansu's quirks).
+        await _recovered_within(consumer, 15.0)
+        await consumer.joined()
 
         for key in after:  # one by one, each retried until the broker has it
             while True:
@@ -120,7 +124,7 @@ async def test_after_a_broker_restart_topics_come_back_with_their_partitions_and
                 except Exception:
                     await asyncio.sleep(0.1)
         await until(lambda: set(after) <= set(positions.applied), "the events sent after the restart")
-        await _recovered_within(consumer, 15.0)
+        assert await consumer.delivering()
     # The stored positions were past the end of the re-created partitions: read from their start instead.
     assert positions.restarted
     assert await repair_topics(broker.bootstrap, [SERVING_PREDICTIONS]) == []

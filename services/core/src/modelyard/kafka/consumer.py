@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Literal, Self, cast, overload
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -38,7 +38,6 @@ from modelyard.events import headers as h
 from modelyard.events.envelope import EnvelopeError, Event, Headers, Position
 from modelyard.events.signing import TrustedKeys
 from modelyard.events.topics import BY_NAME, DLQ_SUFFIX, Topic
-from modelyard.kafka.admin import cluster_id
 from modelyard.kafka.handling import (
     BatchHandler,
     Delivery,
@@ -50,7 +49,8 @@ from modelyard.kafka.handling import (
     TransientError,
 )
 from modelyard.kafka.producer import EventPublisher
-from modelyard.kafka.topic_guard import DEFAULT_INTERVAL_S, TopicGuard
+from modelyard.kafka.recovery import GroupRecovery
+from modelyard.kafka.topic_guard import DEFAULT_INTERVAL_S
 from modelyard.settings import ServiceSettings
 
 # What handlers and services import from here (the types live in `modelyard.kafka.handling`).
@@ -132,7 +132,7 @@ class EventConsumer:
         """A commit that the broker does not settle within `commit_timeout_s` counts as failed (the records are
         delivered again); after `rejoin_after_failed_commits` failures in a row the member rejoins its group, and
         meanwhile `delivering` reports the consumer degraded. Topics are verified every `topic_check_interval_s`
-        (see `TopicGuard`)."""
+        (see `modelyard.kafka.recovery`)."""
         self.group_id = group_id
         # Events on signed topics are verified against these before any handler sees them; none: all refused.
         self._trusted = trusted_keys or TrustedKeys()
@@ -152,21 +152,20 @@ class EventConsumer:
             max_partition_fetch_bytes=max_partition_fetch_bytes,
         )
         self._positions = positions
-        self._consumer_bootstrap = bootstrap
         # Dead letters are rare; a producer of our own keeps their delivery independent of the service's.
         # Its topics are the dead-letter topics, which this consumer's guard verifies.
         self._dead_letters = EventPublisher(
             bootstrap, idempotence=idempotence, linger_ms=0, client_id=client_id, topic_check_interval_s=None
         )
-        self._guard = TopicGuard(bootstrap, topics, interval_s=topic_check_interval_s, on_repair=self._on_repair)
-        self._commit_timeout_s = commit_timeout_s
-        self._rejoin_after = rejoin_after_failed_commits
-        self._failed_commits = 0  # in a row
-        self._last_commit_error: BaseException | None = None
-        self._cluster_id: str | None = None  # of the broker at the last assignment: another one lost our partitions
-        # Once the broker lost partitions (restarted, or a topic re-created), each is read from its start once.
-        self._lost_partitions = False
-        self._read_from_start: set[TopicPartition] = set()
+        self._recovery = GroupRecovery(
+            bootstrap,
+            group_id,
+            topics,
+            self._rejoin,
+            commit_timeout_s=commit_timeout_s,
+            rejoin_after_failed_commits=rejoin_after_failed_commits,
+            topic_check_interval_s=topic_check_interval_s,
+        )
         self._retry = retry or RetryPolicy()
         self._max_records = max_records
         self._seen_events = seen_events
@@ -259,7 +258,7 @@ class EventConsumer:
             await self._dead_letters.stop()
             raise
         self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
-        self._guard.start()
+        self._recovery.guard.start()
         self._task = asyncio.create_task(self._run(), name=f"consumer {self.group_id}")
 
     async def joined(self) -> None:
@@ -291,7 +290,7 @@ class EventConsumer:
         task, self._task = self._task, None
         if task is None:
             return
-        await self._guard.stop()
+        await self._recovery.guard.stop()
         acquired = False
         try:
             async with asyncio.timeout(grace_s):
@@ -320,15 +319,8 @@ class EventConsumer:
         _raise_failure(task)
 
     async def delivering(self) -> bool:
-        """A degradation check: the broker answers, this consumer's topics are in place and its commits go
-        through (a failing one is retried by delivering its records again, after rejoining the group)."""
-        if self._guard.last_error is not None:
-            raise ConnectionError(f"cannot verify topics: {type(self._guard.last_error).__name__}")
-        if self._failed_commits:
-            raise ConnectionError(
-                f"{self._failed_commits} commits failed in a row ({type(self._last_commit_error).__name__})"
-            )
-        return True
+        """A degradation check: see `GroupRecovery.delivering`."""
+        return await self._recovery.delivering()
 
     async def wait(self) -> None:
         """Return when the runner has stopped; raise what made it fail, if it did (for a supervisor)."""
@@ -521,49 +513,15 @@ class EventConsumer:
         offsets = {tp: self._handled[tp] for tp in partitions if tp in self._handled}
         if not offsets:
             return
-        try:
-            # Bounded: aiokafka retries a retriable error for ever (a partition the broker lost, say).
-            async with asyncio.timeout(self._commit_timeout_s):
-                await self._consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # The partition moved to another member, which resumes from the last commit: these records are
-            # handled again there (at-least-once), never lost.
-            log.warning("consumer %s: commit of %s lost to a rebalance: %r", self.group_id, offsets, exc)
-        except (KafkaError, TimeoutError) as exc:
-            self._commit_failed(exc)
-        else:
-            self._failed_commits = 0
+        await self._recovery.commit(lambda: self._consumer.commit(offsets), offsets)
         for tp, offset in offsets.items():
             if self._handled.get(tp) == offset:
                 del self._handled[tp]
-
-    def _commit_failed(self, error: BaseException) -> None:
-        """The records stay uncommitted and come again (at-least-once); the topics are verified at once, and a
-        member whose commits keep failing rejoins, so that the group's new generation and assignment fit the
-        broker's partitions."""
-        self._failed_commits += 1
-        self._last_commit_error = error
-        self._guard.check_soon()
-        if self._failed_commits % self._rejoin_after == 0:
-            log.warning(
-                "consumer %s: %d commits failed in a row (last: %r); rejoining the group",
-                self.group_id,
-                self._failed_commits,
-                error,
-            )
-            self._rejoin()
 
     def _rejoin(self) -> None:
         # Subscribing anew makes aiokafka revoke, rejoin and fetch fresh metadata; the records in hand are
         # committed by the revoke or delivered again.
         self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
-
-    async def _on_repair(self, repaired: list[str]) -> None:
-        if set(repaired) & set(self._topics):
-            # The assignment was made for the lost topics' partitions; what was read of them since is gone too.
-            self._lost_partitions = True
-            self._read_from_start = {tp for tp in self._read_from_start if tp.topic not in repaired}
-            self._rejoin()
 
     async def _on_revoked(self, revoked: Collection[TopicPartition]) -> None:
         async with self._processing:
@@ -578,32 +536,11 @@ class EventConsumer:
         resumed = {tp: offset for tp in assigned if (offset := stored.get((tp.topic, tp.partition))) is not None}
         for tp, offset in resumed.items():
             self._consumer.seek(tp, offset)  # at once: the fetcher starts while this callback still runs
-        # Not "stored position past the partition's end": Tansu's ListOffsets answers wrong ends for batched records.
-        if await self._broker_restarted():
-            self._lost_partitions = True
-            self._read_from_start.clear()
-        lost = {tp for tp in resumed if self._lost_partitions and tp not in self._read_from_start}
-        self._read_from_start |= lost
+        lost = await self._recovery.lost(resumed)
         if lost:
-            log.warning(
-                "consumer %s: the broker lost %s since the stored positions (restarted): reading them from the start",
-                self.group_id,
-                ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in lost)),
-            )
             await asyncio.to_thread(positions.restart_positions, [(tp.topic, tp.partition) for tp in lost])
             for tp in lost:
                 self._consumer.seek(tp, 0)
-
-    async def _broker_restarted(self) -> bool:
-        """Whether the cluster id changed since the last assignment: the embedded broker gets a new one at every
-        start, and comes back without a topic or offset (a real cluster keeps its id)."""
-        try:
-            current = await cluster_id(self._consumer_bootstrap)
-        except (KafkaError, OSError) as exc:
-            log.warning("consumer %s: cluster id unknown (%r)", self.group_id, exc)
-            return False
-        previous, self._cluster_id = self._cluster_id, current or self._cluster_id
-        return previous is not None and current is not None and current != previous
 
     @contextmanager
     def _span(self, record: Any, event: Event | None) -> Iterator[trace.Span]:
