@@ -104,12 +104,17 @@ class ServiceRecord(BaseModel):
     http: str  # base URL
     pid: int
     log: Path
+    restarts: int = 0  # by `modelyard up`, after the process exited on its own
+    last_exit: int | None = None  # of the last exit that caused a restart (negative: killed by that signal)
 
 
 class BrokerRecord(BaseModel):
     bootstrap: str
     embedded: bool
     log: Path | None = None
+    pid: int | None = None  # of the embedded broker
+    restarts: int = 0
+    last_exit: int | None = None
 
 
 class TlsRecord(BaseModel):

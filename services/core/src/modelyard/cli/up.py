@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -37,7 +37,7 @@ from modelyard.cli.stack import (
     settings_class,
     trust_env,
 )
-from modelyard.cli.supervisor import Child, spawn, stop_all
+from modelyard.cli.supervisor import Child, Restarts, respawn, spawn, stop_all
 from modelyard.cli.users import USERS_FILE, ensure_users, identity_settings, parse_users
 from modelyard.kafka.embedded import BrokerStartError, EmbeddedBroker, port_is_free
 
@@ -75,18 +75,82 @@ class StackOptions:
     tls_dir: Path | None = None  # the PKI's files (default: <data_dir>/tls), made when not all there
 
 
+BROKER = "kafka"  # the embedded broker's name among the supervised processes
+
+
 @dataclass
 class RunningStack:
     state: StackState
     children: list[Child]
+    broker: EmbeddedBroker | None = None
+    restarts: dict[str, Restarts] = field(default_factory=dict)
 
     def watch(self) -> None:
-        """Until a signal (KeyboardInterrupt) or a child dies on its own."""
+        """Until a signal (KeyboardInterrupt) or a crash loop. A service that exits on its own is started again after
+        a backoff (`Restarts`: 1 s, doubling); the embedded broker too, on the same port, with the catalogue's topics
+        (the services' clients then heal, see `modelyard.kafka.topic_guard`). Five crashes of one process within a
+        minute stop the stack with its log tail and exit status 1: a crash loop needs a person."""
+        due: dict[str, float] = {}  # process name -> when to start it again
         while True:
-            for child in self.children:
-                if child.exited():
-                    raise _ServiceFailed(f"{child.name} exited with code {child.process.returncode}", child)
-            time.sleep(0.5)
+            now = time.monotonic()
+            for index, child in enumerate(self.children):
+                if child.name in due:
+                    if now >= due[child.name]:
+                        del due[child.name]
+                        self.children[index] = self._restart_service(child)
+                elif child.exited():
+                    due[child.name] = now + self._backoff(child.name, child.process.returncode, child)
+            broker = self.broker
+            if broker is not None and BROKER in due:
+                if now >= due[BROKER]:
+                    del due[BROKER]
+                    self._restart_broker(broker)
+            elif broker is not None and (code := broker.exit_code) is not None:
+                due[BROKER] = now + self._backoff(BROKER, code, None)
+            time.sleep(0.2)
+
+    def _backoff(self, name: str, exit_code: int, child: Child | None) -> float:
+        restarts = self.restarts.setdefault(name, Restarts())
+        delay = restarts.crashed(exit_code, time.monotonic())
+        if delay is None:
+            message = (
+                f"{name} exited with code {exit_code}, its {restarts.limit}th exit within {restarts.window_s:g}s: "
+                f"not restarting it again (crash loop)"
+            )
+            if child is None:
+                raise StackError(f"{message}; see {self.state.broker.log}")
+            raise _ServiceFailed(message, child)
+        err.print(f"[yellow]{name} exited with code {exit_code}; restarting it in {delay:g}s[/]")
+        return delay
+
+    def _restart_service(self, child: Child) -> Child:
+        restarted = respawn(child)
+        restarts = self.restarts[child.name]
+        restarts.count += 1
+        record = self.state.services[child.name]
+        record.pid, record.restarts, record.last_exit = restarted.pid, restarts.count, restarts.last_exit
+        self.state.save()
+        err.print(f"restarted {child.name} (pid {restarted.pid}, {restarts.describe()})")
+        return restarted
+
+    def _restart_broker(self, broker: EmbeddedBroker) -> None:
+        from modelyard.events.topics import ALL
+        from modelyard.kafka.admin import ensure_topics, repair_topics
+
+        broker.start()  # same port; BrokerStartError (say, the port was taken meanwhile) ends the stack
+
+        async def restore_topics() -> None:
+            await ensure_topics(broker.bootstrap)
+            # Clients that reconnected first may have re-created topics with the broker's default partitions.
+            await repair_topics(broker.bootstrap, ALL)
+
+        asyncio.run(restore_topics())
+        restarts = self.restarts[BROKER]
+        restarts.count += 1
+        record = self.state.broker
+        record.pid, record.restarts, record.last_exit = broker.pid, restarts.count, restarts.last_exit
+        self.state.save()
+        err.print(f"restarted the embedded broker on {broker.bootstrap} with its topics ({restarts.describe()})")
 
 
 def up(
@@ -235,7 +299,10 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
                 pid=os.getpid(),
                 data_dir=data_dir,
                 broker=BrokerRecord(
-                    bootstrap=bootstrap, embedded=broker is not None, log=broker.log_path if broker else None
+                    bootstrap=bootstrap,
+                    embedded=broker is not None,
+                    log=broker.log_path if broker else None,
+                    pid=broker.pid if broker else None,
                 ),
                 tls=TlsRecord(ca_file=tls.ca_file, cert_file=tls.client.cert_file, key_file=tls.client.key_file)
                 if tls
@@ -253,7 +320,7 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
             with err.status("waiting for the services to be ready") as status:
                 _wait_ready(children, state, options.timeout, status)
             state.save()
-            yield RunningStack(state, children)
+            yield RunningStack(state, children, broker)
         finally:
             # The stop is bounded; a second Ctrl-C must not cut it short halfway and leave processes behind.
             for sig in (signal.SIGTERM, signal.SIGINT):

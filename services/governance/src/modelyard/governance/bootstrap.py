@@ -138,23 +138,24 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
         if (rollback := handlers.handle_incident(event.payload)) is not None:
             ROLLBACKS.labels(model=rollback.model_name).inc()
 
+    # Its own group, from the earliest offset: the audit trail must not miss history. Duplicates are no-ops by
+    # event id in the audit table itself, so no in-memory de-duplication is needed.
+    auditor = EventConsumer.from_settings(
+        settings, f"{settings.consumer_group_prefix}-audit", topics.AUDITED, trusted_keys=trusted
+    )
+    for payload in {p for topic in topics.AUDITED for p in topic.payloads}:
+        auditor.register(payload, record, cpu_bound=True)
+    alerts = EventConsumer.from_settings(
+        settings, f"{settings.consumer_group_prefix}-rollback", [topics.MONITOR_ALERTS], trusted_keys=trusted
+    )
+    # An incident id is acted on once (the deployment remembers it); a replayed event id is skipped earlier.
+    alerts.register(monitor_events_pb2.IncidentChanged, judge_alert, cpu_bound=True, idempotent=True)
+
     async def audit_every_topic() -> None:
-        # Its own group, from the earliest offset: the audit trail must not miss history. Duplicates are
-        # no-ops by event id in the audit table itself, so no in-memory de-duplication is needed.
-        consumer = EventConsumer.from_settings(
-            settings, f"{settings.consumer_group_prefix}-audit", topics.AUDITED, trusted_keys=trusted
-        )
-        for payload in {p for topic in topics.AUDITED for p in topic.payloads}:
-            consumer.register(payload, record, cpu_bound=True)
-        await _consume(settings, consumer)
+        await _consume(settings, auditor)
 
     async def rollback_on_alerts() -> None:
-        consumer = EventConsumer.from_settings(
-            settings, f"{settings.consumer_group_prefix}-rollback", [topics.MONITOR_ALERTS], trusted_keys=trusted
-        )
-        # An incident id is acted on once (the deployment remembers it); a replayed event id is skipped earlier.
-        consumer.register(monitor_events_pb2.IncidentChanged, judge_alert, cpu_bound=True, idempotent=True)
-        await _consume(settings, consumer)
+        await _consume(settings, alerts)
 
     async def workflow() -> None:
         # Restart-safe: each pass reads what is due from the store, nothing is kept in memory between passes.
@@ -207,6 +208,8 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
             "alias-reconciliation": reconcile_aliases,
         },
         readiness_checks={"database": database_ready},
+        # Decisions are taken without the broker; a topic whose events go unread shows as degraded.
+        degraded_checks={"audit-consumer": auditor.delivering, "alert-consumer": alerts.delivering},
         on_stop=[dispose],
     )
 

@@ -133,6 +133,8 @@ def service(parts: MonitorParts) -> Service:
             "reference-prefetch": prefetch_references,
             "outbox-relay": relay.run,
         },
+        # A stream it reads no more (its commits fail, its topics cannot be verified) shows as degraded.
+        degraded_checks={"predictions-consumer": consumer.delivering},
         on_start=[publisher.start],
         # Run in reverse: the consumer finishes its record first, then the publisher flushes, then the database.
         on_stop=[_dispose(parts.engine), _close(parts.profiles), publisher.stop, stop_consumers],

@@ -164,7 +164,10 @@ def build(settings: ServingSettings) -> Service:
     tracer = trace.get_tracer("modelyard.serving") if settings.otlp_endpoint else None
     servicer = InferenceServicer(core.dataplane, core.lifecycle, VERSION, ready=lambda: service.ready, tracer=tracer)
     tasks = {"startup-plans": load_startup_plans, "shadows": core.shadows.run}
-    degraded_checks = {"kafka": kafka_check(settings.kafka_bootstrap, security=settings.kafka_security)}
+    degraded_checks = {
+        "kafka": kafka_check(settings.kafka_bootstrap, security=settings.kafka_security),
+        "decisions-consumer": consumer.delivering,
+    }
     on_stop = [core.close, publisher.stop]
     if core.stream is not None:
         stream = PredictionPublisher(
