@@ -113,7 +113,7 @@ async def test_after_a_broker_restart_topics_come_back_with_their_partitions_and
         assert counts[SERVING_PREDICTIONS.dlq] == 1
         # Published once the consumer says it recovered and owns partitions again: records published while its group
         # still rebalanced after the repair were seen, rarely, to be skipped (docs/architecture.md, Tansu's quirks).
-        await _recovered_within(consumer, 15.0)
+        await _recovered_within(consumer, 30.0)
         await consumer.joined()
 
         for key in after:  # one by one, each retried until the broker has it

@@ -539,6 +539,7 @@ class EventConsumer:
             await self._commit([tp for tp in revoked if tp in self._handled])
 
     async def _on_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self._recovery.assigned()
         if self._positions is None or not assigned:
             return
         positions = self._positions

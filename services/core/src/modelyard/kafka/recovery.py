@@ -20,6 +20,9 @@ from modelyard.kafka.topic_guard import TopicGuard
 log = logging.getLogger(__name__)
 
 
+CLUSTER_ID_ATTEMPTS = 5  # over about 3 s
+
+
 class GroupRecovery:
     """One consumer group member's recovery; `rejoin` subscribes the member anew (aiokafka then revokes, rejoins and
     fetches fresh metadata)."""
@@ -94,6 +97,11 @@ class GroupRecovery:
             )
             self._rejoin()
 
+    def assigned(self) -> None:
+        """The member (re)joined its group and has an assignment of the new generation: commits that failed before
+        are stale news (their records are delivered again), no longer a degradation."""
+        self._failed_commits = 0
+
     async def _on_repair(self, repaired: list[str]) -> None:
         if set(repaired) & self._topics:
             # The assignment was made for the lost topics' partitions; what was read of them since is gone too.
@@ -121,10 +129,15 @@ class GroupRecovery:
     async def _broker_restarted(self) -> bool:
         """Whether the cluster id changed since the last assignment: the embedded broker gets a new one at every
         start, and comes back without a topic or offset (a real cluster keeps its id)."""
-        try:
-            current = await cluster_id(self._bootstrap, self._security)
-        except (KafkaError, OSError) as exc:
-            log.warning("consumer %s: cluster id unknown (%r)", self._group_id, exc)
-            return False
+        # Asked a few times: an answer missed here would leave the partitions at positions past their new end.
+        for attempt in range(CLUSTER_ID_ATTEMPTS):
+            try:
+                current = await cluster_id(self._bootstrap, self._security)
+                break
+            except (KafkaError, OSError) as exc:
+                if attempt + 1 == CLUSTER_ID_ATTEMPTS:
+                    log.warning("consumer %s: cluster id unknown (%r)", self._group_id, exc)
+                    return False
+                await asyncio.sleep(0.2 * 2**attempt)
         previous, self._cluster_id = self._cluster_id, current or self._cluster_id
         return previous is not None and current is not None and current != previous
