@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
+from modelyard.errors import ErrorKind
 from modelyard.serving.domain.codec import Array
-from modelyard.serving.domain.errors import Code
 from modelyard.serving.domain.model import Plan, Signature, VersionRef
 
 
@@ -58,7 +58,7 @@ class StatusReporter(Protocol):
 class VersionMetrics(Protocol):
     """Per model version instruments, created once at load so the request path only observes."""
 
-    def observe(self, code: Code, latency_s: float) -> None: ...
+    def observe(self, code: ErrorKind, latency_s: float) -> None: ...
 
     def observe_batch(self, size: int, queue_s: float) -> None: ...
 
@@ -90,7 +90,7 @@ class StreamMetrics(Protocol):
 class NoMetrics:
     """Instruments that record nothing (unit tests, tools)."""
 
-    def observe(self, code: Code, latency_s: float) -> None:
+    def observe(self, code: ErrorKind, latency_s: float) -> None:
         pass
 
     def observe_batch(self, size: int, queue_s: float) -> None:
