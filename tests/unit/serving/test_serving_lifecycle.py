@@ -13,13 +13,13 @@ import pytest
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.errors import ErrorKind
 from modelyard.serving.adapters.memory import InMemoryStatus
-from modelyard.serving.domain.codec import Array, to_raw
-from modelyard.serving.domain.dataplane import DataPlane, ShadowRunner
+from modelyard.serving.dataplane import DataPlane, ShadowRunner
 from modelyard.serving.domain.deployment import ModelManager, canary_bucket
 from modelyard.serving.domain.errors import InvalidArgument, NotFound, PlanSourceError, Unavailable
 from modelyard.serving.domain.model import Plan, Signature, TensorSpec, VersionRef
 from modelyard.serving.domain.ports import NoMetrics
 from modelyard.serving.domain.stream import PredictionBuffer
+from modelyard.serving.domain.tensors import Array, to_raw
 from modelyard.serving.handlers import Backoff, ExecutionPolicy, Lifecycle, LoadFailed
 
 pytestmark = pytest.mark.unit

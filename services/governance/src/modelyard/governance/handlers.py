@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf.json_format import MessageToDict
 
 from modelyard.auth import Principal, Role
-from modelyard.contracts.events.v1 import governance_events_pb2 as ev
 from modelyard.contracts.events.v1 import monitor_events_pb2, serving_events_pb2
 from modelyard.events.envelope import Event
 from modelyard.governance import convert
@@ -126,18 +125,7 @@ class GovernanceHandlers:
                 unit.save_request(earlier)
                 self._ended(unit, earlier)
             unit.save_request(request)
-            unit.publish(
-                model_name,
-                ev.PromotionRequested(
-                    request_id=request.id,
-                    version=convert.ref_pb(request.version),
-                    target_alias=alias,
-                    requested_by=principal.name,
-                    policy_hash=request.policy_hash,
-                ),
-                request_id=request.id,
-                version=version,
-            )
+            unit.publish(convert.promotion_requested(request), request_id=request.id, version=version)
         return request
 
     def run_checks(self, request_id: str) -> PromotionRequest:
@@ -266,13 +254,7 @@ class GovernanceHandlers:
                 return None
             unit.save_deployment(rollback.deployment, "rolled back", rollback.reason)
             unit.publish(
-                incident.model_name,
-                ev.RollbackOrdered(
-                    incident_id=incident.incident_id,
-                    plan=convert.plan_pb(rollback.deployment.plan),
-                    rolled_back=convert.ref_pb(rollback.rolled_back),
-                    reason=rollback.reason,
-                ),
+                convert.rollback_ordered(incident, rollback),
                 request_id=deployment.request_id,
                 version=rollback.rolled_back.version,
             )
@@ -487,34 +469,10 @@ class GovernanceHandlers:
         return after, f"promotion request {request.id}"
 
     def _publish_approved(self, unit: Unit, request: PromotionRequest, plan: Plan) -> None:
-        unit.publish(
-            request.version.model_name,
-            ev.DeploymentApproved(
-                request_id=request.id,
-                target_alias=request.target_alias,
-                plan=convert.plan_pb(plan),
-                approvers=request.approvers,
-                policy_hash=request.policy_hash,
-                evidence=[f"{c.name}: {'passed' if c.passed else 'failed'} ({c.detail})" for c in request.checks],
-            ),
-            request_id=request.id,
-            version=request.version.version,
-        )
+        unit.publish(convert.deployment_approved(request, plan), request_id=request.id, version=request.version.version)
 
     def _ended(self, unit: Unit, request: PromotionRequest) -> None:
-        unit.publish(
-            request.version.model_name,
-            ev.PromotionRejected(
-                request_id=request.id,
-                version=convert.ref_pb(request.version),
-                reason=request.reason,
-                decided_by=request.decided_by,
-                outcome=request.state.value,
-                target_alias=request.target_alias,
-            ),
-            request_id=request.id,
-            version=request.version.version,
-        )
+        unit.publish(convert.promotion_ended(request), request_id=request.id, version=request.version.version)
 
     def _move_alias(self, move: tuple[Deployment, str] | None) -> None:
         """Point the alias at the plan's primary. The plan (already committed and queued) is what serving

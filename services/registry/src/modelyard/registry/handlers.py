@@ -11,13 +11,8 @@ from collections.abc import AsyncIterable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from google.protobuf.message import Message
-
 from modelyard.auth import Principal, Role
-from modelyard.contracts.events.v1 import registry_events_pb2
-from modelyard.events.envelope import Event
 from modelyard.registry import convert
-from modelyard.registry.adapters.sql.store import RegistryTransaction, SqlRegistryStore
 from modelyard.registry.domain.errors import (
     AlreadyExists,
     DataLoss,
@@ -45,11 +40,16 @@ from modelyard.registry.domain.model import (
     validate_version,
 )
 from modelyard.registry.domain.pagination import Page, decode_token, encode_token, page_size
-from modelyard.registry.domain.ports import ArtifactInspector, ArtifactStore, StagedArtifact
+from modelyard.registry.domain.ports import (
+    ArtifactInspector,
+    ArtifactStore,
+    RegistryStore,
+    RegistryTransaction,
+    StagedArtifact,
+)
 
 log = logging.getLogger(__name__)
 
-SOURCE = "registry"
 READ = (Role.VIEWER, Role.PUBLISHER, Role.APPROVER, Role.SERVICE)
 PUBLISH = (Role.PUBLISHER, Role.SERVICE)
 MOVE_ALIAS = (Role.PUBLISHER, Role.APPROVER, Role.SERVICE)
@@ -94,7 +94,7 @@ def utc_now() -> datetime:
 class RegistryHandlers:
     def __init__(
         self,
-        store: SqlRegistryStore,
+        store: RegistryStore,
         artifacts: ArtifactStore,
         inspector: ArtifactInspector,
         policy: RegistryPolicy,
@@ -123,19 +123,7 @@ class RegistryHandlers:
         with self._store.transaction(write=True) as tx:
             if not tx.add_model(model):
                 raise AlreadyExists(f"model {name!r} already exists")
-            tx.record(
-                _event(
-                    name,
-                    registry_events_pb2.RegisteredModelCreated(
-                        model_name=name,
-                        description=model.description,
-                        owner=model.owner,
-                        tags=dict(model.tags),
-                        created_by=model.created_by,
-                        created_at=convert.timestamp(model.created_at),
-                    ),
-                )
-            )
+            tx.record(convert.model_created(model))
         return model
 
     def get_model(self, principal: Principal, name: str) -> RegisteredModel:
@@ -294,18 +282,7 @@ class RegistryHandlers:
                 tags=tags,
             )
             tx.add_version(version)
-            tx.record(
-                _event(
-                    name,
-                    registry_events_pb2.ModelVersionRegistered(
-                        version=convert.version_ref(version),
-                        size_bytes=version.size_bytes,
-                        created_by=version.created_by,
-                        created_at=convert.timestamp(version.created_at),
-                        reference_dataset_digest=version.reference_dataset_digest,
-                    ),
-                )
-            )
+            tx.record(convert.version_registered(version))
         return version
 
     def get_version(self, principal: Principal, name: str, version: int) -> ModelVersion:
@@ -369,17 +346,7 @@ class RegistryHandlers:
             if current.status is not expected:
                 return  # someone else moved it on (another checker, an archive): theirs stands
             tx.set_status(version.model_name, version.version, status, message)
-            tx.record(
-                _event(
-                    version.model_name,
-                    registry_events_pb2.ModelVersionStatusChanged(
-                        version=convert.version_ref(version),
-                        previous_status=convert.STATUS_TO_PROTO[expected],
-                        status=convert.STATUS_TO_PROTO[status],
-                        status_message=message,
-                    ),
-                )
-            )
+            tx.record(convert.status_changed(version, expected, status, message))
 
     def archive_version(self, principal: Principal, name: str, number: int) -> ModelVersion:
         principal.require("archive model versions", MOVE_ALIAS)
@@ -394,14 +361,7 @@ class RegistryHandlers:
             if pointing:
                 raise FailedPrecondition(f"{name} version {number} is named by aliases {pointing}: move them first")
             tx.set_status(name, number, VersionStatus.ARCHIVED, f"archived by {principal.name}")
-            tx.record(
-                _event(
-                    name,
-                    registry_events_pb2.ModelVersionArchived(
-                        version=convert.version_ref(version), archived_by=principal.name
-                    ),
-                )
-            )
+            tx.record(convert.version_archived(version, principal.name))
             return _existing_version(tx, name, number)
 
     # -- tags -------------------------------------------------------------------------------------------------
@@ -422,14 +382,7 @@ class RegistryHandlers:
                 _existing_version(tx, name, validate_version(version))
             tx.update_tags(name, version, set_tags, remove)
             tags = tx.tags_of(model_id, version)
-            tx.record(
-                _event(
-                    name,
-                    registry_events_pb2.TagsChanged(
-                        model_name=name, version=version, tags=tags, changed_by=principal.name
-                    ),
-                )
-            )
+            tx.record(convert.tags_changed(name, version, tags, principal.name))
         return tags
 
     # -- aliases ----------------------------------------------------------------------------------------------
@@ -510,23 +463,7 @@ class RegistryHandlers:
 
     def _move(self, tx: RegistryTransaction, move: AliasMove) -> None:
         tx.move_alias(move)
-        tx.record(
-            _event(
-                move.model_name,
-                registry_events_pb2.AliasMoved(
-                    model_name=move.model_name,
-                    alias=move.alias,
-                    from_version=move.from_version or 0,
-                    to_version=move.to_version or 0,
-                    moved_by=move.moved_by,
-                    reason=move.reason,
-                ),
-            )
-        )
-
-
-def _event(model_name: str, payload: Message) -> Event:
-    return Event.new(key=model_name, payload=payload, source=SOURCE)
+        tx.record(convert.alias_moved(move))
 
 
 def _existing_model(tx: RegistryTransaction, name: str) -> None:

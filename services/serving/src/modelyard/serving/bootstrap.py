@@ -23,11 +23,12 @@ from modelyard.serving.adapters.kafka import KafkaStatusReporter, PredictionPubl
 from modelyard.serving.adapters.metrics import PrometheusMetrics, PrometheusStreamMetrics
 from modelyard.serving.adapters.onnx import OnnxLoader
 from modelyard.serving.adapters.plans import GovernancePlans, PlanFile
+from modelyard.serving.adapters.records import RecordEncoder, RecordPolicy
 from modelyard.serving.config import ServingSettings
-from modelyard.serving.domain.dataplane import DataPlane, ShadowRunner
+from modelyard.serving.dataplane import DataPlane, ShadowRunner
 from modelyard.serving.domain.deployment import ModelManager
 from modelyard.serving.domain.ports import ArtifactSource, MetricsFactory, PlanSource, StatusReporter
-from modelyard.serving.domain.stream import PredictionBuffer, RecordEncoder, RecordPolicy
+from modelyard.serving.domain.stream import PredictionBuffer
 from modelyard.serving.entrypoints.access import access_table
 from modelyard.serving.entrypoints.events import DecisionHandlers
 from modelyard.serving.entrypoints.grpc import InferenceServicer, add_inference_service

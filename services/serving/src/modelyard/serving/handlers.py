@@ -15,8 +15,8 @@ from collections import defaultdict
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
+from modelyard.serving.codec import TensorCodec
 from modelyard.serving.domain.batching import Batcher, batchable
-from modelyard.serving.domain.codec import TensorCodec
 from modelyard.serving.domain.deployment import Deployment, ModelManager, ServedVersion
 from modelyard.serving.domain.errors import ArtifactError, NotFound, PlanSourceError, ServingError
 from modelyard.serving.domain.model import Plan, VersionRef

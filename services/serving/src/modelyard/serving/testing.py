@@ -31,7 +31,7 @@ from modelyard.serving.adapters.memory import InMemoryStatus
 from modelyard.serving.adapters.plans import plan_file_entry
 from modelyard.serving.bootstrap import VERSION, ServingCore, build, wire
 from modelyard.serving.config import ServingSettings
-from modelyard.serving.domain.codec import to_raw
+from modelyard.serving.domain.tensors import to_raw
 from modelyard.serving.entrypoints.grpc import InferenceServicer, add_inference_service
 from modelyard.testing.models import TrainedModel
 from modelyard.testing.signing import GOVERNANCE_PUBLIC

@@ -14,15 +14,10 @@ from modelyard.contracts.events.v1 import serving_events_pb2 as srv
 from modelyard.events.envelope import Event
 from modelyard.events.topics import SERVING_PREDICTIONS, SERVING_STATUS
 from modelyard.kafka.producer import EventPublisher, refused_for_good
+from modelyard.serving.adapters.records import RecordEncoder, version_ref_message
 from modelyard.serving.domain.model import VersionRef
 from modelyard.serving.domain.ports import StreamMetrics
-from modelyard.serving.domain.stream import (
-    Dropped,
-    PredictionBuffer,
-    RateLimitedLog,
-    RecordEncoder,
-    version_ref_message,
-)
+from modelyard.serving.domain.stream import Dropped, PredictionBuffer, RateLimitedLog
 
 log = logging.getLogger(__name__)
 

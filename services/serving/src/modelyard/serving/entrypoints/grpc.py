@@ -9,7 +9,7 @@ from opentelemetry import trace
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
-from modelyard.serving.domain.dataplane import DataPlane
+from modelyard.serving.dataplane import DataPlane
 from modelyard.serving.domain.errors import ServingError
 from modelyard.serving.entrypoints.errors import ERRORS
 from modelyard.serving.handlers import Lifecycle

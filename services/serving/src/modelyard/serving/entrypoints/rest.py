@@ -18,9 +18,9 @@ from fastapi import APIRouter, Request, Response
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.runtime.errors import client_message
-from modelyard.serving.domain.codec import DTYPES, split_bytes_elements, to_raw
-from modelyard.serving.domain.dataplane import DataPlane
+from modelyard.serving.dataplane import DataPlane
 from modelyard.serving.domain.errors import InvalidArgument, ResourceExhausted, ServingError
+from modelyard.serving.domain.tensors import DTYPES, split_bytes_elements, to_raw
 from modelyard.serving.entrypoints.errors import ERRORS
 from modelyard.serving.entrypoints.grpc import EXTENSIONS, SERVER_NAME
 from modelyard.serving.handlers import Lifecycle

@@ -1,5 +1,8 @@
 """The one data plane behind gRPC and REST: route, decode, run, encode, record, shadow.
 
+It speaks the Open Inference Protocol's messages (REST converts its JSON to the same ModelInferRequest), so it
+lives next to the codec rather than in the domain, which knows only arrays, versions and plans.
+
 Kept lean on purpose: no logging, no JSON, no per-request objects beyond the arrays and the response.
 """
 
@@ -11,11 +14,11 @@ from collections.abc import Mapping, Sequence
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.errors import ErrorKind
-from modelyard.serving.domain.codec import Array
 from modelyard.serving.domain.deployment import ModelManager, ServedVersion
 from modelyard.serving.domain.errors import ServingError
 from modelyard.serving.domain.model import TensorSpec
 from modelyard.serving.domain.stream import Prediction, PredictionBuffer, RateLimitedLog
+from modelyard.serving.domain.tensors import Array
 
 _NO_INPUTS: Mapping[str, Array] = {}
 
@@ -105,7 +108,7 @@ class DataPlane:
                 raise
             except Exception as exc:
                 raise ModelFailed(f"model '{served.ref.model}' version {served.label} failed: {exc}") from exc
-            response = served.codec.encode(request, served.label, names, arrays, decoded.raw)
+            response: pb.ModelInferResponse = served.codec.encode(request, served.label, names, arrays, decoded.raw)
         except ServingError as exc:
             code = exc.kind
             names, arrays = (), ()

@@ -1,0 +1,72 @@
+"""The house rules that keep the services in the same shape, checked on the source (issue 13): a domain imports
+no transport, store or runtime library; adapters never import the use cases they serve."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+SERVICES = Path(__file__).resolve().parents[2] / "services"
+SERVICE_PACKAGES = sorted(p for p in SERVICES.glob("*/src/modelyard/*") if (p / "bootstrap.py").exists())
+# What a domain must not know: generated protocol code, transports, databases, brokers, the model runtime.
+FORBIDDEN_IN_DOMAIN = (
+    "modelyard.contracts",
+    "google.protobuf",
+    "grpc",
+    "sqlalchemy",
+    "aiokafka",
+    "fastapi",
+    "onnxruntime",
+)
+
+
+def imported_modules(path: Path) -> Iterator[str]:
+    """Every module a file imports, anywhere in it (TYPE_CHECKING blocks and functions included)."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_the_four_services_are_found() -> None:
+    assert [p.name for p in SERVICE_PACKAGES] == ["governance", "monitor", "registry", "serving"]
+
+
+@pytest.mark.parametrize("package", SERVICE_PACKAGES, ids=lambda p: p.name)
+def test_domain_imports_no_protocol_transport_or_store(package: Path) -> None:
+    offences = [
+        f"{path.relative_to(SERVICES)} imports {module}"
+        for path in sorted((package / "domain").rglob("*.py"))
+        for module in imported_modules(path)
+        if any(_within(module, forbidden) for forbidden in FORBIDDEN_IN_DOMAIN)
+    ]
+    assert offences == []
+
+
+@pytest.mark.parametrize("package", SERVICE_PACKAGES, ids=lambda p: p.name)
+def test_adapters_do_not_import_handlers(package: Path) -> None:
+    handlers = f"modelyard.{package.name}.handlers"
+    offences = [
+        f"{path.relative_to(SERVICES)} imports {module}"
+        for path in sorted((package / "adapters").rglob("*.py"))
+        for module in imported_modules(path)
+        if _within(module, handlers)
+    ]
+    assert offences == []
+
+
+def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
+    source = tmp_path / "bad.py"
+    source.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import grpc.aio\n")
+    assert any(_within(m, "grpc") for m in imported_modules(source))
