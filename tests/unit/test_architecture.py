@@ -70,3 +70,21 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     source = tmp_path / "bad.py"
     source.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import grpc.aio\n")
     assert any(_within(m, "grpc") for m in imported_modules(source))
+
+
+@pytest.mark.parametrize("package", SERVICE_PACKAGES, ids=lambda p: p.name)
+def test_every_composition_root_has_the_same_shape(package: Path) -> None:
+    """`build(settings, *, <fakes>) -> <Name>Parts` (a dataclass) and `service(parts) -> Service`, nothing else
+    public that starts things: whoever knows one bootstrap knows all four."""
+    tree = ast.parse((package / "bootstrap.py").read_text())
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    build, service = functions["build"], functions["service"]
+    parts = f"{package.name.capitalize()}Parts"
+    assert [a.arg for a in build.args.args] == ["settings"]  # overrides (fakes) are keyword-only
+    assert build.returns is not None and ast.unparse(build.returns) == parts
+    assert any(ast.unparse(d).startswith("dataclass") for d in classes[parts].decorator_list)
+    assert [a.arg for a in service.args.args] == ["parts"]
+    assert service.returns is not None and ast.unparse(service.returns) == "Service"
+    main = (package / "__main__.py").read_text()
+    assert "service(build(settings))" in main

@@ -12,6 +12,7 @@ import pytest
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.errors import ErrorKind
+from modelyard.retry import Backoff
 from modelyard.serving.adapters.memory import InMemoryStatus
 from modelyard.serving.dataplane import DataPlane, ShadowRunner
 from modelyard.serving.domain.deployment import ModelManager, canary_bucket
@@ -20,7 +21,7 @@ from modelyard.serving.domain.model import Plan, Signature, TensorSpec, VersionR
 from modelyard.serving.domain.ports import NoMetrics
 from modelyard.serving.domain.stream import PredictionBuffer
 from modelyard.serving.domain.tensors import Array, to_raw
-from modelyard.serving.handlers import Backoff, ExecutionPolicy, Lifecycle, LoadFailed
+from modelyard.serving.handlers import ExecutionPolicy, Lifecycle, LoadFailed
 
 pytestmark = pytest.mark.unit
 
