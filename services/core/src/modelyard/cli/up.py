@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import httpx
 import typer
@@ -32,17 +32,16 @@ from modelyard.cli.stack import (
     TlsRecord,
     address,
     client_host,
-    env_prefix,
+    parse_env_options,
     plan_ports,
-    settings_class,
+    service_env,
+    stack_pki,
+    tls_env,
     trust_env,
 )
 from modelyard.cli.supervisor import Child, Restarts, respawn, spawn, stop_all
 from modelyard.cli.users import USERS_FILE, ensure_users, identity_settings, parse_users
 from modelyard.kafka.embedded import BrokerStartError, EmbeddedBroker, port_is_free
-
-if TYPE_CHECKING:
-    from modelyard.certificates import LocalPki
 
 BROKER_HOST = "127.0.0.1"  # the embedded broker is for this machine only, whatever --host says
 CHILD_STOP_GRACE_S = 20.0  # beyond a service's own drain (10 s by default) before SIGKILL
@@ -270,7 +269,7 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
     extra_env = parse_env_options(options.env)
     _refuse_second_stack(data_dir)
     _check_ports(host, plan, None if options.kafka_bootstrap else options.broker_port)
-    tls = _stack_pki(options.tls_dir or data_dir / "tls", host) if options.tls else None
+    tls = stack_pki(options.tls_dir or data_dir / "tls", host) if options.tls else None
     scheme = "https" if tls else "http"
 
     broker: EmbeddedBroker | None = None
@@ -289,9 +288,9 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
             # The embedded broker rejects InitProducerId; a real cluster gets idempotent producers.
             idempotence = options.kafka_idempotence if options.kafka_idempotence is not None else broker is None
             for service in SERVICES:
-                env = _service_env(service, host, plan, data_dir, bootstrap, idempotence=idempotence)
+                env = service_env(service, host, plan, data_dir, bootstrap, idempotence=idempotence)
                 env.update(trust_env(service, data_dir))  # signed decisions and incidents, keys made here
-                env.update(_tls_env(service, tls))
+                env.update(tls_env(service, tls))
                 env.update(extra_env.get(service, {}))
                 argv = [sys.executable, "-m", f"modelyard.{service}"]
                 children.append(spawn(service, argv, env, logs / f"{service}.log"))
@@ -331,22 +330,6 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
             _forget_state(data_dir)
 
 
-def parse_env_options(values: tuple[str, ...] | list[str]) -> dict[str, dict[str, str]]:
-    """`SERVICE.KEY=VALUE` options as {service: {MODELYARD_<SERVICE>_KEY: VALUE}}.
-
-    The key is given without the prefix and upper-cased here, so an option cannot set another service's variables
-    (or anything else in the environment) by accident.
-    """
-    parsed: dict[str, dict[str, str]] = {}
-    for value in values:
-        target, sep, setting = value.partition("=")
-        service, _, key = target.partition(".")
-        if not sep or service not in SERVICES or not key.replace("_", "").isalnum():
-            raise StackError(f"--env {value!r}: expected SERVICE.KEY=VALUE, e.g. monitor.window_max_events=200")
-        parsed.setdefault(service, {})[f"{env_prefix(service)}{key.upper()}"] = setting
-    return parsed
-
-
 def _refuse_second_stack(data_dir: Path) -> None:
     state = StackState.load(data_dir)
     if state is not None and state.owner_alive() and state.pid != os.getpid():
@@ -368,67 +351,6 @@ def _check_ports(host: str, plan: dict[str, dict[str, int]], broker_port: int | 
                 f"{user} port {number} on {bind_host} is already in use "
                 "(choose others with --base-port, --port SERVICE.KIND=PORT or --broker-port)"
             )
-
-
-def _service_env(
-    service: str, host: str, plan: dict[str, dict[str, int]], data_dir: Path, bootstrap: str, *, idempotence: bool
-) -> dict[str, str]:
-    prefix = env_prefix(service)
-    service_dir = data_dir / service
-    service_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        f"{prefix}HOST": host,
-        f"{prefix}GRPC_PORT": str(plan[service]["grpc"]),
-        f"{prefix}HTTP_PORT": str(plan[service]["http"]),
-        f"{prefix}DATA_DIR": str(service_dir),
-        f"{prefix}KAFKA_BOOTSTRAP": bootstrap,
-        f"{prefix}KAFKA_IDEMPOTENCE": str(idempotence).lower(),
-    }
-    # A service that calls another (a `<peer>_address` setting: governance and serving call the registry, serving
-    # calls governance) must find it where this stack put it, not at its default port, which another stack on this
-    # machine may own.
-    fields = settings_class(service).model_fields
-    for peer in SERVICES:
-        if peer != service and f"{peer}_address" in fields:
-            env[f"{prefix}{peer.upper()}_ADDRESS"] = address(client_host(host), plan[peer]["grpc"])
-    # In a stack, governance decides what serving serves, also after a restart, and serving fetches what it decides
-    # from this stack's registry; the plan file and the model directory are for standalone use.
-    if "plan_source" in fields and "governance_address" in fields:
-        env[f"{prefix}PLAN_SOURCE"] = "governance"
-    if "artifact_source" in fields and "registry_address" in fields:
-        env[f"{prefix}ARTIFACT_SOURCE"] = "registry"
-    # Likewise the monitor profiles each version's reference dataset as registered in this stack's registry.
-    if "reference_source" in fields and "registry_address" in fields:
-        env[f"{prefix}REFERENCE_SOURCE"] = "registry"
-    return env
-
-
-def _stack_pki(directory: Path, host: str) -> LocalPki:
-    """The stack's CA and certificates: one server certificate for every service (they share this host), one client
-    certificate that the services and the CLI present."""
-    from modelyard.certificates import LOCAL_HOSTS, LocalPki  # cryptography: only `up --tls` needs it
-
-    try:
-        return LocalPki.ensure(directory.resolve(), dict.fromkeys([*LOCAL_HOSTS, client_host(host)]))
-    except ValueError as exc:
-        raise StackError(f"--tls-dir: {exc}") from None
-
-
-def _tls_env(service: str, pki: LocalPki | None) -> dict[str, str]:
-    """Server TLS asking callers for a certificate of the stack's CA; clients of the other services trusting that
-    CA and presenting the stack's client certificate."""
-    if pki is None:
-        return {}
-    prefix = env_prefix(service)
-    files = {
-        "CERT_FILE": pki.server.cert_file,
-        "KEY_FILE": pki.server.key_file,
-        "CLIENT_CA_FILE": pki.ca_file,
-        "CA_FILE": pki.ca_file,
-        "CLIENT_CERT_FILE": pki.client.cert_file,
-        "CLIENT_KEY_FILE": pki.client.key_file,
-    }
-    return {f"{prefix}TLS__{name}": str(path) for name, path in files.items()}
 
 
 def _wait_ready(children: list[Child], state: StackState, timeout_s: float, status: Status) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import NoReturn, Protocol
+from typing import Protocol
 
 import grpc
 
@@ -16,12 +16,12 @@ from modelyard.events.envelope import Event
 from modelyard.events.topics import MONITOR_FEEDBACK, Topic
 from modelyard.inputs import time_of
 from modelyard.monitor.adapters.events import SEVERITIES, SIGNALS, evidence_message, feedback_event, timestamp
+from modelyard.monitor.domain.errors import InvalidArgument
 from modelyard.monitor.domain.evaluation import WindowReport
 from modelyard.monitor.domain.views import IncidentView, VersionStatus
-from modelyard.monitor.entrypoints.errors import KNOWN_ERRORS, status_of
+from modelyard.monitor.entrypoints.errors import ERRORS
 from modelyard.monitor.handlers import Monitor
 from modelyard.runtime import GrpcApi
-from modelyard.runtime.errors import client_message
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["MonitorService"].full_name
 
@@ -41,13 +41,13 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         self, request: pb.SendFeedbackRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendFeedbackResponse:
         if not request.request_id or not request.model_name or not request.WhichOneof("truth"):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request_id, model_name and a label or target")
+            await ERRORS.abort(context, InvalidArgument("request_id, model_name and a label or target"))
         truth = request.label if request.WhichOneof("truth") == "label" else request.target
         try:
             when = time_of(request, "event_time") or datetime.now(UTC)
             event = feedback_event(request.request_id, request.model_name, truth, when)
-        except KNOWN_ERRORS as exc:
-            await _abort(context, exc)
+        except ERRORS.known as exc:
+            await ERRORS.abort(context, exc)
         # Through the topic, not straight into the store: the instance that owns the model's partition joins it.
         await self.feedback.publish(MONITOR_FEEDBACK, event)
         return pb.SendFeedbackResponse()
@@ -81,14 +81,9 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     ) -> pb.RebaselineResponse:
         try:
             profile = await asyncio.to_thread(self.monitor.rebaseline, request.model_name, request.version)
-        except KNOWN_ERRORS as exc:
-            await _abort(context, exc)
+        except ERRORS.known as exc:
+            await ERRORS.abort(context, exc)
         return pb.RebaselineResponse(reference_id=profile.id)
-
-
-async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> NoReturn:
-    await context.abort(status_of(error)[0], client_message(error))
-    raise AssertionError("unreachable: abort raises")
 
 
 def grpc_api(monitor: Monitor, feedback: FeedbackPublisher) -> GrpcApi:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 from modelyard.events.topics import MONITOR_FEEDBACK
 from modelyard.monitor.adapters.events import MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_REQUEST_ID_CHARS, feedback_event
 from modelyard.monitor.domain.views import json_safe
-from modelyard.monitor.entrypoints.errors import KNOWN_ERRORS, status_of
+from modelyard.monitor.entrypoints.errors import ERRORS
 from modelyard.monitor.entrypoints.grpc_api import FeedbackPublisher
 from modelyard.monitor.handlers import Monitor
 from modelyard.runtime.errors import client_message
@@ -68,7 +68,7 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
     async def rebaseline(model_name: str, version: Version) -> dict[str, str]:
         try:
             profile = await asyncio.to_thread(monitor.rebaseline, model_name, version)
-        except KNOWN_ERRORS as exc:
+        except ERRORS.known as exc:
             raise _http_error(exc) from exc
         return {"reference_id": profile.id}
 
@@ -77,7 +77,7 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
         truth: str | float = body.label if body.label is not None else float(body.target or 0.0)
         try:
             event = feedback_event(body.request_id, body.model_name, truth, body.event_time or datetime.now(UTC))
-        except KNOWN_ERRORS as exc:
+        except ERRORS.known as exc:
             raise _http_error(exc) from exc
         await feedback.publish(MONITOR_FEEDBACK, event)
         return {"event_id": event.id}
@@ -86,4 +86,4 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
 
 
 def _http_error(error: Exception) -> HTTPException:
-    return HTTPException(status_of(error)[1], client_message(error))
+    return HTTPException(ERRORS.http(error), client_message(error))
