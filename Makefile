@@ -56,9 +56,10 @@ browser:
 		echo "NOTICE: chromium/chromedriver not found and not root: the dashboard browser test will be skipped"; \
 	fi
 
-# One pytest worker per core (pytest-xdist); each worker has its own broker and scratch databases.
+# One pytest worker per core (pytest-xdist); each worker has its own broker and scratch databases. A module stays on
+# one worker (loadscope): its module-scoped stacks start once, and tests of one stack (tests/fault) keep their order.
 test: lint browser
-	$(UV) run pytest -n auto --durations=15
+	$(UV) run pytest -n auto --dist loadscope --durations=15
 
 bench-registry: setup
 	$(UV) run python bench/registry/run.py
