@@ -19,7 +19,7 @@ from modelyard.monitor.adapters.metrics import PrometheusMetrics
 from modelyard.monitor.adapters.store import SqlMonitorStore
 from modelyard.monitor.domain.errors import ReferenceNotFound, ReferenceUnavailable
 from modelyard.monitor.domain.incidents import Change, Signal
-from modelyard.monitor.domain.performance import roc_auc
+from modelyard.monitor.domain.metrics import roc_auc
 from modelyard.monitor.domain.policy import MonitorPolicy, WindowPolicy
 from modelyard.monitor.domain.ports import ReferenceData
 from modelyard.monitor.domain.simulation import Shift, TabularGenerator
@@ -138,7 +138,7 @@ def test_labels_join_predictions_and_give_realised_metrics(
     assert status.label_coverage == pytest.approx(100 / 150)
     scores = np.array([r.outputs[1].values[1] for r in message.records[:100]])
     positive = np.array([truth[r.request_id] == "1" for r in message.records[:100]])
-    assert status.performance["auc"] == pytest.approx(roc_auc_score(positive, scores))
+    assert status.performance["roc_auc"] == pytest.approx(roc_auc_score(positive, scores))
 
 
 def test_roc_auc_counts_ties_half() -> None:

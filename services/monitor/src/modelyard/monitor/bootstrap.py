@@ -24,6 +24,7 @@ from modelyard.monitor.adapters.registry_references import RegistryReferenceSour
 from modelyard.monitor.adapters.store import SqlMonitorStore, set_sqlite_synchronous
 from modelyard.monitor.config import MonitorSettings
 from modelyard.monitor.domain.ports import ReferenceSource
+from modelyard.monitor.domain.profile import ProfileOptions
 from modelyard.monitor.entrypoints import dashboard
 from modelyard.monitor.entrypoints.access import ACCESS
 from modelyard.monitor.entrypoints.consumer import FeedbackConsumer, PredictionsConsumer, ReadyVersionsConsumer
@@ -54,7 +55,9 @@ def build_monitor(settings: MonitorSettings, references: ReferenceSource | None 
     store = SqlMonitorStore(engine, policy)
     store.migrate()
     source = references or reference_source(settings)
-    profiles = ReferenceProfiles(source, retry_s=settings.reference_retry_s)
+    profiles = ReferenceProfiles(
+        source, ProfileOptions(performance=policy.performance), retry_s=settings.reference_retry_s
+    )
     monitor = Monitor(store, profiles, policy, PrometheusMetrics(), reference_wait_s=settings.reference_wait_s)
     return MonitorParts(settings, engine, store, monitor, profiles)
 

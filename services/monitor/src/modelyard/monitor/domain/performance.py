@@ -19,6 +19,7 @@ import numpy as np
 
 from modelyard.monitor.domain.evaluation import STATISTICAL_FAMILIES
 from modelyard.monitor.domain.incidents import Evidence, IncidentKey, Outcome, Severity, Signal
+from modelyard.monitor.domain.metrics import classes, classification_metrics, regression_metrics
 from modelyard.monitor.domain.policy import WEEK_S, MonitorPolicy, PerformancePolicy
 from modelyard.monitor.domain.profile import ReferenceProfile, Role
 from modelyard.monitor.domain.records import PredictionRows
@@ -95,35 +96,23 @@ class RealisedMetrics:
 
 
 def realised_metrics(labelled: Sequence[LabelledPrediction], positive_label: str) -> RealisedMetrics:
-    """Accuracy and ROC AUC for classes, MAE and RMSE for values, over the labelled predictions given."""
+    """The classification metrics over the labelled classes and the regression ones over the labelled values."""
     metrics: dict[str, float] = {}
-    classes = [x for x in labelled if x.truth_label is not None and x.prediction.label is not None]
-    if classes:
-        metrics["accuracy"] = float(np.mean([x.prediction.label == x.truth_label for x in classes]))
-        scored = [
-            (x.prediction.score, x.truth_label == positive_label) for x in classes if x.prediction.score is not None
-        ]
-        auc = roc_auc(np.array([s for s, _ in scored], dtype=np.float64), np.array([p for _, p in scored]))
-        if not math.isnan(auc):
-            metrics["auc"] = auc
+    labelled_classes = [x for x in labelled if x.truth_label is not None and x.prediction.label is not None]
+    if labelled_classes:
+        predicted = np.array([x.prediction.label for x in labelled_classes], dtype=str)
+        truth = np.array([x.truth_label for x in labelled_classes], dtype=str)
+        score = np.array(
+            [math.nan if x.prediction.score is None else x.prediction.score for x in labelled_classes], dtype=np.float64
+        )
+        metrics |= classification_metrics(classes(predicted, truth, score, positive_label))
     values = [x for x in labelled if x.truth_value is not None and x.prediction.value is not None]
     if values:
-        errors = np.array([x.prediction.value for x in values], dtype=np.float64) - np.array(
-            [x.truth_value for x in values], dtype=np.float64
+        metrics |= regression_metrics(
+            np.array([x.prediction.value for x in values], dtype=np.float64),
+            np.array([x.truth_value for x in values], dtype=np.float64),
         )
-        metrics["mae"] = float(np.abs(errors).mean())
-        metrics["rmse"] = float(np.sqrt((errors**2).mean()))
     return RealisedMetrics(len(labelled), metrics)
-
-
-def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney U statistic over mid-ranks (ties count half); NaN with one class only."""
-    n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    ranks = mid_ranks(scores)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def error_cusum_step(state: VersionState, profile: ReferenceProfile, error: float, policy: MonitorPolicy) -> None:
@@ -151,11 +140,3 @@ def performance_outcome(state: VersionState, profile: ReferenceProfile, window: 
         return Outcome(key, False)
     evidence = Evidence("error", "cusum_up", alarm, math.nan, 0.0, alarm, 0, 0, window.start, window.end)
     return Outcome(key, True, Severity.WARNING, (evidence,))
-
-
-def mid_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties sharing the mean of their positions (what rankdata's "average" method gives)."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    first = np.concatenate(([0], np.cumsum(counts)[:-1]))  # 0-based position of each distinct value's first copy
-    ranks: np.ndarray = (first + (counts + 1) / 2.0)[inverse]
-    return ranks

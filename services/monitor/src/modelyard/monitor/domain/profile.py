@@ -13,7 +13,7 @@ import io
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
@@ -22,6 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from modelyard.monitor.domain.errors import ReferenceDataError
+from modelyard.monitor.domain.metrics import MetricEstimate, bootstrap_classification, bootstrap_regression, classes
+from modelyard.monitor.domain.policy import PerformancePolicy
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -117,6 +119,8 @@ class ReferenceProfile:
     source: str  # where the reference data came from (artifact digest or file)
     # Mean and standard deviation of the per-example error on the reference data, when it has ground truth.
     baseline_error: tuple[float, float] | None = None
+    # The model's performance on the reference rows (outputs against truth), per metric with its standard error.
+    baseline: Mapping[str, MetricEstimate] = field(default_factory=dict)
 
     @cached_property
     def id(self) -> str:
@@ -154,6 +158,7 @@ class ReferenceProfile:
             "model_version": self.model_version,
             "source": self.source,
             "baseline_error": self.baseline_error,
+            "baseline": {name: [m.value, m.standard_error] for name, m in sorted(self.baseline.items())},
             "features": [[f.name, f.kind.value] for f in self.features],
             "numeric": {},
             "categorical": {},
@@ -210,6 +215,7 @@ class ReferenceProfile:
             categorical=categorical,
             source=meta["source"],
             baseline_error=tuple(meta["baseline_error"]) if meta.get("baseline_error") else None,
+            baseline={name: MetricEstimate(*pair) for name, pair in meta.get("baseline", {}).items()},
         )
 
 
@@ -220,6 +226,8 @@ class ProfileOptions:
     # Levels rarer than this in the reference are merged into OTHER, so no bucket has a tiny expected count.
     rare_level_share: float = 0.01
     seed: int = 0
+    # Which outputs are the prediction (the reference's `output:<label_output>` against `truth:<label_output>`).
+    performance: PerformancePolicy = field(default_factory=PerformancePolicy)
 
 
 def build_profile(
@@ -243,11 +251,12 @@ def build_profile(
     rows = np.arange(n_rows)
     if n_rows > options.max_rows:
         rows = np.sort(np.random.default_rng(options.seed).choice(n_rows, options.max_rows, replace=False))
+    sampled = {k: np.asarray(v)[rows] for k, v in columns.items()}
     features: list[FeatureSpec] = []
     numeric: dict[str, NumericProfile] = {}
     categorical: dict[str, CategoricalProfile] = {}
     for column in sorted(c for c in columns if not c.startswith(TRUTH_PREFIX)):
-        values = np.asarray(columns[column])[rows]
+        values = sampled[column]
         if np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_:
             spec = FeatureSpec.from_column(column, Kind.NUMERIC)
             numeric[column] = _numeric_profile(column, values.astype(np.float64), options.psi_bins)
@@ -262,7 +271,8 @@ def build_profile(
         numeric=numeric,
         categorical=categorical,
         source=source,
-        baseline_error=_baseline_error({k: np.asarray(v)[rows] for k, v in columns.items()}),
+        baseline_error=_baseline_error(sampled),
+        baseline=_baseline(sampled, options),
     )
 
 
@@ -281,6 +291,29 @@ def _baseline_error(columns: Mapping[str, npt.NDArray[np.generic]]) -> tuple[flo
             errors = (np.asarray(predicted).astype(str) != np.asarray(truth).astype(str)).astype(np.float64)
         return float(errors.mean()), float(errors.std())
     return None
+
+
+def _baseline(columns: Mapping[str, npt.NDArray[np.generic]], options: ProfileOptions) -> dict[str, MetricEstimate]:
+    """Metrics of the reference's outputs against its truth: the class output with the positive class's score, or
+    the value output; empty when the reference has neither pair."""
+    policy = options.performance
+    label, truth = columns.get(OUTPUT_PREFIX + policy.label_output), columns.get(TRUTH_PREFIX + policy.label_output)
+    if label is not None and truth is not None:
+        score = columns.get(f"{OUTPUT_PREFIX}{policy.score_output}[{policy.score_index}]")
+        scores = np.full(label.size, np.nan) if score is None else np.asarray(score, dtype=np.float64)
+        c = classes(_labels(label), _labels(truth), scores, policy.positive_label)
+        return bootstrap_classification(c, seed=options.seed)
+    value, target = columns.get(OUTPUT_PREFIX + policy.value_output), columns.get(TRUTH_PREFIX + policy.value_output)
+    if value is not None and target is not None:
+        return bootstrap_regression(value.astype(np.float64), target.astype(np.float64), seed=options.seed)
+    return {}
+
+
+def _labels(values: npt.NDArray[np.generic]) -> npt.NDArray[np.str_]:
+    """Class labels as text; numeric codes as the live stream writes them ("1", not "1.0")."""
+    if np.issubdtype(values.dtype, np.number):
+        return np.array([f"{v:g}" for v in values.astype(np.float64).tolist()], dtype=str)
+    return values.astype(str)
 
 
 def _numeric_profile(column: str, values: FloatArray, bins: int) -> NumericProfile:
