@@ -29,7 +29,7 @@ from modelyard.monitor.entrypoints import dashboard
 from modelyard.monitor.entrypoints.access import ACCESS
 from modelyard.monitor.entrypoints.consumer import FeedbackConsumer, PredictionsConsumer, ReadyVersionsConsumer
 from modelyard.monitor.entrypoints.grpc_api import grpc_api
-from modelyard.monitor.entrypoints.http_api import router
+from modelyard.monitor.entrypoints.http_api import API_PREFIX, FEEDBACK_BATCH_PATH, router
 from modelyard.monitor.handlers import Monitor
 from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.runtime import Service, StartupError
@@ -131,6 +131,7 @@ def service(parts: MonitorParts) -> Service:
         access=ACCESS,
         grpc_apis=[grpc_api(parts.monitor, publisher)],
         routers=[router(parts.monitor, publisher), dashboard.router(parts.monitor)],
+        body_limits={API_PREFIX + FEEDBACK_BATCH_PATH: settings.feedback_batch_max_bytes},
         background_tasks={
             "predictions-consumer": consume,
             "reference-prefetch": prefetch_references,

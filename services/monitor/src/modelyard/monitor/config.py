@@ -38,6 +38,11 @@ class MonitorSettings(ServiceSettings):
     reference_retry_s: float = Field(
         60.0, gt=0, description="how soon a version's reference is asked for again after a failed fetch"
     )
+    feedback_batch_max_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="request body limit of POST /api/v1/feedback/batch (413 beyond; at most 50,000 labels a request)",
+    )
     event_signing_key: SecretStr | None = Field(
         None,
         description="Ed25519 private key seed (64 hex chars) that signs incidents; local default: "

@@ -33,7 +33,7 @@ from modelyard.monitor.domain.ports import Checkpoint, Consumed, Metrics, Monito
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.records import Feedback, PredictionRows
 from modelyard.monitor.domain.state import VersionState
-from modelyard.monitor.domain.views import IncidentView, VersionStatus
+from modelyard.monitor.domain.views import IncidentView, PerformanceHistory, VersionStatus
 from modelyard.monitor.domain.windows import WindowId
 from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.monitor.window_traces import WindowTrace, note_batch, window_span
@@ -203,6 +203,12 @@ class Monitor:
 
     def window_reports(self, model_name: str, model_version: int, limit: int = 100) -> list[WindowReport]:
         return self.store.window_reports(model_name, model_version, limit)
+
+    def performance_windows(self, model_name: str, model_version: int, limit: int = 100) -> PerformanceHistory:
+        """Realised performance per window slot, newest first, next to the baseline of the active reference."""
+        profile = self.store.active_profile(model_name, model_version)
+        windows = self.store.performance_windows(model_name, model_version, limit)
+        return PerformanceHistory(dict(profile.baseline) if profile else {}, windows)
 
     def incident_views(self, model_name: str = "", *, open_only: bool = False, limit: int = 100) -> list[IncidentView]:
         return self.store.incident_views(model_name, open_only=open_only, limit=limit)

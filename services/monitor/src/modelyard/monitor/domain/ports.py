@@ -20,7 +20,7 @@ from modelyard.monitor.domain.incidents import IncidentChange
 from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.state import VersionState
-from modelyard.monitor.domain.views import IncidentView, VersionStatus
+from modelyard.monitor.domain.views import IncidentView, PerformanceWindow, VersionStatus
 from modelyard.monitor.domain.windows import Columns, WindowId
 
 T = TypeVar("T")
@@ -98,6 +98,10 @@ class MonitorStore(Protocol):
     def statuses(self, model_name: str = "") -> list[VersionStatus]: ...
 
     def window_reports(self, model_name: str, model_version: int, limit: int = 100) -> list[WindowReport]: ...
+
+    def performance_windows(self, model_name: str, model_version: int, limit: int = 100) -> list[PerformanceWindow]:
+        """Realised performance per window slot with labels, newest first."""
+        ...
 
     def incident_views(
         self, model_name: str = "", *, open_only: bool = False, limit: int = 100

@@ -1,0 +1,114 @@
+"""Joined labels in the store: written in bulk with the checkpoint that joined them, read back as realised performance
+per window slot (the prediction's event time decides the slot, so a late label counts where its prediction was)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from itertools import groupby
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from modelyard.monitor.adapters.schema import labels, pending, slot_counts
+from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, realised_metrics
+from modelyard.monitor.domain.policy import MonitorPolicy
+from modelyard.monitor.domain.views import PerformanceWindow
+
+
+def insert_labels(db: Connection, joined: Sequence[LabelledPrediction], policy: MonitorPolicy) -> None:
+    """The labels' predictions stop waiting; the labelled predictions are kept (two executemany statements)."""
+    if not joined:
+        return
+    db.execute(
+        pending.delete().where(pending.c.request_id == sa.bindparam("rid")),
+        [{"rid": x.prediction.request_id} for x in joined],
+    )
+    now = time.time()
+    width = policy.window.max_seconds
+    db.execute(
+        labels.insert(),
+        [
+            {
+                "model_name": x.prediction.model_name,
+                "model_version": x.prediction.model_version,
+                "slot": int(x.prediction.event_time // width),
+                "event_time": x.prediction.event_time,
+                "label": x.prediction.label,
+                "score": x.prediction.score,
+                "value": x.prediction.value,
+                "truth_label": x.truth_label,
+                "truth_value": x.truth_value,
+                "stored_at": now,
+            }
+            for x in joined
+        ],
+    )
+
+
+def cumulative_performance(
+    db: Connection, policy: MonitorPolicy, model_name: str, model_version: int
+) -> tuple[dict[str, float], float]:
+    """Realised metrics over the labels kept (those within the TTL) and the share of predictions labelled."""
+    rows = db.execute(sa.select(labels).where(*_of(model_name, model_version))).all()
+    if not rows:
+        return {}, 0.0
+    predicted = db.scalar(
+        sa.select(sa.func.sum(slot_counts.c.predictions)).where(
+            slot_counts.c.model_name == model_name,
+            slot_counts.c.model_version == model_version,
+            slot_counts.c.slot >= min(r.slot for r in rows),
+        )
+    )
+    realised = realised_metrics(_labelled(rows, model_name, model_version), policy.performance.positive_label)
+    return realised.metrics, realised.labelled / max(int(predicted or 0), 1)
+
+
+def performance_windows(
+    db: Connection, policy: MonitorPolicy, model_name: str, model_version: int, limit: int
+) -> list[PerformanceWindow]:
+    """Realised metrics of the newest `limit` window slots that have labels, newest first."""
+    slots = (
+        sa.select(labels.c.slot).where(*_of(model_name, model_version)).distinct().order_by(labels.c.slot.desc())
+    ).limit(limit)
+    wanted = [int(s) for s in db.scalars(slots)]
+    if not wanted:
+        return []
+    rows = db.execute(
+        sa.select(labels).where(*_of(model_name, model_version), labels.c.slot.in_(wanted)).order_by(labels.c.slot)
+    ).all()
+    counts = dict(
+        db.execute(
+            sa.select(slot_counts.c.slot, slot_counts.c.predictions).where(
+                slot_counts.c.model_name == model_name,
+                slot_counts.c.model_version == model_version,
+                slot_counts.c.slot.in_(wanted),
+            )
+        ).tuples()
+    )
+    width = policy.window.max_seconds
+    result = []
+    for slot, group in groupby(rows, key=lambda r: int(r.slot)):
+        realised = realised_metrics(
+            _labelled(list(group), model_name, model_version), policy.performance.positive_label
+        )
+        predictions = int(counts.get(slot, 0))
+        result.append(
+            PerformanceWindow(slot * width, (slot + 1) * width, predictions, realised.labelled, realised.metrics)
+        )
+    return result[::-1]
+
+
+def _of(model_name: str, model_version: int) -> tuple[sa.ColumnElement[bool], ...]:
+    return labels.c.model_name == model_name, labels.c.model_version == model_version
+
+
+def _labelled(rows: Sequence[Row[tuple[object, ...]]], model_name: str, model_version: int) -> list[LabelledPrediction]:
+    return [
+        LabelledPrediction(
+            PendingPrediction("", model_name, model_version, r.event_time, r.label, r.score, r.value),
+            r.truth_label,
+            r.truth_value,
+        )
+        for r in rows
+    ]
