@@ -18,7 +18,7 @@ from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
 from modelyard.monitor.adapters.metrics import PrometheusMetrics
 from modelyard.monitor.adapters.store import SqlMonitorStore
 from modelyard.monitor.domain.errors import ReferenceNotFound, ReferenceUnavailable
-from modelyard.monitor.domain.incidents import Change, Signal
+from modelyard.monitor.domain.incidents import Severity, Signal
 from modelyard.monitor.domain.metrics import roc_auc
 from modelyard.monitor.domain.policy import MonitorPolicy, WindowPolicy
 from modelyard.monitor.domain.ports import ReferenceData
@@ -147,23 +147,30 @@ def test_roc_auc_counts_ties_half() -> None:
     assert roc_auc(scores, positive) == pytest.approx(roc_auc_score(positive, scores))
 
 
-def test_labels_worse_than_the_reference_open_a_performance_incident(
+def test_labels_worse_than_the_reference_open_a_critical_performance_incident(
     parts: tuple[Monitor, SqlMonitorStore, FakeReferences],
 ) -> None:
     monitor, store, references = parts
     references.data[("m", 1)] = reference(0, error_rate=0.1)
     changes = []
-    for w in range(3):
+    for w in range(6):
         message = batch("m", w * 200, 200, seed=10 + w)
         changes += monitor.handle_predictions([consumed(w, message)])
-        # Thirty predictions of this window are labelled wrong before the next window closes.
-        for i, record in enumerate(message.records[:30]):
-            wrong = "0" if record.outputs[0].values[0] == 1.0 else "1"
-            monitor.handle_feedback([consumed_feedback(w * 30 + i, record.request_id, wrong)])
-    changes += monitor.handle_predictions([consumed(3, batch("m", 600, 200, seed=20))])
-    opened = [c for c in changes if c.change is Change.OPENED and c.key.signal is Signal.PERFORMANCE]
-    assert [c.key.feature for c in opened] == ["error"]
-    assert store.incident_views("m", open_only=True)[0].signal is Signal.PERFORMANCE
+        # Two in five labels say the prediction was wrong: accuracy falls from 0.9 to 0.6.
+        labels = [
+            consumed_feedback(w * 200 + i, r.request_id, str(int(r.outputs[0].values[0]) ^ int(i % 5 < 2)))
+            for i, r in enumerate(message.records)
+        ]
+        assert monitor.handle_feedback(labels) == 200
+    (state,) = [store.load_state("m", 1)]
+    assert state is not None and state.label_windows == 2 and state.labels.n == 200  # windows of 500 labels
+    (incident,) = store.incident_views("m", open_only=True)
+    assert (incident.signal, incident.feature, incident.severity) == (Signal.PERFORMANCE, "accuracy", Severity.CRITICAL)
+    assert incident.evidence[0].effect_size == pytest.approx(0.3, abs=0.05)
+    history = monitor.performance_windows("m", 1)
+    assert history.baseline["accuracy"].value == pytest.approx(0.9, abs=0.02)
+    (slot,) = history.windows  # all predictions fall in one slot of an hour
+    assert (slot.predictions, slot.labelled) == (1200, 1200) and slot.metrics["accuracy"] == pytest.approx(0.6)
 
 
 def test_rebaseline_makes_a_new_reference_and_drops_open_windows(

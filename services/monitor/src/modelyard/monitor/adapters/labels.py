@@ -77,15 +77,14 @@ def performance_windows(
     rows = db.execute(
         sa.select(labels).where(*_of(model_name, model_version), labels.c.slot.in_(wanted)).order_by(labels.c.slot)
     ).all()
-    counts = dict(
-        db.execute(
-            sa.select(slot_counts.c.slot, slot_counts.c.predictions).where(
-                slot_counts.c.model_name == model_name,
-                slot_counts.c.model_version == model_version,
-                slot_counts.c.slot.in_(wanted),
-            )
-        ).tuples()
-    )
+    counted = db.execute(
+        sa.select(slot_counts.c.slot, slot_counts.c.predictions).where(
+            slot_counts.c.model_name == model_name,
+            slot_counts.c.model_version == model_version,
+            slot_counts.c.slot.in_(wanted),
+        )
+    ).all()
+    counts = {int(slot): int(predictions) for slot, predictions in counted}
     width = policy.window.max_seconds
     result = []
     for slot, group in groupby(rows, key=lambda r: int(r.slot)):

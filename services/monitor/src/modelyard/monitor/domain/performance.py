@@ -2,30 +2,25 @@
 
 Predictions wait (bounded, with a TTL no shorter than the longest label delay) keyed by request id; a label joins
 its prediction on arrival and is attributed to the prediction's event time, so a late label improves the metrics
-of the window it belongs to. The per-example error stream feeds a CUSUM whose in-control mean is the reference
-data's own error rate (from its `truth:` and `output:` columns), so a model that was always 80% accurate does
-not alarm for being 80% accurate.
+of the window it belongs to. The per-example error stream is what `degradation.py` tests against the reference's
+own performance (from its `truth:` and `output:` columns), so a model that was always 80% accurate does not alarm
+for being 80% accurate.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
-from modelyard.monitor.domain.evaluation import STATISTICAL_FAMILIES
-from modelyard.monitor.domain.incidents import Evidence, IncidentKey, Outcome, Severity, Signal
-from modelyard.monitor.domain.metrics import classes, classification_metrics, regression_metrics
-from modelyard.monitor.domain.policy import WEEK_S, MonitorPolicy, PerformancePolicy
-from modelyard.monitor.domain.profile import ReferenceProfile, Role
-from modelyard.monitor.domain.records import PredictionRows
-from modelyard.monitor.domain.sequential import cusum, siegmund_threshold
-from modelyard.monitor.domain.state import VersionState
-from modelyard.monitor.domain.windows import ClosedWindow
+from modelyard.monitor.domain.metrics import FloatArray, classes, classification_metrics, regression_metrics
+from modelyard.monitor.domain.policy import PerformancePolicy
+from modelyard.monitor.domain.profile import Role
+from modelyard.monitor.domain.records import Feedback, PredictionRows
 
 
 class PendingPrediction(NamedTuple):
@@ -115,28 +110,31 @@ def realised_metrics(labelled: Sequence[LabelledPrediction], positive_label: str
     return RealisedMetrics(len(labelled), metrics)
 
 
-def error_cusum_step(state: VersionState, profile: ReferenceProfile, error: float, policy: MonitorPolicy) -> None:
-    """Advance the version's error CUSUM by one labelled example; remember an alarm for the next window."""
-    if profile.baseline_error is None:
-        return
-    mean, std = profile.baseline_error
-    z = np.array([(error - mean) / (std if std > 0 else 1.0)])
-    # Labels arrive no faster than predictions: the prediction rate bounds the values a week from above.
-    values_per_week = max(state.records_per_second, 1.0) * WEEK_S
-    allowed = policy.alarm.false_incidents_per_week / STATISTICAL_FAMILIES
-    h = siegmund_threshold(policy.performance.error_drift, values_per_week / allowed)
-    state.error_cusum, alarm = cusum(state.error_cusum, z, policy.performance.error_drift, h)
-    if alarm is not None and alarm.direction == "up":  # fewer errors than the reference is not an incident
-        state.error_alarm = alarm.statistic
+def join_labels(feedback: Sequence[Feedback], waiting: Mapping[str, PendingPrediction]) -> list[LabelledPrediction]:
+    """The labels that found their prediction, in arrival order; a prediction takes its first label only."""
+    joined = []
+    left = dict(waiting)
+    for label in feedback:
+        prediction = left.pop(label.request_id, None)
+        if prediction is None:
+            continue
+        truth = label.truth
+        joined.append(
+            LabelledPrediction(
+                prediction, truth if isinstance(truth, str) else None, truth if isinstance(truth, float) else None
+            )
+        )
+    return joined
 
 
-def performance_outcome(state: VersionState, profile: ReferenceProfile, window: ClosedWindow) -> Outcome | None:
-    """At a window's close: breached if the error CUSUM alarmed since the previous close."""
-    if profile.baseline_error is None:
-        return None
-    key = IncidentKey(state.model_name, state.model_version, Signal.PERFORMANCE, "error")
-    alarm, state.error_alarm = state.error_alarm, None
-    if alarm is None:
-        return Outcome(key, False)
-    evidence = Evidence("error", "cusum_up", alarm, math.nan, 0.0, alarm, 0, 0, window.start, window.end)
-    return Outcome(key, True, Severity.WARNING, (evidence,))
+def group_by_version(labelled: Sequence[LabelledPrediction]) -> dict[tuple[str, int], list[LabelledPrediction]]:
+    groups: dict[tuple[str, int], list[LabelledPrediction]] = {}
+    for x in labelled:
+        groups.setdefault((x.prediction.model_name, x.prediction.model_version), []).append(x)
+    return groups
+
+
+def errors_of(labelled: Sequence[LabelledPrediction]) -> tuple[FloatArray, FloatArray]:
+    """Per-example errors of the labelled predictions that can be compared, and their predictions' event times."""
+    pairs = [(e, x.prediction.event_time) for x in labelled if (e := x.error) is not None]
+    return np.array([e for e, _ in pairs], dtype=np.float64), np.array([t for _, t in pairs], dtype=np.float64)
