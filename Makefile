@@ -71,3 +71,4 @@ clean:
 
 bench-monitor: setup
 	$(UV) run python bench/monitor/run.py
+	$(UV) run python bench/monitor/feedback.py
