@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 
 def label_events(model: str, predictions: list[Event]) -> list[Event]:
     """A label for every prediction (the truth agrees with nine in ten)."""
-    events = []
+    events: list[Event] = []
     for event in predictions:
         assert isinstance(event.payload, serving_events_pb2.PredictionBatch)
         for record in event.payload.records:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +102,7 @@ def _record(
     return record
 
 
-def consumed(offset: int, batch: serving_events_pb2.PredictionBatch) -> Consumed[list[PredictionRows]]:
+def consumed(offset: int, batch: serving_events_pb2.PredictionBatch) -> Consumed[Sequence[PredictionRows]]:
     """A prediction batch as the consumer hands it to the monitor, read at `offset` of partition 0."""
     return Consumed(Position(SERVING_PREDICTIONS.name, 0, offset), rows_by_version(batch, 0.0))
 
