@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from modelyard.monitor.domain.degradation import Baseline, observe_errors
+from modelyard.monitor.domain.evaluation import PERFORMANCE_TESTS
 from modelyard.monitor.domain.incidents import Change, IncidentChange, Severity
 from modelyard.monitor.domain.policy import WEEK_S, MonitorPolicy
 from modelyard.monitor.domain.profile import ReferenceProfile, build_profile
@@ -50,10 +51,10 @@ def test_the_baseline_and_the_cusum_are_tuned_to_the_minimum_effect() -> None:
     assert baseline is not None and baseline.metric == "accuracy"
     assert baseline.mean == pytest.approx(1 - profile.baseline["accuracy"].value)
     assert baseline.min_effect == POLICY.performance.min_accuracy_drop
-    # k is half the minimum effect in per-example standard deviations; h spends half the performance family's
-    # third of the weekly budget at the prediction rate.
+    # k is half the minimum effect in per-example standard deviations; h spends a third of the performance family's
+    # third of the weekly budget at the prediction rate (the label-window test and CBPE have the others).
     k = baseline.min_effect / baseline.std / 2
-    h = siegmund_threshold(k, RATE * WEEK_S / (POLICY.alarm.false_incidents_per_week / 3 / 2))
+    h = siegmund_threshold(k, RATE * WEEK_S / (POLICY.alarm.false_incidents_per_week / 3 / PERFORMANCE_TESTS))
     state = VersionState.new("m", 1, POLICY)
     state.records_per_second = RATE
     z_just_below = np.full(10, baseline.mean + baseline.std * (k + h / 10) - 1e-3 * baseline.std)

@@ -209,8 +209,14 @@ async def test_dashboard_shows_drift_over_time_and_the_incident(
         assert row in page.text and "model: x[2]" in page.text
         assert page.text.count("<svg") >= 4 and 'class="breach"' in page.text
         assert "label coverage 0.0%" in page.text
+        assert 'id="performance-baseline">baseline accuracy 0.899 ± 0.004 (reference)' in page.text
+        assert "2023-11-14 22:00:00 UTC" in page.text  # charts run on wall time, not window ids
         assert 'href="/dashboard/m/1"' in (await client.get("/dashboard")).text
         assert (await client.get("/dashboard/m/9")).status_code == 404
+        # Without outputs and truth in the reference, the page says performance is not tested.
+        references.data[("plain", 1)] = GENERATOR.columns(np.random.default_rng(0), 1000)
+        monitor.handle_predictions([consumed(9, batch("plain", 0, 10, seed=1))])
+        assert 'id="performance-off"' in (await client.get("/dashboard/plain/1")).text
 
 
 def test_an_unavailable_reference_source_is_asked_again_later(

@@ -13,9 +13,9 @@ error of a value), both against the baseline measured on the reference (`Referen
   when the test rejects and the observed decay is at least the minimum effect, or when the CUSUM went over h
   (then it is capped at h: a persisting decay keeps breaching, an ended one stops).
 
-The two share the performance family's third of the budget, half each. Breaches go through the same k-of-m
-incident book as drift; the severity follows the size of the decay: critical from `critical_*` on, so the
-shipped rollback rule can act on a large drop.
+The two, with the CBPE estimate (cbpe.py), share the performance family's third of the budget equally.
+Breaches go through the same k-of-m incident book as drift; the severity follows the size of the decay: critical
+from `critical_*` on, so the shipped rollback rule can act on a large drop.
 """
 
 from __future__ import annotations
@@ -26,16 +26,13 @@ from dataclasses import dataclass
 from scipy import stats
 
 from modelyard.monitor.domain import decision
-from modelyard.monitor.domain.evaluation import STATISTICAL_FAMILIES
+from modelyard.monitor.domain.evaluation import PERFORMANCE_TESTS, STATISTICAL_FAMILIES
 from modelyard.monitor.domain.incidents import Evidence, IncidentKey, Outcome, Severity, Signal
 from modelyard.monitor.domain.metrics import FloatArray
 from modelyard.monitor.domain.policy import WEEK_S, MonitorPolicy
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.sequential import one_sided_path, siegmund_threshold
 from modelyard.monitor.domain.state import LabelWindow, VersionState
-
-# The CUSUM and the label-window test each get half of the performance family's share of the budget.
-TESTS_PER_FAMILY = 2
 
 
 @dataclass(frozen=True)
@@ -127,7 +124,7 @@ def _k(baseline: Baseline) -> float:
 def _h(state: VersionState, baseline: Baseline, policy: MonitorPolicy) -> float:
     # Labels arrive no faster than predictions: the prediction rate bounds the values a week from above.
     values_per_week = max(state.records_per_second, 1.0) * WEEK_S
-    allowed = policy.alarm.false_incidents_per_week / STATISTICAL_FAMILIES / TESTS_PER_FAMILY
+    allowed = policy.alarm.false_incidents_per_week / STATISTICAL_FAMILIES / PERFORMANCE_TESTS
     return siegmund_threshold(_k(baseline), values_per_week / allowed)
 
 
@@ -145,7 +142,7 @@ def _close(state: VersionState, baseline: Baseline, policy: MonitorPolicy) -> La
     p_value = float(stats.norm.sf(decay / standard_error))
     # The labels took at least as long as the predictions they are about: the fastest the windows can come.
     duration = w.n / max(state.records_per_second, 1e-9)
-    alpha = decision.per_window_alpha(policy.alarm, duration, STATISTICAL_FAMILIES * TESTS_PER_FAMILY)
+    alpha = decision.per_window_alpha(policy.alarm, duration, STATISTICAL_FAMILIES * PERFORMANCE_TESTS)
     evidence = []
     if p_value <= alpha and decay >= baseline.min_effect:
         evidence.append(Evidence(baseline.metric, "z_decay", decay, p_value, alpha, decay, 0, w.n, w.first, w.last))

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from modelyard.monitor.domain.cbpe import Calibration, isotonic_calibration
 from modelyard.monitor.domain.errors import ReferenceDataError
 from modelyard.monitor.domain.metrics import MetricEstimate, bootstrap_classification, bootstrap_regression, classes
 from modelyard.monitor.domain.policy import PerformancePolicy
@@ -121,6 +122,8 @@ class ReferenceProfile:
     baseline_error: tuple[float, float] | None = None
     # The model's performance on the reference rows (outputs against truth), per metric with its standard error.
     baseline: Mapping[str, MetricEstimate] = field(default_factory=dict)
+    # The positive-class score calibrated on the reference's truth (CBPE), when it has scores and truth.
+    calibration: Calibration | None = None
 
     @cached_property
     def id(self) -> str:
@@ -178,12 +181,20 @@ class ReferenceProfile:
                     "rare": sorted(c.rare_levels),
                     "null_rate": c.null_rate,
                 }
+        if self.calibration is not None:
+            arrays["calibration_x"], arrays["calibration_y"] = self.calibration.x, self.calibration.y
         return json.dumps(meta, sort_keys=True).encode(), arrays
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ReferenceProfile:
         with np.load(io.BytesIO(data)) as arrays:
             meta = json.loads(arrays["meta"].tobytes().decode())
+            calibration = None
+            if "calibration_x" in arrays:
+                calibration = Calibration(
+                    np.asarray(arrays["calibration_x"], dtype=np.float64),
+                    np.asarray(arrays["calibration_y"], dtype=np.float64),
+                )
             features = tuple(FeatureSpec.from_column(name, Kind(kind)) for name, kind in meta["features"])
             numeric: dict[str, NumericProfile] = {}
             categorical: dict[str, CategoricalProfile] = {}
@@ -216,6 +227,7 @@ class ReferenceProfile:
             source=meta["source"],
             baseline_error=tuple(meta["baseline_error"]) if meta.get("baseline_error") else None,
             baseline={name: MetricEstimate(*pair) for name, pair in meta.get("baseline", {}).items()},
+            calibration=calibration,
         )
 
 
@@ -273,6 +285,7 @@ def build_profile(
         source=source,
         baseline_error=_baseline_error(sampled),
         baseline=_baseline(sampled, options),
+        calibration=_calibration(sampled, options.performance),
     )
 
 
@@ -307,6 +320,18 @@ def _baseline(columns: Mapping[str, npt.NDArray[np.generic]], options: ProfileOp
     if value is not None and target is not None:
         return bootstrap_regression(value.astype(np.float64), target.astype(np.float64), seed=options.seed)
     return {}
+
+
+def _calibration(columns: Mapping[str, npt.NDArray[np.generic]], policy: PerformancePolicy) -> Calibration | None:
+    score = columns.get(f"{OUTPUT_PREFIX}{policy.score_output}[{policy.score_index}]")
+    truth = columns.get(TRUTH_PREFIX + policy.label_output)
+    if score is None or truth is None or not np.issubdtype(score.dtype, np.number):
+        return None
+    scores = score.astype(np.float64)
+    kept = np.isfinite(scores)
+    if not kept.any():
+        return None
+    return isotonic_calibration(scores[kept], _labels(truth)[kept] == policy.positive_label)
 
 
 def _labels(values: npt.NDArray[np.generic]) -> npt.NDArray[np.str_]:

@@ -195,6 +195,7 @@ def window_message(r: WindowReport, feature: str) -> pb.WindowSummary:
         ],
         quality=dict(r.quality),
         operations=dict(r.operations),
+        estimated_performance=dict(r.estimated),
     )
 
 

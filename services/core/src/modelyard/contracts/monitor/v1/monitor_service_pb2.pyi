@@ -109,7 +109,7 @@ class FeatureWindowResult(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., signal: _Optional[_Union[_monitor_events_pb2.Signal, str]] = ..., statistic: _Optional[str] = ..., value: _Optional[float] = ..., p_value: _Optional[float] = ..., threshold: _Optional[float] = ..., effect_size: _Optional[float] = ..., breached: _Optional[bool] = ..., effects: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class WindowSummary(_message.Message):
-    __slots__ = ("window_id", "start", "end", "n", "tested", "alpha", "closed_by", "features", "quality", "operations")
+    __slots__ = ("window_id", "start", "end", "n", "tested", "alpha", "closed_by", "features", "quality", "operations", "estimated_performance")
     class QualityEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +118,13 @@ class WindowSummary(_message.Message):
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     class OperationsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class EstimatedPerformanceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +141,7 @@ class WindowSummary(_message.Message):
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_PERFORMANCE_FIELD_NUMBER: _ClassVar[int]
     window_id: str
     start: _timestamp_pb2.Timestamp
     end: _timestamp_pb2.Timestamp
@@ -144,7 +152,8 @@ class WindowSummary(_message.Message):
     features: _containers.RepeatedCompositeFieldContainer[FeatureWindowResult]
     quality: _containers.ScalarMap[str, float]
     operations: _containers.ScalarMap[str, float]
-    def __init__(self, window_id: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., n: _Optional[int] = ..., tested: _Optional[bool] = ..., alpha: _Optional[float] = ..., closed_by: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureWindowResult, _Mapping]]] = ..., quality: _Optional[_Mapping[str, float]] = ..., operations: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    estimated_performance: _containers.ScalarMap[str, float]
+    def __init__(self, window_id: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., n: _Optional[int] = ..., tested: _Optional[bool] = ..., alpha: _Optional[float] = ..., closed_by: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureWindowResult, _Mapping]]] = ..., quality: _Optional[_Mapping[str, float]] = ..., operations: _Optional[_Mapping[str, float]] = ..., estimated_performance: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ListWindowsRequest(_message.Message):
     __slots__ = ("model_name", "version", "feature", "limit")
