@@ -40,6 +40,7 @@ class Consumed(Generic[T]):
 class ReferenceData:
     columns: Mapping[str, npt.NDArray[np.generic]]
     source: str  # e.g. the artifact digest or file path, recorded in the profile
+    names: Mapping[str, str] = field(default_factory=dict)  # column -> registered feature name, where known
 
 
 class ReferenceSource(Protocol):

@@ -8,6 +8,7 @@ counts with rare levels merged into one "other" bucket.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -51,13 +52,15 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Where a feature lives in a prediction record: `tensor[index]` of the inputs or the outputs."""
+    """Where a feature lives in a prediction record: `tensor[index]` of the inputs or the outputs (`column`, as the
+    monitor names locations), and what it is called: the registered feature name when there is one, else `column`."""
 
     name: str
     kind: Kind
     role: Role
     tensor: str
     index: int
+    column: str
 
     @classmethod
     def from_column(cls, column: str, kind: Kind) -> FeatureSpec:
@@ -66,7 +69,7 @@ class FeatureSpec:
         name = column.removeprefix(OUTPUT_PREFIX)
         match = _INDEXED.match(name)
         tensor, index = (match["tensor"], int(match["index"])) if match else (name, 0)
-        return cls(name=column, kind=kind, role=role, tensor=tensor, index=index)
+        return cls(name=column, kind=kind, role=role, tensor=tensor, index=index, column=column)
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,7 +165,7 @@ class ReferenceProfile:
             "source": self.source,
             "baseline_error": self.baseline_error,
             "baseline": {name: [m.value, m.standard_error] for name, m in sorted(self.baseline.items())},
-            "features": [[f.name, f.kind.value] for f in self.features],
+            "features": [[f.name, f.kind.value, f.column] for f in self.features],
             "numeric": {},
             "categorical": {},
         }
@@ -195,7 +198,10 @@ class ReferenceProfile:
                     np.asarray(arrays["calibration_x"], dtype=np.float64),
                     np.asarray(arrays["calibration_y"], dtype=np.float64),
                 )
-            features = tuple(FeatureSpec.from_column(name, Kind(kind)) for name, kind in meta["features"])
+            features = tuple(
+                dataclasses.replace(FeatureSpec.from_column(where[0] if where else name, Kind(kind)), name=name)
+                for name, kind, *where in meta["features"]  # profiles stored before names were kept: [name, kind]
+            )
             numeric: dict[str, NumericProfile] = {}
             categorical: dict[str, CategoricalProfile] = {}
             for i, f in enumerate(features):
@@ -249,9 +255,11 @@ def build_profile(
     *,
     source: str,
     options: ProfileOptions = ProfileOptions(),
+    names: Mapping[str, str] | None = None,
 ) -> ReferenceProfile:
     """Profile a reference table given as columns; numeric columns are float arrays (NaN = missing), any other
-    dtype is categorical (None/"" = missing). Sampling is seeded, so one dataset always yields one profile."""
+    dtype is categorical (None/"" = missing). Sampling is seeded, so one dataset always yields one profile.
+    `names` (column -> registered feature name) name the features; a name that is also a column is not used."""
     if not columns:
         raise ReferenceDataError("the reference dataset has no columns")
     lengths = {len(v) for v in columns.values()}
@@ -267,14 +275,15 @@ def build_profile(
     features: list[FeatureSpec] = []
     numeric: dict[str, NumericProfile] = {}
     categorical: dict[str, CategoricalProfile] = {}
+    usable = {c: n for c, n in (names or {}).items() if n not in columns and list((names or {}).values()).count(n) == 1}
     for column in sorted(c for c in columns if not c.startswith(TRUTH_PREFIX)):
         values = sampled[column]
-        if np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_:
-            spec = FeatureSpec.from_column(column, Kind.NUMERIC)
-            numeric[column] = _numeric_profile(column, values.astype(np.float64), options.psi_bins)
+        kind = Kind.NUMERIC if np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_ else Kind.CATEGORICAL
+        spec = dataclasses.replace(FeatureSpec.from_column(column, kind), name=usable.get(column, column))
+        if kind is Kind.NUMERIC:
+            numeric[spec.name] = _numeric_profile(spec.name, values.astype(np.float64), options.psi_bins)
         else:
-            spec = FeatureSpec.from_column(column, Kind.CATEGORICAL)
-            categorical[column] = _categorical_profile(values, options.rare_level_share)
+            categorical[spec.name] = _categorical_profile(values, options.rare_level_share)
         features.append(spec)
     return ReferenceProfile(
         model_name=model_name,
