@@ -72,3 +72,4 @@ clean:
 bench-monitor: setup
 	$(UV) run python bench/monitor/run.py
 	$(UV) run python bench/monitor/feedback.py
+	$(UV) run python bench/monitor/performance.py

@@ -15,7 +15,8 @@ error of a value), both against the baseline measured on the reference (`Referen
 
 The two, with the CBPE estimate (cbpe.py), share the performance family's third of the budget equally.
 Breaches go through the same k-of-m incident book as drift; the severity follows the size of the decay: critical
-from `critical_*` on, so the shipped rollback rule can act on a large drop.
+from `critical_*` on (reached at 95% confidence by the window's decay), so the shipped rollback rule can act on
+a large drop.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from modelyard.monitor.domain.policy import WEEK_S, MonitorPolicy
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.sequential import one_sided_path, siegmund_threshold
 from modelyard.monitor.domain.state import LabelWindow, VersionState
+
+# One-sided 95%: how sure a decay must be of its size to be critical.
+CRITICAL_CONFIDENCE_Z = float(stats.norm.ppf(0.95))
 
 
 @dataclass(frozen=True)
@@ -154,5 +158,7 @@ def _close(state: VersionState, baseline: Baseline, policy: MonitorPolicy) -> La
         evidence.append(Evidence(baseline.metric, "cusum_up", alarm, math.nan, h, decay, 0, w.n, w.first, w.last))
     if not evidence:
         return LabelWindowResult(window, baseline.metric, value, Outcome(key, False))
-    severity = Severity.CRITICAL if decay >= baseline.critical_effect else Severity.WARNING
+    # Critical when the decay is at least the critical one with 95% confidence, not merely in a noisy estimate.
+    critical = decay - CRITICAL_CONFIDENCE_Z * standard_error >= baseline.critical_effect
+    severity = Severity.CRITICAL if critical else Severity.WARNING
     return LabelWindowResult(window, baseline.metric, value, Outcome(key, True, severity, tuple(evidence)))
