@@ -12,15 +12,21 @@ Labels arrive in batches of 250 at 100 predictions/s of event time, through the 
 (`degradation.observe_errors`: CUSUM + label windows of 500, k-of-m 2/3, budget 1 per week); CBPE runs on
 prediction windows of 1,000 (`evaluate_window`). Writes bench/monitor/performance.md.
 
-NannyML's realised-performance and CBPE calculators are not run side by side yet (see the report).
+Beside it, on the same streams, NannyML (its own virtualenv, `performance_peer.py`): PerformanceCalculator on
+chunks of 500 labelled rows and CBPE on chunks of 1,000 predictions, with their default alert thresholds.
+`--no-peers` skips it.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
 import statistics
 import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +43,8 @@ from modelyard.monitor.domain.simulation import window_of
 from modelyard.monitor.domain.state import VersionState
 
 HERE = Path(__file__).resolve().parent
+PEER_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelyard-bench-monitor" / "nannyml"
+UV = [os.environ.get("UV") or "uv"]  # `uv run` sets UV to its own binary
 POLICY = MonitorPolicy()
 RATE = 100.0
 BEFORE, AFTER, BATCH, WINDOW = 5_000, 15_000, 250, 1_000
@@ -71,6 +79,59 @@ def stream(kind: str, seed: int, accuracy: float) -> dict[str, np.ndarray]:
 
 
 @dataclass(frozen=True)
+class PeerRun:
+    first_alert: int | None  # labelled rows after the change to the end of NannyML's first alerting chunk
+    false_alerts: int  # alerting chunks before the change (or at all on c and d)
+    cbpe_error: float
+    cbpe_alerts: int
+    version: str
+
+
+def nannyml(profile_rows: dict[str, np.ndarray], data: dict[str, np.ndarray], kind: str) -> PeerRun:
+    """NannyML's realised performance and CBPE on the same reference and stream, in its own virtualenv."""
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([*UV, "venv", "-q", "--python", sys.executable, str(PEER_VENV)], check=True, timeout=120)
+        subprocess.run([*UV, "pip", "install", "-q", "--python", str(python), "nannyml"], check=True, timeout=600)
+    keys = ("output:probabilities[1]", "output:label", "truth:label")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "data.npz"
+        np.savez(
+            path,
+            reference=np.column_stack([profile_rows[k] for k in keys]),
+            stream=np.column_stack([data[k] for k in keys]),
+        )
+        out = subprocess.run(
+            [
+                str(python),
+                str(HERE / "performance_peer.py"),
+                str(path),
+                str(POLICY.performance.window_labels),
+                str(WINDOW),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "NML_DISABLE_USAGE_LOGGING": "1"},
+        )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    chunk = POLICY.performance.window_labels
+    alerts = [(i + 1) * chunk for i, alert in enumerate(result["realised_alerts"]) if alert]
+    after = [end - BEFORE for end in alerts if end > BEFORE]
+    drifting = kind in ("a", "b")
+    realised = 1 - float((data["output:label"] != data["truth:label"])[BEFORE:].mean())
+    estimated = result["estimated"][BEFORE // WINDOW :]
+    return PeerRun(
+        after[0] if drifting and after else None,
+        len(alerts) - (len(after) if drifting else 0),
+        abs(float(np.mean(estimated)) - realised),
+        sum(result["estimated_alerts"]),
+        result["version"],
+    )
+
+
+@dataclass(frozen=True)
 class Run:
     first_incident: int | None  # labelled rows after the change when the first performance incident opened
     false_incidents: int  # performance incidents opened before the change (or at all on c and d)
@@ -79,8 +140,7 @@ class Run:
     cbpe_incidents: int
 
 
-def run(profile: ReferenceProfile, kind: str, seed: int) -> Run:
-    data = stream(kind, seed, profile.baseline["accuracy"].value)
+def run(profile: ReferenceProfile, kind: str, seed: int, data: dict[str, np.ndarray]) -> Run:
     errors = (data["output:label"] != data["truth:label"]).astype(np.float64)
     state = VersionState.new("m", 1, POLICY)
     state.records_per_second = RATE
@@ -110,7 +170,11 @@ def run(profile: ReferenceProfile, kind: str, seed: int) -> Run:
 
 
 def main() -> None:
-    profile = build_profile("bench", 1, rows(np.random.default_rng(100), 20_000), source="bench")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--no-peers", action="store_true", help="skip NannyML")
+    args = parser.parse_args()
+    reference = rows(np.random.default_rng(100), 20_000)
+    profile = build_profile("bench", 1, reference, source="bench")
     accuracy = profile.baseline["accuracy"]
     lines = [
         "# Performance monitoring benchmark\n",
@@ -120,10 +184,13 @@ def main() -> None:
         f"{POLICY.performance.min_accuracy_drop}, critical {POLICY.performance.critical_accuracy_drop}, label "
         f"windows of {POLICY.performance.window_labels}, k-of-m {POLICY.alarm.open_after}/{POLICY.alarm.open_within}, "
         f"{POLICY.alarm.false_incidents_per_week} false incident/week at {RATE:.0f} predictions/s "
-        "(`bench/monitor/performance.py`). NannyML: not run yet.\n",
-        "| scenario | detected (of seeds) | labelled rows to incident, median (max) | critical | false incidents "
-        "| CBPE: estimated - realised accuracy after the change, median abs | CBPE incidents |",
-        "|---|---|---|---|---|---|---|",
+        "(`bench/monitor/performance.py`). NannyML (PerformanceCalculator and CBPE, accuracy, defaults) on the "
+        f"same reference and streams, chunks of {POLICY.performance.window_labels} labels / {WINDOW} predictions; "
+        "a NannyML alert is per chunk, a modelyard incident needs k of m windows.\n",
+        "| scenario | system | detected (of seeds) | labelled rows to first incident / alert, median (max) "
+        "| critical | false incidents / alerts | CBPE: estimated - realised accuracy after the change, median abs "
+        "| CBPE incidents / alerts |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     names = {
         "a": "(a) abrupt 3-point drop",
@@ -131,18 +198,33 @@ def main() -> None:
         "c": "(c) covariate shift",
         "d": "(d) null",
     }
+    versions = set()
     for kind, name in names.items():
-        runs = [run(profile, kind, seed) for seed in SEEDS]
-        delays = [r.first_incident for r in runs if r.first_incident is not None]
-        detected = f"{len(delays)}/{len(runs)}" if kind in "ab" else "-"
-        delay = f"{statistics.median(delays):,.0f} ({max(delays):,})" if delays else "-"
+        streams = [stream(kind, seed, accuracy.value) for seed in SEEDS]
+        runs = [run(profile, kind, seed, data) for seed, data in zip(SEEDS, streams, strict=True)]
+        ours = [(r.first_incident, r.false_incidents, r.cbpe_error, r.cbpe_incidents) for r in runs]
         critical = f"{sum(r.critical for r in runs)}/{len(runs)}" if kind in "ab" else "-"
-        lines.append(
-            f"| {name} | {detected} | {delay} | {critical} | {sum(r.false_incidents for r in runs)} "
-            f"| {statistics.median(r.cbpe_error for r in runs):.4f} | {sum(r.cbpe_incidents for r in runs)} |"
-        )
+        lines.append(_row(name, "modelyard", kind, ours, critical))
+        if not args.no_peers:
+            peers = [nannyml(reference, data, kind) for data in streams]
+            versions |= {p.version for p in peers}
+            theirs = [(p.first_alert, p.false_alerts, p.cbpe_error, p.cbpe_alerts) for p in peers]
+            lines.append(_row(name, "NannyML", kind, theirs, "-"))
+    if versions:
+        lines.append(f"\nNannyML {', '.join(sorted(versions))}.")
     (HERE / "performance.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _row(name: str, system: str, kind: str, runs: list[tuple[int | None, int, float, int]], critical: str) -> str:
+    delays = [d for d, _, _, _ in runs if d is not None]
+    detected = f"{len(delays)}/{len(runs)}" if kind in "ab" else "-"
+    delay = f"{statistics.median(delays):,.0f} ({max(delays):,})" if delays else "-"
+    false = sum(f for _, f, _, _ in runs)
+    cbpe = statistics.median(e for _, _, e, _ in runs)
+    return (
+        f"| {name} | {system} | {detected} | {delay} | {critical} | {false} | {cbpe:.4f} | {sum(a for *_, a in runs)} |"
+    )
 
 
 def _commit() -> str:
