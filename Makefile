@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 BUF_VERSION := 1.75.0
 
-.PHONY: help setup demo up test lint generate docs browser bench-registry bench-serving bench-monitor clean
+.PHONY: help setup demo up test lint generate docs browser bench-registry bench-serving bench-monitor bench-soak clean
 
 help:
 	@echo "make demo      set everything up and run the whole loop once (DEMO_ARGS=--keep leaves the stack running)"
@@ -73,3 +73,7 @@ bench-monitor: setup
 	$(UV) run python bench/monitor/run.py
 	$(UV) run python bench/monitor/feedback.py
 	$(UV) run python bench/monitor/performance.py
+
+# Not in `make test`: SOAK_MINUTES (default 10) of steady traffic against `modelyard up`; writes bench/soak/RESULTS.md.
+bench-soak: setup
+	$(UV) run python bench/soak/run.py

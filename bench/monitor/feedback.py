@@ -29,7 +29,7 @@ from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.embedded import EmbeddedBroker
 from modelyard.kafka.producer import EventPublisher
 from modelyard.monitor.adapters.schema import labels
-from modelyard.monitor.bootstrap import build_monitor, service
+from modelyard.monitor.bootstrap import build, service
 from modelyard.monitor.domain.views import VersionStatus
 from modelyard.monitor.testing import (
     consumed,
@@ -68,14 +68,14 @@ async def run_once(n: int, r: int, max_records: int) -> tuple[float, float]:
         )
         write_classifier_reference(config.resolved_reference_dir, model, 1, accuracy=0.9)
         predictions = prediction_events(model, 1, n, seed=r, batch=500, classifier=True)
-        parts = build_monitor(config)
+        parts = build(config)
         async with service(parts).running(), EventPublisher(broker.bootstrap) as publisher:
             await publisher.publish_many(SERVING_PREDICTIONS, predictions)
             await until(lambda: seen(parts.store.statuses(model)) == n, "the predictions", timeout_s=600)
         parts.engine.dispose()
         async with EventPublisher(broker.bootstrap) as publisher:
             await publisher.publish_many(MONITOR_FEEDBACK, label_events(model, predictions))
-        parts = build_monitor(config)
+        parts = build(config)
 
         def joined() -> int:
             # A count, not `statuses()`: its realised metrics over every label would be the bench's own load.
@@ -98,7 +98,7 @@ def join_only(n: int, r: int) -> float:
         config = settings("127.0.0.1:1", Path(tmp)).model_copy(update={"window_max_events": 1000})
         model = f"join{r}"
         write_classifier_reference(config.resolved_reference_dir, model, 1, accuracy=0.9)
-        parts = build_monitor(config)
+        parts = build(config)
         predictions = prediction_events(model, 1, n, seed=r, batch=500, classifier=True)
         for offset, event in enumerate(predictions):
             assert isinstance(event.payload, serving_events_pb2.PredictionBatch)

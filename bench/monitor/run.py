@@ -30,7 +30,7 @@ from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.embedded import EmbeddedBroker
 from modelyard.kafka.producer import EventPublisher
 from modelyard.monitor.adapters.store import SqlMonitorStore
-from modelyard.monitor.bootstrap import build_monitor, service
+from modelyard.monitor.bootstrap import build, service
 from modelyard.monitor.domain.evaluation import evaluate_window
 from modelyard.monitor.domain.incidents import Change, IncidentBook, Signal
 from modelyard.monitor.domain.policy import WEEK_S, MonitorPolicy
@@ -274,7 +274,7 @@ async def end_to_end(n: int, repeats: int, synchronous: Literal["FULL", "NORMAL"
             events = prediction_events(model, 1, n, seed=r, batch=200, generator=GENERATOR)
             async with EventPublisher(broker.bootstrap) as publisher:
                 await publisher.publish_many(SERVING_PREDICTIONS, events)
-            parts = build_monitor(config)
+            parts = build(config)
 
             def seen(store: SqlMonitorStore = parts.store, model: str = model) -> int:
                 return sum(x.records_seen for x in store.statuses(model))

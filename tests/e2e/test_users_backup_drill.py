@@ -27,8 +27,7 @@ from modelyard.contracts.registry.v1 import registry_service_pb2 as reg
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as reg_grpc
 from modelyard.sql.engine import scratch_postgres_database
 from modelyard.testing.models import LABEL_COLUMN, TrainedModel
-
-from .test_up import Stack, modelyard
+from modelyard.testing.stack import Stack, modelyard
 
 pytestmark = pytest.mark.e2e
 

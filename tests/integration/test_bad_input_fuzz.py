@@ -51,8 +51,8 @@ SERVICES = {
 @contextlib.asynccontextmanager
 async def running(name: str, tmp: Path, kafka_bootstrap: str, model: TrainedModel) -> AsyncIterator[Service]:
     """The service `name`, and the registry it asks (itself, for the registry)."""
-    async with registry_bootstrap.build(
-        registry_settings(tmp / "registry", kafka_bootstrap=kafka_bootstrap)
+    async with registry_bootstrap.service(
+        registry_bootstrap.build(registry_settings(tmp / "registry", kafka_bootstrap=kafka_bootstrap))
     ).running() as registry:
         registry_address = f"127.0.0.1:{registry.grpc.port}"
         if name == "registry":
@@ -60,18 +60,22 @@ async def running(name: str, tmp: Path, kafka_bootstrap: str, model: TrainedMode
             return
         if name == "governance":
             settings = governance_settings(tmp, registry_address=registry_address, kafka_bootstrap=kafka_bootstrap)
-            service = governance_bootstrap.build(settings)
+            service = governance_bootstrap.service(governance_bootstrap.build(settings))
         elif name == "monitor":
             values = setting_values(kafka_bootstrap, tmp)
-            service = monitor_bootstrap.build(
-                MonitorSettings.model_validate(
-                    {**values, "reference_source": "registry", "registry_address": registry_address}
+            service = monitor_bootstrap.service(
+                monitor_bootstrap.build(
+                    MonitorSettings.model_validate(
+                        {**values, "reference_source": "registry", "registry_address": registry_address}
+                    )
                 )
             )
         else:
             repository = ModelRepository(tmp)
             repository.write_plans(plan(repository.add("breast_cancer", 1, model.onnx)))
-            service = serving_bootstrap.build(settings_for(tmp, kafka_bootstrap=kafka_bootstrap))
+            service = serving_bootstrap.service(
+                serving_bootstrap.build(settings_for(tmp, kafka_bootstrap=kafka_bootstrap))
+            )
         async with service.running():
             # Fuzz what a load balancer would send traffic to: before its plans are served, serving rightly
             # answers UNAVAILABLE for every model, which is not the bad-input answer under test.

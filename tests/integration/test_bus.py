@@ -532,6 +532,9 @@ class PositionsInMemory:
         self.asked.append(sorted(partitions))
         return {p: self.positions[p] for p in partitions if p in self.positions}
 
+    def restart_positions(self, partitions: Collection[tuple[str, int]]) -> None:
+        self.positions.update(dict.fromkeys(partitions, 0))
+
     def apply(self, deliveries: Sequence[Delivery]) -> None:
         if any(d.event.key == "poison" for d in deliveries):
             raise PermanentError("poison in the batch")

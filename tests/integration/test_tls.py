@@ -154,6 +154,8 @@ async def test_a_certificate_that_cannot_be_loaded_stops_the_start_with_its_path
     garbage = tmp_path / "server.crt"
     garbage.write_text("not a certificate")
     tls = tls_material.server_settings() | {"cert_file": garbage}
-    service = registry_bootstrap.build(registry_settings(tmp_path, kafka_bootstrap=kafka_bootstrap, tls=tls))
+    service = registry_bootstrap.service(
+        registry_bootstrap.build(registry_settings(tmp_path, kafka_bootstrap=kafka_bootstrap, tls=tls))
+    )
     with pytest.raises(StartupError, match=f"HTTP server: cannot load its TLS files \\({garbage}\\)"):
         await service.start()

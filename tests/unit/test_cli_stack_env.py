@@ -12,8 +12,15 @@ from cryptography import x509
 from typer.testing import CliRunner
 
 from modelyard.cli.app import app
-from modelyard.cli.stack import StackError, plan_ports, settings_class
-from modelyard.cli.up import _service_env, _stack_pki, _tls_env, parse_env_options
+from modelyard.cli.stack import (
+    StackError,
+    parse_env_options,
+    plan_ports,
+    service_env,
+    settings_class,
+    stack_pki,
+    tls_env,
+)
 from modelyard.governance.config import GovernanceSettings
 from modelyard.monitor.config import MonitorSettings
 from modelyard.serving.config import ServingSettings
@@ -44,7 +51,7 @@ def test_services_that_call_the_registry_find_this_stacks_registry(
 ) -> None:
     plan = plan_ports(47000, [])
     env = {
-        service: _service_env(service, "0.0.0.0", plan, tmp_path, "127.0.0.1:9", idempotence=False)
+        service: service_env(service, "0.0.0.0", plan, tmp_path, "127.0.0.1:9", idempotence=False)
         for service in ("serving", "monitor", "governance")
     }
     assert env["governance"]["MODELYARD_GOVERNANCE_REGISTRY_ADDRESS"] == "127.0.0.1:47000"
@@ -64,11 +71,11 @@ def test_services_that_call_the_registry_find_this_stacks_registry(
 
 def test_serving_in_a_stack_takes_its_plans_from_this_stacks_governance(tmp_path: Path) -> None:
     plan = plan_ports(47000, [])
-    env = _service_env("serving", "0.0.0.0", plan, tmp_path, "127.0.0.1:9", idempotence=False)
+    env = service_env("serving", "0.0.0.0", plan, tmp_path, "127.0.0.1:9", idempotence=False)
     assert env["MODELYARD_SERVING_GOVERNANCE_ADDRESS"] == f"127.0.0.1:{plan['governance']['grpc']}"
     assert env["MODELYARD_SERVING_PLAN_SOURCE"] == "governance"
     assert env["MODELYARD_SERVING_ARTIFACT_SOURCE"] == "registry"  # an approved model is served out of the box
-    governance = _service_env("governance", "0.0.0.0", plan, tmp_path, "127.0.0.1:9", idempotence=False)
+    governance = service_env("governance", "0.0.0.0", plan, tmp_path, "127.0.0.1:9", idempotence=False)
     assert "MODELYARD_GOVERNANCE_PLAN_SOURCE" not in governance
     assert not any(key.endswith(("GOVERNANCE_ADDRESS", "SERVING_ADDRESS")) for key in governance)
 
@@ -77,28 +84,28 @@ def test_serving_in_a_stack_takes_its_plans_from_this_stacks_governance(tmp_path
 def test_up_tls_gives_every_service_mutual_tls_and_a_client_identity(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, service: str
 ) -> None:
-    pki = _stack_pki(tmp_path / "tls", "0.0.0.0")
-    for name, value in _tls_env(service, pki).items():
+    pki = stack_pki(tmp_path / "tls", "0.0.0.0")
+    for name, value in tls_env(service, pki).items():
         monkeypatch.setenv(name, value)
     tls = settings_class(service)().tls
     assert tls.uvicorn_options()["ssl_cert_reqs"] == ssl.CERT_REQUIRED
     assert tls.client == ClientTls(pki.ca_file, pki.client.cert_file, pki.client.key_file)
-    assert _tls_env(service, None) == {}
+    assert tls_env(service, None) == {}
 
 
 def test_the_stack_pki_is_kept_across_runs_and_never_overwrites_a_partial_set(tmp_path: Path) -> None:
-    first = _stack_pki(tmp_path / "tls", "127.0.0.1")
+    first = stack_pki(tmp_path / "tls", "127.0.0.1")
     ca = first.ca_file.read_bytes()
     assert {oct(path.stat().st_mode & 0o777) for path in (first.server.key_file, first.client.key_file)} == {"0o600"}
     server = x509.load_pem_x509_certificate(first.server.cert_file.read_bytes())
     names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert set(map(str, names.get_values_for_type(x509.IPAddress))) == {"127.0.0.1", "::1"}
     assert names.get_values_for_type(x509.DNSName) == ["localhost"]
-    assert _stack_pki(tmp_path / "tls", "127.0.0.1").ca_file.read_bytes() == ca  # the CLI's trust stays valid
+    assert stack_pki(tmp_path / "tls", "127.0.0.1").ca_file.read_bytes() == ca  # the CLI's trust stays valid
     first.client.key_file.unlink()
     partial = "has ca.crt, server.crt, server.key, client.crt but not client.key"
     with pytest.raises(StackError, match=re.escape(partial)):
-        _stack_pki(tmp_path / "tls", "127.0.0.1")
+        stack_pki(tmp_path / "tls", "127.0.0.1")
     assert first.ca_file.read_bytes() == ca
 
 

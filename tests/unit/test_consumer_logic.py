@@ -3,7 +3,11 @@ publish guards."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import UnknownTopicOrPartitionError
 
 from modelyard.contracts.events.v1 import governance_events_pb2 as gov
 from modelyard.contracts.events.v1 import registry_events_pb2 as reg
@@ -69,3 +73,49 @@ async def test_publishing_an_event_a_catalogue_topic_does_not_carry_is_refused()
     approved = Event.new("iris", gov.DeploymentApproved(), source="test")
     with pytest.raises(ValueError, match="does not carry"):
         await publisher.publish(topics.REGISTRY_EVENTS, approved)
+
+
+class _StuckCommits:
+    """Stands in for aiokafka's consumer: commits fail (as for a partition the broker lost) or hang, until told
+    otherwise; subscriptions (a rejoin) are counted."""
+
+    def __init__(self) -> None:
+        self.failure: BaseException | None = UnknownTopicOrPartitionError()
+        self.hang = False
+        self.subscriptions = 0
+
+    async def commit(self, offsets: object) -> None:
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.failure is not None:
+            raise self.failure
+
+    def subscribe(self, topics: object, listener: object) -> None:
+        self.subscriptions += 1
+
+
+async def test_failing_commits_are_bounded_degrade_the_consumer_and_make_it_rejoin() -> None:
+    consumer = EventConsumer(
+        "127.0.0.1:9", "g", [topics.SERVING_PREDICTIONS], commit_timeout_s=0.05, rejoin_after_failed_commits=3
+    )
+    fake = _StuckCommits()
+    consumer._consumer = fake  # type: ignore[assignment]
+    partition = TopicPartition(topics.SERVING_PREDICTIONS.name, 0)
+
+    async def commit(offset: int) -> None:
+        consumer._handled[partition] = offset
+        await consumer._commit({partition})
+
+    await commit(1)
+    fake.hang, fake.failure = True, None
+    await commit(2)  # would wait for ever without the bound
+    assert fake.subscriptions == 0
+    with pytest.raises(ConnectionError, match="2 commits failed in a row"):
+        await consumer.delivering()
+    await commit(3)
+    assert fake.subscriptions == 1  # the third failure in a row: rejoin
+    assert partition not in consumer._handled  # left to be delivered again, not retried at the head
+
+    fake.hang = False
+    await commit(4)
+    assert await consumer.delivering()

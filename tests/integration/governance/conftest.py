@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.governance.bootstrap import Governance
+from modelyard.governance.bootstrap import GovernanceParts
 from modelyard.governance.testing import start_governance
 from modelyard.sql.engine import scratch_postgres_database
 
@@ -25,7 +25,7 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def governance(tmp_path: Path, database_url: str) -> Iterator[Governance]:
+def governance(tmp_path: Path, database_url: str) -> Iterator[GovernanceParts]:
     built = start_governance(tmp_path, database_url)
     yield built
     built.store.engine.dispose()

@@ -18,7 +18,7 @@ from modelyard.contracts.events.v1 import serving_events_pb2 as srv
 from modelyard.events import envelope, topics
 from modelyard.events import headers as h
 from modelyard.events.envelope import Event
-from modelyard.governance.bootstrap import build, build_governance
+from modelyard.governance import bootstrap as governance_bootstrap
 from modelyard.governance.testing import InMemoryCatalog, governance_settings
 from modelyard.testing.signing import read_records
 
@@ -49,7 +49,7 @@ async def test_forged_foreign_and_broken_records_are_dead_lettered_not_audited(
     }
     genuine = record(reg.TagsChanged(model_name=model), "registry")
 
-    service = build(settings, InMemoryCatalog())
+    service = governance_bootstrap.service(governance_bootstrap.build(settings, catalog=InMemoryCatalog()))
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     async with service.running():
         await producer.start()
@@ -70,7 +70,9 @@ async def test_forged_foreign_and_broken_records_are_dead_lettered_not_audited(
                         found[r.topic, r.offset] = headers[h.DLQ_ERROR].decode()
             return found
 
-        reader = build_governance(settings, InMemoryCatalog()).store  # the same database, read beside the service
+        reader = governance_bootstrap.build(
+            settings, catalog=InMemoryCatalog()
+        ).store  # the same database, read beside the service
 
         async def genuine_audited() -> bool:
             return any(e.event_id for e in reader.audit_entries(model_name=model))

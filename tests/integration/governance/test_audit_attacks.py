@@ -20,7 +20,7 @@ from modelyard.events.envelope import Event
 from modelyard.governance import convert
 from modelyard.governance.adapters.published import published_checkpoints
 from modelyard.governance.adapters.sql import schema
-from modelyard.governance.bootstrap import Governance, build_governance
+from modelyard.governance.bootstrap import GovernanceParts, build
 from modelyard.governance.domain.audit import Checkpoint
 from modelyard.governance.domain.errors import AuditTampered
 from modelyard.governance.testing import (
@@ -75,13 +75,13 @@ ATTACKS = [
 ]
 
 
-def record(governance: Governance, count: int) -> None:
+def record(governance: GovernanceParts, count: int) -> None:
     for i in range(count):
         tags = registry_events_pb2.TagsChanged(model_name="m", version=i + 1, changed_by="alice")
         governance.handlers.record_event(Event.new("m", tags, "registry"))
 
 
-def outbox_checkpoints(governance: Governance) -> list[Checkpoint]:
+def outbox_checkpoints(governance: GovernanceParts) -> list[Checkpoint]:
     """What governance queued for the checkpoints topic (with each checkpoint's row): what it publishes."""
     outbox = schema.outbox
     query = sa.select(outbox.c.payload).where(outbox.c.topic == topics.GOVERNANCE_CHECKPOINTS.name)
@@ -90,7 +90,7 @@ def outbox_checkpoints(governance: Governance) -> list[Checkpoint]:
     return [convert.checkpoint_of(AuditCheckpointSigned.FromString(payload)) for payload in payloads]
 
 
-def assert_detected(governance: Governance, attack: Attack, published: list[Checkpoint]) -> None:
+def assert_detected(governance: GovernanceParts, attack: Attack, published: list[Checkpoint]) -> None:
     handlers = governance.handlers
     found = handlers.verify_audit(EVE)
     first_bad, problem = attack.walk
@@ -108,7 +108,7 @@ def assert_detected(governance: Governance, attack: Attack, published: list[Chec
         handlers.checkpoint()
 
 
-def test_a_healthy_chain_verifies_with_and_without_what_was_published(governance: Governance) -> None:
+def test_a_healthy_chain_verifies_with_and_without_what_was_published(governance: GovernanceParts) -> None:
     record(governance, ENTRIES)
     assert governance.handlers.checkpoint() is not None
     published = outbox_checkpoints(governance)
@@ -119,7 +119,7 @@ def test_a_healthy_chain_verifies_with_and_without_what_was_published(governance
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.name)
-def test_each_attack_is_detected_and_never_signed(governance: Governance, attack: Attack) -> None:
+def test_each_attack_is_detected_and_never_signed(governance: GovernanceParts, attack: Attack) -> None:
     record(governance, ENTRIES)
     governance.handlers.checkpoint()
     published = outbox_checkpoints(governance)
@@ -144,7 +144,9 @@ async def test_after_a_restart_the_signer_recovers_from_the_topic(
     before.store.engine.dispose()
 
     # Same database and key, nothing in memory; built as the service does (its signer not yet recovered).
-    restarted = build_governance(governance_settings(tmp_path, database_url), InMemoryCatalog(), FixedEvaluator())
+    restarted = build(
+        governance_settings(tmp_path, database_url), catalog=InMemoryCatalog(), evaluator=FixedEvaluator()
+    )
     try:
         published = await published_checkpoints(kafka_bootstrap)  # other tests' checkpoints too (other keys)
         recovered = restarted.handlers.recover_signer(published)

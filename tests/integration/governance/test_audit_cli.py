@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from modelyard.cli.app import app
-from modelyard.governance.bootstrap import build
+from modelyard.governance import bootstrap as governance_bootstrap
 from modelyard.governance.testing import InMemoryCatalog, facts, governance_settings, truncate_audit_to
 from modelyard.sql.engine import create_engine
 
@@ -43,7 +43,7 @@ async def test_verify_against_the_export_and_the_topic(tmp_path: Path, kafka_boo
     exported = tmp_path / "credit.jsonl"
     topic = ("--against-topic", "--kafka", kafka_bootstrap)
 
-    service = build(settings, catalog)
+    service = governance_bootstrap.service(governance_bootstrap.build(settings, catalog=catalog))
     async with service.running(), httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}") as http:
         grpc_address = f"127.0.0.1:{service.grpc.port}"
         for version in (1, 2, 3):
@@ -70,7 +70,9 @@ async def test_verify_against_the_export_and_the_topic(tmp_path: Path, kafka_boo
     truncate_audit_to(engine, head - 1)  # one entry behind the checkpoint the export carries
     engine.dispose()
 
-    restarted = build(settings, catalog)  # a new signer: it knows only what the topic tells it
+    restarted = governance_bootstrap.service(
+        governance_bootstrap.build(settings, catalog=catalog)
+    )  # a new signer: it knows only what the topic tells it
     async with restarted.running():
         grpc_address = f"127.0.0.1:{restarted.grpc.port}"
         code, output = await verify(grpc_address)

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from modelyard.auth import AuthSettings, Role, TokenGrant
 from modelyard.cli.app import app
+from modelyard.governance import bootstrap as governance_bootstrap
 from modelyard.governance.adapters.sql import schema
-from modelyard.governance.bootstrap import build
 from modelyard.governance.domain.audit import verify_export
 from modelyard.governance.testing import InMemoryCatalog, facts, governance_settings
 from modelyard.sql.engine import create_engine
@@ -45,7 +45,7 @@ async def test_rest_and_cli(tmp_path: Path, kafka_bootstrap: str) -> None:
     catalog = InMemoryCatalog()
     catalog.add(facts("credit", 1))
     settings = governance_settings(tmp_path, auth=AUTH, kafka_bootstrap=kafka_bootstrap, work_interval_s=0.05)
-    service = build(settings, catalog)
+    service = governance_bootstrap.service(governance_bootstrap.build(settings, catalog=catalog))
     async with service.running(), httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}") as http:
         created = await http.post(
             "/v1/promotions",

@@ -25,7 +25,7 @@ from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as rpb_grp
 from modelyard.events import topics
 from modelyard.events.envelope import Event
 from modelyard.events.signing import key_id
-from modelyard.governance.bootstrap import build
+from modelyard.governance import bootstrap as governance_bootstrap
 from modelyard.governance.testing import governance_settings
 from modelyard.kafka.consumer import EventConsumer
 from modelyard.kafka.producer import EventPublisher
@@ -194,7 +194,7 @@ async def test_promotion_approval_and_rollback(
         work_interval_s=0.1,
         alias_reconcile_interval_s=0.2,
     )
-    service = build(settings)
+    service = governance_bootstrap.service(governance_bootstrap.build(settings))
     async with service.running(), grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc.port}") as channel:
         gov = gpb_grpc.GovernanceServiceStub(channel)  # type: ignore[no-untyped-call]
 

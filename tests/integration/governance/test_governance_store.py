@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from modelyard.contracts.events.v1 import common_pb2, monitor_events_pb2
 from modelyard.events.envelope import Event
 from modelyard.governance.adapters.sql import schema
-from modelyard.governance.bootstrap import Governance
+from modelyard.governance.bootstrap import GovernanceParts
 from modelyard.governance.testing import EVE
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ def event(i: int) -> Event:
     return Event.new("m", alert, "monitor")
 
 
-def test_concurrent_appends_form_one_chain_and_tampering_is_named(governance: Governance) -> None:
+def test_concurrent_appends_form_one_chain_and_tampering_is_named(governance: GovernanceParts) -> None:
     handlers = governance.handlers
     before = sum(1 for _ in governance.store.audit_entries())
     with ThreadPoolExecutor(4) as pool:

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from modelyard.contracts.events.v1 import serving_events_pb2
-from modelyard.monitor.bootstrap import build_monitor
+from modelyard.monitor.bootstrap import build
 from modelyard.monitor.domain.simulation import Shift
 from modelyard.monitor.entrypoints import dashboard
 from modelyard.monitor.testing import consumed, prediction_events, settings, write_reference
@@ -52,7 +52,7 @@ async def test_dashboard_loads_without_errors_and_shows_the_seeded_incident(tmp_
         pytest.skip("NOTICE: chromium/chromedriver not installed (make browser): dashboard browser test skipped")
     config = settings("127.0.0.1:1", tmp_path)  # no broker: the events are handed to the monitor directly
     write_reference(config.resolved_reference_dir, "credit", 1)
-    parts = build_monitor(config)
+    parts = build(config)
     shift = Shift(numeric_features=(4,), mean_sd=0.75)
     for offset, event in enumerate(prediction_events("credit", 1, 1500, seed=5, shift=shift)):
         assert isinstance(event.payload, serving_events_pb2.PredictionBatch)

@@ -19,7 +19,7 @@ from modelyard.events import envelope
 from modelyard.events.topics import MONITOR_ALERTS, SERVING_PREDICTIONS
 from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.producer import EventPublisher
-from modelyard.monitor.bootstrap import build_monitor, service
+from modelyard.monitor.bootstrap import build, service
 from modelyard.monitor.config import MonitorSettings
 from modelyard.monitor.domain.incidents import Severity, Signal
 from modelyard.monitor.testing import prediction_events, setting_values, until, write_classifier_reference
@@ -53,7 +53,7 @@ async def test_bulk_labels_give_windowed_performance_and_a_critical_incident(
     values = setting_values(kafka_bootstrap, tmp_path) | {"performance_window_labels": "200"}
     config = MonitorSettings.model_validate(values)
     write_classifier_reference(config.resolved_reference_dir, model, 1, accuracy=0.9)
-    parts = build_monitor(config)
+    parts = build(config)
     store = parts.store
     events = prediction_events(model, 1, N, seed=3, classifier=True)
     labels = wrong_labels(events, every=2)  # accuracy 0.5 against the reference's 0.9

@@ -1,5 +1,5 @@
 """Reference profiles from the registry: a real registry gRPC server on loopback, a real skl2onnx model registered
-with its reference CSV, and the monitor's `RegistryReferenceSource` (also wired through `build_monitor`)."""
+with its reference CSV, and the monitor's `RegistryReferenceSource` (also wired through `build`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from modelyard.contracts.events.v1 import registry_events_pb2 as ev
 from modelyard.contracts.registry.v1 import registry_service_pb2 as pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
 from modelyard.monitor.adapters.registry_references import RegistryReferenceSource
-from modelyard.monitor.bootstrap import build_monitor, service
+from modelyard.monitor.bootstrap import build, service
 from modelyard.monitor.config import MonitorSettings
 from modelyard.monitor.domain.errors import ReferenceNotFound, ReferenceUnavailable
 from modelyard.monitor.domain.profile import Kind, build_profile
@@ -143,7 +143,7 @@ def test_monitor_wired_to_the_registry_profiles_and_stores_the_reference(
         registry_token=SecretStr(MONITOR),
         kafka_required=False,
     )
-    parts = build_monitor(settings)
+    parts = build(settings)
     assert isinstance(parts.profiles.source, RegistryReferenceSource)
     try:
         profile = parts.monitor.rebaseline(name, version)
@@ -193,7 +193,7 @@ async def test_a_version_is_profiled_when_the_registry_makes_it_ready_before_any
         "registry_address": registry.grpc_address,
         "registry_token": MONITOR,
     }
-    parts = build_monitor(MonitorSettings.model_validate(values))
+    parts = build(MonitorSettings.model_validate(values))
     async with service(parts).running():
         # The prefetching consumer starts from the latest event once it has joined its group: a version made
         # ready before that is profiled with its first predictions instead, so register until one is prefetched.

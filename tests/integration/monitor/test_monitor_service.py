@@ -20,7 +20,7 @@ from modelyard.events.signing import key_id
 from modelyard.events.topics import MONITOR_ALERTS, SERVING_PREDICTIONS
 from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.producer import EventPublisher
-from modelyard.monitor.bootstrap import build_monitor, service
+from modelyard.monitor.bootstrap import build, service
 from modelyard.monitor.domain.simulation import Shift
 from modelyard.monitor.testing import prediction_events, settings, until, write_reference
 from modelyard.sql.outbox import pending_count
@@ -69,7 +69,7 @@ async def test_seeded_drift_opens_an_incident_and_a_null_stream_does_not(kafka_b
     config = settings(kafka_bootstrap, tmp_path)
     for model in (drifted, steady):
         write_reference(config.resolved_reference_dir, model, 1)
-    parts = build_monitor(config)
+    parts = build(config)
     store = parts.store
     async with service(parts).running() as running, EventPublisher(kafka_bootstrap) as publisher:
         await publisher.publish_many(SERVING_PREDICTIONS, prediction_events(steady, 1, 2000, seed=1))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelyard.contracts.events.v1 import serving_events_pb2
-from modelyard.monitor.bootstrap import MonitorParts, build_monitor
+from modelyard.monitor.bootstrap import MonitorParts, build
 from modelyard.monitor.domain.incidents import Change
 from modelyard.monitor.domain.simulation import Shift
 from modelyard.monitor.testing import consumed, consumed_feedback, prediction_events, settings, write_reference
@@ -25,7 +25,7 @@ def parts(postgres_admin_url: str, tmp_path: Path) -> Iterator[MonitorParts]:
             update={"database_url": url.render_as_string(hide_password=False)}
         )
         write_reference(config.resolved_reference_dir, "credit", 1)
-        built = build_monitor(config)
+        built = build(config)
         try:
             yield built
         finally:

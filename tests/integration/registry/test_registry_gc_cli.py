@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def run(address: str, *args: str) -> str:
-    result = CliRunner().invoke(app, [*args, "--registry", address], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, [*args, "--registry", address], env={"COLUMNS": "60"})  # narrow on purpose
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -57,7 +57,7 @@ def test_gc_lists_then_deletes_only_unreferenced_blobs(
         garbage = {orphan: len(orphan_csv), digest_of(rowless): len(rowless)}
 
         dry = run(address, "registry", "gc")
-        assert all(digest in dry for digest in garbage)
+        assert all(digest in dry for digest in garbage), dry
         assert f"would delete (dry run; --delete deletes) 2 unreferenced blobs, {sum(garbage.values())} bytes" in dry
         assert all(blobs.exists(digest) for digest in garbage)
 

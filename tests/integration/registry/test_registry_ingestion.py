@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from onnx import TensorProto, helper, numpy_helper
 
 from modelyard.registry.adapters.sql import schema
-from modelyard.registry.bootstrap import Registry
+from modelyard.registry.bootstrap import RegistryParts
 from modelyard.registry.domain.errors import DataLoss, InvalidArgument, RegistryError, ResourceExhausted
 from modelyard.registry.domain.model import MediaType
 from modelyard.registry.testing import ALICE, chunked, digest_of
@@ -68,12 +68,12 @@ def _link(name: str, target: str, kind: bytes) -> tuple[tarfile.TarInfo, None]:
     return info, None
 
 
-def _upload(registry: Registry, data: bytes, media: MediaType, *, digest: str = "", size: int = 0) -> None:
+def _upload(registry: RegistryParts, data: bytes, media: MediaType, *, digest: str = "", size: int = 0) -> None:
     handlers = registry.handlers
     asyncio.run(handlers.upload_artifact(ALICE, media.value, digest or digest_of(data), size, chunked(data, 1000)))
 
 
-def _nothing_left(registry: Registry, data: bytes) -> None:
+def _nothing_left(registry: RegistryParts, data: bytes) -> None:
     staging = registry.settings.resolved_artifacts_dir / "staging"
     assert list(staging.iterdir()) == []
     hexdigest = digest_of(data).removeprefix("sha256:")
@@ -83,24 +83,24 @@ def _nothing_left(registry: Registry, data: bytes) -> None:
         assert connection.scalar(query) == 0
 
 
-def _refused(registry: Registry, data: bytes, media: MediaType, error: type[RegistryError], match: str) -> None:
+def _refused(registry: RegistryParts, data: bytes, media: MediaType, error: type[RegistryError], match: str) -> None:
     with pytest.raises(error, match=match):
         _upload(registry, data, media)
     _nothing_left(registry, data)
 
 
-def test_non_onnx_bytes_are_invalid(registry: Registry) -> None:
+def test_non_onnx_bytes_are_invalid(registry: RegistryParts) -> None:
     _refused(registry, b"\x00\x01 definitely not protobuf \xff" * 10, MediaType.ONNX, InvalidArgument, "not an ONNX")
     _refused(registry, b"", MediaType.ONNX, InvalidArgument, "not an ONNX")
 
 
-def test_checker_failure_is_invalid(registry: Registry) -> None:
+def test_checker_failure_is_invalid(registry: RegistryParts) -> None:
     model = _add_model()
     model.graph.node[0].input[0] = "undefined"
     _refused(registry, model.SerializeToString(), MediaType.ONNX, InvalidArgument, "checker")
 
 
-def test_onnxruntime_load_failure_is_invalid(registry: Registry) -> None:
+def test_onnxruntime_load_failure_is_invalid(registry: RegistryParts) -> None:
     model = _add_model()
     model.graph.node[0].op_type = "NoSuchOperator"
     model.graph.node[0].domain = "com.example"
@@ -108,57 +108,57 @@ def test_onnxruntime_load_failure_is_invalid(registry: Registry) -> None:
     _refused(registry, model.SerializeToString(), MediaType.ONNX, InvalidArgument, "onnxruntime")
 
 
-def test_external_data_outside_a_bundle_is_refused(registry: Registry, tmp_path: Path) -> None:
+def test_external_data_outside_a_bundle_is_refused(registry: RegistryParts, tmp_path: Path) -> None:
     model, _ = _external(tmp_path)
     _refused(registry, model, MediaType.ONNX, InvalidArgument, "upload a bundle")
 
 
-def test_bundle_with_external_data_is_accepted(registry: Registry, tmp_path: Path) -> None:
+def test_bundle_with_external_data_is_accepted(registry: RegistryParts, tmp_path: Path) -> None:
     model, weights = _external(tmp_path)
     bundle = _tar(_file("model.onnx", model), _file("weights.bin", weights))
     _upload(registry, bundle, MediaType.ONNX_BUNDLE)
 
 
 @pytest.mark.parametrize("location", ["../weights.bin", "/etc/passwd", "sub/../../weights.bin"])
-def test_external_data_escaping_the_bundle_is_refused(registry: Registry, tmp_path: Path, location: str) -> None:
+def test_external_data_escaping_the_bundle_is_refused(registry: RegistryParts, tmp_path: Path, location: str) -> None:
     model, weights = _external(tmp_path, location)
     bundle = _tar(_file("model.onnx", model), _file("weights.bin", weights))
     _refused(registry, bundle, MediaType.ONNX_BUNDLE, InvalidArgument, "outside the bundle")
 
 
-def test_missing_external_data_is_refused(registry: Registry, tmp_path: Path) -> None:
+def test_missing_external_data_is_refused(registry: RegistryParts, tmp_path: Path) -> None:
     model, _ = _external(tmp_path)
     _refused(registry, _tar(_file("model.onnx", model)), MediaType.ONNX_BUNDLE, InvalidArgument, "not in the bundle")
 
 
 @pytest.mark.parametrize(("kind", "target"), [(tarfile.SYMTYPE, "/etc/passwd"), (tarfile.LNKTYPE, "model.onnx")])
-def test_links_in_bundles_are_refused(registry: Registry, tmp_path: Path, kind: bytes, target: str) -> None:
+def test_links_in_bundles_are_refused(registry: RegistryParts, tmp_path: Path, kind: bytes, target: str) -> None:
     model, _ = _external(tmp_path)
     bundle = _tar(_file("model.onnx", model), _link("weights.bin", target, kind))
     _refused(registry, bundle, MediaType.ONNX_BUNDLE, InvalidArgument, "is a link")
 
 
-def test_bundle_members_outside_are_refused(registry: Registry, tmp_path: Path) -> None:
+def test_bundle_members_outside_are_refused(registry: RegistryParts, tmp_path: Path) -> None:
     model, weights = _external(tmp_path)
     bundle = _tar(_file("model.onnx", model), _file("../weights.bin", weights))
     _refused(registry, bundle, MediaType.ONNX_BUNDLE, InvalidArgument, "outside the bundle")
 
 
-def test_oversized_upload_is_resource_exhausted(registry: Registry) -> None:
+def test_oversized_upload_is_resource_exhausted(registry: RegistryParts) -> None:
     too_big = b"\0" * (registry.settings.max_artifact_bytes + 1)
     _refused(registry, too_big, MediaType.ONNX, ResourceExhausted, "larger than the limit")
     with pytest.raises(ResourceExhausted):  # a declared size over the limit is refused before any byte
         _upload(registry, b"small", MediaType.ONNX, size=registry.settings.max_artifact_bytes + 1)
 
 
-def test_digest_mismatch_is_data_loss(registry: Registry, onnx_models: dict[str, TrainedModel]) -> None:
+def test_digest_mismatch_is_data_loss(registry: RegistryParts, onnx_models: dict[str, TrainedModel]) -> None:
     data = onnx_models["iris"].onnx
     with pytest.raises(DataLoss, match="not the declared"):
         _upload(registry, data, MediaType.ONNX, digest=digest_of(b"other bytes"))
     _nothing_left(registry, data)
 
 
-def test_upload_cut_off_half_way_leaves_nothing(registry: Registry, onnx_models: dict[str, TrainedModel]) -> None:
+def test_upload_cut_off_half_way_leaves_nothing(registry: RegistryParts, onnx_models: dict[str, TrainedModel]) -> None:
     data = onnx_models["breast-cancer"].onnx
 
     async def cut_off() -> AsyncIterator[bytes]:
@@ -170,7 +170,7 @@ def test_upload_cut_off_half_way_leaves_nothing(registry: Registry, onnx_models:
     _nothing_left(registry, data)
 
 
-def test_datasets_are_inspected(registry: Registry, onnx_models: dict[str, TrainedModel]) -> None:
+def test_datasets_are_inspected(registry: RegistryParts, onnx_models: dict[str, TrainedModel]) -> None:
     model = onnx_models["iris"]
     handlers = registry.handlers
     csv = model.reference_csv
@@ -180,6 +180,6 @@ def test_datasets_are_inspected(registry: Registry, onnx_models: dict[str, Train
     _refused(registry, b"PAR1 this is not parquet", MediaType.PARQUET, InvalidArgument, "not a valid")
 
 
-def test_unknown_media_type_is_invalid(registry: Registry) -> None:
+def test_unknown_media_type_is_invalid(registry: RegistryParts) -> None:
     with pytest.raises(InvalidArgument, match="unknown media type"):
         asyncio.run(registry.handlers.upload_artifact(ALICE, "image/png", digest_of(b"x"), 1, chunked(b"x")))

@@ -19,7 +19,7 @@ from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.embedded import EmbeddedBroker
 from modelyard.kafka.producer import EventPublisher
 from modelyard.registry.adapters.sql import schema
-from modelyard.registry.bootstrap import build_registry
+from modelyard.registry.bootstrap import build
 from modelyard.registry.handlers import NewVersion
 from modelyard.registry.testing import ALICE, chunked, registry_settings
 from modelyard.sql.outbox import OutboxRelay, pending_count
@@ -63,7 +63,7 @@ async def test_events_made_while_the_broker_is_down_arrive_when_it_returns(
     # A broker of our own, which we can stop and start again on the same port (memory only: topics vanish).
     broker = EmbeddedBroker()
     broker.start()
-    registry = build_registry(registry_settings(tmp_path))
+    registry = build(registry_settings(tmp_path))
     publisher = EventPublisher(broker.bootstrap, request_timeout_ms=3_000)
     await publisher.start()
 
@@ -98,7 +98,7 @@ async def test_events_made_while_the_broker_is_down_arrive_when_it_returns(
 
 
 def test_no_event_for_a_rolled_back_change(tmp_path: Path) -> None:
-    registry = build_registry(registry_settings(tmp_path))
+    registry = build(registry_settings(tmp_path))
     with pytest.raises(RuntimeError), registry.store.transaction(write=True) as tx:
         tx.record(Event.new("x", registry_events_pb2.RegisteredModelCreated(model_name="x"), "registry"))
         raise RuntimeError("the change failed after its event was written")

@@ -13,7 +13,7 @@ from modelyard.auth import PermissionDenied, Principal, Role
 from modelyard.contracts.events.v1 import registry_events_pb2
 from modelyard.events.topics import payload_type
 from modelyard.registry.adapters.sql import schema
-from modelyard.registry.bootstrap import Registry
+from modelyard.registry.bootstrap import RegistryParts
 from modelyard.registry.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from modelyard.registry.domain.model import Artifact, MediaType, VersionStatus
 from modelyard.registry.handlers import NewVersion, VersionQuery
@@ -23,11 +23,11 @@ from modelyard.testing.models import LABEL_COLUMN, TrainedModel
 pytestmark = pytest.mark.integration
 
 
-def upload(registry: Registry, data: bytes, media: MediaType = MediaType.ONNX) -> Artifact:
+def upload(registry: RegistryParts, data: bytes, media: MediaType = MediaType.ONNX) -> Artifact:
     return asyncio.run(registry.handlers.upload_artifact(ALICE, media.value, digest_of(data), len(data), chunked(data)))
 
 
-def register(registry: Registry, name: str, model: TrainedModel, *, with_reference: bool = True) -> int:
+def register(registry: RegistryParts, name: str, model: TrainedModel, *, with_reference: bool = True) -> int:
     upload(registry, model.onnx)
     reference = ""
     if with_reference:
@@ -39,7 +39,7 @@ def register(registry: Registry, name: str, model: TrainedModel, *, with_referen
     return version.version
 
 
-def events_of(registry: Registry, name: str) -> list[str]:
+def events_of(registry: RegistryParts, name: str) -> list[str]:
     with registry.engine.connect() as connection:
         rows = connection.execute(
             sa.select(schema.outbox.c.event_type).where(schema.outbox.c.event_key == name).order_by(schema.outbox.c.id)
@@ -48,7 +48,7 @@ def events_of(registry: Registry, name: str) -> list[str]:
 
 
 def test_register_model_version_end_to_end(
-    registry: Registry, model_name: str, onnx_models: dict[str, TrainedModel]
+    registry: RegistryParts, model_name: str, onnx_models: dict[str, TrainedModel]
 ) -> None:
     handlers = registry.handlers
     model = onnx_models["breast-cancer"]
@@ -84,7 +84,7 @@ def test_register_model_version_end_to_end(
     assert b"".join(stream) == model.onnx
 
 
-def test_duplicate_model_is_already_exists(registry: Registry, model_name: str) -> None:
+def test_duplicate_model_is_already_exists(registry: RegistryParts, model_name: str) -> None:
     registry.handlers.create_model(ALICE, model_name)
     with pytest.raises(AlreadyExists):
         registry.handlers.create_model(ALICE, model_name)
@@ -92,12 +92,12 @@ def test_duplicate_model_is_already_exists(registry: Registry, model_name: str) 
 
 
 @pytest.mark.parametrize("bad", ["", "has space", "../etc", "x" * 129, "-leading", "ünïcode"])
-def test_malformed_model_names_are_invalid(registry: Registry, bad: str) -> None:
+def test_malformed_model_names_are_invalid(registry: RegistryParts, bad: str) -> None:
     with pytest.raises(InvalidArgument):
         registry.handlers.create_model(ALICE, bad)
 
 
-def test_unknown_model_version_alias_are_not_found(registry: Registry, model_name: str) -> None:
+def test_unknown_model_version_alias_are_not_found(registry: RegistryParts, model_name: str) -> None:
     handlers = registry.handlers
     with pytest.raises(NotFound):
         handlers.get_model(ALICE, model_name)
@@ -113,7 +113,7 @@ def test_unknown_model_version_alias_are_not_found(registry: Registry, model_nam
 
 
 def test_concurrent_registrations_get_distinct_consecutive_versions(
-    registry: Registry, model_name: str, onnx_models: dict[str, TrainedModel]
+    registry: RegistryParts, model_name: str, onnx_models: dict[str, TrainedModel]
 ) -> None:
     model = onnx_models["iris"]
     registry.handlers.create_model(ALICE, model_name)
@@ -129,7 +129,7 @@ def test_concurrent_registrations_get_distinct_consecutive_versions(
 
 
 def test_aliases_history_and_as_of_resolution(
-    registry: Registry, model_name: str, onnx_models: dict[str, TrainedModel]
+    registry: RegistryParts, model_name: str, onnx_models: dict[str, TrainedModel]
 ) -> None:
     handlers = registry.handlers
     handlers.create_model(ALICE, model_name)
@@ -164,7 +164,7 @@ def test_aliases_history_and_as_of_resolution(
 
 
 def test_protected_alias_needs_approver(
-    registry: Registry, model_name: str, onnx_models: dict[str, TrainedModel]
+    registry: RegistryParts, model_name: str, onnx_models: dict[str, TrainedModel]
 ) -> None:
     publisher = Principal("bob", frozenset({Role.PUBLISHER}))
     viewer = Principal("eve", frozenset({Role.VIEWER}))
@@ -178,7 +178,9 @@ def test_protected_alias_needs_approver(
     assert registry.handlers.get_model(viewer, model_name).name == model_name
 
 
-def test_tags_archive_and_search(registry: Registry, model_name: str, onnx_models: dict[str, TrainedModel]) -> None:
+def test_tags_archive_and_search(
+    registry: RegistryParts, model_name: str, onnx_models: dict[str, TrainedModel]
+) -> None:
     handlers = registry.handlers
     handlers.create_model(ALICE, model_name, tags={"team": "a"})
     model = onnx_models["diabetes"]
@@ -210,7 +212,7 @@ def test_tags_archive_and_search(registry: Registry, model_name: str, onnx_model
     assert "ModelVersionArchived" in events_of(registry, model_name)
 
 
-def test_outbox_rows_decode_as_catalogue_events(registry: Registry, model_name: str) -> None:
+def test_outbox_rows_decode_as_catalogue_events(registry: RegistryParts, model_name: str) -> None:
     registry.handlers.create_model(ALICE, model_name, description="d")
     with registry.engine.connect() as connection:
         row = connection.execute(sa.select(schema.outbox).where(schema.outbox.c.event_key == model_name)).one()
@@ -221,7 +223,7 @@ def test_outbox_rows_decode_as_catalogue_events(registry: Registry, model_name: 
 
 
 def test_feature_names_must_match_the_input_width(
-    registry: Registry, model_name: str, onnx_models: dict[str, TrainedModel]
+    registry: RegistryParts, model_name: str, onnx_models: dict[str, TrainedModel]
 ) -> None:
     model = onnx_models["iris"]
     registry.handlers.create_model(ALICE, model_name)

@@ -15,7 +15,7 @@ import pytest
 from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
 from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.embedded import EmbeddedBroker
-from modelyard.serving.bootstrap import build
+from modelyard.serving import bootstrap as serving_bootstrap
 from modelyard.serving.testing import ModelRepository, eventually, infer_request, service_settings
 from modelyard.testing.models import TrainedModel
 
@@ -29,7 +29,9 @@ async def test_serving_stays_ready_and_answers_through_a_broker_outage_and_repor
     broker.start()
     try:
         await ensure_topics(broker.bootstrap)
-        service = build(service_settings(repository.root, broker.bootstrap))
+        service = serving_bootstrap.service(
+            serving_bootstrap.build(service_settings(repository.root, broker.bootstrap))
+        )
         async with (
             service.running(),
             grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc.port}") as channel,

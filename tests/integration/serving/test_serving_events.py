@@ -21,7 +21,7 @@ from modelyard.events import envelope
 from modelyard.events.envelope import Event
 from modelyard.events.topics import GOVERNANCE_DECISIONS, SERVING_PREDICTIONS, SERVING_STATUS, Topic
 from modelyard.runtime import Service
-from modelyard.serving.domain.codec import DTYPES, to_raw
+from modelyard.serving.domain.tensors import DTYPES, to_raw
 from modelyard.serving.testing import ONNX_TYPES, ModelRepository, infer_request, plan, variant
 from modelyard.testing.models import TrainedModel
 from modelyard.testing.signing import GOVERNANCE_KEY, signed_publisher

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
-from modelyard.serving.domain.codec import CONTENTS_FIELD
+from modelyard.serving.codec import CONTENTS_FIELD
 from modelyard.serving.testing import ONNX_TYPES, Harness
 
 pytestmark = pytest.mark.integration

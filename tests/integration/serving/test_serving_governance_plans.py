@@ -14,10 +14,10 @@ from modelyard.contracts.governance.v1 import governance_service_pb2 as gpb
 from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as gpb_grpc
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
-from modelyard.governance.bootstrap import build as build_governance
+from modelyard.governance import bootstrap as governance_bootstrap
 from modelyard.governance.testing import InMemoryCatalog, facts, governance_settings
 from modelyard.kafka.admin import ensure_topics
-from modelyard.serving.bootstrap import build as build_serving
+from modelyard.serving import bootstrap as serving_bootstrap
 from modelyard.serving.testing import ModelRepository, infer_request, service_settings, variant, wait_until
 from modelyard.testing.models import TrainedModel
 
@@ -67,28 +67,34 @@ async def test_a_replica_started_after_an_approval_serves_what_governance_decide
         catalog.change_digest("breast_cancer", version, ref.digest)
     (tmp_path / "governance").mkdir()
     options = {"auth": AUTH, "kafka_bootstrap": kafka_bootstrap, "work_interval_s": 0.05}
-    governance = build_governance(governance_settings(tmp_path / "governance", **options), catalog)
+    governance = governance_bootstrap.service(
+        governance_bootstrap.build(governance_settings(tmp_path / "governance", **options), catalog=catalog)
+    )
     async with governance.running():
         governance_port = governance.grpc.port
         governance_address = f"127.0.0.1:{governance_port}"
         await promote(governance_address, "breast_cancer", 1)  # DeploymentApproved, before serving exists
 
     # Governance is away when the replica starts: it keeps asking, and is not ready meanwhile.
-    serving = build_serving(
-        service_settings(
-            repository.root,
-            kafka_bootstrap,
-            plan_source="governance",
-            governance_address=governance_address,
-            governance_token=SERVING,
-            stream_enabled=False,
+    serving = serving_bootstrap.service(
+        serving_bootstrap.build(
+            service_settings(
+                repository.root,
+                kafka_bootstrap,
+                plan_source="governance",
+                governance_address=governance_address,
+                governance_token=SERVING,
+                stream_enabled=False,
+            )
         )
     )
     async with serving.running():
         await asyncio.sleep(1.5)  # several fetch attempts: asserting an absence needs a bounded wait
         assert not serving.ready and not serving.failed
-        restarted = build_governance(
-            governance_settings(tmp_path / "governance", grpc_port=governance_port, **options), catalog
+        restarted = governance_bootstrap.service(
+            governance_bootstrap.build(
+                governance_settings(tmp_path / "governance", grpc_port=governance_port, **options), catalog=catalog
+            )
         )
         async with (
             restarted.running(),

@@ -12,7 +12,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.serving.adapters.plans import plan_from_message
-from modelyard.serving.domain.codec import DTYPES, fill_contents, to_raw
+from modelyard.serving.codec import fill_contents
+from modelyard.serving.domain.tensors import DTYPES, to_raw
 from modelyard.serving.testing import ONNX_TYPES, Harness, ModelRepository, infer_request, plan, serving_on_loopback
 from modelyard.testing.models import TrainedModel
 

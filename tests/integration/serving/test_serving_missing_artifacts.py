@@ -14,7 +14,7 @@ from modelyard.contracts.events.v1 import common_pb2
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
 from modelyard.kafka.admin import ensure_topics
-from modelyard.serving.bootstrap import build
+from modelyard.serving import bootstrap as serving_bootstrap
 from modelyard.serving.testing import (
     ModelRepository,
     digest,
@@ -38,7 +38,7 @@ async def test_a_model_whose_artifact_is_away_is_unavailable_until_it_comes_back
     late = common_pb2.ModelVersionRef(model_name="late", version=1, digest=digest(artifact))
     repository.write_plans(plan(served), plan(late))  # `late`'s artifact is not in the model directory yet
     settings = service_settings(repository.root, kafka_bootstrap, stream_enabled=False, artifact_retry_max_s=0.5)
-    service = build(settings)
+    service = serving_bootstrap.service(serving_bootstrap.build(settings))
     async with (
         service.running(),
         grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc.port}") as channel,

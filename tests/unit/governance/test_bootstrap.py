@@ -5,7 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from modelyard.auth import AuthSettings, Role, TokenGrant
-from modelyard.governance.bootstrap import build
+from modelyard.governance import bootstrap as governance_bootstrap
 from modelyard.governance.config import GovernanceSettings
 from modelyard.governance.testing import POLICY, InMemoryCatalog, governance_settings
 from modelyard.runtime import StartupError
@@ -17,7 +17,9 @@ pytestmark = pytest.mark.unit
 def test_a_bad_policy_stops_the_start_with_the_line(tmp_path: Path) -> None:
     (tmp_path / "policy.yaml").write_text(POLICY.replace("count: 2", "count: two"))
     with pytest.raises(StartupError, match=r"policy.yaml:10: promotions.0.approvals.count: Input should be"):
-        build(governance_settings(tmp_path), InMemoryCatalog())
+        governance_bootstrap.service(
+            governance_bootstrap.build(governance_settings(tmp_path), catalog=InMemoryCatalog())
+        )
 
 
 STRONG_AUTH = AuthSettings(

@@ -13,7 +13,7 @@ from modelyard.contracts.governance.v1 import governance_service_pb2 as gpb
 from modelyard.events import topics
 from modelyard.events.envelope import Event
 from modelyard.governance.adapters.sql import schema
-from modelyard.governance.bootstrap import Governance
+from modelyard.governance.bootstrap import GovernanceParts
 from modelyard.governance.domain.errors import (
     AlreadyExists,
     CatalogUnavailable,
@@ -28,14 +28,14 @@ from modelyard.governance.testing import ALICE, BOB, CAROL, DAVE, EVE, InMemoryC
 pytestmark = pytest.mark.unit
 
 
-def decisions(governance: Governance) -> list[str]:
+def decisions(governance: GovernanceParts) -> list[str]:
     with governance.store.engine.connect() as connection:
         outbox = schema.outbox
         query = sa.select(outbox.c.event_type).where(outbox.c.topic == topics.GOVERNANCE_DECISIONS.name)
         return list(connection.scalars(query.order_by(outbox.c.id)))
 
 
-def promote(governance: Governance, catalog: InMemoryCatalog, version: int) -> str:
+def promote(governance: GovernanceParts, catalog: InMemoryCatalog, version: int) -> str:
     catalog.add(facts("credit", version))
     handlers = governance.handlers
     request = handlers.request_promotion(BOB, "credit", version, "production")
@@ -56,7 +56,9 @@ def incident(version: int, severity: int = monitor_events_pb2.SEVERITY_CRITICAL)
     )
 
 
-def test_promotion_checks_approvals_plan_alias_and_decisions(governance: Governance, catalog: InMemoryCatalog) -> None:
+def test_promotion_checks_approvals_plan_alias_and_decisions(
+    governance: GovernanceParts, catalog: InMemoryCatalog
+) -> None:
     promote(governance, catalog, 1)
     plan = governance.handlers.deployment_plan(EVE, "credit")
     assert (plan.primary.version, plan.canary, plan.revision) == (1, None, 1)
@@ -72,7 +74,7 @@ def test_promotion_checks_approvals_plan_alias_and_decisions(governance: Governa
     assert catalog.moves[-1] == ("credit", "production", 1)
 
 
-def test_errors_of_the_approval_path(governance: Governance, catalog: InMemoryCatalog) -> None:
+def test_errors_of_the_approval_path(governance: GovernanceParts, catalog: InMemoryCatalog) -> None:
     handlers = governance.handlers
     with pytest.raises(NotFound):
         handlers.request_promotion(BOB, "credit", 9, "production")
@@ -99,7 +101,7 @@ def test_errors_of_the_approval_path(governance: Governance, catalog: InMemoryCa
 
 
 def test_a_changed_artifact_voids_approvals_and_failing_checks_reject(
-    governance: Governance, catalog: InMemoryCatalog
+    governance: GovernanceParts, catalog: InMemoryCatalog
 ) -> None:
     handlers = governance.handlers
     catalog.add(facts("credit", 1))
@@ -123,7 +125,7 @@ def test_a_changed_artifact_voids_approvals_and_failing_checks_reject(
         handlers.reject(EVE, withdrawn.id, "")
 
 
-def test_a_critical_alert_on_the_canary_rolls_back_once(governance: Governance, catalog: InMemoryCatalog) -> None:
+def test_a_critical_alert_on_the_canary_rolls_back_once(governance: GovernanceParts, catalog: InMemoryCatalog) -> None:
     handlers = governance.handlers
     promote(governance, catalog, 1)
     promote(governance, catalog, 2)
@@ -139,7 +141,7 @@ def test_a_critical_alert_on_the_canary_rolls_back_once(governance: Governance, 
 
 
 def test_the_audit_log_records_decisions_and_events_once_and_verifies(
-    governance: Governance, catalog: InMemoryCatalog
+    governance: GovernanceParts, catalog: InMemoryCatalog
 ) -> None:
     request_id = promote(governance, catalog, 1)
     event = Event.new("credit", incident(1), "monitor")
@@ -159,7 +161,7 @@ def test_the_audit_log_records_decisions_and_events_once_and_verifies(
     assert card["governance"]["deployments"][0]["role"] == "primary"
 
 
-def test_approved_events_carry_plan_digests(governance: Governance, catalog: InMemoryCatalog) -> None:
+def test_approved_events_carry_plan_digests(governance: GovernanceParts, catalog: InMemoryCatalog) -> None:
     promote(governance, catalog, 1)
     with governance.store.engine.connect() as connection:
         payload = connection.scalar(
@@ -172,7 +174,9 @@ def test_approved_events_carry_plan_digests(governance: Governance, catalog: InM
     assert list(approved.approvers) == ["carol", "dave"]
 
 
-def test_a_quiet_canary_takes_all_traffic_and_moves_the_alias(governance: Governance, catalog: InMemoryCatalog) -> None:
+def test_a_quiet_canary_takes_all_traffic_and_moves_the_alias(
+    governance: GovernanceParts, catalog: InMemoryCatalog
+) -> None:
     handlers = governance.handlers
     promote(governance, catalog, 1)
     promote(governance, catalog, 2)
@@ -186,7 +190,9 @@ def test_a_quiet_canary_takes_all_traffic_and_moves_the_alias(governance: Govern
     assert decisions(governance)[-1] == "modelyard.events.v1.DeploymentApproved"
 
 
-def test_a_policy_without_approvals_deploys_after_the_checks(governance: Governance, catalog: InMemoryCatalog) -> None:
+def test_a_policy_without_approvals_deploys_after_the_checks(
+    governance: GovernanceParts, catalog: InMemoryCatalog
+) -> None:
     catalog.add(facts("credit", 1))
     request = governance.handlers.request_promotion(BOB, "credit", 1, "staging")
     assert governance.handlers.run_checks(request.id).state is RequestState.APPROVED
@@ -194,7 +200,7 @@ def test_a_policy_without_approvals_deploys_after_the_checks(governance: Governa
     assert decisions(governance)[-1] == "modelyard.events.v1.DeploymentApproved"
 
 
-def test_every_current_plan_is_listed_through_the_api(governance: Governance, catalog: InMemoryCatalog) -> None:
+def test_every_current_plan_is_listed_through_the_api(governance: GovernanceParts, catalog: InMemoryCatalog) -> None:
     api = GovernanceApi(governance.handlers)
     assert list(api.ListDeploymentPlans(EVE, gpb.ListDeploymentPlansRequest()).plans) == []
     promote(governance, catalog, 1)
@@ -210,7 +216,7 @@ def test_every_current_plan_is_listed_through_the_api(governance: Governance, ca
 
 
 def test_an_alias_move_lost_after_the_decision_is_made_again_by_reconciliation(
-    governance: Governance, catalog: InMemoryCatalog, monkeypatch: pytest.MonkeyPatch
+    governance: GovernanceParts, catalog: InMemoryCatalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def registry_away(*args: object) -> None:
         raise CatalogUnavailable("registry: UNAVAILABLE")
@@ -231,7 +237,7 @@ def test_an_alias_move_lost_after_the_decision_is_made_again_by_reconciliation(
     assert len(catalog.moves) == 1
 
 
-def test_prediction_traffic_is_audited_by_reference_not_copied(governance: Governance) -> None:
+def test_prediction_traffic_is_audited_by_reference_not_copied(governance: GovernanceParts) -> None:
     batch = serving_events_pb2.PredictionBatch(model_name="credit")
     for i in range(50):
         record = batch.records.add(request_id=f"r{i}", status_code=3 if i % 10 == 0 else 0)

@@ -23,7 +23,7 @@ from modelyard.registry.domain.model import (
     validate_model_name,
 )
 from modelyard.registry.domain.pagination import decode_token, encode_token, page_size
-from modelyard.registry.entrypoints.errors import grpc_status, http_status
+from modelyard.registry.entrypoints.errors import ERRORS
 from modelyard.sql.engine import UTCDateTime
 
 pytestmark = pytest.mark.unit
@@ -114,7 +114,7 @@ def test_page_tokens_round_trip_and_reject_garbage() -> None:
     ],
 )
 def test_one_error_mapping_for_both_transports(error: Exception, code: grpc.StatusCode, status: int) -> None:
-    assert (grpc_status(error), http_status(error)) == (code, status)
+    assert ERRORS.of(error) == (code, status)
 
 
 def test_utc_timestamps_survive_sqlite() -> None:

@@ -14,7 +14,7 @@ import pytest
 from modelyard.auth import PermissionDenied, Principal, Role
 from modelyard.registry.adapters.artifacts import LocalArtifactStore
 from modelyard.registry.adapters.ingestion import OnnxArtifactInspector
-from modelyard.registry.bootstrap import Registry, build_registry
+from modelyard.registry.bootstrap import RegistryParts, build
 from modelyard.registry.domain.model import StoredBlob
 from modelyard.registry.handlers import NewVersion, RegistryHandlers
 from modelyard.registry.testing import chunked, digest_of, registry_settings
@@ -28,8 +28,8 @@ CSV = b"a,b\n1,2\n3,4\n"
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    built = build_registry(registry_settings(tmp_path, gc_grace_s=3600))
+def registry(tmp_path: Path) -> Iterator[RegistryParts]:
+    built = build(registry_settings(tmp_path, gc_grace_s=3600))
     yield built
     built.engine.dispose()
 
@@ -39,7 +39,7 @@ def age(path: Path, seconds: float) -> None:
     os.utime(path, (then, then))
 
 
-async def test_only_old_unreferenced_blobs_go_and_a_reupload_makes_one_young(registry: Registry) -> None:
+async def test_only_old_unreferenced_blobs_go_and_a_reupload_makes_one_young(registry: RegistryParts) -> None:
     handlers = registry.handlers
     artifact = await handlers.upload_artifact(PUBLISHER, "text/csv", digest_of(CSV), len(CSV), chunked(CSV))
     store = LocalArtifactStore(registry.settings.resolved_artifacts_dir)
@@ -67,7 +67,7 @@ async def test_only_old_unreferenced_blobs_go_and_a_reupload_makes_one_young(reg
         assert tx.get_artifact(artifact.digest) is None  # its row went with it: a re-upload stores it again
 
 
-def test_only_admins_collect_garbage(registry: Registry) -> None:
+def test_only_admins_collect_garbage(registry: RegistryParts) -> None:
     with pytest.raises(PermissionDenied, match="admin"):
         registry.handlers.collect_garbage(PUBLISHER, delete=False)
 
@@ -104,7 +104,7 @@ class OvertakenScan:
 
 
 async def test_a_blob_named_by_a_version_registered_after_the_scan_is_kept(
-    registry: Registry, onnx_models: dict[str, TrainedModel]
+    registry: RegistryParts, onnx_models: dict[str, TrainedModel]
 ) -> None:
     model = onnx_models["iris"]
     uploads = registry.handlers

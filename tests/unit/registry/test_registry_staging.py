@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelyard.registry.adapters.artifacts import LocalArtifactStore
-from modelyard.registry.bootstrap import build_registry
+from modelyard.registry.bootstrap import build
 from modelyard.registry.testing import registry_settings
 
 pytestmark = pytest.mark.unit
@@ -34,7 +34,7 @@ def test_the_registry_cleans_its_staging_at_start(tmp_path: Path) -> None:
     leftover = staging / "upload-killed"
     leftover.write_bytes(b"half an upload")
     os.utime(leftover, (0, 0))
-    registry = build_registry(settings)
+    registry = build(settings)
     try:
         assert not leftover.exists()
     finally:

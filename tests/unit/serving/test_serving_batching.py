@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from modelyard.serving.domain.batching import Batcher, batchable
-from modelyard.serving.domain.codec import Array
 from modelyard.serving.domain.model import Signature, TensorSpec
 from modelyard.serving.domain.ports import NoMetrics
+from modelyard.serving.domain.tensors import Array
 
 pytestmark = pytest.mark.unit
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
-from modelyard.serving.domain.codec import CONTENTS_FIELD, DTYPES, TensorCodec, fill_contents, to_raw
+from modelyard.serving.codec import CONTENTS_FIELD, TensorCodec, fill_contents
 from modelyard.serving.domain.errors import InvalidArgument, ResourceExhausted
 from modelyard.serving.domain.model import Signature, TensorSpec
+from modelyard.serving.domain.tensors import DTYPES, to_raw
 
 pytestmark = pytest.mark.unit
 

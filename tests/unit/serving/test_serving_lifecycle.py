@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
+from modelyard.errors import ErrorKind
+from modelyard.retry import Backoff
 from modelyard.serving.adapters.memory import InMemoryStatus
-from modelyard.serving.domain.codec import Array, to_raw
-from modelyard.serving.domain.dataplane import DataPlane, ShadowRunner
+from modelyard.serving.dataplane import DataPlane, ShadowRunner
 from modelyard.serving.domain.deployment import ModelManager, canary_bucket
-from modelyard.serving.domain.errors import Code, InvalidArgument, NotFound, PlanSourceError, Unavailable
+from modelyard.serving.domain.errors import InvalidArgument, NotFound, PlanSourceError, Unavailable
 from modelyard.serving.domain.model import Plan, Signature, TensorSpec, VersionRef
 from modelyard.serving.domain.ports import NoMetrics
 from modelyard.serving.domain.stream import PredictionBuffer
-from modelyard.serving.handlers import Backoff, ExecutionPolicy, Lifecycle, LoadFailed
+from modelyard.serving.domain.tensors import Array, to_raw
+from modelyard.serving.handlers import ExecutionPolicy, Lifecycle, LoadFailed
 
 pytestmark = pytest.mark.unit
 
@@ -193,9 +195,9 @@ async def test_dataplane_routes_pins_records_and_shadows(parts: Parts) -> None:
     assert np.frombuffer(response.raw_output_contents[0], np.float32).tolist() == [1.0, 1.0]
     predictions = stream.take(10)
     recorded = [(p.request_id, p.ref.version, p.status_code) for p in predictions]
-    assert ("r1", 1, Code.OK) in recorded and ("", 2, Code.OK) in recorded
-    assert ("", 1, Code.INVALID_ARGUMENT) in recorded
-    assert ("r1", 3, Code.OK) in recorded  # the shadow copy, recorded under its own version
+    assert ("r1", 1, ErrorKind.OK) in recorded and ("", 2, ErrorKind.OK) in recorded
+    assert ("", 1, ErrorKind.INVALID_ARGUMENT) in recorded
+    assert ("r1", 3, ErrorKind.OK) in recorded  # the shadow copy, recorded under its own version
     assert all(p.traceparent == "00-abc" for p in predictions if p.request_id == "r1")
 
 
@@ -204,7 +206,7 @@ async def test_a_model_that_raises_is_internal(parts: Parts) -> None:
     await lifecycle.enact(Plan("m", 1, artifacts.add("m", 1)))
     with pytest.raises(Exception, match="model 'm' version 1 failed: boom") as caught:
         await DataPlane(lifecycle.manager).infer(request(value=7))
-    assert caught.value.code == Code.INTERNAL  # type: ignore[attr-defined]
+    assert caught.value.kind == ErrorKind.INTERNAL  # type: ignore[attr-defined]
     with pytest.raises(InvalidArgument, match="five"):  # the runner's own validation keeps its code
         await DataPlane(lifecycle.manager).infer(request(value=5))
 

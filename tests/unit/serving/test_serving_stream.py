@@ -16,16 +16,9 @@ from modelyard.contracts.events.v1 import serving_events_pb2 as srv
 from modelyard.events.envelope import Event
 from modelyard.events.topics import SERVING_PREDICTIONS, Topic
 from modelyard.serving.adapters.kafka import PredictionPublisher
+from modelyard.serving.adapters.records import RecordEncoder, RecordPolicy, version_ref_message
 from modelyard.serving.domain.model import VersionRef
-from modelyard.serving.domain.stream import (
-    Cut,
-    Dropped,
-    Prediction,
-    PredictionBuffer,
-    RecordEncoder,
-    RecordPolicy,
-    version_ref_message,
-)
+from modelyard.serving.domain.stream import Cut, Dropped, Prediction, PredictionBuffer
 
 pytestmark = pytest.mark.unit
 

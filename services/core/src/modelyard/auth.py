@@ -21,6 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from modelyard.errors import ErrorKind, KindedError
+
 ANONYMOUS = "anonymous"
 MIN_PRODUCTION_TOKEN_LENGTH = 24
 # A secret from `secrets.token_urlsafe(24)` estimates at about 140 bits; a word, a repeated pattern or a
@@ -44,12 +46,16 @@ class Role(StrEnum):
     FEEDBACK = "feedback"  # sends ground truth to the monitor
 
 
-class AuthError(Exception):
-    """Base of the two access errors; the message is safe to show the caller."""
+class AuthError(KindedError):
+    """Base of the access errors; the message is safe to show the caller."""
+
+    kind = ErrorKind.PERMISSION_DENIED
 
 
 class Unauthenticated(AuthError):
     """No credentials where they are required, or credentials we do not know."""
+
+    kind = ErrorKind.UNAUTHENTICATED
 
 
 class PermissionDenied(AuthError):

@@ -7,9 +7,13 @@ from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 
+from modelyard.errors import ErrorKind, KindedError
 
-class BadInput(ValueError):
+
+class BadInput(KindedError, ValueError):
     """Input no request may carry (a time outside 0001-9999, a field longer than its cap); safe to show."""
+
+    kind = ErrorKind.INVALID_ARGUMENT
 
 
 def time_of(message: Message, field: str) -> datetime | None:

@@ -18,6 +18,7 @@ import httpx
 import jwt
 
 from modelyard.auth import AuthError, OidcSettings, Principal, Role, Unauthenticated
+from modelyard.errors import ErrorKind
 
 log = logging.getLogger(__name__)
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -25,6 +26,8 @@ DISCOVERY_PATH = "/.well-known/openid-configuration"
 
 class IdentityProviderUnavailable(AuthError):
     """The provider's keys cannot be fetched: the caller may retry (not the caller's fault)."""
+
+    kind = ErrorKind.UNAVAILABLE
 
 
 JwkDict = dict[str, Any]

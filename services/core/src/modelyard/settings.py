@@ -37,6 +37,12 @@ class ServiceSettings(BaseSettings):
     kafka_security: KafkaSecurity = Field(
         default_factory=KafkaSecurity, description="SSL and SASL of the service's Kafka clients"
     )
+    kafka_topic_check_interval_s: float = Field(
+        2.0,
+        gt=0,
+        description="seconds between checks that the topics a producer or consumer uses exist with their partitions "
+        "(re-created when a broker lost them, e.g. the embedded broker after a restart)",
+    )
     kafka_required: bool = Field(
         True, description="readiness waits for the broker; off only for a service started on its own"
     )

@@ -401,6 +401,14 @@ class Scenario:
 
     async def run(self, *, full: bool = True) -> None:
         """The whole loop; without `full`, only up to "traffic answered by v1" (a first version, served)."""
+        async with self.connected():
+            data, v2 = await self._first_version()
+            if full:
+                await self._canary_drift_rollback(data, v2)
+
+    @contextlib.asynccontextmanager
+    async def connected(self) -> AsyncIterator[Scenario]:
+        """The event log running and the stubs set, for the steps below (the demo's loop, or a test's own)."""
         from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as gov_grpc
         from modelyard.contracts.inference import grpc_service_pb2_grpc as inference_grpc
         from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as reg_grpc
@@ -418,9 +426,7 @@ class Scenario:
             self.registry = reg_grpc.RegistryServiceStub(registry)  # type: ignore[no-untyped-call]
             self.governance = gov_grpc.GovernanceServiceStub(governance)  # type: ignore[no-untyped-call]
             self.serving = inference_grpc.GRPCInferenceServiceStub(serving)  # type: ignore[no-untyped-call]
-            data, v2 = await self._first_version()
-            if full:
-                await self._canary_drift_rollback(data, v2)
+            yield self
 
     async def _first_version(self) -> tuple[DemoData, TrainedVersion]:
         """Train, then register, approve, load and call v1; v2 (trained alongside) for what follows."""
@@ -550,6 +556,15 @@ class Scenario:
             if version.status == reg_events.MODEL_VERSION_STATUS_FAILED_REGISTRATION:
                 raise RuntimeError(f"registration failed: {version.status_message}")
             await asyncio.sleep(0.2)
+
+    async def serve(self, data: DemoData, model: TrainedVersion, version: int) -> None:
+        """Register `model` as `version`, have it promoted (no canary) and wait until serving loaded it: a stack
+        that serves something, for the tests and benches that inflict things on one."""
+        await self.register(data, model, expected_version=version)
+        request_id = await self.request_promotion(version)
+        await self.checks_passed(request_id)
+        await self.approve(request_id, canary=None)
+        await self.loaded(version)
 
     async def request_promotion(self, version: int) -> str:
         from modelyard.contracts.governance.v1 import governance_service_pb2 as gov

@@ -366,13 +366,14 @@ def collect_garbage(
     --delete."""
     with _client(registry, token) as (stub, metadata):
         report = _call(stub.CollectGarbage, pb.CollectGarbageRequest(delete=delete), metadata)
-    table = Table("digest", "bytes", "stored at")
+    # One line per blob, never wrapped or cut, however narrow the terminal: digests are what an operator copies.
     for blob in report.blobs:
         stored = blob.modified_at.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")
-        table.add_row(blob.digest, str(blob.size_bytes), stored)
-    if report.blobs:
-        out.print(table)
+        out.print(f"{blob.digest}  {blob.size_bytes:>12} bytes  stored {stored}", soft_wrap=True, highlight=False)
     done = "deleted" if report.deleted else "would delete (dry run; --delete deletes)"
-    out.print(f"{done} {len(report.blobs)} unreferenced blobs, {report.size_bytes} bytes")
+    out.print(f"{done} {len(report.blobs)} unreferenced blobs, {report.size_bytes} bytes", soft_wrap=True)
     if report.young_blobs:
-        out.print(f"kept {report.young_blobs} unreferenced blobs younger than the grace period ({report.grace_s:g} s)")
+        out.print(
+            f"kept {report.young_blobs} unreferenced blobs younger than the grace period ({report.grace_s:g} s)",
+            soft_wrap=True,
+        )

@@ -15,6 +15,7 @@ from modelyard.settings import ServiceSettings
 from modelyard.tls import ClientTls
 
 if TYPE_CHECKING:
+    from modelyard.certificates import LocalPki
     from modelyard.events.signing import TrustedKeys
 
 SERVICES = ("registry", "serving", "monitor", "governance")
@@ -104,12 +105,17 @@ class ServiceRecord(BaseModel):
     http: str  # base URL
     pid: int
     log: Path
+    restarts: int = 0  # by `modelyard up`, after the process exited on its own
+    last_exit: int | None = None  # of the last exit that caused a restart (negative: killed by that signal)
 
 
 class BrokerRecord(BaseModel):
     bootstrap: str
     embedded: bool
     log: Path | None = None
+    pid: int | None = None  # of the embedded broker
+    restarts: int = 0
+    last_exit: int | None = None
 
 
 class TlsRecord(BaseModel):
@@ -156,3 +162,80 @@ class StackState(BaseModel):
         except PermissionError:
             return True
         return True
+
+
+def parse_env_options(values: tuple[str, ...] | list[str]) -> dict[str, dict[str, str]]:
+    """`SERVICE.KEY=VALUE` options as {service: {MODELYARD_<SERVICE>_KEY: VALUE}}.
+
+    The key is given without the prefix and upper-cased here, so an option cannot set another service's variables
+    (or anything else in the environment) by accident.
+    """
+    parsed: dict[str, dict[str, str]] = {}
+    for value in values:
+        target, sep, setting = value.partition("=")
+        service, _, key = target.partition(".")
+        if not sep or service not in SERVICES or not key.replace("_", "").isalnum():
+            raise StackError(f"--env {value!r}: expected SERVICE.KEY=VALUE, e.g. monitor.window_max_events=200")
+        parsed.setdefault(service, {})[f"{env_prefix(service)}{key.upper()}"] = setting
+    return parsed
+
+
+def service_env(
+    service: str, host: str, plan: dict[str, dict[str, int]], data_dir: Path, bootstrap: str, *, idempotence: bool
+) -> dict[str, str]:
+    prefix = env_prefix(service)
+    service_dir = data_dir / service
+    service_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        f"{prefix}HOST": host,
+        f"{prefix}GRPC_PORT": str(plan[service]["grpc"]),
+        f"{prefix}HTTP_PORT": str(plan[service]["http"]),
+        f"{prefix}DATA_DIR": str(service_dir),
+        f"{prefix}KAFKA_BOOTSTRAP": bootstrap,
+        f"{prefix}KAFKA_IDEMPOTENCE": str(idempotence).lower(),
+    }
+    # A service that calls another (a `<peer>_address` setting: governance and serving call the registry, serving
+    # calls governance) must find it where this stack put it, not at its default port, which another stack on this
+    # machine may own.
+    fields = settings_class(service).model_fields
+    for peer in SERVICES:
+        if peer != service and f"{peer}_address" in fields:
+            env[f"{prefix}{peer.upper()}_ADDRESS"] = address(client_host(host), plan[peer]["grpc"])
+    # In a stack, governance decides what serving serves, also after a restart, and serving fetches what it decides
+    # from this stack's registry; the plan file and the model directory are for standalone use.
+    if "plan_source" in fields and "governance_address" in fields:
+        env[f"{prefix}PLAN_SOURCE"] = "governance"
+    if "artifact_source" in fields and "registry_address" in fields:
+        env[f"{prefix}ARTIFACT_SOURCE"] = "registry"
+    # Likewise the monitor profiles each version's reference dataset as registered in this stack's registry.
+    if "reference_source" in fields and "registry_address" in fields:
+        env[f"{prefix}REFERENCE_SOURCE"] = "registry"
+    return env
+
+
+def stack_pki(directory: Path, host: str) -> LocalPki:
+    """The stack's CA and certificates: one server certificate for every service (they share this host), one client
+    certificate that the services and the CLI present."""
+    from modelyard.certificates import LOCAL_HOSTS, LocalPki  # cryptography: only `up --tls` needs it
+
+    try:
+        return LocalPki.ensure(directory.resolve(), dict.fromkeys([*LOCAL_HOSTS, client_host(host)]))
+    except ValueError as exc:
+        raise StackError(f"--tls-dir: {exc}") from None
+
+
+def tls_env(service: str, pki: LocalPki | None) -> dict[str, str]:
+    """Server TLS asking callers for a certificate of the stack's CA; clients of the other services trusting that
+    CA and presenting the stack's client certificate."""
+    if pki is None:
+        return {}
+    prefix = env_prefix(service)
+    files = {
+        "CERT_FILE": pki.server.cert_file,
+        "KEY_FILE": pki.server.key_file,
+        "CLIENT_CA_FILE": pki.ca_file,
+        "CA_FILE": pki.ca_file,
+        "CLIENT_CERT_FILE": pki.client.cert_file,
+        "CLIENT_KEY_FILE": pki.client.key_file,
+    }
+    return {f"{prefix}TLS__{name}": str(path) for name, path in files.items()}

@@ -50,6 +50,7 @@ def status(
     """Health of each service (HTTP /readyz and gRPC health); exits non-zero unless all are healthy."""
     bootstrap: str | None = None
     tls = client_tls()
+    state: StackState | None = None
     if grpc_address or http_address:
         targets = _explicit_targets(grpc_address or [], http_address or [], tls)
     else:
@@ -62,12 +63,15 @@ def status(
         tls = state.client_tls
     rows, broker = asyncio.run(_probe_all(targets, bootstrap, timeout, tls))
     table = Table(title="modelyard status")
-    for column in ("service", "gRPC", "gRPC health", "HTTP", "/readyz"):
+    for column in ("service", "gRPC", "gRPC health", "HTTP", "/readyz", "restarts"):
         table.add_column(column, no_wrap=column != "/readyz")
     for target, (health, ready) in zip(targets, rows, strict=True):
-        table.add_row(target.name, target.grpc or "", _cell(health), target.http or "", _cell(ready))
+        record = state.services.get(target.name) if state else None
+        restarts = _restarts(record.restarts, record.last_exit) if record else ""
+        table.add_row(target.name, target.grpc or "", _cell(health), target.http or "", _cell(ready), restarts)
     if broker is not None and bootstrap is not None:
-        table.add_row("kafka", bootstrap, _cell(broker), "", "")
+        restarts = _restarts(state.broker.restarts, state.broker.last_exit) if state else ""
+        table.add_row("kafka", bootstrap, _cell(broker), "", "", restarts)
     out.print(table)
     probes = [p for pair in rows for p in pair if p is not None] + ([broker] if broker else [])
     raise typer.Exit(0 if probes and all(p.healthy for p in probes) else 1)
@@ -144,6 +148,11 @@ async def _kafka(bootstrap: str, timeout_s: float) -> Probe:
     except Exception as exc:
         return Probe(False, f"{type(exc).__name__}")
     return Probe(True, "answers")
+
+
+def _restarts(count: int, last_exit: int | None) -> str:
+    """How often `modelyard up` restarted a process, and the exit code that caused the last restart."""
+    return f"[yellow]{count} (last exit code {last_exit})[/]" if count else "0"
 
 
 def _cell(probe: Probe | None) -> str:

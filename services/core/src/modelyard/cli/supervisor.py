@@ -11,8 +11,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -33,6 +34,8 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    argv: list[str]
+    env: Mapping[str, str]  # what `spawn` added to this process's environment
 
     @property
     def pid(self) -> int:
@@ -75,7 +78,40 @@ def spawn(name: str, argv: list[str], env: Mapping[str, str], log_path: Path) ->
             start_new_session=True,
             preexec_fn=functools.partial(_die_with_parent, os.getpid()),
         )
-    return Child(name, process, log_path)
+    return Child(name, process, log_path, argv, env)
+
+
+def respawn(child: Child) -> Child:
+    """The same command, environment and log (appended to) in a new process."""
+    return spawn(child.name, child.argv, child.env, child.log_path)
+
+
+@dataclass
+class Restarts:
+    """When to restart a process that exited on its own: after `initial_delay_s`, doubling with every crash in the
+    last `window_s` (up to `max_delay_s`); not at all once it crashed `limit` times in that window (a crash loop
+    that restarting will not fix)."""
+
+    initial_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+    limit: int = 5
+    window_s: float = 60.0
+    count: int = 0  # restarts so far
+    last_exit: int | None = None
+    _crashes: deque[float] = field(default_factory=deque)
+
+    def crashed(self, exit_code: int, now: float) -> float | None:
+        """Record an exit; the seconds to wait before restarting, or None when it crash-loops."""
+        self.last_exit = exit_code
+        self._crashes.append(now)
+        while now - self._crashes[0] > self.window_s:
+            self._crashes.popleft()
+        if len(self._crashes) >= self.limit:
+            return None
+        return min(self.max_delay_s, self.initial_delay_s * 2.0 ** (len(self._crashes) - 1))
+
+    def describe(self) -> str:
+        return f"{self.count} restarts, last exit code {self.last_exit}" if self.count else "no restarts"
 
 
 def stop_all(children: Iterable[Child], grace_s: float) -> None:

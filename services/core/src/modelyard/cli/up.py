@@ -10,10 +10,10 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import httpx
 import typer
@@ -32,17 +32,16 @@ from modelyard.cli.stack import (
     TlsRecord,
     address,
     client_host,
-    env_prefix,
+    parse_env_options,
     plan_ports,
-    settings_class,
+    service_env,
+    stack_pki,
+    tls_env,
     trust_env,
 )
-from modelyard.cli.supervisor import Child, spawn, stop_all
+from modelyard.cli.supervisor import Child, Restarts, respawn, spawn, stop_all
 from modelyard.cli.users import USERS_FILE, ensure_users, identity_settings, parse_users
 from modelyard.kafka.embedded import BrokerStartError, EmbeddedBroker, port_is_free
-
-if TYPE_CHECKING:
-    from modelyard.certificates import LocalPki
 
 BROKER_HOST = "127.0.0.1"  # the embedded broker is for this machine only, whatever --host says
 CHILD_STOP_GRACE_S = 20.0  # beyond a service's own drain (10 s by default) before SIGKILL
@@ -75,18 +74,82 @@ class StackOptions:
     tls_dir: Path | None = None  # the PKI's files (default: <data_dir>/tls), made when not all there
 
 
+BROKER = "kafka"  # the embedded broker's name among the supervised processes
+
+
 @dataclass
 class RunningStack:
     state: StackState
     children: list[Child]
+    broker: EmbeddedBroker | None = None
+    restarts: dict[str, Restarts] = field(default_factory=dict)
 
     def watch(self) -> None:
-        """Until a signal (KeyboardInterrupt) or a child dies on its own."""
+        """Until a signal (KeyboardInterrupt) or a crash loop. A service that exits on its own is started again after
+        a backoff (`Restarts`: 1 s, doubling); the embedded broker too, on the same port, with the catalogue's topics
+        (the services' clients then heal, see `modelyard.kafka.topic_guard`). Five crashes of one process within a
+        minute stop the stack with its log tail and exit status 1: a crash loop needs a person."""
+        due: dict[str, float] = {}  # process name -> when to start it again
         while True:
-            for child in self.children:
-                if child.exited():
-                    raise _ServiceFailed(f"{child.name} exited with code {child.process.returncode}", child)
-            time.sleep(0.5)
+            now = time.monotonic()
+            for index, child in enumerate(self.children):
+                if child.name in due:
+                    if now >= due[child.name]:
+                        del due[child.name]
+                        self.children[index] = self._restart_service(child)
+                elif child.exited():
+                    due[child.name] = now + self._backoff(child.name, child.process.returncode, child)
+            broker = self.broker
+            if broker is not None and BROKER in due:
+                if now >= due[BROKER]:
+                    del due[BROKER]
+                    self._restart_broker(broker)
+            elif broker is not None and (code := broker.exit_code) is not None:
+                due[BROKER] = now + self._backoff(BROKER, code, None)
+            time.sleep(0.2)
+
+    def _backoff(self, name: str, exit_code: int, child: Child | None) -> float:
+        restarts = self.restarts.setdefault(name, Restarts())
+        delay = restarts.crashed(exit_code, time.monotonic())
+        if delay is None:
+            message = (
+                f"{name} exited with code {exit_code}, its {restarts.limit}th exit within {restarts.window_s:g}s: "
+                f"not restarting it again (crash loop)"
+            )
+            if child is None:
+                raise StackError(f"{message}; see {self.state.broker.log}")
+            raise _ServiceFailed(message, child)
+        err.print(f"[yellow]{name} exited with code {exit_code}; restarting it in {delay:g}s[/]")
+        return delay
+
+    def _restart_service(self, child: Child) -> Child:
+        restarted = respawn(child)
+        restarts = self.restarts[child.name]
+        restarts.count += 1
+        record = self.state.services[child.name]
+        record.pid, record.restarts, record.last_exit = restarted.pid, restarts.count, restarts.last_exit
+        self.state.save()
+        err.print(f"restarted {child.name} (pid {restarted.pid}, {restarts.describe()})")
+        return restarted
+
+    def _restart_broker(self, broker: EmbeddedBroker) -> None:
+        from modelyard.events.topics import ALL
+        from modelyard.kafka.admin import ensure_topics, repair_topics
+
+        broker.start()  # same port; BrokerStartError (say, the port was taken meanwhile) ends the stack
+
+        async def restore_topics() -> None:
+            await ensure_topics(broker.bootstrap)
+            # Clients that reconnected first may have re-created topics with the broker's default partitions.
+            await repair_topics(broker.bootstrap, ALL)
+
+        asyncio.run(restore_topics())
+        restarts = self.restarts[BROKER]
+        restarts.count += 1
+        record = self.state.broker
+        record.pid, record.restarts, record.last_exit = broker.pid, restarts.count, restarts.last_exit
+        self.state.save()
+        err.print(f"restarted the embedded broker on {broker.bootstrap} with its topics ({restarts.describe()})")
 
 
 def up(
@@ -206,7 +269,7 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
     extra_env = parse_env_options(options.env)
     _refuse_second_stack(data_dir)
     _check_ports(host, plan, None if options.kafka_bootstrap else options.broker_port)
-    tls = _stack_pki(options.tls_dir or data_dir / "tls", host) if options.tls else None
+    tls = stack_pki(options.tls_dir or data_dir / "tls", host) if options.tls else None
     scheme = "https" if tls else "http"
 
     broker: EmbeddedBroker | None = None
@@ -225,9 +288,9 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
             # The embedded broker rejects InitProducerId; a real cluster gets idempotent producers.
             idempotence = options.kafka_idempotence if options.kafka_idempotence is not None else broker is None
             for service in SERVICES:
-                env = _service_env(service, host, plan, data_dir, bootstrap, idempotence=idempotence)
+                env = service_env(service, host, plan, data_dir, bootstrap, idempotence=idempotence)
                 env.update(trust_env(service, data_dir))  # signed decisions and incidents, keys made here
-                env.update(_tls_env(service, tls))
+                env.update(tls_env(service, tls))
                 env.update(extra_env.get(service, {}))
                 argv = [sys.executable, "-m", f"modelyard.{service}"]
                 children.append(spawn(service, argv, env, logs / f"{service}.log"))
@@ -235,7 +298,10 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
                 pid=os.getpid(),
                 data_dir=data_dir,
                 broker=BrokerRecord(
-                    bootstrap=bootstrap, embedded=broker is not None, log=broker.log_path if broker else None
+                    bootstrap=bootstrap,
+                    embedded=broker is not None,
+                    log=broker.log_path if broker else None,
+                    pid=broker.pid if broker else None,
                 ),
                 tls=TlsRecord(ca_file=tls.ca_file, cert_file=tls.client.cert_file, key_file=tls.client.key_file)
                 if tls
@@ -253,7 +319,7 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
             with err.status("waiting for the services to be ready") as status:
                 _wait_ready(children, state, options.timeout, status)
             state.save()
-            yield RunningStack(state, children)
+            yield RunningStack(state, children, broker)
         finally:
             # The stop is bounded; a second Ctrl-C must not cut it short halfway and leave processes behind.
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -262,22 +328,6 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
             if broker is not None:
                 broker.stop()
             _forget_state(data_dir)
-
-
-def parse_env_options(values: tuple[str, ...] | list[str]) -> dict[str, dict[str, str]]:
-    """`SERVICE.KEY=VALUE` options as {service: {MODELYARD_<SERVICE>_KEY: VALUE}}.
-
-    The key is given without the prefix and upper-cased here, so an option cannot set another service's variables
-    (or anything else in the environment) by accident.
-    """
-    parsed: dict[str, dict[str, str]] = {}
-    for value in values:
-        target, sep, setting = value.partition("=")
-        service, _, key = target.partition(".")
-        if not sep or service not in SERVICES or not key.replace("_", "").isalnum():
-            raise StackError(f"--env {value!r}: expected SERVICE.KEY=VALUE, e.g. monitor.window_max_events=200")
-        parsed.setdefault(service, {})[f"{env_prefix(service)}{key.upper()}"] = setting
-    return parsed
 
 
 def _refuse_second_stack(data_dir: Path) -> None:
@@ -301,67 +351,6 @@ def _check_ports(host: str, plan: dict[str, dict[str, int]], broker_port: int | 
                 f"{user} port {number} on {bind_host} is already in use "
                 "(choose others with --base-port, --port SERVICE.KIND=PORT or --broker-port)"
             )
-
-
-def _service_env(
-    service: str, host: str, plan: dict[str, dict[str, int]], data_dir: Path, bootstrap: str, *, idempotence: bool
-) -> dict[str, str]:
-    prefix = env_prefix(service)
-    service_dir = data_dir / service
-    service_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        f"{prefix}HOST": host,
-        f"{prefix}GRPC_PORT": str(plan[service]["grpc"]),
-        f"{prefix}HTTP_PORT": str(plan[service]["http"]),
-        f"{prefix}DATA_DIR": str(service_dir),
-        f"{prefix}KAFKA_BOOTSTRAP": bootstrap,
-        f"{prefix}KAFKA_IDEMPOTENCE": str(idempotence).lower(),
-    }
-    # A service that calls another (a `<peer>_address` setting: governance and serving call the registry, serving
-    # calls governance) must find it where this stack put it, not at its default port, which another stack on this
-    # machine may own.
-    fields = settings_class(service).model_fields
-    for peer in SERVICES:
-        if peer != service and f"{peer}_address" in fields:
-            env[f"{prefix}{peer.upper()}_ADDRESS"] = address(client_host(host), plan[peer]["grpc"])
-    # In a stack, governance decides what serving serves, also after a restart, and serving fetches what it decides
-    # from this stack's registry; the plan file and the model directory are for standalone use.
-    if "plan_source" in fields and "governance_address" in fields:
-        env[f"{prefix}PLAN_SOURCE"] = "governance"
-    if "artifact_source" in fields and "registry_address" in fields:
-        env[f"{prefix}ARTIFACT_SOURCE"] = "registry"
-    # Likewise the monitor profiles each version's reference dataset as registered in this stack's registry.
-    if "reference_source" in fields and "registry_address" in fields:
-        env[f"{prefix}REFERENCE_SOURCE"] = "registry"
-    return env
-
-
-def _stack_pki(directory: Path, host: str) -> LocalPki:
-    """The stack's CA and certificates: one server certificate for every service (they share this host), one client
-    certificate that the services and the CLI present."""
-    from modelyard.certificates import LOCAL_HOSTS, LocalPki  # cryptography: only `up --tls` needs it
-
-    try:
-        return LocalPki.ensure(directory.resolve(), dict.fromkeys([*LOCAL_HOSTS, client_host(host)]))
-    except ValueError as exc:
-        raise StackError(f"--tls-dir: {exc}") from None
-
-
-def _tls_env(service: str, pki: LocalPki | None) -> dict[str, str]:
-    """Server TLS asking callers for a certificate of the stack's CA; clients of the other services trusting that
-    CA and presenting the stack's client certificate."""
-    if pki is None:
-        return {}
-    prefix = env_prefix(service)
-    files = {
-        "CERT_FILE": pki.server.cert_file,
-        "KEY_FILE": pki.server.key_file,
-        "CLIENT_CA_FILE": pki.ca_file,
-        "CA_FILE": pki.ca_file,
-        "CLIENT_CERT_FILE": pki.client.cert_file,
-        "CLIENT_KEY_FILE": pki.client.key_file,
-    }
-    return {f"{prefix}TLS__{name}": str(path) for name, path in files.items()}
 
 
 def _wait_ready(children: list[Child], state: StackState, timeout_s: float, status: Status) -> None:

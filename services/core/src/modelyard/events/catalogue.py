@@ -58,6 +58,9 @@ def render() -> str:
     )
     for topic in topics.ALL:
         lines += ["", f"### `{topic.name}`", "", topic.summary, ""]
+        if topic.configs:
+            configs = ", ".join(f"`{key}={value}`" for key, value in topic.configs)
+            lines += [f"Created with {configs} (see docs/operations.md: the embedded broker ignores them).", ""]
         for payload in topic.payloads:
             lines.append(f"- **`{payload.DESCRIPTOR.full_name}`**: {_fields(payload)}")
     lines += ["", END]

@@ -20,6 +20,10 @@ from modelyard.contracts.events.v1 import (
 )
 
 DLQ_SUFFIX = ".dlq"
+# The prediction stream is the one unbounded topic: the monitor reads it within seconds, so a day of it (and at most
+# 1 GiB per partition, whichever comes first) covers an outage without letting the broker grow without limit.
+PREDICTIONS_RETENTION_MS = 24 * 3600 * 1000
+PREDICTIONS_RETENTION_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Topic:
     # Events here change what is served (or can trigger that): each must carry a valid signature of a key its
     # consumer trusts for the topic's source, or it is dead-lettered before any handler sees it.
     signed: bool = False
+    # Topic configs passed to CreateTopics (real Kafka honours them; see docs/operations.md for the embedded broker).
+    configs: tuple[tuple[str, str], ...] = ()
 
     @property
     def dlq(self) -> str:
@@ -89,6 +95,7 @@ SERVING_PREDICTIONS = Topic(
     summary="Every inference, in batches per model: inputs, outputs, latency, status.",
     payloads=(srv.PredictionBatch,),
     sources=("serving",),
+    configs=(("retention.ms", str(PREDICTIONS_RETENTION_MS)), ("retention.bytes", str(PREDICTIONS_RETENTION_BYTES))),
 )
 SERVING_STATUS = Topic(
     "modelyard.serving.status",

@@ -19,16 +19,14 @@ import asyncio
 import functools
 import inspect
 import logging
-import random
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, cast, overload
+from typing import Any, Literal, Self, cast, overload
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -40,9 +38,34 @@ from modelyard.events import headers as h
 from modelyard.events.envelope import EnvelopeError, Event, Headers, Position
 from modelyard.events.signing import TrustedKeys
 from modelyard.events.topics import BY_NAME, DLQ_SUFFIX, Topic
+from modelyard.kafka.handling import (
+    BatchHandler,
+    Delivery,
+    PermanentError,
+    PositionStore,
+    RecentIds,
+    RetryPolicy,
+    SeenEvents,
+    TransientError,
+)
 from modelyard.kafka.producer import EventPublisher
+from modelyard.kafka.recovery import GroupRecovery
 from modelyard.kafka.security import PLAINTEXT, KafkaSecurity
+from modelyard.kafka.topic_guard import DEFAULT_INTERVAL_S
 from modelyard.settings import ServiceSettings
+
+# What handlers and services import from here (the types live in `modelyard.kafka.handling`).
+__all__ = [
+    "BatchHandler",
+    "Delivery",
+    "EventConsumer",
+    "PermanentError",
+    "PositionStore",
+    "RecentIds",
+    "RetryPolicy",
+    "SeenEvents",
+    "TransientError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,93 +90,6 @@ DEAD_LETTERS = Counter(
     "Records a consumer refused and copied to the dead-letter topic, by reason (the error's type).",
     ["topic", "group", "reason"],
 )
-
-
-class PermanentError(Exception):
-    """The event can never be handled as it is (e.g. it contradicts this service's state): dead-letter it."""
-
-
-class TransientError(Exception):
-    """A failure that may pass (a dependency is down, a timeout): retry with backoff, dead-letter if it persists."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff for transient failures. Keep the worst case (sum of delays plus handler time) well
-    under `max_poll_interval_ms`: the partition makes no progress while its record is retried."""
-
-    max_attempts: int = 5
-    initial_delay_s: float = 0.2
-    multiplier: float = 2.0
-    max_delay_s: float = 10.0
-    jitter: float = 0.1  # +-10%, so consumers that failed together do not retry in lockstep
-    retry_on: tuple[type[Exception], ...] = (TransientError,)
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.initial_delay_s < 0 or self.multiplier < 1 or not 0 <= self.jitter < 1:
-            raise ValueError(f"invalid retry policy {self}")
-
-    def delay_s(self, failed_attempt: int, rand: Callable[[], float] = random.random) -> float:
-        """Seconds to wait after attempt number `failed_attempt` (1-based) failed transiently."""
-        base = min(self.max_delay_s, self.initial_delay_s * self.multiplier ** (failed_attempt - 1))
-        return base * (1 + self.jitter * (2 * rand() - 1))
-
-
-@dataclass(frozen=True, eq=False)
-class Delivery:
-    """One event handed to a batch handler: where it was read, and the consumer's span of it (a child of the
-    producer's span; make it current while handling the event to continue the trace)."""
-
-    event: Event
-    position: Position
-    span: trace.Span
-
-
-BatchHandler = Callable[[Sequence[Delivery]], None]
-
-
-class PositionStore(Protocol):
-    """Kept by a batch handler that stores each partition's next offset in the transaction that applies its
-    records: on assignment the consumer resumes each partition from there, not from the group's commit."""
-
-    def resume_positions(self, partitions: Collection[tuple[str, int]]) -> Mapping[tuple[str, int], int]:
-        """The next offset to read of each partition the store knows (blocking; run in a worker thread)."""
-        ...
-
-
-class SeenEvents(Protocol):
-    """Ids of events a consumer group has handled, kept by the service (e.g. a table next to its state) so
-    that duplicates stay no-ops across restarts. Best when the service writes the id in the same transaction
-    as the handler's effect; `add` is then a no-op."""
-
-    async def contains(self, event_id: str) -> bool: ...
-
-    async def add(self, event_id: str) -> None: ...
-
-
-class RecentIds:
-    """The last `capacity` event ids handled, least recently seen evicted first."""
-
-    def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
-        self._capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def __contains__(self, event_id: object) -> bool:
-        if not isinstance(event_id, str) or event_id not in self._ids:
-            return False
-        self._ids.move_to_end(event_id)  # a duplicate now is likely again soon: keep it longest
-        return True
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def add(self, event_id: str) -> None:
-        self._ids[event_id] = None
-        self._ids.move_to_end(event_id)
-        if len(self._ids) > self._capacity:
-            self._ids.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -191,7 +127,14 @@ class EventConsumer:
         max_partition_fetch_bytes: int = 1_048_576,
         trusted_keys: TrustedKeys | None = None,
         security: KafkaSecurity = PLAINTEXT,
+        commit_timeout_s: float = 5.0,
+        rejoin_after_failed_commits: int = 3,
+        topic_check_interval_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
+        """A commit that the broker does not settle within `commit_timeout_s` counts as failed (the records are
+        delivered again); after `rejoin_after_failed_commits` failures in a row the member rejoins its group, and
+        meanwhile `delivering` reports the consumer degraded. Topics are verified every `topic_check_interval_s`
+        (see `modelyard.kafka.recovery`)."""
         self.group_id = group_id
         # Events on signed topics are verified against these before any handler sees them; none: all refused.
         self._trusted = trusted_keys or TrustedKeys()
@@ -213,8 +156,24 @@ class EventConsumer:
         )
         self._positions = positions
         # Dead letters are rare; a producer of our own keeps their delivery independent of the service's.
+        # Its topics are the dead-letter topics, which this consumer's guard verifies.
         self._dead_letters = EventPublisher(
-            bootstrap, idempotence=idempotence, linger_ms=0, client_id=client_id, security=security
+            bootstrap,
+            idempotence=idempotence,
+            linger_ms=0,
+            client_id=client_id,
+            security=security,
+            topic_check_interval_s=None,
+        )
+        self._recovery = GroupRecovery(
+            bootstrap,
+            group_id,
+            topics,
+            self._rejoin,
+            commit_timeout_s=commit_timeout_s,
+            rejoin_after_failed_commits=rejoin_after_failed_commits,
+            topic_check_interval_s=topic_check_interval_s,
+            security=security,
         )
         self._retry = retry or RetryPolicy()
         self._max_records = max_records
@@ -239,6 +198,7 @@ class EventConsumer:
             idempotence=settings.kafka_idempotence,
             client_id=settings.service_name,
             security=settings.kafka_security,
+            topic_check_interval_s=settings.kafka_topic_check_interval_s,
             **options,
         )
 
@@ -308,6 +268,7 @@ class EventConsumer:
             await self._dead_letters.stop()
             raise
         self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+        self._recovery.guard.start()
         self._task = asyncio.create_task(self._run(), name=f"consumer {self.group_id}")
 
     async def joined(self) -> None:
@@ -339,6 +300,7 @@ class EventConsumer:
         task, self._task = self._task, None
         if task is None:
             return
+        await self._recovery.guard.stop()
         acquired = False
         try:
             async with asyncio.timeout(grace_s):
@@ -365,6 +327,10 @@ class EventConsumer:
                 log.warning("consumer %s: closed without the broker: %r", self.group_id, exc)
             await self._dead_letters.stop()
         _raise_failure(task)
+
+    async def delivering(self) -> bool:
+        """A degradation check: see `GroupRecovery.delivering`."""
+        return await self._recovery.delivering()
 
     async def wait(self) -> None:
         """Return when the runner has stopped; raise what made it fail, if it did (for a supervisor)."""
@@ -557,15 +523,15 @@ class EventConsumer:
         offsets = {tp: self._handled[tp] for tp in partitions if tp in self._handled}
         if not offsets:
             return
-        try:
-            await self._consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # The partition moved to another member, which resumes from the last commit: these records are
-            # handled again there (at-least-once), never lost.
-            log.warning("consumer %s: commit of %s lost to a rebalance: %r", self.group_id, offsets, exc)
+        await self._recovery.commit(lambda: self._consumer.commit(offsets), offsets)
         for tp, offset in offsets.items():
             if self._handled.get(tp) == offset:
                 del self._handled[tp]
+
+    def _rejoin(self) -> None:
+        # Subscribing anew makes aiokafka revoke, rejoin and fetch fresh metadata; the records in hand are
+        # committed by the revoke or delivered again.
+        self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
 
     async def _on_revoked(self, revoked: Collection[TopicPartition]) -> None:
         async with self._processing:
@@ -573,15 +539,19 @@ class EventConsumer:
             await self._commit([tp for tp in revoked if tp in self._handled])
 
     async def _on_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self._recovery.assigned()
         if self._positions is None or not assigned:
             return
-        stored = await asyncio.to_thread(
-            self._positions.resume_positions, [(tp.topic, tp.partition) for tp in assigned]
-        )
-        for tp in assigned:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is not None:
-                self._consumer.seek(tp, offset)
+        positions = self._positions
+        stored = await asyncio.to_thread(positions.resume_positions, [(tp.topic, tp.partition) for tp in assigned])
+        resumed = {tp: offset for tp in assigned if (offset := stored.get((tp.topic, tp.partition))) is not None}
+        for tp, offset in resumed.items():
+            self._consumer.seek(tp, offset)  # at once: the fetcher starts while this callback still runs
+        lost = await self._recovery.lost(resumed)
+        if lost:
+            await asyncio.to_thread(positions.restart_positions, [(tp.topic, tp.partition) for tp in lost])
+            for tp in lost:
+                self._consumer.seek(tp, 0)
 
     @contextmanager
     def _span(self, record: Any, event: Event | None) -> Iterator[trace.Span]:

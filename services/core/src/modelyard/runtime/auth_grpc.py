@@ -15,14 +15,9 @@ from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection
 
 from modelyard.access import AccessEdge
-from modelyard.auth import AuthError, Principal, Unauthenticated
-from modelyard.oidc import IdentityProviderUnavailable
+from modelyard.auth import AuthError, Principal
+from modelyard.runtime.errors import SHARED
 
-STATUS: dict[type[AuthError], grpc.StatusCode] = {
-    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    IdentityProviderUnavailable: grpc.StatusCode.UNAVAILABLE,
-    AuthError: grpc.StatusCode.PERMISSION_DENIED,
-}
 # Services every server carries, open to all: probes and tools must work without a token.
 OPEN_SERVICES = frozenset({health.SERVICE_NAME, reflection.SERVICE_NAME, "grpc.reflection.v1.ServerReflection"})
 
@@ -32,10 +27,6 @@ _PRINCIPAL: ContextVar[Principal] = ContextVar("modelyard_principal")
 def current_principal() -> Principal:
     """The caller the edge admitted for this RPC (only for operations that are not open)."""
     return _PRINCIPAL.get()
-
-
-def status_of(error: AuthError) -> grpc.StatusCode:
-    return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
 
 
 class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -64,7 +55,7 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 authorization if isinstance(authorization, str) else None,
             )
         except AuthError as exc:
-            return _refusal(handler, status_of(exc), str(exc))
+            return _refusal(handler, SHARED.grpc(exc), str(exc))
         if principal is not None:
             _PRINCIPAL.set(principal)
         return handler

@@ -13,16 +13,10 @@ from fastapi.responses import JSONResponse
 
 from modelyard.access import AccessEdge
 from modelyard.auth import AuthError, Principal, Unauthenticated
-from modelyard.oidc import IdentityProviderUnavailable
-from modelyard.runtime import auth_grpc
+from modelyard.runtime.errors import SHARED
 
-STATUS: dict[type[AuthError], int] = {Unauthenticated: 401, IdentityProviderUnavailable: 503, AuthError: 403}
 # Sent with every 401, as RFC 6750 asks.
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="modelyard"'}
-
-
-def status_of(error: AuthError) -> int:
-    return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
 
 
 def edge_dependency(edge: AccessEdge) -> Callable[[Request], Awaitable[None]]:
@@ -41,8 +35,7 @@ def refusal(request: Request, error: Exception) -> JSONResponse:
     """The app's answer to an AuthError: the same body and codes as the services' own errors."""
     assert isinstance(error, AuthError)
     headers = CHALLENGE if isinstance(error, Unauthenticated) else None
-    code = auth_grpc.status_of(error).name
-    return JSONResponse({"code": code, "message": str(error)}, status_code=status_of(error), headers=headers)
+    return JSONResponse(SHARED.body(error), status_code=SHARED.http(error), headers=headers)
 
 
 def current_principal(request: Request) -> Principal:

@@ -7,6 +7,7 @@ writer ask for `BEGIN IMMEDIATE` (the write lock up front) through the `write` e
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,31 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from modelyard.runtime import Hook, ReadinessCheck
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def database_ready(engine: Engine) -> ReadinessCheck:
+    """A readiness check: the database answers `SELECT 1` (asked in a worker thread)."""
+
+    def select_one() -> bool:
+        with engine.connect() as connection:
+            return bool(connection.scalar(sa.text("SELECT 1")) == 1)
+
+    async def ready() -> bool:
+        return await asyncio.to_thread(select_one)
+
+    return ready
+
+
+def disposal(engine: Engine) -> Hook:
+    """A stop hook: close the engine's pooled connections."""
+
+    async def dispose() -> None:
+        engine.dispose()
+
+    return dispose
 
 
 def create_engine(url: str | URL, **options: Any) -> Engine:

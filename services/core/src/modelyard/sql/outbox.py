@@ -27,7 +27,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from modelyard.events.envelope import Event
+from modelyard.events.signing import EventSigner
 from modelyard.events.topics import Topic, payload_type
+from modelyard.kafka.admin import ensure_topics
+from modelyard.retry import Backoff
+from modelyard.runtime import BackgroundTask
+from modelyard.runtime.kit import started_publisher
+from modelyard.settings import ServiceSettings
 from modelyard.sql.engine import UTCDateTime, transaction
 
 log = logging.getLogger(__name__)
@@ -110,11 +116,12 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until cancelled; never gives up on the broker."""
-        backoff = self._poll_interval_s
+        retry = Backoff(first_s=self._poll_interval_s, max_s=self._max_backoff_s)
+        backoff = retry.first_s
         while True:
             try:
                 relayed = await self.relay_once()
-                backoff = self._poll_interval_s
+                backoff = retry.first_s
                 if relayed:
                     continue  # more may be waiting: drain before sleeping
             except asyncio.CancelledError:
@@ -123,7 +130,7 @@ class OutboxRelay:
                 # Broker away (or a database hiccup): the rows stay pending; back off and try again.
                 log.warning("outbox relay: %r; retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff_s)
+                backoff = retry.after(backoff)
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -172,3 +179,28 @@ def _event(row: sa.Row[tuple[object, ...]]) -> Event:
         time=mapping["event_time"],
         trace=json.loads(str(mapping["trace"])),
     )
+
+
+def relay_task(
+    settings: ServiceSettings,
+    engine: Engine,
+    table: sa.Table,
+    topics: Sequence[Topic],
+    *,
+    signer: EventSigner | None = None,
+) -> BackgroundTask:
+    """A service's outbox relay as a background task: a publisher of its own, started whenever the broker is
+    there (changes are kept in the outbox meanwhile), the service's topics created before every batch."""
+
+    async def relay() -> None:
+        publisher = await started_publisher(settings, signer=signer)
+
+        async def prepare() -> None:
+            await ensure_topics(settings.kafka_bootstrap, topics, timeout_s=10, security=settings.kafka_security)
+
+        try:
+            await OutboxRelay(engine, table, publisher, prepare=prepare).run()
+        finally:
+            await publisher.stop()
+
+    return relay

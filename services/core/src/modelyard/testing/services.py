@@ -30,17 +30,24 @@ async def four_services(
     for name in ("registry", "governance", "monitor", "serving"):
         (tmp / name).mkdir()
     services = {
-        "registry": registry_bootstrap.build(
-            registry_settings(tmp / "registry", kafka_bootstrap=kafka_bootstrap, **overrides)
+        "registry": registry_bootstrap.service(
+            registry_bootstrap.build(registry_settings(tmp / "registry", kafka_bootstrap=kafka_bootstrap, **overrides))
         ),
-        "governance": governance_bootstrap.build(
-            governance_settings(tmp / "governance", kafka_bootstrap=kafka_bootstrap, **overrides), InMemoryCatalog()
+        "governance": governance_bootstrap.service(
+            governance_bootstrap.build(
+                governance_settings(tmp / "governance", kafka_bootstrap=kafka_bootstrap, **overrides),
+                catalog=InMemoryCatalog(),
+            )
         ),
-        "monitor": monitor_bootstrap.build(
-            MonitorSettings.model_validate({**setting_values(kafka_bootstrap, tmp / "monitor"), **overrides})
+        "monitor": monitor_bootstrap.service(
+            monitor_bootstrap.build(
+                MonitorSettings.model_validate({**setting_values(kafka_bootstrap, tmp / "monitor"), **overrides})
+            )
         ),
-        "serving": serving_bootstrap.build(
-            settings_for(tmp / "serving", kafka_bootstrap=kafka_bootstrap, **{**overrides, **(serving or {})})
+        "serving": serving_bootstrap.service(
+            serving_bootstrap.build(
+                settings_for(tmp / "serving", kafka_bootstrap=kafka_bootstrap, **{**overrides, **(serving or {})})
+            )
         ),
     }
     async with contextlib.AsyncExitStack() as stack:

@@ -1,28 +1,25 @@
-"""Composition root of the governance service: builds adapters, wires handlers and transports into a `Service`.
-
-`build_governance` is the seam tests use: pass a fake catalog or evaluator and get the real handlers and store.
+"""Composition root of the governance service: `build` wires the adapters and handlers into `GovernanceParts`
+(the seam tests use: pass a fake catalog or evaluator and get the real handlers and store); `service` makes the
+runnable `Service` around them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
-from modelyard.contracts.events.v1 import monitor_events_pb2
 from modelyard.events import topics
-from modelyard.events.envelope import Event
 from modelyard.events.signing import EVENT_KEY_FILE, EventSigner, TrustedKeys, load_private_key
 from modelyard.governance.adapters.evaluation import OnnxEvaluator
-from modelyard.governance.adapters.metrics import ALIAS_DIVERGED, ALIAS_REPAIRS, ROLLBACKS
+from modelyard.governance.adapters.metrics import ALIAS_DIVERGED, ALIAS_REPAIRS
 from modelyard.governance.adapters.published import published_checkpoints
 from modelyard.governance.adapters.registry import RegistryCatalog
 from modelyard.governance.adapters.sql import schema
@@ -34,25 +31,23 @@ from modelyard.governance.domain.ports import Evaluator, ModelCatalog
 from modelyard.governance.domain.signer import AuditSigner
 from modelyard.governance.entrypoints.access import ACCESS
 from modelyard.governance.entrypoints.api import GovernanceApi
+from modelyard.governance.entrypoints.consumers import alert_consumer, audit_consumer
 from modelyard.governance.entrypoints.transports import SERVICE, governance_grpc_api, governance_router
 from modelyard.governance.handlers import GovernanceHandlers
-from modelyard.kafka.admin import ensure_topics
-from modelyard.kafka.consumer import EventConsumer
-from modelyard.kafka.producer import EventPublisher
 from modelyard.runtime import Service, StartupError
-from modelyard.sql.engine import create_engine
-from modelyard.sql.outbox import OutboxRelay
+from modelyard.runtime.kit import BROKER_RETRY, consume_forever
+from modelyard.sql.engine import create_engine, database_ready, disposal
+from modelyard.sql.outbox import relay_task
 
 log = logging.getLogger(__name__)
 
 API_NAME: str = SERVICE.full_name
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
-BROKER_RETRY_S = 1.0
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Governance:
+class GovernanceParts:
     """The governance service's parts, wired: what transports and tests work with."""
 
     settings: GovernanceSettings
@@ -77,14 +72,17 @@ def _key(configured: SecretStr | None, settings: GovernanceSettings, file_name: 
         raise StartupError(str(exc)) from None
 
 
-def build_governance(
-    settings: GovernanceSettings, catalog: ModelCatalog | None = None, evaluator: Evaluator | None = None
-) -> Governance:
+def build(
+    settings: GovernanceSettings, *, catalog: ModelCatalog | None = None, evaluator: Evaluator | None = None
+) -> GovernanceParts:
     """Load the policy (a bad file fails here, naming the line), migrate the database, wire the handlers.
 
     The audit signer signs nothing until `handlers.recover_signer` has told it what it published before (the
     service does so from the checkpoints topic as soon as the broker answers)."""
-    policy = load_policy(settings.policy_file or DEFAULT_POLICY)
+    try:
+        policy = load_policy(settings.policy_file or DEFAULT_POLICY)
+    except ValueError as exc:  # PolicyError: the message names the file and line
+        raise StartupError(str(exc)) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     signer = AuditSigner(_key(settings.audit_signing_key, settings, "audit-signing.key"))  # signs audit checkpoints
     store = SqlGovernanceStore(create_engine(settings.resolved_database_url), signer, settings.checkpoint_every)
@@ -102,59 +100,14 @@ def build_governance(
     )
     log.info("policy %s loaded (%s)", policy.version, policy.hash)
     event_key = _key(settings.event_signing_key, settings, EVENT_KEY_FILE)
-    return Governance(settings, policy, store, handlers, event_key)
+    return GovernanceParts(settings, policy, store, handlers, event_key)
 
 
-def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> Service:
-    try:
-        governance = build_governance(settings, catalog)
-    except ValueError as exc:  # PolicyError: the message names the file and line
-        raise StartupError(str(exc)) from None
-    handlers = governance.handlers
-    trusted = governance.trusted_keys()
+def service(parts: GovernanceParts) -> Service:
+    """The runnable governance service around wired parts: transports, outbox relay, consumers, periodic work."""
+    settings, handlers, engine = parts.settings, parts.handlers, parts.store.engine
+    trusted = parts.trusted_keys()
     api = GovernanceApi(handlers)
-
-    async def relay_decisions() -> None:
-        publisher = await _started_publisher(settings, EventSigner(governance.event_key))
-
-        async def prepare() -> None:
-            await ensure_topics(
-                settings.kafka_bootstrap,
-                [topics.GOVERNANCE_DECISIONS, topics.GOVERNANCE_CHECKPOINTS],
-                timeout_s=10,
-                security=settings.kafka_security,
-            )
-
-        try:
-            await OutboxRelay(governance.store.engine, schema.outbox, publisher, prepare=prepare).run()
-        finally:
-            await publisher.stop()
-
-    def record(event: Event) -> None:
-        handlers.record_event(event)
-
-    def judge_alert(event: Event) -> None:
-        assert isinstance(event.payload, monitor_events_pb2.IncidentChanged)
-        if (rollback := handlers.handle_incident(event.payload)) is not None:
-            ROLLBACKS.labels(model=rollback.model_name).inc()
-
-    async def audit_every_topic() -> None:
-        # Its own group, from the earliest offset: the audit trail must not miss history. Duplicates are
-        # no-ops by event id in the audit table itself, so no in-memory de-duplication is needed.
-        consumer = EventConsumer.from_settings(
-            settings, f"{settings.consumer_group_prefix}-audit", topics.AUDITED, trusted_keys=trusted
-        )
-        for payload in {p for topic in topics.AUDITED for p in topic.payloads}:
-            consumer.register(payload, record, cpu_bound=True)
-        await _consume(settings, consumer)
-
-    async def rollback_on_alerts() -> None:
-        consumer = EventConsumer.from_settings(
-            settings, f"{settings.consumer_group_prefix}-rollback", [topics.MONITOR_ALERTS], trusted_keys=trusted
-        )
-        # An incident id is acted on once (the deployment remembers it); a replayed event id is skipped earlier.
-        consumer.register(monitor_events_pb2.IncidentChanged, judge_alert, cpu_bound=True, idempotent=True)
-        await _consume(settings, consumer)
 
     async def workflow() -> None:
         # Restart-safe: each pass reads what is due from the store, nothing is kept in memory between passes.
@@ -183,76 +136,46 @@ def build(settings: GovernanceSettings, catalog: ModelCatalog | None = None) -> 
             await _guarded(asyncio.to_thread(handlers.checkpoint), "audit checkpoint")
             await asyncio.sleep(settings.checkpoint_interval_s)
 
-    async def database_ready() -> bool:
-        def select_one() -> bool:
-            with governance.store.engine.connect() as connection:
-                return bool(connection.scalar(sa.text("SELECT 1")) == 1)
-
-        return await asyncio.to_thread(select_one)
-
-    async def dispose() -> None:
-        governance.store.engine.dispose()
-
+    auditor = audit_consumer(settings, handlers, trusted)
+    alerts = alert_consumer(settings, handlers, trusted)
+    relay = relay_task(
+        settings,
+        engine,
+        schema.outbox,
+        [topics.GOVERNANCE_DECISIONS, topics.GOVERNANCE_CHECKPOINTS],
+        signer=EventSigner(parts.event_key),
+    )
     return Service(
         settings,
         access=ACCESS,
         grpc_apis=[governance_grpc_api(api)],
         routers=[governance_router(api)],
         background_tasks={
-            "outbox-relay": relay_decisions,
-            "audit-consumer": audit_every_topic,
-            "alert-consumer": rollback_on_alerts,
+            "outbox-relay": relay,
+            "audit-consumer": functools.partial(consume_forever, settings, auditor),
+            "alert-consumer": functools.partial(consume_forever, settings, alerts),
             "workflow": workflow,
             "audit-checkpoints": checkpoints,
             "alias-reconciliation": reconcile_aliases,
         },
-        readiness_checks={"database": database_ready},
-        on_stop=[dispose],
+        readiness_checks={"database": database_ready(engine)},
+        # Decisions are taken without the broker; a topic whose events go unread shows as degraded.
+        degraded_checks={"audit-consumer": auditor.delivering, "alert-consumer": alerts.delivering},
+        on_stop=[disposal(engine)],
     )
-
-
-async def _started_publisher(settings: GovernanceSettings, signer: EventSigner) -> EventPublisher:
-    """A started publisher, waiting for the broker as long as it takes (decisions wait in the outbox)."""
-    while True:
-        publisher = EventPublisher.from_settings(settings, signer=signer)
-        try:
-            await publisher.start()
-            return publisher
-        except asyncio.CancelledError:
-            await publisher.stop()  # stopping the service while the broker is away: leave nothing open
-            raise
-        except Exception as exc:  # aiokafka raises several unrelated types for "not there yet"
-            log.warning("event publisher cannot start yet: %r", exc)
-            await publisher.stop()
-            await asyncio.sleep(BROKER_RETRY_S)
 
 
 async def _published_checkpoints(settings: GovernanceSettings) -> list[Checkpoint]:
     """The checkpoints topic's records, waiting for the broker as long as it takes (the signer signs nothing until
     it has them)."""
+    wait = BROKER_RETRY.first_s
     while True:
         try:
             return await published_checkpoints(settings.kafka_bootstrap, security=settings.kafka_security)
         except Exception as exc:  # aiokafka raises several unrelated types for "not there yet"
             log.warning("checkpoints topic cannot be read yet: %r", exc)
-            await asyncio.sleep(BROKER_RETRY_S)
-
-
-async def _consume(settings: GovernanceSettings, consumer: EventConsumer) -> None:
-    while True:
-        try:
-            await ensure_topics(settings.kafka_bootstrap, topics.ALL, timeout_s=10, security=settings.kafka_security)
-            await consumer.start()
-            break
-        except Exception as exc:
-            log.warning("consumer %s cannot start yet: %r", consumer.group_id, exc)
-            await asyncio.sleep(BROKER_RETRY_S)
-    try:
-        await consumer.wait()
-    finally:
-        # Within the service's drain budget; a record cut off here is simply delivered again.
-        with contextlib.suppress(Exception):
-            await consumer.stop(grace_s=settings.shutdown_grace_s / 2)
+            await asyncio.sleep(wait)
+            wait = BROKER_RETRY.after(wait)
 
 
 async def _guarded(work: Awaitable[T], what: str) -> T | None:

@@ -1,4 +1,5 @@
-"""Domain values <-> protobuf contracts, shared by the event-producing handlers and the gRPC/REST edges."""
+"""Domain values <-> protobuf contracts: the events governance publishes (built here from its decisions), the
+alerts it reads, and the messages of the gRPC/REST edges."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from datetime import UTC
 
 from modelyard.contracts.events.v1 import common_pb2, governance_events_pb2, monitor_events_pb2
 from modelyard.contracts.governance.v1 import governance_service_pb2 as gpb
+from modelyard.events.envelope import Event
 from modelyard.governance.domain.audit import Checkpoint
-from modelyard.governance.domain.deployment import Incident, Plan
+from modelyard.governance.domain.deployment import Incident, Plan, Rollback
 from modelyard.governance.domain.model import VersionRef
 from modelyard.governance.domain.policy import AlertSeverity
 from modelyard.governance.domain.workflow import PromotionRequest
 
+SOURCE = "governance"
 _SEVERITY = {
     monitor_events_pb2.SEVERITY_INFO: AlertSeverity.INFO,
     monitor_events_pb2.SEVERITY_WARNING: AlertSeverity.WARNING,
@@ -96,3 +99,52 @@ def checkpoint_of(message: governance_events_pb2.AuditCheckpointSigned) -> Check
         key_id=message.key_id,
         signature=message.signature,
     )
+
+
+# -- decisions: the events governance publishes, one per decision ----------------------------------------------
+
+
+def promotion_requested(request: PromotionRequest) -> Event:
+    payload = governance_events_pb2.PromotionRequested(
+        request_id=request.id,
+        version=ref_pb(request.version),
+        target_alias=request.target_alias,
+        requested_by=request.requested_by,
+        policy_hash=request.policy_hash,
+    )
+    return Event.new(request.version.model_name, payload, SOURCE)
+
+
+def promotion_ended(request: PromotionRequest) -> Event:
+    """A request that ended without a deployment: rejected, withdrawn, expired or superseded (`outcome`)."""
+    payload = governance_events_pb2.PromotionRejected(
+        request_id=request.id,
+        version=ref_pb(request.version),
+        reason=request.reason,
+        decided_by=request.decided_by,
+        outcome=request.state.value,
+        target_alias=request.target_alias,
+    )
+    return Event.new(request.version.model_name, payload, SOURCE)
+
+
+def deployment_approved(request: PromotionRequest, plan: Plan) -> Event:
+    payload = governance_events_pb2.DeploymentApproved(
+        request_id=request.id,
+        target_alias=request.target_alias,
+        plan=plan_pb(plan),
+        approvers=request.approvers,
+        policy_hash=request.policy_hash,
+        evidence=[f"{c.name}: {'passed' if c.passed else 'failed'} ({c.detail})" for c in request.checks],
+    )
+    return Event.new(request.version.model_name, payload, SOURCE)
+
+
+def rollback_ordered(incident: Incident, rollback: Rollback) -> Event:
+    payload = governance_events_pb2.RollbackOrdered(
+        incident_id=incident.incident_id,
+        plan=plan_pb(rollback.deployment.plan),
+        rolled_back=ref_pb(rollback.rolled_back),
+        reason=rollback.reason,
+    )
+    return Event.new(incident.model_name, payload, SOURCE)

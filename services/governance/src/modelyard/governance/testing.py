@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from modelyard.auth import Principal, Role
 from modelyard.governance.adapters.sql import schema
-from modelyard.governance.bootstrap import Governance, build_governance
+from modelyard.governance.bootstrap import GovernanceParts, build
 from modelyard.governance.config import GovernanceSettings
 from modelyard.governance.domain.audit import AuditEntry, chain_entry
 from modelyard.governance.domain.checks import Measurements
@@ -167,16 +167,18 @@ def catalog() -> InMemoryCatalog:
     return InMemoryCatalog()
 
 
-def start_governance(tmp: Path, database_url: str = "", catalog: InMemoryCatalog | None = None) -> Governance:
+def start_governance(tmp: Path, database_url: str = "", catalog: InMemoryCatalog | None = None) -> GovernanceParts:
     """Real handlers and store with the registry and the evaluator faked. Nothing published before (no broker),
     so the audit signer starts from the database; a test of a restart recovers it itself."""
-    built = build_governance(governance_settings(tmp, database_url), catalog or InMemoryCatalog(), FixedEvaluator())
+    built = build(
+        governance_settings(tmp, database_url), catalog=catalog or InMemoryCatalog(), evaluator=FixedEvaluator()
+    )
     built.handlers.recover_signer([])
     return built
 
 
 @pytest.fixture
-def governance(tmp_path: Path, catalog: InMemoryCatalog) -> Iterator[Governance]:
+def governance(tmp_path: Path, catalog: InMemoryCatalog) -> Iterator[GovernanceParts]:
     """Governance on SQLite in a temp dir (`start_governance`)."""
     built = start_governance(tmp_path, catalog=catalog)
     yield built

@@ -1,7 +1,7 @@
 """Composition root of the monitor service: builds adapters, wires handlers and transports into a `Service`.
 
-`build_monitor` is the seam tests use: it takes the reference source (a fake; by default the one the settings name,
-the registry or local files) and returns the wired parts; `build` makes the runnable `Service` from settings alone.
+`build` is the seam tests use: it takes the reference source (a fake; by default the one the settings name, the
+registry or local files) and returns the wired parts; `service` makes the runnable `Service` around them.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from modelyard.monitor.entrypoints.http_api import API_PREFIX, FEEDBACK_BATCH_PA
 from modelyard.monitor.handlers import Monitor
 from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.runtime import Service, StartupError
-from modelyard.sql.engine import create_engine
+from modelyard.sql.engine import create_engine, disposal
 from modelyard.sql.outbox import OutboxRelay
 
 
@@ -46,7 +46,7 @@ class MonitorParts:
     profiles: ReferenceProfiles
 
 
-def build_monitor(settings: MonitorSettings, references: ReferenceSource | None = None) -> MonitorParts:
+def build(settings: MonitorSettings, *, references: ReferenceSource | None = None) -> MonitorParts:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     policy = settings.policy()
     engine = create_engine(settings.resolved_database_url)
@@ -74,10 +74,6 @@ def reference_source(settings: MonitorSettings) -> ReferenceSource:
         token = settings.registry_token.get_secret_value() if settings.registry_token else None
         return RegistryReferenceSource(settings.registry_address, token, tls=settings.tls.client)
     return LocalReferenceSource(settings.resolved_reference_dir)
-
-
-def build(settings: MonitorSettings) -> Service:
-    return service(build_monitor(settings))
 
 
 def service(parts: MonitorParts) -> Service:
@@ -137,9 +133,11 @@ def service(parts: MonitorParts) -> Service:
             "reference-prefetch": prefetch_references,
             "outbox-relay": relay.run,
         },
+        # A stream it reads no more (its commits fail, its topics cannot be verified) shows as degraded.
+        degraded_checks={"predictions-consumer": consumer.delivering},
         on_start=[publisher.start],
         # Run in reverse: the consumer finishes its record first, then the publisher flushes, then the database.
-        on_stop=[_dispose(parts.engine), _close(parts.profiles), publisher.stop, stop_consumers],
+        on_stop=[disposal(parts.engine), _close(parts.profiles), publisher.stop, stop_consumers],
     )
 
 
@@ -148,10 +146,3 @@ def _close(profiles: ReferenceProfiles) -> Callable[[], Awaitable[None]]:
         profiles.close()
 
     return close
-
-
-def _dispose(engine: Engine) -> Callable[[], Awaitable[None]]:
-    async def dispose() -> None:
-        engine.dispose()
-
-    return dispose

@@ -89,6 +89,13 @@ class Monitor:
             self._positions = self.store.positions()
             return {p: self._positions[p] for p in partitions if p in self._positions}
 
+    def restart_positions(self, partitions: Collection[Partition]) -> None:
+        """The broker lost these partitions and re-created them: their events are read again from offset 0, and
+        none of them was applied yet (the windows keep what the lost ones brought)."""
+        with self._lock:
+            self.store.checkpoint({p: 0 for p in partitions}, [], self.policy.config_hash)
+            self._positions = None
+
     def handle_predictions(self, events: Sequence[Consumed[Sequence[PredictionRows]]]) -> list[IncidentChange]:
         """Window the events' predictions; the incident changes they caused (already in the outbox)."""
         self._await_references({(rows.model_name, rows.model_version) for e in events for rows in e.content})

@@ -1,4 +1,6 @@
-"""The registry's composition root: builds the store, artifact store, handlers and transports, and the Service."""
+"""The registry's composition root: `build` wires the store, artifact store and handlers (what tests work
+with); `service` makes the runnable `Service` around them (transports, outbox relay,
+registration checks)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,9 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from modelyard.events.topics import REGISTRY_EVENTS
-from modelyard.kafka.admin import ensure_topics
-from modelyard.kafka.producer import EventPublisher
 from modelyard.registry.adapters.artifacts import LocalArtifactStore
 from modelyard.registry.adapters.ingestion import OnnxArtifactInspector
 from modelyard.registry.adapters.sql import schema
@@ -22,15 +21,14 @@ from modelyard.registry.entrypoints.grpc_api import registry_grpc_api
 from modelyard.registry.entrypoints.rest import registry_router
 from modelyard.registry.handlers import RegistryHandlers, RegistryPolicy
 from modelyard.runtime import Service
-from modelyard.sql.engine import create_engine
-from modelyard.sql.outbox import OutboxRelay
+from modelyard.sql.engine import create_engine, database_ready, disposal
+from modelyard.sql.outbox import relay_task
 
 log = logging.getLogger(__name__)
-BROKER_RETRY_S = 1.0
 
 
 @dataclass(frozen=True)
-class Registry:
+class RegistryParts:
     """The registry's parts, wired: what transports and tests work with."""
 
     settings: RegistrySettings
@@ -39,7 +37,7 @@ class Registry:
     handlers: RegistryHandlers
 
 
-def build_registry(settings: RegistrySettings) -> Registry:
+def build(settings: RegistrySettings) -> RegistryParts:
     """Wire the parts and migrate the database to the current schema."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.resolved_database_url)
@@ -59,56 +57,28 @@ def build_registry(settings: RegistrySettings) -> Registry:
             gc_grace_s=settings.gc_grace_s,
         ),
     )
-    return Registry(settings, engine, store, handlers)
+    return RegistryParts(settings, engine, store, handlers)
 
 
-def build(settings: RegistrySettings) -> Service:
-    registry = build_registry(settings)
-
-    async def relay_events() -> None:
-        # The broker may be away when we start (or come and go): changes are kept in the outbox meanwhile.
-        while True:
-            publisher = EventPublisher.from_settings(settings)
-            try:
-                await publisher.start()
-                break
-            except Exception as exc:  # aiokafka raises several unrelated types for "not there yet"
-                log.warning("event publisher cannot start yet: %r", exc)
-                await publisher.stop()
-                await asyncio.sleep(BROKER_RETRY_S)
-
-        async def prepare() -> None:
-            await ensure_topics(
-                settings.kafka_bootstrap, [REGISTRY_EVENTS], timeout_s=10, security=settings.kafka_security
-            )
-
-        try:
-            await OutboxRelay(registry.engine, schema.outbox, publisher, prepare=prepare).run()
-        finally:
-            await publisher.stop()
+def service(parts: RegistryParts) -> Service:
+    """The runnable registry around wired parts."""
+    settings, handlers = parts.settings, parts.handlers
 
     async def check_versions() -> None:
         while True:
-            if not await asyncio.to_thread(registry.handlers.check_pending):
+            if not await asyncio.to_thread(handlers.check_pending):
                 await asyncio.sleep(settings.check_interval_s)
-
-    async def database_ready() -> bool:
-        def select_one() -> bool:
-            with registry.engine.connect() as connection:
-                return bool(connection.scalar(sa.text("SELECT 1")) == 1)
-
-        return await asyncio.to_thread(select_one)
-
-    async def dispose() -> None:
-        registry.engine.dispose()
 
     return Service(
         settings,
         access=ACCESS,
-        grpc_apis=[registry_grpc_api(registry.handlers)],
-        routers=[registry_router(registry.handlers)],
+        grpc_apis=[registry_grpc_api(handlers)],
+        routers=[registry_router(handlers)],
         body_limits={"/v1/artifacts": settings.max_artifact_bytes},
-        background_tasks={"outbox-relay": relay_events, "version-checks": check_versions},
-        readiness_checks={"database": database_ready},
-        on_stop=[dispose],
+        background_tasks={
+            "outbox-relay": relay_task(settings, parts.engine, schema.outbox, [REGISTRY_EVENTS]),
+            "version-checks": check_versions,
+        },
+        readiness_checks={"database": database_ready(parts.engine)},
+        on_stop=[disposal(parts.engine)],
     )

@@ -1,15 +1,17 @@
-"""Domain objects <-> protobuf messages: for the events the handlers record and for the transports (gRPC, and
-REST, which speaks the same messages' JSON form)."""
+"""Domain objects <-> protobuf messages: the events the handlers record (built here from what they decided) and
+the transports' messages (gRPC, and REST, which speaks the same messages' JSON form)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from modelyard.contracts.events.v1 import common_pb2, registry_events_pb2
 from modelyard.contracts.registry.v1 import registry_service_pb2 as pb
+from modelyard.events.envelope import Event
 from modelyard.registry.domain.errors import InvalidArgument
 from modelyard.registry.domain.model import (
     AliasMove,
@@ -23,6 +25,7 @@ from modelyard.registry.domain.model import (
     VersionStatus,
 )
 
+SOURCE = "registry"
 STATUS_TO_PROTO = {
     VersionStatus.PENDING_REGISTRATION: registry_events_pb2.MODEL_VERSION_STATUS_PENDING_REGISTRATION,
     VersionStatus.READY: registry_events_pb2.MODEL_VERSION_STATUS_READY,
@@ -164,4 +167,78 @@ def garbage_report(report: GarbageReport) -> pb.CollectGarbageResponse:
         deleted=report.deleted,
         young_blobs=report.young_blobs,
         grace_s=report.grace_s,
+    )
+
+
+# -- events: the facts the handlers record, one per decision ----------------------------------------------------
+
+
+def _event(model_name: str, payload: Message) -> Event:
+    return Event.new(key=model_name, payload=payload, source=SOURCE)
+
+
+def model_created(model: RegisteredModel) -> Event:
+    return _event(
+        model.name,
+        registry_events_pb2.RegisteredModelCreated(
+            model_name=model.name,
+            description=model.description,
+            owner=model.owner,
+            tags=dict(model.tags),
+            created_by=model.created_by,
+            created_at=timestamp(model.created_at),
+        ),
+    )
+
+
+def version_registered(version: ModelVersion) -> Event:
+    return _event(
+        version.model_name,
+        registry_events_pb2.ModelVersionRegistered(
+            version=version_ref(version),
+            size_bytes=version.size_bytes,
+            created_by=version.created_by,
+            created_at=timestamp(version.created_at),
+            reference_dataset_digest=version.reference_dataset_digest,
+        ),
+    )
+
+
+def status_changed(version: ModelVersion, previous: VersionStatus, status: VersionStatus, message: str) -> Event:
+    return _event(
+        version.model_name,
+        registry_events_pb2.ModelVersionStatusChanged(
+            version=version_ref(version),
+            previous_status=STATUS_TO_PROTO[previous],
+            status=STATUS_TO_PROTO[status],
+            status_message=message,
+        ),
+    )
+
+
+def version_archived(version: ModelVersion, archived_by: str) -> Event:
+    return _event(
+        version.model_name,
+        registry_events_pb2.ModelVersionArchived(version=version_ref(version), archived_by=archived_by),
+    )
+
+
+def tags_changed(model_name: str, version: int, tags: Mapping[str, str], changed_by: str) -> Event:
+    return _event(
+        model_name,
+        registry_events_pb2.TagsChanged(model_name=model_name, version=version, tags=tags, changed_by=changed_by),
+    )
+
+
+def alias_moved(move: AliasMove) -> Event:
+    return _event(
+        move.model_name,
+        registry_events_pb2.AliasMoved(
+            model_name=move.model_name,
+            alias=move.alias,
+            from_version=move.from_version or 0,
+            to_version=move.to_version or 0,
+            moved_by=move.moved_by,
+            reason=move.reason,
+        ),
     )

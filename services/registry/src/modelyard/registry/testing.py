@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from modelyard.auth import Principal, Role
-from modelyard.registry.bootstrap import Registry, build, build_registry
+from modelyard.registry.bootstrap import RegistryParts, build, service
 from modelyard.registry.config import RegistrySettings
 from modelyard.runtime import Service
 from modelyard.sql.engine import scratch_postgres_database
@@ -41,11 +41,11 @@ def registry_settings(tmp: Path, url: str = "", **overrides: Any) -> RegistrySet
 
 
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def registry(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+def registry(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryParts]:
     """One registry per database for the session; tests keep apart by using fresh model names."""
     tmp = tmp_path_factory.mktemp(f"registry-{request.param}")
     with database_url(request, request.param) as url:
-        built = build_registry(registry_settings(tmp, url, max_artifact_bytes=4 * 1024 * 1024))
+        built = build(registry_settings(tmp, url, max_artifact_bytes=4 * 1024 * 1024))
         yield built
         built.engine.dispose()
 
@@ -93,7 +93,7 @@ class RunningService:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         try:
-            self.service = build(self.settings)
+            self.service = service(build(self.settings))
             async with self.service.running():
                 self._started.set()
                 await self._stop.wait()

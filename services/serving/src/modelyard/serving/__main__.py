@@ -1,12 +1,12 @@
 """`python -m modelyard.serving` and the console script `modelyard-serving`."""
 
 from modelyard.runtime import run_service
-from modelyard.serving.bootstrap import build
+from modelyard.serving.bootstrap import build, service
 from modelyard.serving.config import ServingSettings
 
 
 def main() -> None:
-    run_service(ServingSettings, build)
+    run_service(ServingSettings, lambda settings: service(build(settings)))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Composition root of the serving service: builds adapters, wires handlers and transports into a `Service`.
 
-`wire` builds the transport-independent core from ports (tests pass fakes there); `build` adds Kafka, the
-gRPC and REST transports and the background tasks.
+`build` wires the transport-independent parts from ports (tests pass fakes through its keyword arguments);
+`service` adds the decisions consumer, the prediction stream, the gRPC and REST transports and the background
+tasks.
 """
 
 from __future__ import annotations
@@ -17,22 +18,24 @@ from modelyard.events.signing import TrustedKeys
 from modelyard.events.topics import GOVERNANCE_DECISIONS
 from modelyard.kafka.consumer import EventConsumer
 from modelyard.kafka.producer import EventPublisher
+from modelyard.retry import Backoff
 from modelyard.runtime import GrpcApi, Service, kafka_check
 from modelyard.serving.adapters.artifacts import LocalArtifacts, RegistryArtifacts
 from modelyard.serving.adapters.kafka import KafkaStatusReporter, PredictionPublisher
 from modelyard.serving.adapters.metrics import PrometheusMetrics, PrometheusStreamMetrics
 from modelyard.serving.adapters.onnx import OnnxLoader
 from modelyard.serving.adapters.plans import GovernancePlans, PlanFile
+from modelyard.serving.adapters.records import RecordEncoder, RecordPolicy
 from modelyard.serving.config import ServingSettings
-from modelyard.serving.domain.dataplane import DataPlane, ShadowRunner
+from modelyard.serving.dataplane import DataPlane, ShadowRunner
 from modelyard.serving.domain.deployment import ModelManager
 from modelyard.serving.domain.ports import ArtifactSource, MetricsFactory, PlanSource, StatusReporter
-from modelyard.serving.domain.stream import PredictionBuffer, RecordEncoder, RecordPolicy
+from modelyard.serving.domain.stream import PredictionBuffer
 from modelyard.serving.entrypoints.access import access_table
 from modelyard.serving.entrypoints.events import DecisionHandlers
 from modelyard.serving.entrypoints.grpc import InferenceServicer, add_inference_service
 from modelyard.serving.entrypoints.rest import inference_router
-from modelyard.serving.handlers import Backoff, ExecutionPolicy, Lifecycle
+from modelyard.serving.handlers import ExecutionPolicy, Lifecycle
 
 API_NAME: str = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 VERSION = metadata.version("modelyard-serving")
@@ -40,10 +43,11 @@ STREAM_METRICS = PrometheusStreamMetrics()
 
 
 @dataclass
-class ServingCore:
+class ServingParts:
     """Everything between the transports and the outside world."""
 
     settings: ServingSettings
+    publisher: EventPublisher  # status reports and the prediction stream; started by the service
     manager: ModelManager
     dataplane: DataPlane
     lifecycle: Lifecycle
@@ -84,14 +88,15 @@ def record_policy(settings: ServingSettings) -> RecordPolicy:
     )
 
 
-def wire(
+def build(
     settings: ServingSettings,
     *,
-    status: StatusReporter,
+    status: StatusReporter | None = None,
     artifacts: ArtifactSource | None = None,
     plans: PlanSource | None = None,
     metrics: MetricsFactory | None = None,
-) -> ServingCore:
+) -> ServingParts:
+    publisher = EventPublisher.from_settings(settings)
     manager = ModelManager()
     stream = PredictionBuffer(settings.stream_buffer, STREAM_METRICS) if settings.stream_enabled else None
     shadows = ShadowRunner(settings.shadow_queue, stream)
@@ -101,7 +106,7 @@ def wire(
         artifacts or artifact_source(settings),
         OnnxLoader(intra_op_threads=settings.intra_op_threads),
         plans or plan_source(settings),
-        status,
+        status or KafkaStatusReporter(publisher, settings.replica),
         metrics or PrometheusMetrics(),
         ExecutionPolicy(
             pool=pool,
@@ -115,12 +120,13 @@ def wire(
         ),
         load_retry=Backoff(first_s=min(0.5, settings.artifact_retry_max_s), max_s=settings.artifact_retry_max_s),
     )
-    return ServingCore(settings, manager, DataPlane(manager, stream, shadows), lifecycle, stream, shadows, pool)
+    dataplane = DataPlane(manager, stream, shadows)
+    return ServingParts(settings, publisher, manager, dataplane, lifecycle, stream, shadows, pool)
 
 
-def build(settings: ServingSettings) -> Service:
-    publisher = EventPublisher.from_settings(settings)
-    core = wire(settings, status=KafkaStatusReporter(publisher, settings.replica))
+def service(parts: ServingParts) -> Service:
+    """The runnable serving service around wired parts."""
+    settings, publisher = parts.settings, parts.publisher
     # One group per replica: every replica must enact every decision. It starts at the latest offset because
     # the startup plans, fetched once the consumer has joined, cover everything decided before: a decision made
     # between the two is both in the plans and on the topic (enacting it twice is a no-op, by revision), and
@@ -133,14 +139,14 @@ def build(settings: ServingSettings) -> Service:
         auto_offset_reset="latest",
         trusted_keys=TrustedKeys.of("governance", settings.trusted_governance_keys),
     )
-    DecisionHandlers(core.lifecycle).register(consumer)
+    DecisionHandlers(parts.lifecycle).register(consumer)
     startup_done = False
 
     async def load_startup_plans() -> None:
         nonlocal startup_done
         await consumer.joined()
         retry = Backoff(deadline_s=settings.startup_plans_deadline_s)
-        await core.lifecycle.load_startup_plans(retry)  # raises when the source stays away: the process exits
+        await parts.lifecycle.load_startup_plans(retry)  # raises when the source stays away: the process exits
         startup_done = True
 
     async def startup_plans_loaded() -> bool:
@@ -149,7 +155,7 @@ def build(settings: ServingSettings) -> Service:
     async def planned_models_live() -> bool:
         # Ready means answering correctly now: not while a planned model has nothing live (its artifacts are
         # retried in the background); a plan refused for good was reported and does not hold readiness back.
-        return not core.manager.missing_models()
+        return not parts.manager.missing_models()
 
     listened = False
 
@@ -162,13 +168,16 @@ def build(settings: ServingSettings) -> Service:
         return listened
 
     tracer = trace.get_tracer("modelyard.serving") if settings.otlp_endpoint else None
-    servicer = InferenceServicer(core.dataplane, core.lifecycle, VERSION, ready=lambda: service.ready, tracer=tracer)
-    tasks = {"startup-plans": load_startup_plans, "shadows": core.shadows.run}
-    degraded_checks = {"kafka": kafka_check(settings.kafka_bootstrap, security=settings.kafka_security)}
-    on_stop = [core.close, publisher.stop]
-    if core.stream is not None:
+    servicer = InferenceServicer(parts.dataplane, parts.lifecycle, VERSION, ready=lambda: running.ready, tracer=tracer)
+    tasks = {"startup-plans": load_startup_plans, "shadows": parts.shadows.run}
+    degraded_checks = {
+        "kafka": kafka_check(settings.kafka_bootstrap, security=settings.kafka_security),
+        "decisions-consumer": consumer.delivering,
+    }
+    on_stop = [parts.close, publisher.stop]
+    if parts.stream is not None:
         stream = PredictionPublisher(
-            core.stream,
+            parts.stream,
             publisher,
             RecordEncoder(record_policy(settings), STREAM_METRICS),
             STREAM_METRICS,
@@ -179,16 +188,16 @@ def build(settings: ServingSettings) -> Service:
         on_stop.append(stream.flush)  # runs before publisher.stop: hooks stop in reverse order
     on_stop.append(consumer.stop)
 
-    service = Service(
+    running = Service(
         settings,
         access=access_table(settings.inference_token_required),
         grpc_apis=[GrpcApi(API_NAME, lambda server: add_inference_service(servicer, server))],
         routers=[
             inference_router(
-                core.dataplane,
-                core.lifecycle,
+                parts.dataplane,
+                parts.lifecycle,
                 VERSION,
-                ready=lambda: service.ready,
+                ready=lambda: running.ready,
                 max_json_bytes=settings.max_json_bytes,
             )
         ],
@@ -203,4 +212,4 @@ def build(settings: ServingSettings) -> Service:
         on_start=[publisher.start, consumer.start],
         on_stop=on_stop,
     )
-    return service
+    return running

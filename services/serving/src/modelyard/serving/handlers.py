@@ -15,8 +15,9 @@ from collections import defaultdict
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
+from modelyard.retry import Backoff
+from modelyard.serving.codec import TensorCodec
 from modelyard.serving.domain.batching import Batcher, batchable
-from modelyard.serving.domain.codec import TensorCodec
 from modelyard.serving.domain.deployment import Deployment, ModelManager, ServedVersion
 from modelyard.serving.domain.errors import ArtifactError, NotFound, PlanSourceError, ServingError
 from modelyard.serving.domain.model import Plan, VersionRef
@@ -53,23 +54,8 @@ class ExecutionPolicy:
     batch_overhead_s: float = 50e-6
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Bounded retries: waits double from `first_s` up to `max_s` (with jitter, so replicas restarted together
-    do not ask in step), and the last attempt starts no later than `deadline_s` after the first."""
-
-    first_s: float = 0.2
-    max_s: float = 5.0
-    deadline_s: float = 0.0  # 0: one attempt
-
-    def waits(self) -> list[float]:
-        waits: list[float] = []
-        wait, total = self.first_s, 0.0
-        while total + wait <= self.deadline_s:
-            waits.append(wait)
-            total += wait
-            wait = min(wait * 2, self.max_s)
-        return waits
+# Reloading a plan whose artifacts could not be fetched: soon at first, then at most every 30 s.
+LOAD_RETRY = Backoff(first_s=0.5, max_s=30.0)
 
 
 class Lifecycle:
@@ -82,7 +68,7 @@ class Lifecycle:
         status: StatusReporter,
         metrics: MetricsFactory,
         policy: ExecutionPolicy,
-        load_retry: Backoff = Backoff(first_s=0.5, max_s=30.0),
+        load_retry: Backoff = LOAD_RETRY,
     ) -> None:
         self.manager = manager
         self.artifacts = artifacts
@@ -193,7 +179,7 @@ class Lifecycle:
                     if not exc.transient:
                         log.error("plan revision %d for %s not served: %s", plan.revision, plan.model, exc)
                         return
-                    wait = min(wait * 2, self.load_retry.max_s)
+                    wait = self.load_retry.after(wait)
                     log.warning("plan revision %d for %s: next try in %.1fs: %s", plan.revision, plan.model, wait, exc)
         finally:
             self.manager.not_missing(plan.model)

@@ -27,11 +27,12 @@ from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
 from modelyard.kafka.admin import ensure_topics
 from modelyard.runtime import Service
 from modelyard.runtime.grpc_server import UndecodableRequests
+from modelyard.serving import bootstrap
 from modelyard.serving.adapters.memory import InMemoryStatus
 from modelyard.serving.adapters.plans import plan_file_entry
-from modelyard.serving.bootstrap import VERSION, ServingCore, build, wire
+from modelyard.serving.bootstrap import VERSION, ServingParts
 from modelyard.serving.config import ServingSettings
-from modelyard.serving.domain.codec import to_raw
+from modelyard.serving.domain.tensors import to_raw
 from modelyard.serving.entrypoints.grpc import InferenceServicer, add_inference_service
 from modelyard.testing.models import TrainedModel
 from modelyard.testing.signing import GOVERNANCE_PUBLIC
@@ -110,7 +111,7 @@ def plan(primary: common_pb2.ModelVersionRef, revision: int = 1, **extra: Any) -
 
 @dataclass
 class Harness:
-    core: ServingCore
+    core: ServingParts
     status: InMemoryStatus
     repository: ModelRepository
     stub: pb_grpc.GRPCInferenceServiceStub
@@ -143,7 +144,7 @@ async def serving_on_loopback(
 ) -> AsyncIterator[Harness]:
     """The serving core behind the gRPC servicer on a loopback port, without Kafka (status kept in memory)."""
     status = InMemoryStatus()
-    core = wire(settings_for(repository.root, **overrides), status=status)
+    core = bootstrap.build(settings_for(repository.root, **overrides), status=status)
     await core.lifecycle.load_startup_plans()
     server = grpc.aio.server(interceptors=[UndecodableRequests()])
     servicer = InferenceServicer(core.dataplane, core.lifecycle, VERSION, ready=lambda: True, tracer=tracer)
@@ -190,10 +191,10 @@ def service_settings(root: Path, kafka_bootstrap: str, **overrides: Any) -> Serv
 async def service(repository: ModelRepository, kafka_bootstrap: str) -> AsyncIterator[Service]:
     """The whole serving service as `python -m modelyard.serving` builds it, on the test broker."""
     await ensure_topics(kafka_bootstrap)
-    service = build(service_settings(repository.root, kafka_bootstrap))
-    async with service.running():
-        await wait_until(lambda: service.ready)
-        yield service
+    running = bootstrap.service(bootstrap.build(service_settings(repository.root, kafka_bootstrap)))
+    async with running.running():
+        await wait_until(lambda: running.ready)
+        yield running
 
 
 async def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:

@@ -7,8 +7,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from google.protobuf.message import Message
-
+from modelyard.events.envelope import Event
 from modelyard.governance.domain.audit import AuditEntry, Checkpoint
 from modelyard.governance.domain.card import DeploymentRecord
 from modelyard.governance.domain.checks import Measurements
@@ -78,8 +77,9 @@ class Unit(Protocol):
 
     def has_open_incident(self, model_name: str, version: int) -> bool: ...
 
-    def publish(self, key: str, payload: Message, *, request_id: str = "", version: int = 0) -> None:
-        """Queue a governance decision for the decisions topic and append it to the audit log."""
+    def publish(self, event: Event, *, request_id: str = "", version: int = 0) -> None:
+        """Queue a governance decision (built by `governance.convert`) for the decisions topic and append it to
+        the audit log."""
 
     def audit(
         self,

@@ -20,11 +20,10 @@ from modelyard.auth import Principal, Unauthenticated
 from modelyard.contracts.governance.v1 import governance_service_pb2 as pb
 from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as pb_grpc
 from modelyard.governance.entrypoints.api import GovernanceApi
-from modelyard.governance.entrypoints.errors import KNOWN_ERRORS, status_of
+from modelyard.governance.entrypoints.errors import ERRORS
 from modelyard.governance.entrypoints.schema import message_schema
 from modelyard.inputs import BadInput
 from modelyard.runtime import GrpcApi, auth_grpc, auth_http
-from modelyard.runtime.errors import client_message
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GovernanceService"]
 Call = Callable[[Principal, Any], Message]
@@ -61,9 +60,8 @@ def _grpc_method(call: Call) -> Callable[[Message, Any], Any]:
     async def handle(request: Message, context: Any) -> Message:
         try:
             return await asyncio.to_thread(call, auth_grpc.current_principal(), request)
-        except KNOWN_ERRORS as exc:
-            await context.abort(status_of(exc)[0], client_message(exc))
-            raise AssertionError("unreachable: abort raises") from None
+        except ERRORS.known as exc:
+            await ERRORS.abort(context, exc)
 
     return handle
 
@@ -95,10 +93,9 @@ def _rest_endpoint(call: Call, request_class: type[Message]) -> Any:
             principal = auth_http.current_principal(request)
             message = await _request_message(request, request_class)
             response = await asyncio.to_thread(call, principal, message)
-        except KNOWN_ERRORS as exc:
-            code, http = status_of(exc)
+        except ERRORS.known as exc:
             headers = auth_http.CHALLENGE if isinstance(exc, Unauthenticated) else None
-            return JSONResponse({"code": code.name, "message": client_message(exc)}, status_code=http, headers=headers)
+            return JSONResponse(ERRORS.body(exc), status_code=ERRORS.http(exc), headers=headers)
         return JSONResponse(MessageToDict(response, preserving_proto_field_name=True))
 
     return endpoint

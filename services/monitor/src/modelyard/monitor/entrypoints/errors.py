@@ -1,20 +1,9 @@
-"""The one mapping of monitor errors to gRPC status codes and HTTP status codes."""
+"""The monitor's statuses: the shared table of error kinds, except that its one FAILED_PRECONDITION (a reference
+dataset that cannot be profiled) is 422 over HTTP: the data sent is unprocessable, not in conflict with a state."""
 
 from __future__ import annotations
 
-import grpc
+from modelyard.errors import ErrorKind
+from modelyard.runtime.errors import ErrorEdge
 
-from modelyard.monitor.domain import errors as e
-from modelyard.runtime.errors import ErrorStatus
-
-ERRORS = ErrorStatus(
-    e.MonitorError,
-    {
-        e.InvalidArgument: (grpc.StatusCode.INVALID_ARGUMENT, 400),
-        e.ReferenceNotFound: (grpc.StatusCode.NOT_FOUND, 404),
-        e.ReferenceDataError: (grpc.StatusCode.FAILED_PRECONDITION, 422),
-        e.ReferenceUnavailable: (grpc.StatusCode.UNAVAILABLE, 503),
-    },
-)
-KNOWN_ERRORS = ERRORS.known
-status_of = ERRORS.of
+ERRORS = ErrorEdge(http_overrides={ErrorKind.FAILED_PRECONDITION: 422})

@@ -6,7 +6,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
-from typing import NoReturn, Protocol
+from typing import Protocol
 
 import grpc
 
@@ -19,7 +19,7 @@ from modelyard.monitor.adapters.events import SEVERITIES, SIGNALS, evidence_mess
 from modelyard.monitor.domain.errors import InvalidArgument
 from modelyard.monitor.domain.evaluation import WindowReport
 from modelyard.monitor.domain.views import IncidentView, VersionStatus
-from modelyard.monitor.entrypoints.errors import KNOWN_ERRORS, status_of
+from modelyard.monitor.entrypoints.errors import ERRORS
 from modelyard.monitor.handlers import Monitor
 from modelyard.runtime import GrpcApi
 from modelyard.runtime.errors import client_message
@@ -47,8 +47,8 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     ) -> pb.SendFeedbackResponse:
         try:
             event = _feedback(request)
-        except KNOWN_ERRORS as exc:
-            await _abort(context, exc)
+        except ERRORS.known as exc:
+            await ERRORS.abort(context, exc)
         # Through the topic, not straight into the store: the instance that owns the model's partition joins it.
         await self.feedback.publish_many(MONITOR_FEEDBACK, [event])
         return pb.SendFeedbackResponse()
@@ -61,11 +61,11 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         async for request in request_iterator:
             try:
                 batch.append(_feedback(request))
-            except KNOWN_ERRORS as exc:
+            except ERRORS.known as exc:
                 await self.feedback.publish_many(MONITOR_FEEDBACK, batch)  # the valid labels before it are kept
                 accepted += len(batch)
                 message = f"label {accepted}: {client_message(exc)}; the {accepted} before it were accepted"
-                await context.abort(status_of(exc)[0], message)
+                await context.abort(ERRORS.grpc(exc), message)
             if len(batch) >= FEEDBACK_BATCH:
                 await self.feedback.publish_many(MONITOR_FEEDBACK, batch)
                 accepted += len(batch)
@@ -125,8 +125,8 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     ) -> pb.RebaselineResponse:
         try:
             profile = await asyncio.to_thread(self.monitor.rebaseline, request.model_name, request.version)
-        except KNOWN_ERRORS as exc:
-            await _abort(context, exc)
+        except ERRORS.known as exc:
+            await ERRORS.abort(context, exc)
         return pb.RebaselineResponse(reference_id=profile.id)
 
 
@@ -139,11 +139,6 @@ def _feedback(request: pb.SendFeedbackRequest) -> Event:
     return feedback_event(
         request.request_id, request.model_name, truth, time_of(request, "event_time") or datetime.now(UTC)
     )
-
-
-async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> NoReturn:
-    await context.abort(status_of(error)[0], client_message(error))
-    raise AssertionError("unreachable: abort raises")
 
 
 def grpc_api(monitor: Monitor, feedback: FeedbackPublisher) -> GrpcApi:

@@ -14,7 +14,7 @@ from modelyard.events.envelope import Event
 from modelyard.events.topics import MONITOR_FEEDBACK
 from modelyard.monitor.adapters.events import MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_REQUEST_ID_CHARS, feedback_event
 from modelyard.monitor.domain.views import json_safe
-from modelyard.monitor.entrypoints.errors import KNOWN_ERRORS, status_of
+from modelyard.monitor.entrypoints.errors import ERRORS
 from modelyard.monitor.entrypoints.grpc_api import FeedbackPublisher
 from modelyard.monitor.handlers import Monitor
 from modelyard.runtime.errors import client_message
@@ -88,7 +88,7 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
     async def rebaseline(model_name: str, version: Version) -> dict[str, str]:
         try:
             profile = await asyncio.to_thread(monitor.rebaseline, model_name, version)
-        except KNOWN_ERRORS as exc:
+        except ERRORS.known as exc:
             raise _http_error(exc) from exc
         return {"reference_id": profile.id}
 
@@ -114,11 +114,11 @@ def _events(labels: list[Feedback]) -> list[Event]:
         truth: str | float = body.label if body.label is not None else float(body.target or 0.0)
         try:
             events.append(feedback_event(body.request_id, body.model_name, truth, body.event_time or now))
-        except KNOWN_ERRORS as exc:
+        except ERRORS.known as exc:
             where = f"label {i}: " if len(labels) > 1 else ""
-            raise HTTPException(status_of(exc)[1], where + client_message(exc)) from exc
+            raise HTTPException(ERRORS.http(exc), where + client_message(exc)) from exc
     return events
 
 
 def _http_error(error: Exception) -> HTTPException:
-    return HTTPException(status_of(error)[1], client_message(error))
+    return HTTPException(ERRORS.http(error), client_message(error))

@@ -2,12 +2,100 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from modelyard.registry.domain.model import DatasetSchema, MediaType, Signature, StoredBlob
+from modelyard.events.envelope import Event
+from modelyard.registry.domain.model import (
+    AliasMove,
+    Artifact,
+    DatasetSchema,
+    MediaType,
+    ModelVersion,
+    RegisteredModel,
+    Signature,
+    StoredBlob,
+    VersionStatus,
+)
+
+
+class RegistryTransaction(Protocol):
+    """Queries and changes inside one transaction over the registry's state; events recorded here are published
+    (outbox) only if it commits."""
+
+    def add_model(self, model: RegisteredModel) -> bool:
+        """Insert a model; False (and nothing written) if the name is taken, even under a concurrent insert."""
+
+    def get_model(self, name: str) -> RegisteredModel | None: ...
+
+    def model_exists(self, name: str) -> bool: ...
+
+    def list_models(
+        self, name_contains: str, tags: Mapping[str, str], after: str | None, limit: int
+    ) -> list[RegisteredModel]: ...
+
+    def lock_model(self, name: str) -> int | None:
+        """The model's id, its row locked until the transaction ends (None: no such model)."""
+
+    def next_version(self, name: str) -> int | None:
+        """Hand out the model's next version number (None: no such model)."""
+
+    def add_artifact(self, artifact: Artifact) -> None: ...
+
+    def get_artifact(self, digest: str) -> Artifact | None: ...
+
+    def lock_artifact(self, digest: str) -> None: ...
+
+    def delete_artifact(self, digest: str) -> None: ...
+
+    def referenced_digests(self) -> set[str]:
+        """Every digest a version names, whatever its status (model, reference and lineage datasets)."""
+
+    def add_version(self, version: ModelVersion) -> None: ...
+
+    def get_version(self, name: str, version: int) -> ModelVersion | None: ...
+
+    def list_versions(
+        self,
+        name: str,
+        statuses: Sequence[VersionStatus],
+        digest: str,
+        tags: Mapping[str, str],
+        after: tuple[str, int] | None,
+        limit: int,
+    ) -> list[ModelVersion]:
+        """Versions by model name, then newest first; `after` is the (name, version) the previous page ended on."""
+
+    def pending_versions(self, limit: int) -> list[tuple[str, int]]: ...
+
+    def set_status(self, name: str, version: int, status: VersionStatus, message: str) -> None: ...
+
+    def update_tags(self, name: str, version: int, set_tags: Mapping[str, str], remove: Sequence[str]) -> None: ...
+
+    def tags_of(self, model_id: int, version: int) -> dict[str, str]: ...
+
+    def get_alias(self, name: str, alias: str) -> int | None: ...
+
+    def aliases_of(self, name: str) -> dict[str, int]: ...
+
+    def move_alias(self, move: AliasMove) -> None:
+        """Point (or delete, when `to_version` is None) an alias and append the move to its history."""
+
+    def alias_history(self, name: str, alias: str, before_id: int | None, limit: int) -> list[tuple[int, AliasMove]]:
+        """Moves of an alias, newest first, each with its cursor id."""
+
+    def alias_as_of(self, name: str, alias: str, when: datetime) -> AliasMove | None:
+        """The last move of the alias at or before `when`."""
+
+    def record(self, event: Event) -> None:
+        """Queue an event for the relay, committed (or rolled back) together with the change it describes."""
+
+
+class RegistryStore(Protocol):
+    def transaction(self, *, write: bool = False) -> AbstractContextManager[RegistryTransaction]: ...
 
 
 class StagedArtifact(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import NoReturn, TypeAlias, TypeVar
+from typing import TypeAlias, TypeVar
 
 import grpc
 
@@ -14,11 +14,10 @@ from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
 from modelyard.inputs import time_of
 from modelyard.registry import convert
 from modelyard.registry.domain.errors import InvalidArgument
-from modelyard.registry.entrypoints.errors import KNOWN_ERRORS, grpc_status
+from modelyard.registry.entrypoints.errors import ERRORS
 from modelyard.registry.handlers import NewVersion, RegistryHandlers, VersionQuery
 from modelyard.runtime import GrpcApi
 from modelyard.runtime.auth_grpc import current_principal
-from modelyard.runtime.errors import client_message
 
 T = TypeVar("T")
 Context: TypeAlias = grpc.aio.ServicerContext  # grpc ships no type hints: this is Any to mypy
@@ -33,8 +32,8 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         """Run a blocking use case for the caller the edge admitted, in a worker thread; errors become statuses."""
         try:
             return await asyncio.to_thread(use_case, current_principal())
-        except KNOWN_ERRORS as exc:
-            await _abort(context, exc)
+        except ERRORS.known as exc:
+            await ERRORS.abort(context, exc)
 
     async def CreateRegisteredModel(
         self, request: pb.CreateRegisteredModelRequest, context: Context
@@ -79,8 +78,8 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             artifact = await self._handlers.upload_artifact(
                 principal, header.media_type, header.digest, header.size_bytes, _chunks(requests)
             )
-        except KNOWN_ERRORS as exc:
-            await _abort(context, exc)
+        except ERRORS.known as exc:
+            await ERRORS.abort(context, exc)
         return pb.UploadArtifactResponse(artifact=convert.artifact(artifact))
 
     async def DownloadArtifact(
@@ -92,8 +91,8 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
                 yield pb.DownloadArtifactResponse(artifact=header, chunk=chunk)
                 header = None
-        except KNOWN_ERRORS as exc:
-            await _abort(context, exc)
+        except ERRORS.known as exc:
+            await ERRORS.abort(context, exc)
         if header is not None:  # an empty artifact still gets its record
             yield pb.DownloadArtifactResponse(artifact=header)
 
@@ -197,11 +196,6 @@ async def _chunks(requests: AsyncIterator[pb.UploadArtifactRequest]) -> AsyncIte
         if request.WhichOneof("content") != "chunk":
             raise InvalidArgument("only the first UploadArtifact message may be a header")
         yield request.chunk
-
-
-async def _abort(context: Context, error: Exception) -> NoReturn:
-    await context.abort(grpc_status(error), client_message(error))
-    raise AssertionError("unreachable: abort raises")
 
 
 def registry_grpc_api(handlers: RegistryHandlers) -> GrpcApi:

@@ -20,10 +20,9 @@ from modelyard.auth import Principal, Unauthenticated
 from modelyard.registry import convert
 from modelyard.registry.domain.errors import InvalidArgument
 from modelyard.registry.domain.model import Lineage, VersionStatus
-from modelyard.registry.entrypoints.errors import KNOWN_ERRORS, grpc_status, http_status
+from modelyard.registry.entrypoints.errors import ERRORS
 from modelyard.registry.handlers import NewVersion, RegistryHandlers, VersionQuery
 from modelyard.runtime.auth_http import CHALLENGE, current_principal
-from modelyard.runtime.errors import client_message
 
 Json = dict[str, Any]
 
@@ -37,10 +36,9 @@ class _ErrorMappingRoute(APIRoute):
         async def mapped(request: Request) -> Response:
             try:
                 return await handler(request)
-            except KNOWN_ERRORS as exc:
-                body = {"code": grpc_status(exc).name, "message": client_message(exc)}
+            except ERRORS.known as exc:
                 headers = CHALLENGE if isinstance(exc, Unauthenticated) else None
-                return JSONResponse(body, status_code=http_status(exc), headers=headers)
+                return JSONResponse(ERRORS.body(exc), status_code=ERRORS.http(exc), headers=headers)
 
         return mapped
 

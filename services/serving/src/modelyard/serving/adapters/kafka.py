@@ -14,15 +14,11 @@ from modelyard.contracts.events.v1 import serving_events_pb2 as srv
 from modelyard.events.envelope import Event
 from modelyard.events.topics import SERVING_PREDICTIONS, SERVING_STATUS
 from modelyard.kafka.producer import EventPublisher, refused_for_good
+from modelyard.retry import Backoff
+from modelyard.serving.adapters.records import RecordEncoder, version_ref_message
 from modelyard.serving.domain.model import VersionRef
 from modelyard.serving.domain.ports import StreamMetrics
-from modelyard.serving.domain.stream import (
-    Dropped,
-    PredictionBuffer,
-    RateLimitedLog,
-    RecordEncoder,
-    version_ref_message,
-)
+from modelyard.serving.domain.stream import Dropped, PredictionBuffer, RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +101,15 @@ class PredictionPublisher:
         return len(self.buffer) + sum(len(batch.records) for batch in self._pending)
 
     async def run(self) -> None:
-        backoff = self.interval_s
+        retry = Backoff(first_s=self.interval_s, max_s=self.max_backoff_s)
+        backoff = retry.first_s
         while True:
             await asyncio.sleep(backoff)
             try:
                 await self.flush()
             except Exception as exc:
                 self.last_error = exc
-                backoff = min(backoff * 2, self.max_backoff_s)
+                backoff = retry.after(backoff)
                 self._failure_log.warning(
                     "prediction stream: publish failed (%r); %d records waiting, retrying in %.2fs",
                     exc,
@@ -121,7 +118,7 @@ class PredictionPublisher:
                 )
             else:
                 self.last_error = None
-                backoff = self.interval_s
+                backoff = retry.first_s
 
     async def delivering(self) -> bool:
         """A degradation check: the last attempt to publish went through (or there was nothing to publish)."""

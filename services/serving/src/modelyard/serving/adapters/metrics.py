@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from modelyard.serving.domain.errors import Code
+from modelyard.errors import ErrorKind
+from modelyard.serving.domain.errors import OUTCOMES
 from modelyard.serving.domain.model import VersionRef
 from modelyard.serving.domain.ports import ReadInFlight
 
@@ -46,12 +47,12 @@ STREAM_PENDING = Gauge("modelyard_serving_stream_pending", "Prediction records w
 class VersionInstruments:
     def __init__(self, ref: VersionRef) -> None:
         self._labels = (ref.model, str(ref.version))
-        self._requests = {code: REQUESTS.labels(*self._labels, code.name) for code in Code}
+        self._requests = {code: REQUESTS.labels(*self._labels, code.name) for code in OUTCOMES}
         self._latency = LATENCY.labels(*self._labels)
         self._queue = QUEUE.labels(*self._labels)
         self._batch = BATCH.labels(*self._labels)
 
-    def observe(self, code: Code, latency_s: float) -> None:
+    def observe(self, code: ErrorKind, latency_s: float) -> None:
         self._requests[code].inc()
         self._latency.observe(latency_s)
 
@@ -68,7 +69,7 @@ class VersionInstruments:
         for metric in (LATENCY, QUEUE, BATCH, IN_FLIGHT):
             with contextlib.suppress(KeyError):
                 metric.remove(*self._labels)
-        for code in Code:
+        for code in OUTCOMES:
             with contextlib.suppress(KeyError):
                 REQUESTS.remove(*self._labels, code.name)
 

@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from modelyard.serving.domain.codec import Array
 from modelyard.serving.domain.errors import InvalidArgument
 from modelyard.serving.domain.model import Signature, TensorSpec, VersionRef
+from modelyard.serving.domain.tensors import Array
 
 # onnxruntime's type strings for every tensor type it runs on CPU that V2 can carry.
 V2_DATATYPE: dict[str, str] = {

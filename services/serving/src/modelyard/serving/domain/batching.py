@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelyard.serving.domain.codec import Array
 from modelyard.serving.domain.model import Signature
 from modelyard.serving.domain.ports import ModelRunner, VersionMetrics
+from modelyard.serving.domain.tensors import Array
 
 
 def batchable(signature: Signature) -> bool:

@@ -14,10 +14,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from modelyard.serving.domain.batching import Batcher
-from modelyard.serving.domain.codec import Array, TensorCodec
 from modelyard.serving.domain.errors import NotFound, Unavailable
 from modelyard.serving.domain.model import Plan, VersionRef
-from modelyard.serving.domain.ports import ModelRunner, VersionMetrics
+from modelyard.serving.domain.ports import ModelRunner, RequestCodec, VersionMetrics
+from modelyard.serving.domain.tensors import Array
 
 _BUCKETS = 1 << 32
 
@@ -29,7 +29,7 @@ class ServedVersion:
         self,
         ref: VersionRef,
         runner: ModelRunner,
-        codec: TensorCodec,
+        codec: RequestCodec,
         metrics: VersionMetrics,
         *,
         pool: Executor | None = None,

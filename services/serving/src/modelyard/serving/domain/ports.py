@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from modelyard.serving.domain.codec import Array
-from modelyard.serving.domain.errors import Code
+from modelyard.errors import ErrorKind
 from modelyard.serving.domain.model import Plan, Signature, VersionRef
+from modelyard.serving.domain.tensors import Array
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedRequest:
+    inputs: dict[str, Array]
+    outputs: tuple[str, ...]
+    raw: bool  # answer in raw_output_contents (as the request came) or in typed contents
+
+
+class RequestCodec(Protocol):
+    """One protocol's requests to arrays and arrays back to its responses, for one model signature
+    (`serving.codec.TensorCodec`, the Open Inference Protocol's). The requests and responses are that protocol's
+    messages, which the domain does not know: it only keeps the codec with the version it was built for."""
+
+    @property
+    def signature(self) -> Signature: ...
+
+    def decode(self, request: Any) -> DecodedRequest:
+        """The request's arrays; raises InvalidArgument or ResourceExhausted, naming the tensor."""
+
+    def encode(self, request: Any, version: str, names: Sequence[str], arrays: Sequence[Array], raw: bool) -> Any: ...
 
 
 class ModelRunner(Protocol):
@@ -58,7 +80,7 @@ class StatusReporter(Protocol):
 class VersionMetrics(Protocol):
     """Per model version instruments, created once at load so the request path only observes."""
 
-    def observe(self, code: Code, latency_s: float) -> None: ...
+    def observe(self, code: ErrorKind, latency_s: float) -> None: ...
 
     def observe_batch(self, size: int, queue_s: float) -> None: ...
 
@@ -90,7 +112,7 @@ class StreamMetrics(Protocol):
 class NoMetrics:
     """Instruments that record nothing (unit tests, tools)."""
 
-    def observe(self, code: Code, latency_s: float) -> None:
+    def observe(self, code: ErrorKind, latency_s: float) -> None:
         pass
 
     def observe_batch(self, size: int, queue_s: float) -> None:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelyard.serving.domain.codec import DTYPES, Array
 from modelyard.serving.domain.model import Signature
 from modelyard.serving.domain.ports import ModelRunner
+from modelyard.serving.domain.tensors import DTYPES, Array
 
 
 @dataclass(frozen=True, slots=True)

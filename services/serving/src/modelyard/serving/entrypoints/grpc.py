@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NoReturn
 
 import grpc
 from opentelemetry import trace
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
-from modelyard.runtime.errors import client_message
-from modelyard.serving.domain.dataplane import DataPlane
-from modelyard.serving.domain.errors import Code, ServingError
+from modelyard.serving.dataplane import DataPlane
+from modelyard.serving.domain.errors import ServingError
+from modelyard.serving.entrypoints.errors import ERRORS
 from modelyard.serving.handlers import Lifecycle
-
-GRPC_STATUS: dict[Code, grpc.StatusCode] = {
-    Code.CANCELLED: grpc.StatusCode.CANCELLED,
-    Code.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
-    Code.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-    Code.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    Code.INTERNAL: grpc.StatusCode.INTERNAL,
-    Code.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
-}
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 SERVER_NAME = "modelyard"
@@ -81,7 +71,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         try:
             return self.dataplane.metadata(request.name, request.version)
         except ServingError as exc:
-            await _abort(context, exc)
+            await ERRORS.abort(context, exc)
 
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
@@ -90,7 +80,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             try:
                 return await self.dataplane.infer(request)
             except ServingError as exc:
-                await _abort(context, exc)
+                await ERRORS.abort(context, exc)
         with self.tracer.start_as_current_span("ModelInfer", record_exception=False) as span:
             recording = span.is_recording()
             if recording:
@@ -100,8 +90,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 return await self.dataplane.infer(request, traceparent(span) if recording else "")
             except ServingError as exc:
                 if recording:
-                    span.set_status(trace.Status(trace.StatusCode.ERROR, exc.code.name))
-                await _abort(context, exc)
+                    span.set_status(trace.Status(trace.StatusCode.ERROR, exc.kind.name))
+                await ERRORS.abort(context, exc)
 
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest, context: grpc.aio.ServicerContext
@@ -120,7 +110,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         try:
             await self.lifecycle.load_model(request.model_name)
         except ServingError as exc:
-            await _abort(context, exc)
+            await ERRORS.abort(context, exc)
         return pb.RepositoryModelLoadResponse()
 
     async def RepositoryModelUnload(
@@ -129,13 +119,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         try:
             await self.lifecycle.unload_model(request.model_name)
         except ServingError as exc:
-            await _abort(context, exc)
+            await ERRORS.abort(context, exc)
         return pb.RepositoryModelUnloadResponse()
-
-
-async def _abort(context: grpc.aio.ServicerContext, error: ServingError) -> NoReturn:
-    await context.abort(GRPC_STATUS[error.code], client_message(error))
-    raise AssertionError("unreachable: abort raises")
 
 
 def add_inference_service(servicer: InferenceServicer, server: grpc.aio.Server) -> None:

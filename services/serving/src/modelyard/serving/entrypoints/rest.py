@@ -18,20 +18,13 @@ from fastapi import APIRouter, Request, Response
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.runtime.errors import client_message
-from modelyard.serving.domain.codec import DTYPES, split_bytes_elements, to_raw
-from modelyard.serving.domain.dataplane import DataPlane
-from modelyard.serving.domain.errors import Code, InvalidArgument, ResourceExhausted, ServingError
+from modelyard.serving.dataplane import DataPlane
+from modelyard.serving.domain.errors import InvalidArgument, ResourceExhausted, ServingError
+from modelyard.serving.domain.tensors import DTYPES, split_bytes_elements, to_raw
+from modelyard.serving.entrypoints.errors import ERRORS
 from modelyard.serving.entrypoints.grpc import EXTENSIONS, SERVER_NAME
 from modelyard.serving.handlers import Lifecycle
 
-HTTP_STATUS: dict[Code, int] = {
-    Code.CANCELLED: 499,
-    Code.INVALID_ARGUMENT: 400,
-    Code.NOT_FOUND: 404,
-    Code.RESOURCE_EXHAUSTED: 413,
-    Code.INTERNAL: 500,
-    Code.UNAVAILABLE: 503,
-}
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_SIZE = "binary_data_size"
 _RESERVED_PARAMETERS = frozenset({"binary_data_output", "binary_data", BINARY_SIZE})
@@ -46,7 +39,7 @@ def _json(body: object, status: int = 200) -> Response:
 
 
 def _error(exc: ServingError) -> Response:
-    return _json({"error": client_message(exc)}, HTTP_STATUS[exc.code])
+    return _json({"error": client_message(exc)}, ERRORS.http(exc))
 
 
 def inference_router(

@@ -12,7 +12,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import Message
 from sqlalchemy.engine import Connection, Engine
 
 from modelyard.auth import Role
@@ -35,7 +34,6 @@ from modelyard.sql.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
-SOURCE = "governance"
 CHECKPOINTS_KEY = "audit"  # one chain: every checkpoint on the one partition, in order
 _OPEN_STATES = [s.value for s in RequestState if s.open]
 
@@ -266,18 +264,17 @@ class SqlUnit:
 
     # --- events and audit ---
 
-    def publish(self, key: str, payload: Message, *, request_id: str = "", version: int = 0) -> None:
-        event = Event.new(key, payload, SOURCE)
+    def publish(self, event: Event, *, request_id: str = "", version: int = 0) -> None:
         enqueue(self._c, t.outbox, GOVERNANCE_DECISIONS, event)
         self.audit(
             kind=event.type,
             event_id=event.id,
-            source=SOURCE,
+            source=event.source,
             time=event.time,
-            model_name=key,
+            model_name=event.key,
             version=version,
             request_id=request_id,
-            body=MessageToDict(payload, preserving_proto_field_name=True),
+            body=MessageToDict(event.payload, preserving_proto_field_name=True),
         )
 
     def audit(
@@ -333,7 +330,7 @@ class SqlUnit:
             raise
         for checkpoint in checkpoints:
             self._c.execute(t.audit_checkpoints.insert().values(**dataclasses.asdict(checkpoint)))
-            event = Event.new(CHECKPOINTS_KEY, convert.checkpoint_pb(checkpoint), SOURCE)
+            event = Event.new(CHECKPOINTS_KEY, convert.checkpoint_pb(checkpoint), convert.SOURCE)
             enqueue(self._c, t.outbox, GOVERNANCE_CHECKPOINTS, event)
         self.signed += checkpoints
         return checkpoints

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from modelyard.events.envelope import Event
 from modelyard.events.topics import REGISTRY_EVENTS
 from modelyard.registry.adapters.sql import schema as t
+from modelyard.registry.adapters.sql.rows import alias_move, lineage_json, signature, signature_json
 from modelyard.registry.domain.model import (
     AliasMove,
     Artifact,
@@ -22,8 +23,6 @@ from modelyard.registry.domain.model import (
     MediaType,
     ModelVersion,
     RegisteredModel,
-    Signature,
-    TensorSpec,
     VersionStatus,
 )
 from modelyard.sql import migrations, outbox
@@ -110,7 +109,7 @@ class RegistryTransaction:
     def add_artifact(self, artifact: Artifact) -> None:
         """Record an artifact; a no-op when the same bytes were recorded before (deduplicated)."""
         details: dict[str, Any] = (
-            {"signature": _signature_json(artifact.signature)}
+            {"signature": signature_json(artifact.signature)}
             if artifact.signature
             else {"dataset": {"columns": list(artifact.dataset.columns), "rows": artifact.dataset.rows}}
             if artifact.dataset
@@ -138,7 +137,7 @@ class RegistryTransaction:
             media_type=MediaType(row.media_type),
             created_by=row.created_by,
             created_at=row.created_at,
-            signature=_signature(details["signature"]) if "signature" in details else None,
+            signature=signature(details["signature"]) if "signature" in details else None,
             dataset=DatasetSchema(tuple(dataset["columns"]), dataset["rows"]) if dataset else None,
         )
 
@@ -151,7 +150,7 @@ class RegistryTransaction:
                 version=version.version,
                 digest=version.digest,
                 reference_dataset_digest=version.reference_dataset_digest or None,
-                lineage=_lineage_json(version.lineage),
+                lineage=lineage_json(version.lineage),
                 feature_names={k: list(v) for k, v in version.feature_names.items()},
                 status=version.status.value,
                 status_message=version.status_message,
@@ -260,7 +259,7 @@ class RegistryTransaction:
         )
         if before_id is not None:
             query = query.where(h.c.id < before_id)
-        return [(row.id, _alias_move(row)) for row in self._c.execute(query)]
+        return [(row.id, alias_move(row)) for row in self._c.execute(query)]
 
     def alias_as_of(self, name: str, alias: str, when: datetime) -> AliasMove | None:
         """The last move of the alias at or before `when` (its `to_version` is what the alias named then)."""
@@ -273,7 +272,7 @@ class RegistryTransaction:
             .limit(1)
         )
         row = self._c.execute(query).first()
-        return None if row is None else _alias_move(row)
+        return None if row is None else alias_move(row)
 
     # -- garbage collection -----------------------------------------------------------------------------------
 
@@ -344,7 +343,7 @@ class RegistryTransaction:
             digest=row.digest,
             size_bytes=row.size_bytes,
             media_type=MediaType(row.media_type),
-            signature=_signature(row.details["signature"]),
+            signature=signature(row.details["signature"]),
             lineage=Lineage(
                 training_datasets=tuple(lineage["training_datasets"]),
                 evaluation_datasets=tuple(lineage["evaluation_datasets"]),
@@ -415,54 +414,3 @@ def _insert_ignoring_conflicts(connection: Connection, table: sa.Table) -> Any:
     if dialect == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing()
     raise NotImplementedError(f"the registry supports SQLite and PostgreSQL, not {dialect!r}")
-
-
-def _alias_move(row: sa.Row[Any]) -> AliasMove:
-    return AliasMove(
-        model_name=row.name,
-        alias=row.alias,
-        from_version=row.from_version,
-        to_version=row.to_version,
-        moved_by=row.moved_by,
-        moved_at=row.moved_at,
-        reason=row.reason,
-    )
-
-
-def _signature_json(signature: Signature) -> dict[str, Any]:
-    def spec(s: TensorSpec) -> dict[str, Any]:
-        return {"name": s.name, "element_type": s.element_type, "shape": None if s.shape is None else list(s.shape)}
-
-    return {
-        "inputs": [spec(s) for s in signature.inputs],
-        "outputs": [spec(s) for s in signature.outputs],
-        "opsets": dict(signature.opsets),
-        "ir_version": signature.ir_version,
-        "producer_name": signature.producer_name,
-        "producer_version": signature.producer_version,
-    }
-
-
-def _signature(data: Mapping[str, Any]) -> Signature:
-    def spec(s: Mapping[str, Any]) -> TensorSpec:
-        return TensorSpec(s["name"], s["element_type"], None if s["shape"] is None else tuple(s["shape"]))
-
-    return Signature(
-        inputs=tuple(spec(s) for s in data["inputs"]),
-        outputs=tuple(spec(s) for s in data["outputs"]),
-        opsets=data["opsets"],
-        ir_version=data["ir_version"],
-        producer_name=data["producer_name"],
-        producer_version=data["producer_version"],
-    )
-
-
-def _lineage_json(lineage: Lineage) -> dict[str, Any]:
-    return {
-        "training_datasets": list(lineage.training_datasets),
-        "evaluation_datasets": list(lineage.evaluation_datasets),
-        "code_revision": lineage.code_revision,
-        "parameters": dict(lineage.parameters),
-        "metrics": dict(lineage.metrics),
-        "environment": dict(lineage.environment),
-    }

@@ -8,34 +8,16 @@ loaded model version so that the per-request path only looks things up; every er
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.serving.domain.errors import InvalidArgument, ResourceExhausted
 from modelyard.serving.domain.model import Signature, TensorSpec
-
-Array = npt.NDArray[np.generic]
-
-DTYPES: dict[str, np.dtype[np.generic]] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype("<u1"),
-    "UINT16": np.dtype("<u2"),
-    "UINT32": np.dtype("<u4"),
-    "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("<i1"),
-    "INT16": np.dtype("<i2"),
-    "INT32": np.dtype("<i4"),
-    "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"),
-    "FP32": np.dtype("<f4"),
-    "FP64": np.dtype("<f8"),
-    "BYTES": np.dtype(np.object_),
-}
+from modelyard.serving.domain.ports import DecodedRequest
+from modelyard.serving.domain.tensors import DTYPES, Array, datatype_of, element_bytes, split_bytes_elements, to_raw
 
 # The typed-contents field of each datatype. 8/16-bit integers ride in the 32-bit fields; FP16 has no typed
 # field in the protocol, and we accept it in fp32_contents (as KServe's JSON clients send it) rather than refuse.
@@ -55,65 +37,12 @@ CONTENTS_FIELD: dict[str, str] = {
     "BYTES": "bytes_contents",
 }
 
-_DATATYPE_OF: dict[np.dtype[np.generic], str] = {dtype: name for name, dtype in DTYPES.items()}
-_LENGTH = struct.Struct("<I")
-
-
-def datatype_of(array: Array) -> str:
-    """The V2 datatype of a numpy array (str and bytes arrays are BYTES)."""
-    datatype = _DATATYPE_OF.get(array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype)
-    if datatype is not None:
-        return datatype
-    if array.dtype.kind in "OSU":
-        return "BYTES"
-    raise ValueError(f"no V2 datatype for numpy dtype {array.dtype}")
-
-
-def encode_bytes_elements(array: Array) -> bytes:
-    """BYTES raw layout: each element as its 4-byte little-endian length, then its bytes (str as UTF-8)."""
-    parts: list[bytes] = []
-    for element in array.ravel().tolist():
-        data = _element_bytes(element)
-        parts.append(_LENGTH.pack(len(data)))
-        parts.append(data)
-    return b"".join(parts)
-
-
-def _element_bytes(element: object) -> bytes:
-    if isinstance(element, str):
-        return element.encode()
-    if isinstance(element, bytes):
-        return element
-    raise ValueError(f"BYTES element of type {type(element).__name__} is neither str nor bytes")
-
-
-def split_bytes_elements(raw: bytes) -> list[bytes]:
-    """The elements of BYTES raw content; ValueError when the length prefixes do not add up."""
-    elements: list[bytes] = []
-    offset, end = 0, len(raw)
-    while offset < end:
-        if offset + 4 > end:
-            raise ValueError("raw BYTES content ends inside an element's length prefix")
-        (length,) = _LENGTH.unpack_from(raw, offset)
-        offset += 4
-        if offset + length > end:
-            raise ValueError(f"raw BYTES element {len(elements)} runs past the content")
-        elements.append(raw[offset : offset + length])
-        offset += length
-    return elements
-
-
-def to_raw(array: Array) -> bytes:
-    if array.dtype.kind in "OSU":
-        return encode_bytes_elements(array)
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-
 
 def fill_contents(contents: pb.InferTensorContents, datatype: str, array: Array) -> None:
     """Write an array into the typed field of its datatype (BYTES as UTF-8 for str elements)."""
     field = getattr(contents, CONTENTS_FIELD[datatype])
     if datatype == "BYTES":
-        field.extend(_element_bytes(e) for e in array.ravel().tolist())
+        field.extend(element_bytes(e) for e in array.ravel().tolist())
     else:
         field.extend(array.ravel().tolist())
 
@@ -125,13 +54,6 @@ class _Input:
     field: str
     check_finite: bool
     fixed_dims: tuple[tuple[int, int], ...]  # (axis, size) of every dimension that is not variable
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedRequest:
-    inputs: dict[str, Array]
-    outputs: tuple[str, ...]
-    raw: bool  # answer in raw_output_contents (as the request came) or in typed contents
 
 
 class TensorCodec:

@@ -1,5 +1,8 @@
 """The one data plane behind gRPC and REST: route, decode, run, encode, record, shadow.
 
+It speaks the Open Inference Protocol's messages (REST converts its JSON to the same ModelInferRequest), so it
+lives next to the codec rather than in the domain, which knows only arrays, versions and plans.
+
 Kept lean on purpose: no logging, no JSON, no per-request objects beyond the arrays and the response.
 """
 
@@ -10,11 +13,12 @@ import time
 from collections.abc import Mapping, Sequence
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
-from modelyard.serving.domain.codec import Array
+from modelyard.errors import ErrorKind
 from modelyard.serving.domain.deployment import ModelManager, ServedVersion
-from modelyard.serving.domain.errors import Code, ServingError
+from modelyard.serving.domain.errors import ServingError
 from modelyard.serving.domain.model import TensorSpec
 from modelyard.serving.domain.stream import Prediction, PredictionBuffer, RateLimitedLog
+from modelyard.serving.domain.tensors import Array
 
 _NO_INPUTS: Mapping[str, Array] = {}
 
@@ -44,7 +48,7 @@ class ShadowRunner:
             version, request_id, inputs, trace = await self._queue.get()
             outputs = version.output_names
             start = time.perf_counter()
-            code = Code.OK
+            code = ErrorKind.OK
             arrays: Sequence[Array] = ()
             version.enter()
             try:
@@ -53,7 +57,7 @@ class ShadowRunner:
                     version.pool, version.runner.run, inputs, outputs
                 )
             except Exception as exc:
-                code = Code.INTERNAL
+                code = ErrorKind.INTERNAL
                 self._failure_log.warning("shadow %s failed: %r", version.ref, exc)
             finally:
                 version.leave()
@@ -88,7 +92,7 @@ class DataPlane:
         start = time.perf_counter()
         deployment, served = self.manager.resolve(request.model_name, request.model_version, request.id)
         served.enter()
-        code = Code.OK
+        code = ErrorKind.OK
         inputs = _NO_INPUTS
         names: Sequence[str] = ()
         arrays: Sequence[Array] = ()
@@ -104,13 +108,13 @@ class DataPlane:
                 raise
             except Exception as exc:
                 raise ModelFailed(f"model '{served.ref.model}' version {served.label} failed: {exc}") from exc
-            response = served.codec.encode(request, served.label, names, arrays, decoded.raw)
+            response: pb.ModelInferResponse = served.codec.encode(request, served.label, names, arrays, decoded.raw)
         except ServingError as exc:
-            code = exc.code
+            code = exc.kind
             names, arrays = (), ()
             raise
         except asyncio.CancelledError:  # the caller went away (deadline, disconnect)
-            code = Code.CANCELLED
+            code = ErrorKind.CANCELLED
             names, arrays = (), ()
             raise
         finally:
