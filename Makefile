@@ -72,6 +72,8 @@ clean:
 
 bench-monitor: setup
 	$(UV) run python bench/monitor/run.py
+	$(UV) run python bench/monitor/feedback.py
+	$(UV) run python bench/monitor/performance.py
 
 # Not in `make test`: SOAK_MINUTES (default 10) of steady traffic against `modelyard up`; writes bench/soak/RESULTS.md.
 bench-soak: setup

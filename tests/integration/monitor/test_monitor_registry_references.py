@@ -115,12 +115,15 @@ def test_profile_from_the_registry_matches_the_registered_csv(
     for column, values in expected.items():
         np.testing.assert_array_equal(data.columns[column], values)
 
-    profile = build_profile(name, version, data.columns, source=data.source)
-    assert profile.id == build_profile(name, version, expected, source=data.source).id
-    assert {(f.tensor, f.index, f.kind, f.role) for f in profile.features} == {
-        ("X", j, Kind.NUMERIC, FeatureRole.INPUT) for j in range(len(model.feature_names))
+    # The features keep their registered names: the dashboard, the evidence and the APIs say "mean radius".
+    assert data.names == {f"X[{j}]": feature for j, feature in enumerate(model.feature_names)}
+    profile = build_profile(name, version, data.columns, source=data.source, names=data.names)
+    assert profile.id == build_profile(name, version, expected, source=data.source, names=data.names).id
+    assert {(f.name, f.tensor, f.index, f.kind, f.role) for f in profile.features} == {
+        (feature, "X", j, Kind.NUMERIC, FeatureRole.INPUT) for j, feature in enumerate(model.feature_names)
     }
-    mean_radius = profile.numeric["X[0]"]
+    assert type(profile).from_bytes(profile.to_bytes()).features == profile.features
+    mean_radius = profile.numeric["mean radius"]
     np.testing.assert_array_equal(mean_radius.sorted_values, np.sort(expected["X[0]"]))
     assert mean_radius.n == csv.num_rows == 200
 
@@ -144,7 +147,8 @@ def test_monitor_wired_to_the_registry_profiles_and_stores_the_reference(
     assert isinstance(parts.profiles.source, RegistryReferenceSource)
     try:
         profile = parts.monitor.rebaseline(name, version)
-        assert sorted(profile.numeric) == [f"X[{j}]" for j in range(4)]
+        assert sorted(profile.numeric) == sorted(model.feature_names)
+        assert {f.column for f in profile.features} == {f"X[{j}]" for j in range(4)}
         assert profile.source == f"registry:{model.reference_digest}"
         stored = parts.store.active_profile(name, version)
         assert stored is not None and stored.id == profile.id
@@ -201,6 +205,6 @@ async def test_a_version_is_profiled_when_the_registry_makes_it_ready_before_any
             except TimeoutError:
                 continue
         profile = parts.store.active_profile(name, version)
-        assert profile is not None and sorted(profile.numeric) == [f"X[{j}]" for j in range(4)]
+        assert profile is not None and sorted(profile.numeric) == sorted(onnx_models["iris"].feature_names)
         assert profile.source == f"registry:{onnx_models['iris'].reference_digest}"
         assert parts.store.statuses(name) == []  # profiled without a single prediction

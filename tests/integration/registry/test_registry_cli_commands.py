@@ -39,7 +39,12 @@ def test_every_command(address: str, onnx_models: dict[str, TrainedModel], tmp_p
         "--label-column", LABEL_COLUMN, "--metric", "accuracy=0.97", "--code-revision", "c0ffee", "--tag", "k=v",
     )  # fmt: skip
     assert "registered flowers version 1" in registered
-    assert "registered flowers version 2" in run(address, "models", "register", "flowers", onnx_file)
+    named = run(address, "models", "register", "flowers", onnx_file, "--feature-names", "X=sl, sw,pl,pw")
+    assert "registered flowers version 2" in named
+    assert "sl, sw, pl, pw" in run(address, "models", "show", "flowers", "--version", "2")
+    assert "4 columns but 2 feature names" in run(
+        address, "models", "register", "flowers", onnx_file, "--feature-names", "X=a,b", ok=False
+    )
     assert "flowers" in run(address, "models", "list")
     details = run(address, "models", "show", "flowers", "--version", "1")
     assert "sepal length (cm)" in details and "[N, 4]" in details and "accuracy" in details and "c0ffee" in details

@@ -18,8 +18,8 @@ from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
 from modelyard.monitor.adapters.metrics import PrometheusMetrics
 from modelyard.monitor.adapters.store import SqlMonitorStore
 from modelyard.monitor.domain.errors import ReferenceNotFound, ReferenceUnavailable
-from modelyard.monitor.domain.incidents import Change, Signal
-from modelyard.monitor.domain.performance import roc_auc
+from modelyard.monitor.domain.incidents import Severity, Signal
+from modelyard.monitor.domain.metrics import roc_auc
 from modelyard.monitor.domain.policy import MonitorPolicy, WindowPolicy
 from modelyard.monitor.domain.ports import ReferenceData
 from modelyard.monitor.domain.simulation import Shift, TabularGenerator
@@ -138,7 +138,7 @@ def test_labels_join_predictions_and_give_realised_metrics(
     assert status.label_coverage == pytest.approx(100 / 150)
     scores = np.array([r.outputs[1].values[1] for r in message.records[:100]])
     positive = np.array([truth[r.request_id] == "1" for r in message.records[:100]])
-    assert status.performance["auc"] == pytest.approx(roc_auc_score(positive, scores))
+    assert status.performance["roc_auc"] == pytest.approx(roc_auc_score(positive, scores))
 
 
 def test_roc_auc_counts_ties_half() -> None:
@@ -147,23 +147,30 @@ def test_roc_auc_counts_ties_half() -> None:
     assert roc_auc(scores, positive) == pytest.approx(roc_auc_score(positive, scores))
 
 
-def test_labels_worse_than_the_reference_open_a_performance_incident(
+def test_labels_worse_than_the_reference_open_a_critical_performance_incident(
     parts: tuple[Monitor, SqlMonitorStore, FakeReferences],
 ) -> None:
     monitor, store, references = parts
     references.data[("m", 1)] = reference(0, error_rate=0.1)
     changes = []
-    for w in range(3):
+    for w in range(6):
         message = batch("m", w * 200, 200, seed=10 + w)
         changes += monitor.handle_predictions([consumed(w, message)])
-        # Thirty predictions of this window are labelled wrong before the next window closes.
-        for i, record in enumerate(message.records[:30]):
-            wrong = "0" if record.outputs[0].values[0] == 1.0 else "1"
-            monitor.handle_feedback([consumed_feedback(w * 30 + i, record.request_id, wrong)])
-    changes += monitor.handle_predictions([consumed(3, batch("m", 600, 200, seed=20))])
-    opened = [c for c in changes if c.change is Change.OPENED and c.key.signal is Signal.PERFORMANCE]
-    assert [c.key.feature for c in opened] == ["error"]
-    assert store.incident_views("m", open_only=True)[0].signal is Signal.PERFORMANCE
+        # Two in five labels say the prediction was wrong: accuracy falls from 0.9 to 0.6.
+        labels = [
+            consumed_feedback(w * 200 + i, r.request_id, str(int(r.outputs[0].values[0]) ^ int(i % 5 < 2)))
+            for i, r in enumerate(message.records)
+        ]
+        assert monitor.handle_feedback(labels) == 200
+    (state,) = [store.load_state("m", 1)]
+    assert state is not None and state.label_windows == 2 and state.labels.n == 200  # windows of 500 labels
+    (incident,) = store.incident_views("m", open_only=True)
+    assert (incident.signal, incident.feature, incident.severity) == (Signal.PERFORMANCE, "accuracy", Severity.CRITICAL)
+    assert incident.evidence[0].effect_size == pytest.approx(0.3, abs=0.05)
+    history = monitor.performance_windows("m", 1)
+    assert history.baseline["accuracy"].value == pytest.approx(0.9, abs=0.02)
+    (slot,) = history.windows  # all predictions fall in one slot of an hour
+    assert (slot.predictions, slot.labelled) == (1200, 1200) and slot.metrics["accuracy"] == pytest.approx(0.6)
 
 
 def test_rebaseline_makes_a_new_reference_and_drops_open_windows(
@@ -202,8 +209,14 @@ async def test_dashboard_shows_drift_over_time_and_the_incident(
         assert row in page.text and "model: x[2]" in page.text
         assert page.text.count("<svg") >= 4 and 'class="breach"' in page.text
         assert "label coverage 0.0%" in page.text
+        assert 'id="performance-baseline">baseline accuracy 0.899 ± 0.004 (reference)' in page.text
+        assert "2023-11-14 22:00:00 UTC" in page.text  # charts run on wall time, not window ids
         assert 'href="/dashboard/m/1"' in (await client.get("/dashboard")).text
         assert (await client.get("/dashboard/m/9")).status_code == 404
+        # Without outputs and truth in the reference, the page says performance is not tested.
+        references.data[("plain", 1)] = GENERATOR.columns(np.random.default_rng(0), 1000)
+        monitor.handle_predictions([consumed(9, batch("plain", 0, 10, seed=1))])
+        assert 'id="performance-off"' in (await client.get("/dashboard/plain/1")).text
 
 
 def test_an_unavailable_reference_source_is_asked_again_later(

@@ -6,7 +6,7 @@ from scipy import stats
 
 from modelyard.monitor.domain import decision
 from modelyard.monitor.domain.drift import categorical_drift, ks_statistic, numeric_drift, wasserstein_distance
-from modelyard.monitor.domain.performance import mid_ranks
+from modelyard.monitor.domain.metrics import mid_ranks
 from modelyard.monitor.domain.policy import AlarmPolicy
 from modelyard.monitor.domain.profile import OTHER, ProfileOptions, ReferenceProfile, build_profile
 from modelyard.monitor.domain.sequential import CusumState, cusum, siegmund_threshold

@@ -69,6 +69,13 @@ def test_feature_names_from_the_reference_dataset_minus_the_label() -> None:
     assert derive_feature_names(SIGNATURE, {"X": ("p", "q", "r")}, dataset, "target") == {"X": ("p", "q", "r")}
 
 
+def test_the_monitors_output_and_truth_columns_are_not_feature_names() -> None:
+    # A reference documented for the monitor: three features, the model's answers on them and the ground truth.
+    columns = ("a", "b", "c", "output:label", "output:probabilities[1]", "truth:label", "target")
+    dataset = DatasetSchema(columns=columns, rows=10)
+    assert derive_feature_names(SIGNATURE, {}, dataset, "target") == {"X": ("a", "b", "c")}
+
+
 @pytest.mark.parametrize(
     ("given", "match"),
     [

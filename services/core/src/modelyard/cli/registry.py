@@ -144,6 +144,13 @@ def register(
         Path | None, typer.Option(exists=True, dir_okay=False, help="CSV or Parquet reference data")
     ] = None,
     label_column: Annotated[str, typer.Option(help="target column of the reference dataset")] = "",
+    feature_names: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="input=name,name,... the column names of an input's features (default: the reference dataset's "
+            "columns minus the label, for a single-input model); repeatable"
+        ),
+    ] = None,
     description: Annotated[str, typer.Option(help="description, for a new model")] = "",
     tag: Annotated[list[str] | None, typer.Option(help="key=value tag of the version; repeatable")] = None,
     code_revision: Annotated[str, typer.Option(help="revision of the training code")] = "",
@@ -175,6 +182,10 @@ def register(
             artifact_digest=artifact.digest,
             reference_dataset_digest=reference.digest if reference else "",
             label_column=label_column,
+            feature_names={
+                tensor: pb.FeatureNames(names=[n.strip() for n in names.split(",")])
+                for tensor, names in _pairs(feature_names or [], "feature names").items()
+            },
             tags=_pairs(tag or [], "tag"),
             lineage=pb.Lineage(
                 training_datasets=[reference.digest] if reference else [],

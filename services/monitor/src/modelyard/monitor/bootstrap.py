@@ -24,11 +24,12 @@ from modelyard.monitor.adapters.registry_references import RegistryReferenceSour
 from modelyard.monitor.adapters.store import SqlMonitorStore, set_sqlite_synchronous
 from modelyard.monitor.config import MonitorSettings
 from modelyard.monitor.domain.ports import ReferenceSource
+from modelyard.monitor.domain.profile import ProfileOptions
 from modelyard.monitor.entrypoints import dashboard
 from modelyard.monitor.entrypoints.access import ACCESS
 from modelyard.monitor.entrypoints.consumer import FeedbackConsumer, PredictionsConsumer, ReadyVersionsConsumer
 from modelyard.monitor.entrypoints.grpc_api import grpc_api
-from modelyard.monitor.entrypoints.http_api import router
+from modelyard.monitor.entrypoints.http_api import API_PREFIX, FEEDBACK_BATCH_PATH, router
 from modelyard.monitor.handlers import Monitor
 from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.runtime import Service, StartupError
@@ -54,7 +55,9 @@ def build(settings: MonitorSettings, *, references: ReferenceSource | None = Non
     store = SqlMonitorStore(engine, policy)
     store.migrate()
     source = references or reference_source(settings)
-    profiles = ReferenceProfiles(source, retry_s=settings.reference_retry_s)
+    profiles = ReferenceProfiles(
+        source, ProfileOptions(performance=policy.performance), retry_s=settings.reference_retry_s
+    )
     monitor = Monitor(store, profiles, policy, PrometheusMetrics(), reference_wait_s=settings.reference_wait_s)
     return MonitorParts(settings, engine, store, monitor, profiles)
 
@@ -124,6 +127,7 @@ def service(parts: MonitorParts) -> Service:
         access=ACCESS,
         grpc_apis=[grpc_api(parts.monitor, publisher)],
         routers=[router(parts.monitor, publisher), dashboard.router(parts.monitor)],
+        body_limits={API_PREFIX + FEEDBACK_BATCH_PATH: settings.feedback_batch_max_bytes},
         background_tasks={
             "predictions-consumer": consume,
             "reference-prefetch": prefetch_references,

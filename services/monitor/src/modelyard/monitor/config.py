@@ -6,7 +6,14 @@ from typing import ClassVar, Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from modelyard.monitor.domain.policy import AlarmPolicy, MonitorPolicy, QualityPolicy, SloPolicy, WindowPolicy
+from modelyard.monitor.domain.policy import (
+    AlarmPolicy,
+    MonitorPolicy,
+    PerformancePolicy,
+    QualityPolicy,
+    SloPolicy,
+    WindowPolicy,
+)
 from modelyard.settings import ServiceSettings
 
 
@@ -38,6 +45,11 @@ class MonitorSettings(ServiceSettings):
     reference_retry_s: float = Field(
         60.0, gt=0, description="how soon a version's reference is asked for again after a failed fetch"
     )
+    feedback_batch_max_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="request body limit of POST /api/v1/feedback/batch (413 beyond; at most 50,000 labels a request)",
+    )
     event_signing_key: SecretStr | None = Field(
         None,
         description="Ed25519 private key seed (64 hex chars) that signs incidents; local default: "
@@ -67,6 +79,19 @@ class MonitorSettings(ServiceSettings):
     resolve_after: int = Field(3, ge=1, description="r: clean windows that resolve an incident")
     numeric_effect_floor: float = Field(0.1, ge=0, description="minimum normed Wasserstein distance to alert on")
     categorical_effect_floor: float = Field(0.1, ge=0, description="minimum Jensen-Shannon distance to alert on")
+    performance_min_accuracy_drop: float = Field(
+        0.02, gt=0, le=1, description="accuracy lost against the reference's that is worth a performance incident"
+    )
+    performance_critical_accuracy_drop: float = Field(
+        0.05, gt=0, le=1, description="accuracy lost from which a performance incident is critical (can roll back)"
+    )
+    performance_min_error_increase: float = Field(
+        0.1, gt=0, description="regression: MAE increase, relative to the reference's, worth a performance incident"
+    )
+    performance_critical_error_increase: float = Field(
+        0.3, gt=0, description="regression: relative MAE increase from which a performance incident is critical"
+    )
+    performance_window_labels: int = Field(500, ge=10, description="labels per label window (the window-level test)")
     slo_latency_p99_ms: float = Field(250.0, gt=0)
     slo_error_rate: float = Field(0.01, ge=0)
 
@@ -105,4 +130,11 @@ class MonitorSettings(ServiceSettings):
             ),
             quality=QualityPolicy(),
             slo=SloPolicy(latency_p99_ms=self.slo_latency_p99_ms, error_rate=self.slo_error_rate),
+            performance=PerformancePolicy(
+                min_accuracy_drop=self.performance_min_accuracy_drop,
+                critical_accuracy_drop=self.performance_critical_accuracy_drop,
+                min_error_increase=self.performance_min_error_increase,
+                critical_error_increase=self.performance_critical_error_increase,
+                window_labels=self.performance_window_labels,
+            ),
         )

@@ -19,21 +19,23 @@ from typing import TypeVar
 import numpy as np
 from opentelemetry import propagate, trace
 
+from modelyard.monitor.domain.degradation import observe_errors
 from modelyard.monitor.domain.errors import InvalidArgument, ReferenceNotFound, ReferenceUnavailable
 from modelyard.monitor.domain.evaluation import WindowReport, evaluate_window
 from modelyard.monitor.domain.incidents import IncidentChange
 from modelyard.monitor.domain.performance import (
     LabelledPrediction,
-    error_cusum_step,
+    errors_of,
+    group_by_version,
+    join_labels,
     pending_predictions,
-    performance_outcome,
 )
 from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.monitor.domain.ports import Checkpoint, Consumed, Metrics, MonitorStore, Partition
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.records import Feedback, PredictionRows
 from modelyard.monitor.domain.state import VersionState
-from modelyard.monitor.domain.views import IncidentView, VersionStatus
+from modelyard.monitor.domain.views import IncidentView, PerformanceHistory, VersionStatus
 from modelyard.monitor.domain.windows import WindowId
 from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.monitor.window_traces import WindowTrace, note_batch, window_span
@@ -117,34 +119,30 @@ class Monitor:
         return changes
 
     def handle_feedback(self, events: Sequence[Consumed[Feedback]]) -> int:
-        """Join labels with their predictions and advance the versions' error detectors; how many joined. A label
-        too early (its prediction is not windowed yet) or too late (past the TTL) is counted, not joined."""
+        """Join labels with their predictions and run the versions' performance tests on them; how many joined. A
+        label too early (its prediction is not windowed yet) or too late (past the TTL) is counted, not joined."""
         with self._lock:
             fresh = self._fresh(events)
             waiting = self.store.pending_predictions([e.content.request_id for e in fresh])
             checkpoints: dict[tuple[str, int], Checkpoint] = {}
-            joined = []
+            joined = join_labels([e.content for e in fresh], waiting)
+            closed_windows: list[tuple[Key, str, float]] = []
             try:
-                for event in fresh:
-                    prediction = waiting.pop(event.content.request_id, None)  # a label joins once
-                    if prediction is None:
-                        continue
-                    truth = event.content.truth
-                    labelled = LabelledPrediction(
-                        prediction,
-                        truth if isinstance(truth, str) else None,
-                        truth if isinstance(truth, float) else None,
-                    )
-                    joined.append(labelled)
-                    version = self._version(prediction.model_name, prediction.model_version)
-                    key = (prediction.model_name, prediction.model_version)
-                    checkpoints.setdefault(key, Checkpoint(version.state, version.profile))
-                    if labelled.error is not None:
-                        error_cusum_step(version.state, version.profile, labelled.error, self.policy)
+                for key, labelled in group_by_version(joined).items():
+                    version = self._version(*key)
+                    checkpoint = checkpoints.setdefault(key, Checkpoint(version.state, version.profile))
+                    errors, times = errors_of(labelled)
+                    for closed in observe_errors(version.state, version.profile, errors, times, self.policy):
+                        closed_windows.append((key, closed.metric, closed.value))
+                        if (change := version.state.book.observe(closed.outcome, closed.window)) is not None:
+                            checkpoint.changes.append(change)
                 self._checkpoint(fresh, checkpoints, joined)
             except BaseException:
                 self._forget()
                 raise
+        for (model_name, model_version), metric, value in closed_windows:
+            self.metrics.observe_performance(model_name, model_version, metric, value)
+        self.metrics.observe_changes([c for cp in checkpoints.values() for c in cp.changes])
         return len(joined)
 
     def prefetch(self, model_name: str, model_version: int) -> None:
@@ -211,6 +209,12 @@ class Monitor:
     def window_reports(self, model_name: str, model_version: int, limit: int = 100) -> list[WindowReport]:
         return self.store.window_reports(model_name, model_version, limit)
 
+    def performance_windows(self, model_name: str, model_version: int, limit: int = 100) -> PerformanceHistory:
+        """Realised performance per window slot, newest first, next to the baseline of the active reference."""
+        profile = self.store.active_profile(model_name, model_version)
+        windows = self.store.performance_windows(model_name, model_version, limit)
+        return PerformanceHistory(dict(profile.baseline) if profile else {}, windows)
+
     def incident_views(self, model_name: str = "", *, open_only: bool = False, limit: int = 100) -> list[IncidentView]:
         return self.store.incident_views(model_name, open_only=open_only, limit=limit)
 
@@ -257,9 +261,6 @@ class Monitor:
                 state.windows_closed += 1
                 state.records_per_second = len(window.data) / window.duration(self.policy.window)
                 report, outcomes = evaluate_window(profile, window, self.policy, state.cusum)
-                performance = performance_outcome(state, profile, window)
-                if performance is not None:
-                    outcomes.append(performance)
                 checkpoint.closed.append(window.id)
                 checkpoint.reports.append(report)
                 changes = [c for o in outcomes if (c := state.book.observe(o, str(window.id))) is not None]

@@ -47,7 +47,9 @@ class ReferenceProfiles:
     def build(self, model_name: str, model_version: int) -> ReferenceProfile:
         """Fetch and profile now, in the caller's thread (a rebaseline asked for by a person)."""
         data = self.source.load(model_name, model_version)
-        return build_profile(model_name, model_version, data.columns, source=data.source, options=self.options)
+        return build_profile(
+            model_name, model_version, data.columns, source=data.source, options=self.options, names=data.names
+        )
 
     def request(self, model_name: str, model_version: int) -> concurrent.futures.Future[ReferenceProfile] | None:
         """Start fetching the version's profile unless a fetch is under way or failed less than `retry_s` ago;

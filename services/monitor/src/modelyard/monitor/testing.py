@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,21 @@ def write_reference(
     pq.write_table(pa.table({k: pa.array(v) for k, v in columns.items()}), directory / model / f"{version}.parquet")
 
 
+def write_classifier_reference(
+    directory: Path, model: str, version: int, accuracy: float, rows: int = 5000, seed: int = 0
+) -> None:
+    """A reference with the classifier's answers (`output:label`, `output:probabilities[1]`) and the truth, wrong on
+    a share 1 - `accuracy` of the rows: what the performance baseline is measured on."""
+    rng = np.random.default_rng(seed)
+    columns = GENERATOR.columns(rng, rows)
+    score = np.asarray(columns.pop("output:score"), dtype=np.float64)
+    predicted = (score > 0.5).astype(np.int64)
+    truth = np.where(rng.random(rows) >= accuracy, 1 - predicted, predicted)
+    columns |= {"output:label": predicted, "output:probabilities[1]": score, "truth:label": truth}
+    (directory / model).mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({k: pa.array(v) for k, v in columns.items()}), directory / model / f"{version}.parquet")
+
+
 def prediction_events(
     model: str,
     version: int,
@@ -48,11 +63,13 @@ def prediction_events(
     batch: int = 100,
     start: float = 1.7e9,
     generator: TabularGenerator = GENERATOR,
+    classifier: bool = False,
 ) -> list[Event]:
-    """`n` predictions of `model` in PredictionBatch events of `batch` records, one millisecond apart."""
+    """`n` predictions of `model` in PredictionBatch events of `batch` records, one millisecond apart; a
+    `classifier`'s records answer with `label` and `probabilities` (its class is score > 0.5), others `score`."""
     columns = generator.columns(np.random.default_rng(seed), n, shift or Shift())
     ref = common_pb2.ModelVersionRef(model_name=model, version=version, digest="sha256:" + "0" * 64)
-    records = [_record(ref, columns, generator.n_numeric, i, start + i / 1000.0) for i in range(n)]
+    records = [_record(ref, columns, generator.n_numeric, i, start + i / 1000.0, classifier) for i in range(n)]
     return [
         Event.new(
             model, serving_events_pb2.PredictionBatch(model_name=model, records=records[i : i + batch]), "serving"
@@ -62,7 +79,12 @@ def prediction_events(
 
 
 def _record(
-    ref: common_pb2.ModelVersionRef, columns: Mapping[str, npt.NDArray[np.generic]], width: int, i: int, at: float
+    ref: common_pb2.ModelVersionRef,
+    columns: Mapping[str, npt.NDArray[np.generic]],
+    width: int,
+    i: int,
+    at: float,
+    classifier: bool,
 ) -> serving_events_pb2.PredictionRecord:
     record = serving_events_pb2.PredictionRecord(
         request_id=uuid.uuid4().hex, version=ref, latency_ms=4.0 + (i % 7), status_code=0
@@ -71,11 +93,16 @@ def _record(
     x = [float(columns[f"x[{j}]"][i]) for j in range(width)]
     record.inputs.add(name="x", shape=[1, len(x)], values=x)
     record.inputs.add(name="segment", shape=[1, 1], strings=[str(columns["segment"][i])])
-    record.outputs.add(name="score", shape=[1, 1], values=[float(columns["output:score"][i])])
+    score = float(columns["output:score"][i])
+    if classifier:
+        record.outputs.add(name="label", shape=[1], values=[float(score > 0.5)])
+        record.outputs.add(name="probabilities", shape=[1, 2], values=[1 - score, score])
+    else:
+        record.outputs.add(name="score", shape=[1, 1], values=[score])
     return record
 
 
-def consumed(offset: int, batch: serving_events_pb2.PredictionBatch) -> Consumed[list[PredictionRows]]:
+def consumed(offset: int, batch: serving_events_pb2.PredictionBatch) -> Consumed[Sequence[PredictionRows]]:
     """A prediction batch as the consumer hands it to the monitor, read at `offset` of partition 0."""
     return Consumed(Position(SERVING_PREDICTIONS.name, 0, offset), rows_by_version(batch, 0.0))
 

@@ -18,6 +18,11 @@ WINDOWS = Counter("modelyard_monitor_windows", "Windows closed", ["model", "vers
 RECORDS = Counter("modelyard_monitor_window_records", "Records in closed windows", ["model", "version"])
 LATENCY_P99 = Gauge("modelyard_monitor_latency_p99_ms", "p99 latency of the latest window", ["model", "version"])
 ERROR_RATE = Gauge("modelyard_monitor_error_rate", "Error rate of the latest window", ["model", "version"])
+REALISED = Gauge(
+    "modelyard_monitor_realised_performance",
+    "Realised accuracy (classification) or MAE (regression) of the latest label window",
+    ["model", "version", "metric"],
+)
 INCIDENTS = Counter("modelyard_monitor_incidents", "Incident changes", ["model", "signal", "change", "severity"])
 
 
@@ -35,3 +40,6 @@ class PrometheusMetrics:
     def observe_changes(self, changes: Sequence[IncidentChange]) -> None:
         for c in changes:
             INCIDENTS.labels(c.key.model_name, c.key.signal.value, c.change.value, c.severity.name.lower()).inc()
+
+    def observe_performance(self, model_name: str, model_version: int, metric: str, value: float) -> None:
+        REALISED.labels(model_name, str(model_version), metric).set(value)

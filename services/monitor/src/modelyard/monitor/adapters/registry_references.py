@@ -103,7 +103,8 @@ class RegistryReferenceSource:
             raise ReferenceNotFound(f"{what} has no reference dataset in the registry at {self.address}")
         columns = self._download(stub, digest, what)
         inputs = {spec.name: list(spec.feature_names) for spec in version.signature.inputs}
-        return ReferenceData(columns=reference_columns(columns, inputs, what), source=f"registry:{digest}")
+        renamed = reference_columns(columns, inputs, what)
+        return ReferenceData(renamed, f"registry:{digest}", feature_labels(inputs, renamed))
 
     def _download(
         self, stub: registry_grpc.RegistryServiceStub, digest: str, what: str
@@ -158,7 +159,7 @@ def reference_columns(
     for tensor, names in inputs.items():
         for index, name in enumerate(names):
             if name in columns:
-                renamed[name] = tensor if len(names) == 1 else f"{tensor}[{index}]"
+                renamed[name] = _location(tensor, names, index)
     for column in columns:
         if column in renamed:
             continue
@@ -178,3 +179,20 @@ def reference_columns(
     if not renamed:
         raise ReferenceDataError(f"{what}: no reference column is a feature of the inputs {sorted(inputs)}")
     return {renamed[column]: values for column, values in columns.items() if column in renamed}
+
+
+def feature_labels(inputs: Mapping[str, Sequence[str]], columns: Mapping[str, object]) -> dict[str, str]:
+    """Monitor column -> registered feature name, for the inputs' features the dataset has: what the dashboard,
+    the evidence and the APIs call them (`mean radius`, not `X[0]`)."""
+    labels = {}
+    for tensor, names in inputs.items():
+        for index, name in enumerate(names):
+            column = _location(tensor, names, index)
+            if column in columns and name != column:
+                labels[column] = name
+    return labels
+
+
+def _location(tensor: str, names: Sequence[str], index: int) -> str:
+    """The monitor column of feature `index` of input `tensor`: `x[j]`, or the plain `x` for a one-feature input."""
+    return tensor if len(names) == 1 else f"{tensor}[{index}]"

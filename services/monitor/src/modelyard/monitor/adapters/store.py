@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from modelyard.events.topics import MONITOR_ALERTS
 from modelyard.monitor.adapters.events import incident_event
+from modelyard.monitor.adapters.labels import cumulative_performance, insert_labels, performance_windows
 from modelyard.monitor.adapters.schema import (
     chunks,
     incidents,
@@ -36,12 +37,12 @@ from modelyard.monitor.adapters.schema import (
 from modelyard.monitor.domain.drift import FeatureTest
 from modelyard.monitor.domain.evaluation import Distribution, FeatureResult, WindowReport
 from modelyard.monitor.domain.incidents import Change, Evidence, IncidentChange, Severity, Signal
-from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow, realised_metrics
+from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow
 from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.monitor.domain.ports import Checkpoint, Partition
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.state import VersionState
-from modelyard.monitor.domain.views import IncidentView, VersionStatus, json_safe
+from modelyard.monitor.domain.views import IncidentView, PerformanceWindow, VersionStatus, json_safe
 from modelyard.monitor.domain.windows import Columns, WindowId
 from modelyard.sql import migrations
 from modelyard.sql.engine import transaction
@@ -135,8 +136,7 @@ class SqlMonitorStore:
                 where = (stream_positions.c.topic == topic) & (stream_positions.c.partition == partition)
                 if db.execute(stream_positions.update().where(where).values(next_offset=offset)).rowcount == 0:
                     db.execute(stream_positions.insert().values(topic=topic, partition=partition, next_offset=offset))
-            for labelled in labels:
-                self._insert_label(db, labelled)
+            insert_labels(db, labels, self.policy)
             for cp in checkpoints:
                 self._write(db, cp, config_hash)
             self._checkpoints += 1
@@ -152,24 +152,6 @@ class SqlMonitorStore:
             )
             for r in rows
         }
-
-    def _insert_label(self, db: Connection, labelled: LabelledPrediction) -> None:
-        p = labelled.prediction
-        db.execute(pending.delete().where(pending.c.request_id == p.request_id))
-        db.execute(
-            labels.insert().values(
-                model_name=p.model_name,
-                model_version=p.model_version,
-                slot=int(p.event_time // self.policy.window.max_seconds),
-                event_time=p.event_time,
-                label=p.label,
-                score=p.score,
-                value=p.value,
-                truth_label=labelled.truth_label,
-                truth_value=labelled.truth_value,
-                stored_at=time.time(),
-            )
-        )
 
     def _housekeeping(self, db: Connection) -> None:
         """Expired predictions and labels, and the oldest predictions over the cap, go."""
@@ -298,7 +280,7 @@ class SqlMonitorStore:
                     )
                 )
                 last = self._windows(db, row.model_name, row.model_version, limit=1, tested_only=True)
-                realised, coverage = self._performance(db, row.model_name, int(row.model_version))
+                realised, coverage = cumulative_performance(db, self.policy, row.model_name, int(row.model_version))
                 result.append(
                     VersionStatus(
                         model_name=row.model_name,
@@ -315,29 +297,9 @@ class SqlMonitorStore:
                 )
         return result
 
-    def _performance(self, db: Connection, model_name: str, model_version: int) -> tuple[dict[str, float], float]:
-        """Realised metrics over the labels kept (those within the TTL) and the share of predictions labelled."""
-        version = (labels.c.model_name == model_name) & (labels.c.model_version == model_version)
-        rows = db.execute(sa.select(labels).where(version)).all()
-        if not rows:
-            return {}, 0.0
-        labelled = [
-            LabelledPrediction(
-                PendingPrediction("", model_name, model_version, r.event_time, r.label, r.score, r.value),
-                r.truth_label,
-                r.truth_value,
-            )
-            for r in rows
-        ]
-        predicted = db.scalar(
-            sa.select(sa.func.sum(slot_counts.c.predictions)).where(
-                slot_counts.c.model_name == model_name,
-                slot_counts.c.model_version == model_version,
-                slot_counts.c.slot >= min(r.slot for r in rows),
-            )
-        )
-        realised = realised_metrics(labelled, self.policy.performance.positive_label)
-        return realised.metrics, realised.labelled / max(int(predicted or 0), 1)
+    def performance_windows(self, model_name: str, model_version: int, limit: int = 100) -> list[PerformanceWindow]:
+        with transaction(self.engine, write=False) as db:
+            return performance_windows(db, self.policy, model_name, model_version, limit)
 
     def window_reports(self, model_name: str, model_version: int, limit: int = 100) -> list[WindowReport]:
         with transaction(self.engine, write=False) as db:

@@ -14,16 +14,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from modelyard.monitor.domain import decision
+from modelyard.monitor.domain import cbpe, decision
 from modelyard.monitor.domain.drift import FeatureTest, categorical_drift, numeric_drift
 from modelyard.monitor.domain.incidents import MODEL_LEVEL, Evidence, IncidentKey, Outcome, Severity, Signal
 from modelyard.monitor.domain.policy import WEEK_S, MonitorPolicy
-from modelyard.monitor.domain.profile import Kind, ReferenceProfile, Role
+from modelyard.monitor.domain.profile import OUTPUT_PREFIX, Kind, ReferenceProfile, Role
 from modelyard.monitor.domain.sequential import CusumState, cusum, siegmund_threshold
 from modelyard.monitor.domain.windows import ClosedWindow
 
 # Signal families that share the false-alarm budget: data drift, prediction drift and performance.
 STATISTICAL_FAMILIES = 3
+# The performance family's tests, which split its share equally: the error CUSUM and the label-window test on
+# labels (degradation.py), and the CBPE estimate on prediction windows (cbpe.py).
+PERFORMANCE_TESTS = 3
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class WindowReport:
     quality: Mapping[str, float] = field(default_factory=dict)  # "<feature>:<check>" -> rate
     operations: Mapping[str, float] = field(default_factory=dict)  # latency quantiles, error rate
     outputs: Mapping[str, Distribution] = field(default_factory=dict)  # what the model answered vs the reference
+    estimated: Mapping[str, float] = field(default_factory=dict)  # CBPE: expected accuracy and ROC AUC, before labels
 
 
 def evaluate_window(
@@ -99,6 +103,7 @@ def evaluate_window(
     outcomes += _cusum_outcomes(profile, data.numeric, n, duration, policy, cusum_states, evidence_of)
     quality, quality_outcomes = _quality(profile, window, policy, evidence_of)
     operations, ops_outcomes = _operations(profile, window, policy, evidence_of)
+    estimated, estimated_outcomes = _estimated(profile, window, duration, policy)
     report = dataclasses.replace(
         report,
         tested=True,
@@ -108,8 +113,41 @@ def evaluate_window(
         quality=quality,
         operations=operations,
         outputs=_output_distributions(profile, window),
+        estimated=estimated,
     )
-    return report, outcomes + quality_outcomes + ops_outcomes
+    return report, outcomes + quality_outcomes + ops_outcomes + estimated_outcomes
+
+
+def _estimated(
+    profile: ReferenceProfile,
+    window: ClosedWindow,
+    duration: float,
+    policy: MonitorPolicy,
+) -> tuple[dict[str, float], list[Outcome]]:
+    """CBPE on the window's scores and predicted classes, and its outcome against the baseline accuracy."""
+    p = policy.performance
+    data = window.data
+    scores = data.numeric.get(f"{OUTPUT_PREFIX}{p.score_output}[{p.score_index}]")
+    label = OUTPUT_PREFIX + p.label_output
+    if profile.calibration is None or scores is None:
+        return {}, []
+    if label in data.numeric:
+        predicted = np.array([f"{v:g}" for v in data.numeric[label].tolist()]) == p.positive_label
+    elif label in data.categorical:
+        predicted = data.categorical[label] == p.positive_label
+    else:
+        return {}, []
+    estimated = cbpe.estimate(profile.calibration, scores, predicted)
+    accuracy = profile.baseline.get("accuracy")
+    if accuracy is None or cbpe.ESTIMATED_ACCURACY not in estimated:
+        return estimated, []
+    key = IncidentKey(profile.model_name, profile.model_version, Signal.PERFORMANCE, cbpe.ESTIMATED_ACCURACY)
+    alpha = decision.per_window_alpha(policy.alarm, duration, STATISTICAL_FAMILIES * PERFORMANCE_TESTS)
+    variance = cbpe.estimate_variance(profile.calibration, scores, predicted)
+
+    bounds = (window.start, window.end)
+    outcome = cbpe.estimate_outcome(key, estimated, variance, accuracy, p.min_accuracy_drop, alpha, len(data), bounds)
+    return estimated, [outcome]
 
 
 def _output_distributions(profile: ReferenceProfile, window: ClosedWindow) -> dict[str, Distribution]:

@@ -2,29 +2,25 @@
 
 Predictions wait (bounded, with a TTL no shorter than the longest label delay) keyed by request id; a label joins
 its prediction on arrival and is attributed to the prediction's event time, so a late label improves the metrics
-of the window it belongs to. The per-example error stream feeds a CUSUM whose in-control mean is the reference
-data's own error rate (from its `truth:` and `output:` columns), so a model that was always 80% accurate does
-not alarm for being 80% accurate.
+of the window it belongs to. The per-example error stream is what `degradation.py` tests against the reference's
+own performance (from its `truth:` and `output:` columns), so a model that was always 80% accurate does not alarm
+for being 80% accurate.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
-from modelyard.monitor.domain.evaluation import STATISTICAL_FAMILIES
-from modelyard.monitor.domain.incidents import Evidence, IncidentKey, Outcome, Severity, Signal
-from modelyard.monitor.domain.policy import WEEK_S, MonitorPolicy, PerformancePolicy
-from modelyard.monitor.domain.profile import ReferenceProfile, Role
-from modelyard.monitor.domain.records import PredictionRows
-from modelyard.monitor.domain.sequential import cusum, siegmund_threshold
-from modelyard.monitor.domain.state import VersionState
-from modelyard.monitor.domain.windows import ClosedWindow
+from modelyard.monitor.domain.metrics import FloatArray, classes, classification_metrics, regression_metrics
+from modelyard.monitor.domain.policy import PerformancePolicy
+from modelyard.monitor.domain.profile import Role
+from modelyard.monitor.domain.records import Feedback, PredictionRows
 
 
 class PendingPrediction(NamedTuple):
@@ -95,67 +91,50 @@ class RealisedMetrics:
 
 
 def realised_metrics(labelled: Sequence[LabelledPrediction], positive_label: str) -> RealisedMetrics:
-    """Accuracy and ROC AUC for classes, MAE and RMSE for values, over the labelled predictions given."""
+    """The classification metrics over the labelled classes and the regression ones over the labelled values."""
     metrics: dict[str, float] = {}
-    classes = [x for x in labelled if x.truth_label is not None and x.prediction.label is not None]
-    if classes:
-        metrics["accuracy"] = float(np.mean([x.prediction.label == x.truth_label for x in classes]))
-        scored = [
-            (x.prediction.score, x.truth_label == positive_label) for x in classes if x.prediction.score is not None
-        ]
-        auc = roc_auc(np.array([s for s, _ in scored], dtype=np.float64), np.array([p for _, p in scored]))
-        if not math.isnan(auc):
-            metrics["auc"] = auc
+    labelled_classes = [x for x in labelled if x.truth_label is not None and x.prediction.label is not None]
+    if labelled_classes:
+        predicted = np.array([x.prediction.label for x in labelled_classes], dtype=str)
+        truth = np.array([x.truth_label for x in labelled_classes], dtype=str)
+        score = np.array(
+            [math.nan if x.prediction.score is None else x.prediction.score for x in labelled_classes], dtype=np.float64
+        )
+        metrics |= classification_metrics(classes(predicted, truth, score, positive_label))
     values = [x for x in labelled if x.truth_value is not None and x.prediction.value is not None]
     if values:
-        errors = np.array([x.prediction.value for x in values], dtype=np.float64) - np.array(
-            [x.truth_value for x in values], dtype=np.float64
+        metrics |= regression_metrics(
+            np.array([x.prediction.value for x in values], dtype=np.float64),
+            np.array([x.truth_value for x in values], dtype=np.float64),
         )
-        metrics["mae"] = float(np.abs(errors).mean())
-        metrics["rmse"] = float(np.sqrt((errors**2).mean()))
     return RealisedMetrics(len(labelled), metrics)
 
 
-def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney U statistic over mid-ranks (ties count half); NaN with one class only."""
-    n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    ranks = mid_ranks(scores)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+def join_labels(feedback: Sequence[Feedback], waiting: Mapping[str, PendingPrediction]) -> list[LabelledPrediction]:
+    """The labels that found their prediction, in arrival order; a prediction takes its first label only."""
+    joined = []
+    left = dict(waiting)
+    for label in feedback:
+        prediction = left.pop(label.request_id, None)
+        if prediction is None:
+            continue
+        truth = label.truth
+        joined.append(
+            LabelledPrediction(
+                prediction, truth if isinstance(truth, str) else None, truth if isinstance(truth, float) else None
+            )
+        )
+    return joined
 
 
-def error_cusum_step(state: VersionState, profile: ReferenceProfile, error: float, policy: MonitorPolicy) -> None:
-    """Advance the version's error CUSUM by one labelled example; remember an alarm for the next window."""
-    if profile.baseline_error is None:
-        return
-    mean, std = profile.baseline_error
-    z = np.array([(error - mean) / (std if std > 0 else 1.0)])
-    # Labels arrive no faster than predictions: the prediction rate bounds the values a week from above.
-    values_per_week = max(state.records_per_second, 1.0) * WEEK_S
-    allowed = policy.alarm.false_incidents_per_week / STATISTICAL_FAMILIES
-    h = siegmund_threshold(policy.performance.error_drift, values_per_week / allowed)
-    state.error_cusum, alarm = cusum(state.error_cusum, z, policy.performance.error_drift, h)
-    if alarm is not None and alarm.direction == "up":  # fewer errors than the reference is not an incident
-        state.error_alarm = alarm.statistic
+def group_by_version(labelled: Sequence[LabelledPrediction]) -> dict[tuple[str, int], list[LabelledPrediction]]:
+    groups: dict[tuple[str, int], list[LabelledPrediction]] = {}
+    for x in labelled:
+        groups.setdefault((x.prediction.model_name, x.prediction.model_version), []).append(x)
+    return groups
 
 
-def performance_outcome(state: VersionState, profile: ReferenceProfile, window: ClosedWindow) -> Outcome | None:
-    """At a window's close: breached if the error CUSUM alarmed since the previous close."""
-    if profile.baseline_error is None:
-        return None
-    key = IncidentKey(state.model_name, state.model_version, Signal.PERFORMANCE, "error")
-    alarm, state.error_alarm = state.error_alarm, None
-    if alarm is None:
-        return Outcome(key, False)
-    evidence = Evidence("error", "cusum_up", alarm, math.nan, 0.0, alarm, 0, 0, window.start, window.end)
-    return Outcome(key, True, Severity.WARNING, (evidence,))
-
-
-def mid_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties sharing the mean of their positions (what rankdata's "average" method gives)."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    first = np.concatenate(([0], np.cumsum(counts)[:-1]))  # 0-based position of each distinct value's first copy
-    ranks: np.ndarray = (first + (counts + 1) / 2.0)[inverse]
-    return ranks
+def errors_of(labelled: Sequence[LabelledPrediction]) -> tuple[FloatArray, FloatArray]:
+    """Per-example errors of the labelled predictions that can be compared, and their predictions' event times."""
+    pairs = [(e, x.prediction.event_time) for x in labelled if (e := x.error) is not None]
+    return np.array([e for e, _ in pairs], dtype=np.float64), np.array([t for _, t in pairs], dtype=np.float64)

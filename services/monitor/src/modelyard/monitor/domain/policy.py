@@ -58,7 +58,13 @@ class PerformancePolicy:
     positive_label: str = "1"
     label_ttl_s: float = 7 * 24 * 3600.0  # >= the longest label delay
     max_pending: int = 1_000_000  # predictions kept waiting for labels, oldest dropped first
-    error_drift: float = 0.5  # CUSUM reference value k on the standardised error stream
+    # The decay worth an incident, and the decay that makes it critical: accuracy points lost (classification),
+    # or the MAE's increase relative to the reference's (regression).
+    min_accuracy_drop: float = 0.02
+    critical_accuracy_drop: float = 0.05
+    min_error_increase: float = 0.1
+    critical_error_increase: float = 0.3
+    window_labels: int = 500  # labels per label window (the window-level test)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from modelyard.monitor.domain.incidents import IncidentChange
 from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.state import VersionState
-from modelyard.monitor.domain.views import IncidentView, VersionStatus
+from modelyard.monitor.domain.views import IncidentView, PerformanceWindow, VersionStatus
 from modelyard.monitor.domain.windows import Columns, WindowId
 
 T = TypeVar("T")
@@ -40,6 +40,7 @@ class Consumed(Generic[T]):
 class ReferenceData:
     columns: Mapping[str, npt.NDArray[np.generic]]
     source: str  # e.g. the artifact digest or file path, recorded in the profile
+    names: Mapping[str, str] = field(default_factory=dict)  # column -> registered feature name, where known
 
 
 class ReferenceSource(Protocol):
@@ -99,6 +100,10 @@ class MonitorStore(Protocol):
 
     def window_reports(self, model_name: str, model_version: int, limit: int = 100) -> list[WindowReport]: ...
 
+    def performance_windows(self, model_name: str, model_version: int, limit: int = 100) -> list[PerformanceWindow]:
+        """Realised performance per window slot with labels, newest first."""
+        ...
+
     def incident_views(
         self, model_name: str = "", *, open_only: bool = False, limit: int = 100
     ) -> list[IncidentView]: ...
@@ -108,3 +113,7 @@ class Metrics(Protocol):
     def observe_window(self, report: WindowReport) -> None: ...
 
     def observe_changes(self, changes: Sequence[IncidentChange]) -> None: ...
+
+    def observe_performance(self, model_name: str, model_version: int, metric: str, value: float) -> None:
+        """The realised metric of a label window that filled."""
+        ...

@@ -8,12 +8,13 @@ counts with rare levels merged into one "other" bucket.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
@@ -21,7 +22,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from modelyard.monitor.domain.cbpe import Calibration, isotonic_calibration
 from modelyard.monitor.domain.errors import ReferenceDataError
+from modelyard.monitor.domain.metrics import MetricEstimate, bootstrap_classification, bootstrap_regression, classes
+from modelyard.monitor.domain.policy import PerformancePolicy
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -48,13 +52,15 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Where a feature lives in a prediction record: `tensor[index]` of the inputs or the outputs."""
+    """Where a feature lives in a prediction record: `tensor[index]` of the inputs or the outputs (`column`, as the
+    monitor names locations), and what it is called: the registered feature name when there is one, else `column`."""
 
     name: str
     kind: Kind
     role: Role
     tensor: str
     index: int
+    column: str
 
     @classmethod
     def from_column(cls, column: str, kind: Kind) -> FeatureSpec:
@@ -63,7 +69,7 @@ class FeatureSpec:
         name = column.removeprefix(OUTPUT_PREFIX)
         match = _INDEXED.match(name)
         tensor, index = (match["tensor"], int(match["index"])) if match else (name, 0)
-        return cls(name=column, kind=kind, role=role, tensor=tensor, index=index)
+        return cls(name=column, kind=kind, role=role, tensor=tensor, index=index, column=column)
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,6 +123,10 @@ class ReferenceProfile:
     source: str  # where the reference data came from (artifact digest or file)
     # Mean and standard deviation of the per-example error on the reference data, when it has ground truth.
     baseline_error: tuple[float, float] | None = None
+    # The model's performance on the reference rows (outputs against truth), per metric with its standard error.
+    baseline: Mapping[str, MetricEstimate] = field(default_factory=dict)
+    # The positive-class score calibrated on the reference's truth (CBPE), when it has scores and truth.
+    calibration: Calibration | None = None
 
     @cached_property
     def id(self) -> str:
@@ -154,7 +164,8 @@ class ReferenceProfile:
             "model_version": self.model_version,
             "source": self.source,
             "baseline_error": self.baseline_error,
-            "features": [[f.name, f.kind.value] for f in self.features],
+            "baseline": {name: [m.value, m.standard_error] for name, m in sorted(self.baseline.items())},
+            "features": [[f.name, f.kind.value, f.column] for f in self.features],
             "numeric": {},
             "categorical": {},
         }
@@ -173,13 +184,24 @@ class ReferenceProfile:
                     "rare": sorted(c.rare_levels),
                     "null_rate": c.null_rate,
                 }
+        if self.calibration is not None:
+            arrays["calibration_x"], arrays["calibration_y"] = self.calibration.x, self.calibration.y
         return json.dumps(meta, sort_keys=True).encode(), arrays
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ReferenceProfile:
         with np.load(io.BytesIO(data)) as arrays:
             meta = json.loads(arrays["meta"].tobytes().decode())
-            features = tuple(FeatureSpec.from_column(name, Kind(kind)) for name, kind in meta["features"])
+            calibration = None
+            if "calibration_x" in arrays:
+                calibration = Calibration(
+                    np.asarray(arrays["calibration_x"], dtype=np.float64),
+                    np.asarray(arrays["calibration_y"], dtype=np.float64),
+                )
+            features = tuple(
+                dataclasses.replace(FeatureSpec.from_column(where[0] if where else name, Kind(kind)), name=name)
+                for name, kind, *where in meta["features"]  # profiles stored before names were kept: [name, kind]
+            )
             numeric: dict[str, NumericProfile] = {}
             categorical: dict[str, CategoricalProfile] = {}
             for i, f in enumerate(features):
@@ -210,6 +232,8 @@ class ReferenceProfile:
             categorical=categorical,
             source=meta["source"],
             baseline_error=tuple(meta["baseline_error"]) if meta.get("baseline_error") else None,
+            baseline={name: MetricEstimate(*pair) for name, pair in meta.get("baseline", {}).items()},
+            calibration=calibration,
         )
 
 
@@ -220,6 +244,8 @@ class ProfileOptions:
     # Levels rarer than this in the reference are merged into OTHER, so no bucket has a tiny expected count.
     rare_level_share: float = 0.01
     seed: int = 0
+    # Which outputs are the prediction (the reference's `output:<label_output>` against `truth:<label_output>`).
+    performance: PerformancePolicy = field(default_factory=PerformancePolicy)
 
 
 def build_profile(
@@ -229,9 +255,11 @@ def build_profile(
     *,
     source: str,
     options: ProfileOptions = ProfileOptions(),
+    names: Mapping[str, str] | None = None,
 ) -> ReferenceProfile:
     """Profile a reference table given as columns; numeric columns are float arrays (NaN = missing), any other
-    dtype is categorical (None/"" = missing). Sampling is seeded, so one dataset always yields one profile."""
+    dtype is categorical (None/"" = missing). Sampling is seeded, so one dataset always yields one profile.
+    `names` (column -> registered feature name) name the features; a name that is also a column is not used."""
     if not columns:
         raise ReferenceDataError("the reference dataset has no columns")
     lengths = {len(v) for v in columns.values()}
@@ -243,17 +271,19 @@ def build_profile(
     rows = np.arange(n_rows)
     if n_rows > options.max_rows:
         rows = np.sort(np.random.default_rng(options.seed).choice(n_rows, options.max_rows, replace=False))
+    sampled = {k: np.asarray(v)[rows] for k, v in columns.items()}
     features: list[FeatureSpec] = []
     numeric: dict[str, NumericProfile] = {}
     categorical: dict[str, CategoricalProfile] = {}
+    usable = {c: n for c, n in (names or {}).items() if n not in columns and list((names or {}).values()).count(n) == 1}
     for column in sorted(c for c in columns if not c.startswith(TRUTH_PREFIX)):
-        values = np.asarray(columns[column])[rows]
-        if np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_:
-            spec = FeatureSpec.from_column(column, Kind.NUMERIC)
-            numeric[column] = _numeric_profile(column, values.astype(np.float64), options.psi_bins)
+        values = sampled[column]
+        kind = Kind.NUMERIC if np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_ else Kind.CATEGORICAL
+        spec = dataclasses.replace(FeatureSpec.from_column(column, kind), name=usable.get(column, column))
+        if kind is Kind.NUMERIC:
+            numeric[spec.name] = _numeric_profile(spec.name, values.astype(np.float64), options.psi_bins)
         else:
-            spec = FeatureSpec.from_column(column, Kind.CATEGORICAL)
-            categorical[column] = _categorical_profile(values, options.rare_level_share)
+            categorical[spec.name] = _categorical_profile(values, options.rare_level_share)
         features.append(spec)
     return ReferenceProfile(
         model_name=model_name,
@@ -262,7 +292,9 @@ def build_profile(
         numeric=numeric,
         categorical=categorical,
         source=source,
-        baseline_error=_baseline_error({k: np.asarray(v)[rows] for k, v in columns.items()}),
+        baseline_error=_baseline_error(sampled),
+        baseline=_baseline(sampled, options),
+        calibration=_calibration(sampled, options.performance),
     )
 
 
@@ -281,6 +313,41 @@ def _baseline_error(columns: Mapping[str, npt.NDArray[np.generic]]) -> tuple[flo
             errors = (np.asarray(predicted).astype(str) != np.asarray(truth).astype(str)).astype(np.float64)
         return float(errors.mean()), float(errors.std())
     return None
+
+
+def _baseline(columns: Mapping[str, npt.NDArray[np.generic]], options: ProfileOptions) -> dict[str, MetricEstimate]:
+    """Metrics of the reference's outputs against its truth: the class output with the positive class's score, or
+    the value output; empty when the reference has neither pair."""
+    policy = options.performance
+    label, truth = columns.get(OUTPUT_PREFIX + policy.label_output), columns.get(TRUTH_PREFIX + policy.label_output)
+    if label is not None and truth is not None:
+        score = columns.get(f"{OUTPUT_PREFIX}{policy.score_output}[{policy.score_index}]")
+        scores = np.full(label.size, np.nan) if score is None else np.asarray(score, dtype=np.float64)
+        c = classes(_labels(label), _labels(truth), scores, policy.positive_label)
+        return bootstrap_classification(c, seed=options.seed)
+    value, target = columns.get(OUTPUT_PREFIX + policy.value_output), columns.get(TRUTH_PREFIX + policy.value_output)
+    if value is not None and target is not None:
+        return bootstrap_regression(value.astype(np.float64), target.astype(np.float64), seed=options.seed)
+    return {}
+
+
+def _calibration(columns: Mapping[str, npt.NDArray[np.generic]], policy: PerformancePolicy) -> Calibration | None:
+    score = columns.get(f"{OUTPUT_PREFIX}{policy.score_output}[{policy.score_index}]")
+    truth = columns.get(TRUTH_PREFIX + policy.label_output)
+    if score is None or truth is None or not np.issubdtype(score.dtype, np.number):
+        return None
+    scores = score.astype(np.float64)
+    kept = np.isfinite(scores)
+    if not kept.any():
+        return None
+    return isotonic_calibration(scores[kept], _labels(truth)[kept] == policy.positive_label)
+
+
+def _labels(values: npt.NDArray[np.generic]) -> npt.NDArray[np.str_]:
+    """Class labels as text; numeric codes as the live stream writes them ("1", not "1.0")."""
+    if np.issubdtype(values.dtype, np.number):
+        return np.array([f"{v:g}" for v in values.astype(np.float64).tolist()], dtype=str)
+    return values.astype(str)
 
 
 def _numeric_profile(column: str, values: FloatArray, bins: int) -> NumericProfile:

@@ -46,7 +46,8 @@ def siegmund_threshold(k: float, arl0: float) -> float:
     return high
 
 
-def _one_sided(start: float, increments: FloatArray) -> FloatArray:
+def one_sided_path(start: float, increments: FloatArray) -> FloatArray:
+    """S_t = max(0, S_{t-1} + increment_t) from S_0 = `start`, for every t, in closed form."""
     c = np.cumsum(increments)
     running_min = np.minimum(np.minimum.accumulate(c), 0.0)
     result: FloatArray = np.maximum(start + c, c - running_min)
@@ -60,8 +61,8 @@ def cusum(state: CusumState, z: FloatArray, k: float, h: float) -> tuple[CusumSt
     """
     if z.size == 0:
         return state, None
-    upper = _one_sided(state.upper, z - k)
-    lower = _one_sided(state.lower, -z - k)
+    upper = one_sided_path(state.upper, z - k)
+    lower = one_sided_path(state.lower, -z - k)
     crossed = np.nonzero((upper > h) | (lower > h))[0]
     if crossed.size == 0:
         return CusumState(float(upper[-1]), float(lower[-1])), None

@@ -18,6 +18,16 @@ from modelyard.monitor.domain.sequential import CusumState
 from modelyard.monitor.domain.windows import Columns, OpenWindow, WindowAssembler, WindowId
 
 
+@dataclass(frozen=True)
+class LabelWindow:
+    """The labels joined since the last label window closed: how many, their error sum, their predictions' times."""
+
+    n: int = 0
+    error_sum: float = 0.0
+    first: float = math.inf
+    last: float = -math.inf
+
+
 @dataclass
 class VersionState:
     model_name: str
@@ -30,8 +40,10 @@ class VersionState:
     windows_closed: int = 0
     digest: str = ""  # of the version's artifact, as serving reported it
     records_per_second: float = 0.0  # in event time, over the latest closed window
-    error_cusum: CusumState = field(default_factory=CusumState)  # on the per-example error stream
-    error_alarm: float | None = None  # CUSUM statistic of an alarm not yet counted in a window
+    error_cusum: float = 0.0  # upper CUSUM on the standardised per-example error stream
+    error_alarm: float | None = None  # CUSUM peak over h not yet counted in a label window
+    labels: LabelWindow = field(default_factory=LabelWindow)  # the label window filling now
+    label_windows: int = 0  # label windows closed so far
 
     @classmethod
     def new(cls, model_name: str, model_version: int, policy: MonitorPolicy) -> VersionState:
@@ -60,8 +72,10 @@ class VersionState:
             "windows_closed": self.windows_closed,
             "digest": self.digest,
             "records_per_second": self.records_per_second,
-            "error_cusum": [self.error_cusum.upper, self.error_cusum.lower],
+            "error_cusum": self.error_cusum,
             "error_alarm": self.error_alarm,
+            "labels": [self.labels.n, self.labels.error_sum, *_finite_or_none(self.labels.first, self.labels.last)],
+            "label_windows": self.label_windows,
         }
         return json.dumps(document, sort_keys=True)
 
@@ -104,6 +118,26 @@ class VersionState:
             doc["windows_closed"],
             doc["digest"],
             doc["records_per_second"],
-            CusumState(*doc["error_cusum"]),
+            _error_cusum(doc["error_cusum"]),
             doc["error_alarm"],
+            _label_window(doc.get("labels")),
+            doc.get("label_windows", 0),
         )
+
+
+def _finite_or_none(*values: float) -> list[float | None]:
+    return [v if math.isfinite(v) else None for v in values]
+
+
+def _error_cusum(stored: float | list[float]) -> float:
+    # States written before the error CUSUM was one-sided keep [upper, lower].
+    return float(stored[0] if isinstance(stored, list) else stored)
+
+
+def _label_window(stored: list[float | None] | None) -> LabelWindow:
+    if stored is None:
+        return LabelWindow()
+    n, error_sum, first, last = stored
+    return LabelWindow(
+        int(n or 0), float(error_sum or 0.0), math.inf if first is None else first, -math.inf if last is None else last
+    )

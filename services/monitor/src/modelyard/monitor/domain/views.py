@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.monitor.domain.evaluation import WindowReport
 from modelyard.monitor.domain.incidents import Evidence, Severity, Signal
+from modelyard.monitor.domain.metrics import MetricEstimate
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,23 @@ class VersionStatus:
     last_window: WindowReport | None
     performance: dict[str, float] = field(default_factory=dict)
     label_coverage: float = 0.0
+
+
+@dataclass(frozen=True)
+class PerformanceWindow:
+    """Realised performance of one window slot, from the labels joined to its predictions so far."""
+
+    start: float  # seconds since the epoch (event time)
+    end: float
+    predictions: int
+    labelled: int
+    metrics: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class PerformanceHistory:
+    baseline: Mapping[str, MetricEstimate]  # of the active reference; empty without outputs and truth in it
+    windows: Sequence[PerformanceWindow]
 
 
 @dataclass(frozen=True)

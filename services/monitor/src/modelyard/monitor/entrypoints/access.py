@@ -14,9 +14,11 @@ READ = roles(Role.VIEWER, Role.APPROVER)
 
 ACCESS: dict[str, Rule] = {
     "SendFeedback": roles(Role.FEEDBACK),
+    "SendFeedbackStream": roles(Role.FEEDBACK),  # and POST /api/v1/feedback/batch
     "Rebaseline": roles(Role.APPROVER),
     "GetStatus": READ,
     "ListWindows": READ,
     "ListIncidents": READ,
+    "ListPerformance": READ,
     DASHBOARD: READ,
 }

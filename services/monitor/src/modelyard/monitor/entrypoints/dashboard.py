@@ -12,10 +12,11 @@ from html import escape
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 
+from modelyard.monitor.domain.cbpe import ESTIMATED_ACCURACY
 from modelyard.monitor.domain.evaluation import WindowReport
 from modelyard.monitor.domain.incidents import MODEL_LEVEL, Signal
 from modelyard.monitor.domain.policy import SloPolicy
-from modelyard.monitor.domain.views import IncidentView, VersionStatus
+from modelyard.monitor.domain.views import IncidentView, PerformanceHistory, VersionStatus
 from modelyard.monitor.entrypoints.svg import Series, bar_chart, line_chart
 from modelyard.monitor.handlers import Monitor
 
@@ -47,17 +48,19 @@ def router(monitor: Monitor) -> APIRouter:
 
     @pages.get("/{model_name}/{version}", response_class=HTMLResponse, name=DASHBOARD)
     async def version_page(model_name: str, version: int) -> str:
-        statuses, reports, incidents = await asyncio.gather(
+        statuses, reports, incidents, performance = await asyncio.gather(
             asyncio.to_thread(monitor.statuses, model_name),
             asyncio.to_thread(monitor.window_reports, model_name, version, HISTORY),
             asyncio.to_thread(monitor.incident_views, model_name),
+            asyncio.to_thread(monitor.performance_windows, model_name, version, HISTORY),
         )
         status = next((s for s in statuses if s.model_version == version), None)
         if status is None:
             raise HTTPException(404, f"{model_name} v{version} is not monitored")
         reports = [r for r in reversed(reports) if r.tested]  # oldest first, left to right
         mine = [i for i in incidents if i.model_version == version]
-        body = _summary(status) + _incidents(mine) + _drift(reports, monitor) + _outputs(reports)
+        body = _summary(status) + _incidents(mine) + _performance(performance, reports)
+        body += _drift(reports, monitor) + _outputs(reports)
         body += _operations(reports, monitor.policy.slo)
         return _page(f"{model_name} v{version}", body)
 
@@ -124,8 +127,30 @@ def _evidence(i: IncidentView) -> str:
     )
 
 
+def _performance(history: PerformanceHistory, reports: list[WindowReport]) -> str:
+    """Realised accuracy per window slot (labels) and expected accuracy per window (CBPE), the baseline dashed."""
+    accuracy = history.baseline.get("accuracy")
+    if accuracy is None:
+        return (
+            '<h2>Performance</h2><p id="performance-off">performance alerting is off: the reference has no model '
+            "outputs and truth (<code>output:</code> and <code>truth:</code> columns) to measure a baseline on</p>"
+        )
+    baseline = f"baseline accuracy {accuracy.value:.3f} ± {accuracy.standard_error:.3f} (reference)"
+    charts = ""
+    slots = [w for w in reversed(history.windows) if "accuracy" in w.metrics]  # oldest first
+    if slots:
+        series = [Series("realised", [w.metrics["accuracy"] for w in slots])]
+        charts += line_chart("accuracy from labels per slot", [_time(w.start) for w in slots], series, accuracy.value)
+    estimated = [r for r in reports if ESTIMATED_ACCURACY in r.estimated]
+    if estimated:
+        series = [Series("estimated (CBPE)", [r.estimated[ESTIMATED_ACCURACY] for r in estimated])]
+        labels = [_time(r.start) for r in estimated]
+        charts += line_chart("accuracy expected before labels per window", labels, series, guide=accuracy.value)
+    return f'<h2>Performance</h2><p id="performance-baseline">{baseline}</p><div class="charts">{charts}</div>'
+
+
 def _drift(reports: list[WindowReport], monitor: Monitor) -> str:
-    labels = [r.window for r in reports]
+    labels = [_time(r.start) for r in reports]  # wall time: a window's id is a grid position, not a time
     charts = []
     for signal, floor in (
         (Signal.DATA_DRIFT, monitor.policy.alarm.numeric_effect_floor),
@@ -160,7 +185,7 @@ def _outputs(reports: list[WindowReport]) -> str:
 def _operations(reports: list[WindowReport], slo: SloPolicy) -> str:
     if not reports:
         return ""
-    labels = [r.window for r in reports]
+    labels = [_time(r.start) for r in reports]  # wall time: a window's id is a grid position, not a time
     latency = [
         Series(name, [r.operations.get(f"latency_{name}_ms", math.nan) for r in reports])
         for name in ("p50", "p95", "p99")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -22,14 +22,19 @@ from modelyard.monitor.domain.views import IncidentView, VersionStatus
 from modelyard.monitor.entrypoints.errors import ERRORS
 from modelyard.monitor.handlers import Monitor
 from modelyard.runtime import GrpcApi
+from modelyard.runtime.errors import client_message
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["MonitorService"].full_name
 
 
-class FeedbackPublisher(Protocol):
-    """What SendFeedback needs: publish one event (an `EventPublisher`)."""
+# Labels of a feedback stream are published in batches of this many (one round of broker acknowledgements each).
+FEEDBACK_BATCH = 5000
 
-    async def publish(self, topic: Topic, event: Event) -> None: ...
+
+class FeedbackPublisher(Protocol):
+    """What SendFeedback needs: publish events (an `EventPublisher`)."""
+
+    async def publish_many(self, topic: Topic, events: Sequence[Event]) -> None: ...
 
 
 class MonitorServicer(pb_grpc.MonitorServiceServicer):
@@ -40,17 +45,33 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     async def SendFeedback(
         self, request: pb.SendFeedbackRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendFeedbackResponse:
-        if not request.request_id or not request.model_name or not request.WhichOneof("truth"):
-            await ERRORS.abort(context, InvalidArgument("request_id, model_name and a label or target"))
-        truth = request.label if request.WhichOneof("truth") == "label" else request.target
         try:
-            when = time_of(request, "event_time") or datetime.now(UTC)
-            event = feedback_event(request.request_id, request.model_name, truth, when)
+            event = _feedback(request)
         except ERRORS.known as exc:
             await ERRORS.abort(context, exc)
         # Through the topic, not straight into the store: the instance that owns the model's partition joins it.
-        await self.feedback.publish(MONITOR_FEEDBACK, event)
+        await self.feedback.publish_many(MONITOR_FEEDBACK, [event])
         return pb.SendFeedbackResponse()
+
+    async def SendFeedbackStream(
+        self, request_iterator: AsyncIterator[pb.SendFeedbackRequest], context: grpc.aio.ServicerContext
+    ) -> pb.SendFeedbackStreamResponse:
+        accepted = 0
+        batch: list[Event] = []
+        async for request in request_iterator:
+            try:
+                batch.append(_feedback(request))
+            except ERRORS.known as exc:
+                await self.feedback.publish_many(MONITOR_FEEDBACK, batch)  # the valid labels before it are kept
+                accepted += len(batch)
+                message = f"label {accepted}: {client_message(exc)}; the {accepted} before it were accepted"
+                await context.abort(ERRORS.grpc(exc), message)
+            if len(batch) >= FEEDBACK_BATCH:
+                await self.feedback.publish_many(MONITOR_FEEDBACK, batch)
+                accepted += len(batch)
+                batch = []
+        await self.feedback.publish_many(MONITOR_FEEDBACK, batch)
+        return pb.SendFeedbackStreamResponse(accepted=accepted + len(batch))
 
     async def GetStatus(self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext) -> pb.GetStatusResponse:
         statuses = await asyncio.to_thread(self.monitor.statuses, request.model_name)
@@ -76,6 +97,29 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         )
         return pb.ListIncidentsResponse(incidents=[incident_message(v) for v in views])
 
+    async def ListPerformance(
+        self, request: pb.ListPerformanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPerformanceResponse:
+        history = await asyncio.to_thread(
+            self.monitor.performance_windows, request.model_name, request.version, request.limit or 100
+        )
+        return pb.ListPerformanceResponse(
+            baseline={
+                name: pb.MetricBaseline(value=m.value, standard_error=m.standard_error)
+                for name, m in history.baseline.items()
+            },
+            windows=[
+                pb.PerformanceWindow(
+                    start=timestamp(w.start),
+                    end=timestamp(w.end),
+                    predictions=w.predictions,
+                    labelled=w.labelled,
+                    metrics=dict(w.metrics),
+                )
+                for w in history.windows
+            ],
+        )
+
     async def Rebaseline(
         self, request: pb.RebaselineRequest, context: grpc.aio.ServicerContext
     ) -> pb.RebaselineResponse:
@@ -84,6 +128,17 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         except ERRORS.known as exc:
             await ERRORS.abort(context, exc)
         return pb.RebaselineResponse(reference_id=profile.id)
+
+
+def _feedback(request: pb.SendFeedbackRequest) -> Event:
+    """The feedback event a request stands for; InvalidArgument when it lacks a field or one is out of range."""
+    kind = request.WhichOneof("truth")
+    if not request.request_id or not request.model_name or not kind:
+        raise InvalidArgument("request_id, model_name and a label or target are required")
+    truth = request.label if kind == "label" else request.target
+    return feedback_event(
+        request.request_id, request.model_name, truth, time_of(request, "event_time") or datetime.now(UTC)
+    )
 
 
 def grpc_api(monitor: Monitor, feedback: FeedbackPublisher) -> GrpcApi:
@@ -135,6 +190,7 @@ def window_message(r: WindowReport, feature: str) -> pb.WindowSummary:
         ],
         quality=dict(r.quality),
         operations=dict(r.operations),
+        estimated_performance=dict(r.estimated),
     )
 
 

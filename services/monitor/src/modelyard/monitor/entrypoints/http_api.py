@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field, model_validator
 
+from modelyard.events.envelope import Event
 from modelyard.events.topics import MONITOR_FEEDBACK
 from modelyard.monitor.adapters.events import MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_REQUEST_ID_CHARS, feedback_event
 from modelyard.monitor.domain.views import json_safe
@@ -17,6 +18,11 @@ from modelyard.monitor.entrypoints.errors import ERRORS
 from modelyard.monitor.entrypoints.grpc_api import FeedbackPublisher
 from modelyard.monitor.handlers import Monitor
 from modelyard.runtime.errors import client_message
+
+# The batch feedback route, which has a body limit of its own (`feedback_batch_max_bytes`), and its item cap.
+API_PREFIX = "/api/v1"
+FEEDBACK_BATCH_PATH = "/feedback/batch"
+MAX_FEEDBACK_BATCH = 50_000
 
 # A model version as the registry numbers it (int64).
 Version = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -36,9 +42,16 @@ class Feedback(BaseModel):
         return self
 
 
+class FeedbackBatch(BaseModel):
+    """Labels in bulk: validated one by one before any is published, so a bad one (its index in the 422's `loc`)
+    costs nothing but a corrected retry."""
+
+    labels: list[Feedback] = Field(min_length=1, max_length=MAX_FEEDBACK_BATCH)
+
+
 def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
     """Each route is named after the gRPC method it stands for: its operation in the access table."""
-    api = APIRouter(prefix="/api/v1", tags=["monitor"])
+    api = APIRouter(prefix=API_PREFIX, tags=["monitor"])
 
     @api.get("/status", name="GetStatus")
     async def status(model_name: str = "") -> list[dict[str, Any]]:
@@ -64,6 +77,13 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
         views = await asyncio.to_thread(lambda: monitor.incident_views(model_name, open_only=open_only, limit=limit))
         return [json_safe(asdict(v)) for v in views]
 
+    @api.get("/models/{model_name}/versions/{version}/performance", name="ListPerformance")
+    async def performance(
+        model_name: str, version: Version, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> dict[str, Any]:
+        history = await asyncio.to_thread(monitor.performance_windows, model_name, version, limit)
+        return dict(json_safe(history))
+
     @api.post("/models/{model_name}/versions/{version}/rebaseline", name="Rebaseline")
     async def rebaseline(model_name: str, version: Version) -> dict[str, str]:
         try:
@@ -74,15 +94,30 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
 
     @api.post("/feedback", status_code=202, name="SendFeedback")
     async def send_feedback(body: Feedback) -> dict[str, str]:
-        truth: str | float = body.label if body.label is not None else float(body.target or 0.0)
-        try:
-            event = feedback_event(body.request_id, body.model_name, truth, body.event_time or datetime.now(UTC))
-        except ERRORS.known as exc:
-            raise _http_error(exc) from exc
-        await feedback.publish(MONITOR_FEEDBACK, event)
+        (event,) = _events([body])
+        await feedback.publish_many(MONITOR_FEEDBACK, [event])
         return {"event_id": event.id}
 
+    @api.post(FEEDBACK_BATCH_PATH, status_code=202, name="SendFeedbackStream")
+    async def send_feedback_batch(body: FeedbackBatch) -> dict[str, int]:
+        events = _events(body.labels)
+        await feedback.publish_many(MONITOR_FEEDBACK, events)
+        return {"accepted": len(events)}
+
     return api
+
+
+def _events(labels: list[Feedback]) -> list[Event]:
+    now = datetime.now(UTC)
+    events = []
+    for i, body in enumerate(labels):
+        truth: str | float = body.label if body.label is not None else float(body.target or 0.0)
+        try:
+            events.append(feedback_event(body.request_id, body.model_name, truth, body.event_time or now))
+        except ERRORS.known as exc:
+            where = f"label {i}: " if len(labels) > 1 else ""
+            raise HTTPException(ERRORS.http(exc), where + client_message(exc)) from exc
+    return events
 
 
 def _http_error(error: Exception) -> HTTPException:

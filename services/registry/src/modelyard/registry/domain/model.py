@@ -197,18 +197,23 @@ class AliasMove:
     reason: str
 
 
+# Reference dataset columns the monitor reads as the model's outputs and the rows' ground truth (docs/monitor.md).
+NOT_FEATURE_PREFIXES = ("output:", "truth:")
+
+
 def derive_feature_names(
     signature: Signature,
     given: Mapping[str, tuple[str, ...]],
     dataset: DatasetSchema | None,
     label_column: str,
 ) -> dict[str, tuple[str, ...]]:
-    """Feature names per input: the ones given, else the reference dataset's columns (minus the label) for a
-    model with a single 2-D input. Checked against the input's column count when it is fixed."""
+    """Feature names per input: the ones given, else the reference dataset's columns (minus the label and the
+    monitor's `output:`/`truth:` columns, which describe the model's answers, not its inputs) for a model with a
+    single 2-D input. Checked against the input's column count when it is fixed."""
     inputs = {spec.name: spec for spec in signature.inputs}
     names = {key: tuple(value) for key, value in given.items()}
     if not names and dataset is not None and len(inputs) == 1:
-        columns = tuple(c for c in dataset.columns if c != label_column)
+        columns = tuple(c for c in dataset.columns if c != label_column and not c.startswith(NOT_FEATURE_PREFIXES))
         names = {next(iter(inputs)): columns}
     for input_name, columns in names.items():
         spec = inputs.get(input_name)

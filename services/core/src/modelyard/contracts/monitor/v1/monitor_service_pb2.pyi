@@ -28,6 +28,12 @@ class SendFeedbackResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class SendFeedbackStreamResponse(_message.Message):
+    __slots__ = ("accepted",)
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    def __init__(self, accepted: _Optional[int] = ...) -> None: ...
+
 class GetStatusRequest(_message.Message):
     __slots__ = ("model_name",)
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -103,7 +109,7 @@ class FeatureWindowResult(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., signal: _Optional[_Union[_monitor_events_pb2.Signal, str]] = ..., statistic: _Optional[str] = ..., value: _Optional[float] = ..., p_value: _Optional[float] = ..., threshold: _Optional[float] = ..., effect_size: _Optional[float] = ..., breached: _Optional[bool] = ..., effects: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class WindowSummary(_message.Message):
-    __slots__ = ("window_id", "start", "end", "n", "tested", "alpha", "closed_by", "features", "quality", "operations")
+    __slots__ = ("window_id", "start", "end", "n", "tested", "alpha", "closed_by", "features", "quality", "operations", "estimated_performance")
     class QualityEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +118,13 @@ class WindowSummary(_message.Message):
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     class OperationsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class EstimatedPerformanceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +141,7 @@ class WindowSummary(_message.Message):
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_PERFORMANCE_FIELD_NUMBER: _ClassVar[int]
     window_id: str
     start: _timestamp_pb2.Timestamp
     end: _timestamp_pb2.Timestamp
@@ -138,7 +152,8 @@ class WindowSummary(_message.Message):
     features: _containers.RepeatedCompositeFieldContainer[FeatureWindowResult]
     quality: _containers.ScalarMap[str, float]
     operations: _containers.ScalarMap[str, float]
-    def __init__(self, window_id: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., n: _Optional[int] = ..., tested: _Optional[bool] = ..., alpha: _Optional[float] = ..., closed_by: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureWindowResult, _Mapping]]] = ..., quality: _Optional[_Mapping[str, float]] = ..., operations: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    estimated_performance: _containers.ScalarMap[str, float]
+    def __init__(self, window_id: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., n: _Optional[int] = ..., tested: _Optional[bool] = ..., alpha: _Optional[float] = ..., closed_by: _Optional[str] = ..., features: _Optional[_Iterable[_Union[FeatureWindowResult, _Mapping]]] = ..., quality: _Optional[_Mapping[str, float]] = ..., operations: _Optional[_Mapping[str, float]] = ..., estimated_performance: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ListWindowsRequest(_message.Message):
     __slots__ = ("model_name", "version", "feature", "limit")
@@ -215,3 +230,57 @@ class RebaselineResponse(_message.Message):
     REFERENCE_ID_FIELD_NUMBER: _ClassVar[int]
     reference_id: str
     def __init__(self, reference_id: _Optional[str] = ...) -> None: ...
+
+class ListPerformanceRequest(_message.Message):
+    __slots__ = ("model_name", "version", "limit")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    version: int
+    limit: int
+    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class MetricBaseline(_message.Message):
+    __slots__ = ("value", "standard_error")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    STANDARD_ERROR_FIELD_NUMBER: _ClassVar[int]
+    value: float
+    standard_error: float
+    def __init__(self, value: _Optional[float] = ..., standard_error: _Optional[float] = ...) -> None: ...
+
+class PerformanceWindow(_message.Message):
+    __slots__ = ("start", "end", "predictions", "labelled", "metrics")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    LABELLED_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    predictions: int
+    labelled: int
+    metrics: _containers.ScalarMap[str, float]
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., predictions: _Optional[int] = ..., labelled: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class ListPerformanceResponse(_message.Message):
+    __slots__ = ("baseline", "windows")
+    class BaselineEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: MetricBaseline
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[MetricBaseline, _Mapping]] = ...) -> None: ...
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    baseline: _containers.MessageMap[str, MetricBaseline]
+    windows: _containers.RepeatedCompositeFieldContainer[PerformanceWindow]
+    def __init__(self, baseline: _Optional[_Mapping[str, MetricBaseline]] = ..., windows: _Optional[_Iterable[_Union[PerformanceWindow, _Mapping]]] = ...) -> None: ...

@@ -40,6 +40,11 @@ class MonitorServiceStub:
                 request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackRequest.SerializeToString,
                 response_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackResponse.FromString,
                 _registered_method=True)
+        self.SendFeedbackStream = channel.stream_unary(
+                '/modelyard.monitor.v1.MonitorService/SendFeedbackStream',
+                request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackRequest.SerializeToString,
+                response_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackStreamResponse.FromString,
+                _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/modelyard.monitor.v1.MonitorService/GetStatus',
                 request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.GetStatusRequest.SerializeToString,
@@ -60,6 +65,11 @@ class MonitorServiceStub:
                 request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.RebaselineRequest.SerializeToString,
                 response_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.RebaselineResponse.FromString,
                 _registered_method=True)
+        self.ListPerformance = channel.unary_unary(
+                '/modelyard.monitor.v1.MonitorService/ListPerformance',
+                request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListPerformanceRequest.SerializeToString,
+                response_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListPerformanceResponse.FromString,
+                _registered_method=True)
 
 
 class MonitorServiceServicer:
@@ -68,6 +78,14 @@ class MonitorServiceServicer:
 
     def SendFeedback(self, request, context):
         """Ground truth for earlier predictions, for applications that do not produce to Kafka.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendFeedbackStream(self, request_iterator, context):
+        """Ground truth in bulk: any number of labels on one stream, published in batches as they arrive. A label that
+        is not valid ends the call with INVALID_ARGUMENT naming its position; the labels before it were accepted.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -101,6 +119,14 @@ class MonitorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPerformance(self, request, context):
+        """Realised performance of one model version per window slot from the labels joined so far, newest first,
+        next to the baseline measured on its reference.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MonitorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -108,6 +134,11 @@ def add_MonitorServiceServicer_to_server(servicer, server):
                     servicer.SendFeedback,
                     request_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackRequest.FromString,
                     response_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackResponse.SerializeToString,
+            ),
+            'SendFeedbackStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.SendFeedbackStream,
+                    request_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackRequest.FromString,
+                    response_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackStreamResponse.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
@@ -128,6 +159,11 @@ def add_MonitorServiceServicer_to_server(servicer, server):
                     servicer.Rebaseline,
                     request_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.RebaselineRequest.FromString,
                     response_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.RebaselineResponse.SerializeToString,
+            ),
+            'ListPerformance': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPerformance,
+                    request_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListPerformanceRequest.FromString,
+                    response_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListPerformanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -158,6 +194,33 @@ class MonitorService:
             '/modelyard.monitor.v1.MonitorService/SendFeedback',
             modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackRequest.SerializeToString,
             modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendFeedbackStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/modelyard.monitor.v1.MonitorService/SendFeedbackStream',
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackRequest.SerializeToString,
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -266,6 +329,33 @@ class MonitorService:
             '/modelyard.monitor.v1.MonitorService/Rebaseline',
             modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.RebaselineRequest.SerializeToString,
             modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.RebaselineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPerformance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.monitor.v1.MonitorService/ListPerformance',
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListPerformanceRequest.SerializeToString,
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListPerformanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,107 @@
+"""Performance decay from labels: the CUSUM tuned to the minimum effect, the label-window test, their budget and
+the severity that follows the size of the drop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelyard.monitor.domain.degradation import Baseline, observe_errors
+from modelyard.monitor.domain.evaluation import PERFORMANCE_TESTS
+from modelyard.monitor.domain.incidents import Change, IncidentChange, Severity
+from modelyard.monitor.domain.policy import WEEK_S, MonitorPolicy
+from modelyard.monitor.domain.profile import ReferenceProfile, build_profile
+from modelyard.monitor.domain.sequential import siegmund_threshold
+from modelyard.monitor.domain.state import VersionState
+
+pytestmark = pytest.mark.unit
+POLICY = MonitorPolicy()
+RATE = 100.0  # predictions per second, in event time
+
+
+def classifier_reference(accuracy: float, n: int = 5000, seed: int = 0) -> ReferenceProfile:
+    rng = np.random.default_rng(seed)
+    predicted = rng.integers(0, 2, n)
+    wrong = rng.random(n) >= accuracy
+    truth = np.where(wrong, 1 - predicted, predicted)
+    return build_profile("m", 1, {"x": rng.normal(size=n), "output:label": predicted, "truth:label": truth}, source="t")
+
+
+def run(profile: ReferenceProfile, errors: np.ndarray, chunk: int = 250) -> list[tuple[int, IncidentChange]]:
+    """Feed the errors in chunks as batches of labels would come; (labels seen, change) for every incident change."""
+    state = VersionState.new("m", 1, POLICY)
+    state.records_per_second = RATE
+    changes = []
+    for start in range(0, errors.size, chunk):
+        part = errors[start : start + chunk]
+        times = 1.7e9 + (start + np.arange(part.size)) / RATE
+        for closed in observe_errors(state, profile, part, times, POLICY):
+            if (change := state.book.observe(closed.outcome, closed.window)) is not None:
+                changes.append((start + part.size, change))
+    return changes
+
+
+def stream(rng: np.random.Generator, error_rates: list[tuple[int, float]]) -> np.ndarray:
+    return np.concatenate([(rng.random(n) < rate).astype(np.float64) for n, rate in error_rates])
+
+
+def test_the_baseline_and_the_cusum_are_tuned_to_the_minimum_effect() -> None:
+    profile = classifier_reference(0.945)
+    baseline = Baseline.of(profile, POLICY)
+    assert baseline is not None and baseline.metric == "accuracy"
+    assert baseline.mean == pytest.approx(1 - profile.baseline["accuracy"].value)
+    assert baseline.min_effect == POLICY.performance.min_accuracy_drop
+    # k is half the minimum effect in per-example standard deviations; h spends a third of the performance family's
+    # third of the weekly budget at the prediction rate (the label-window test and CBPE have the others).
+    k = baseline.min_effect / baseline.std / 2
+    h = siegmund_threshold(k, RATE * WEEK_S / (POLICY.alarm.false_incidents_per_week / 3 / PERFORMANCE_TESTS))
+    state = VersionState.new("m", 1, POLICY)
+    state.records_per_second = RATE
+    z_just_below = np.full(10, baseline.mean + baseline.std * (k + h / 10) - 1e-3 * baseline.std)
+    observe_errors(state, profile, z_just_below, np.zeros(10), POLICY)
+    assert state.error_alarm is None and state.error_cusum == pytest.approx(h, rel=1e-3)
+    observe_errors(state, profile, np.ones(1), np.zeros(1), POLICY)
+    assert state.error_alarm is not None and state.error_alarm > h
+    assert Baseline.of(build_profile("n", 1, {"x": np.arange(10.0)}, source="t"), POLICY) is None
+
+
+def test_a_null_stream_opens_nothing() -> None:
+    profile = classifier_reference(0.945)
+    rng = np.random.default_rng(1)
+    assert run(profile, stream(rng, [(60_000, 1 - profile.baseline["accuracy"].value)])) == []
+
+
+def test_a_three_point_drop_opens_a_warning_within_3000_labels() -> None:
+    profile = classifier_reference(0.945)
+    error = 1 - profile.baseline["accuracy"].value
+    changes = run(profile, stream(np.random.default_rng(2), [(5000, error), (6000, error + 0.03)]))
+    (labels_seen, opened), *_ = changes
+    assert opened.change is Change.OPENED and opened.key.feature == "accuracy"
+    assert opened.severity is Severity.WARNING
+    assert labels_seen - 5000 <= 3000
+    assert {e.statistic for e in opened.evidence} <= {"cusum_up", "z_decay"}
+
+
+def test_a_large_drop_is_critical_and_recovery_resolves_it() -> None:
+    profile = classifier_reference(0.9)
+    error = 1 - profile.baseline["accuracy"].value
+    changes = run(profile, stream(np.random.default_rng(3), [(2000, error), (1500, error + 0.15), (8000, error)]))
+    kinds = [(c.change, c.severity) for _, c in changes]
+    assert kinds[0] == (Change.OPENED, Severity.CRITICAL)
+    assert kinds[-1][0] is Change.RESOLVED
+    z_decay = [e for e in changes[0][1].evidence if e.statistic == "z_decay"]
+    assert z_decay and z_decay[0].effect_size == pytest.approx(0.15, abs=0.05) and z_decay[0].p_value < 1e-6
+
+
+def test_regression_decay_is_relative_to_the_reference_mae() -> None:
+    rng = np.random.default_rng(4)
+    truth = rng.normal(10, 2, 5000)
+    profile = build_profile(
+        "r", 1, {"x": truth, "output:variable": truth + rng.normal(0, 1, 5000), "truth:variable": truth}, source="t"
+    )
+    baseline = Baseline.of(profile, POLICY)
+    assert baseline is not None and baseline.metric == "mae"
+    assert baseline.min_effect == pytest.approx(0.1 * profile.baseline["mae"].value)
+    errors = np.abs(np.concatenate([rng.normal(0, 1, 3000), rng.normal(0, 2, 3000)]))
+    (_, opened), *_ = run(profile, errors)
+    assert opened.key.feature == "mae" and opened.severity is Severity.CRITICAL  # the MAE doubled
