@@ -190,7 +190,12 @@ def git_commit() -> str:
 
 
 def report(
-    args: argparse.Namespace, traffic: Traffic, samples: Samples, drained_seen: int, load: tuple[float, float]
+    args: argparse.Namespace,
+    traffic: Traffic,
+    samples: Samples,
+    drained_seen: int,
+    load: tuple[float, float],
+    started: tuple[str, time.struct_time],
 ) -> str:
     minutes = samples.times[-1] / 60
     lags = [ok - seen for ok, seen in zip(samples.sent_ok, samples.seen, strict=True)]
@@ -199,8 +204,8 @@ def report(
     lines = [
         "# Soak benchmark",
         "",
-        f"Written by `bench/soak/run.py` (`make bench-soak`). Commit {git_commit()}, "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores; 1-minute load average "
+        f"Written by `bench/soak/run.py` (`make bench-soak`). Commit {started[0]}, started "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', started[1])}, {os.cpu_count()} cores; 1-minute load average "
         f"{load[0]:.1f} before, {load[1]:.1f} after (the machine is shared).",
         "",
         f"Configuration: `modelyard up` (embedded broker, SQLite, the demo's settings), breast-cancer v1 served; "
@@ -243,6 +248,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
+    started = (git_commit(), time.gmtime())  # the code the stack runs: what the tree holds when it starts
     with tempfile.TemporaryDirectory(prefix="modelyard-soak-") as temporary:
         data_dir = Path(temporary) / "stack"
         work = prepare_work(data_dir)
@@ -255,7 +261,7 @@ def main() -> None:
             traffic, samples, seen = asyncio.run(soak(state, work, tokens, args))
         finally:
             stack.stop()
-    text = report(args, traffic, samples, seen, (load_before, os.getloadavg()[0]))
+    text = report(args, traffic, samples, seen, (load_before, os.getloadavg()[0]), started)
     args.out.write_text(text)
     print(text)
 
