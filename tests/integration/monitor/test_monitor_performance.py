@@ -40,9 +40,9 @@ def wrong_labels(events: Sequence[envelope.Event], every: int) -> list[tuple[str
     return labels
 
 
-async def requests(model: str, labels: Sequence[tuple[str, str]]) -> AsyncIterator[pb.SendFeedbackRequest]:
+async def requests(model: str, labels: Sequence[tuple[str, str]]) -> AsyncIterator[pb.SendFeedbackStreamRequest]:
     for request_id, label in labels:
-        yield pb.SendFeedbackRequest(request_id=request_id, model_name=model, label=label)
+        yield pb.SendFeedbackStreamRequest(request_id=request_id, model_name=model, label=label)
 
 
 async def test_bulk_labels_give_windowed_performance_and_a_critical_incident(

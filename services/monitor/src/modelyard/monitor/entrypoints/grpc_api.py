@@ -54,7 +54,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         return pb.SendFeedbackResponse()
 
     async def SendFeedbackStream(
-        self, request_iterator: AsyncIterator[pb.SendFeedbackRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[pb.SendFeedbackStreamRequest], context: grpc.aio.ServicerContext
     ) -> pb.SendFeedbackStreamResponse:
         accepted = 0
         batch: list[Event] = []
@@ -130,7 +130,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         return pb.RebaselineResponse(reference_id=profile.id)
 
 
-def _feedback(request: pb.SendFeedbackRequest) -> Event:
+def _feedback(request: pb.SendFeedbackRequest | pb.SendFeedbackStreamRequest) -> Event:
     """The feedback event a request stands for; InvalidArgument when it lacks a field or one is out of range."""
     kind = request.WhichOneof("truth")
     if not request.request_id or not request.model_name or not kind:

@@ -42,7 +42,7 @@ class MonitorServiceStub:
                 _registered_method=True)
         self.SendFeedbackStream = channel.stream_unary(
                 '/modelyard.monitor.v1.MonitorService/SendFeedbackStream',
-                request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackRequest.SerializeToString,
+                request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackStreamRequest.SerializeToString,
                 response_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackStreamResponse.FromString,
                 _registered_method=True)
         self.GetStatus = channel.unary_unary(
@@ -137,7 +137,7 @@ def add_MonitorServiceServicer_to_server(servicer, server):
             ),
             'SendFeedbackStream': grpc.stream_unary_rpc_method_handler(
                     servicer.SendFeedbackStream,
-                    request_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackRequest.FromString,
+                    request_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackStreamRequest.FromString,
                     response_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackStreamResponse.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
@@ -219,7 +219,7 @@ class MonitorService:
             request_iterator,
             target,
             '/modelyard.monitor.v1.MonitorService/SendFeedbackStream',
-            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackRequest.SerializeToString,
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackStreamRequest.SerializeToString,
             modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.SendFeedbackStreamResponse.FromString,
             options,
             channel_credentials,
