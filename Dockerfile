@@ -24,6 +24,8 @@ COPY services/registry/pyproject.toml services/registry/
 COPY services/serving/pyproject.toml services/serving/
 COPY services/monitor/pyproject.toml services/monitor/
 COPY services/governance/pyproject.toml services/governance/
+# The CLI member is not installed in a service image, but uv reads every member's manifest to check the lock.
+COPY services/cli/pyproject.toml services/cli/
 
 FROM build-base AS build-registry
 RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-install-workspace --package modelyard-registry
@@ -63,7 +65,7 @@ ENV MODELYARD_REGISTRY_HOST=0.0.0.0 MODELYARD_REGISTRY_DATA_DIR=/data
 EXPOSE 50051 8081
 # /readyz answers 503 until the service is ready; urlopen raises on it. The port follows an override.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "modelyard.cli.probe", "registry"]
+    CMD ["python", "-m", "modelyard.runtime.probe", "registry"]
 CMD ["python", "-m", "modelyard.registry"]
 
 FROM runtime AS serving
@@ -71,7 +73,7 @@ COPY --from=build-serving /app/.venv /app/.venv
 ENV MODELYARD_SERVING_HOST=0.0.0.0 MODELYARD_SERVING_DATA_DIR=/data
 EXPOSE 8001 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "modelyard.cli.probe", "serving"]
+    CMD ["python", "-m", "modelyard.runtime.probe", "serving"]
 CMD ["python", "-m", "modelyard.serving"]
 
 FROM runtime AS monitor
@@ -79,7 +81,7 @@ COPY --from=build-monitor /app/.venv /app/.venv
 ENV MODELYARD_MONITOR_HOST=0.0.0.0 MODELYARD_MONITOR_DATA_DIR=/data
 EXPOSE 50053 8083
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "modelyard.cli.probe", "monitor"]
+    CMD ["python", "-m", "modelyard.runtime.probe", "monitor"]
 CMD ["python", "-m", "modelyard.monitor"]
 
 FROM runtime AS governance
@@ -87,5 +89,5 @@ COPY --from=build-governance /app/.venv /app/.venv
 ENV MODELYARD_GOVERNANCE_HOST=0.0.0.0 MODELYARD_GOVERNANCE_DATA_DIR=/data
 EXPOSE 50054 8084
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "modelyard.cli.probe", "governance"]
+    CMD ["python", "-m", "modelyard.runtime.probe", "governance"]
 CMD ["python", "-m", "modelyard.governance"]

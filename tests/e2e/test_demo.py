@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.cli.demo import CANARY_WEIGHT, ROWS_PER_ROUND, STEPS, run_demo
+from modelyard.cli.demo import run_demo
+from modelyard.cli.demo_scenario import CANARY_WEIGHT, ROWS_PER_ROUND
+from modelyard.cli.demo_timeline import STEPS
 from modelyard.cli.stack import SERVICES
 from modelyard.cli.up import StackOptions
 from modelyard.kafka.embedded import free_port

@@ -27,18 +27,10 @@ import httpx
 import pytest
 from rich.console import Console
 
-from modelyard.cli.demo import (
-    MODEL,
-    PRINCIPALS,
-    SEED,
-    EventLog,
-    Scenario,
-    Timeline,
-    demo_settings,
-    load_data,
-    prepare_work_dir,
-    train,
-)
+from modelyard.cli.demo import PRINCIPALS, demo_settings, prepare_work_dir
+from modelyard.cli.demo_data import SEED, load_data, train
+from modelyard.cli.demo_scenario import MODEL, Scenario
+from modelyard.cli.demo_timeline import EventLog, Timeline
 from modelyard.cli.stack import SERVICES, StackState, trusted_keys
 from modelyard.cli.up import StackOptions, running_stack
 from modelyard.kafka.embedded import free_port

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.cli.demo import STEPS, run_demo
+from modelyard.cli.demo import run_demo
+from modelyard.cli.demo_timeline import STEPS
 from modelyard.cli.stack import SERVICES
 from modelyard.cli.up import StackOptions
 from modelyard.kafka.embedded import free_port

@@ -16,7 +16,9 @@ import grpc
 import pytest
 from rich.console import Console
 
-from modelyard.cli.demo import MODEL, ROWS_PER_ROUND, STEPS, Scenario, Timeline, prepare_demo
+from modelyard.cli.demo import prepare_demo
+from modelyard.cli.demo_scenario import MODEL, ROWS_PER_ROUND, Scenario
+from modelyard.cli.demo_timeline import STEPS, Timeline
 from modelyard.cli.stack import SERVICES, StackState
 from modelyard.cli.up import StackOptions, running_stack
 from modelyard.contracts.monitor.v1 import monitor_service_pb2 as monitor_pb

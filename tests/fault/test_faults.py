@@ -26,8 +26,11 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from modelyard.cli.demo import MODEL, PRINCIPALS, SEED, DemoData, Scenario, Timeline, demo_settings, load_data, train
+from modelyard.cli.demo import PRINCIPALS, demo_settings
 from modelyard.cli.demo import prepare_work_dir as prepare_work
+from modelyard.cli.demo_data import SEED, DemoData, load_data, train
+from modelyard.cli.demo_scenario import MODEL, Scenario
+from modelyard.cli.demo_timeline import Timeline
 from modelyard.cli.stack import StackState
 from modelyard.contracts.inference import grpc_service_pb2 as inference
 from modelyard.contracts.inference import grpc_service_pb2_grpc as inference_grpc

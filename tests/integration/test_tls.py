@@ -80,12 +80,12 @@ async def https_outcome(url: str, verify: Any) -> str:
 
 
 async def probe(service: str, http_port: int, tls: dict[str, Any]) -> int:
-    """`python -m modelyard.cli.probe SERVICE /healthz`'s exit status, in the environment a container would give it."""
+    """`python -m modelyard.runtime.probe SERVICE /healthz`'s exit status, in a container's environment."""
     prefix = f"MODELYARD_{service.upper()}_"
     env = {f"{prefix}TLS__{name.upper()}": str(value) for name, value in tls.items()}
     env |= {f"{prefix}HTTP_PORT": str(http_port), "PATH": os.environ.get("PATH", "")}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "modelyard.cli.probe", service, "/healthz", env=env, stderr=asyncio.subprocess.DEVNULL
+        sys.executable, "-m", "modelyard.runtime.probe", service, "/healthz", env=env, stderr=asyncio.subprocess.DEVNULL
     )
     return await process.wait()
 

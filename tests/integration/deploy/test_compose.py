@@ -184,7 +184,7 @@ def test_only_the_inference_ports_are_published_beyond_loopback() -> None:
 @pytest.mark.parametrize("service", SERVICES)
 def test_healthchecks_probe_readyz_as_the_service_settings_say(service: str) -> None:
     # The probe reads the service's own settings (port, TLS, its client certificate for mutual TLS).
-    probe = ["python", "-m", "modelyard.cli.probe", service]
+    probe = ["python", "-m", "modelyard.runtime.probe", service]
     assert COMPOSE["services"][service]["healthcheck"]["test"] == ["CMD", *probe]
     [(_, check)] = [step for step in dockerfile_stages()[service]["instructions"] if step[0] == "HEALTHCHECK"]
     assert check.endswith(f"CMD {json.dumps(probe)}")

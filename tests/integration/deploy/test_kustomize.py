@@ -174,7 +174,7 @@ def test_ports_and_probes_match_the_settings(
     assert {port["name"]: port["containerPort"] for port in container["ports"]} == expected
     # Exec probes: the kubelet's httpGet cannot present the client certificate that mutual TLS asks of every caller.
     for probe, path in (("livenessProbe", "/healthz"), ("startupProbe", "/healthz"), ("readinessProbe", "/readyz")):
-        assert container[probe]["exec"]["command"] == ["python", "-m", "modelyard.cli.probe", service, path], probe
+        assert container[probe]["exec"]["command"] == ["python", "-m", "modelyard.runtime.probe", service, path], probe
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -24,6 +24,11 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def client_host(host: str) -> str:
+    """Where a local client connects to a server bound to `host` (a wildcard bind answers on loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
 def check_port_free(what: str, host: str, port: int) -> None:
     """Raise `PortInUseError` when `port` is taken; port 0 (any free port) always passes."""
     if port and not port_is_free(host, port):

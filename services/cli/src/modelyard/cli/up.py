@@ -30,8 +30,6 @@ from modelyard.cli.stack import (
     StackError,
     StackState,
     TlsRecord,
-    address,
-    client_host,
     parse_env_options,
     plan_ports,
     service_env,
@@ -42,6 +40,7 @@ from modelyard.cli.stack import (
 from modelyard.cli.supervisor import Child, Restarts, respawn, spawn, stop_all
 from modelyard.cli.users import USERS_FILE, ensure_users, identity_settings, parse_users
 from modelyard.kafka.embedded import BrokerStartError, EmbeddedBroker, port_is_free
+from modelyard.runtime.ports import client_host, format_address
 
 BROKER_HOST = "127.0.0.1"  # the embedded broker is for this machine only, whatever --host says
 CHILD_STOP_GRACE_S = 20.0  # beyond a service's own drain (10 s by default) before SIGKILL
@@ -308,8 +307,8 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
                 else None,
                 services={
                     child.name: ServiceRecord(
-                        grpc=address(client_host(host), plan[child.name]["grpc"]),
-                        http=f"{scheme}://{address(client_host(host), plan[child.name]['http'])}",
+                        grpc=format_address(client_host(host), plan[child.name]["grpc"]),
+                        http=f"{scheme}://{format_address(client_host(host), plan[child.name]['http'])}",
                         pid=child.pid,
                         log=child.log_path,
                     )

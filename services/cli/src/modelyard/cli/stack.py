@@ -3,7 +3,6 @@ and the state file (`<data-dir>/up.json`) that connects the two commands."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -11,6 +10,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from modelyard.governance.config import GovernanceSettings
+from modelyard.monitor.config import MonitorSettings
+from modelyard.registry.config import RegistrySettings
+from modelyard.runtime.ports import client_host, format_address
+from modelyard.serving.config import ServingSettings
 from modelyard.settings import ServiceSettings
 from modelyard.tls import ClientTls
 
@@ -29,14 +33,17 @@ class StackError(Exception):
     """A problem the user can fix (port taken, bad option); printed without a traceback."""
 
 
-def settings_class(service: str) -> type[ServiceSettings]:
-    """`modelyard.<service>.config.<Service>Settings`: the source of the service's env prefix and default ports.
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "registry": RegistrySettings,
+    "serving": ServingSettings,
+    "monitor": MonitorSettings,
+    "governance": GovernanceSettings,
+}
 
-    Imported by name because the core member does not depend on the services; the `modelyard` package does.
-    """
-    module = importlib.import_module(f"modelyard.{service}.config")
-    cls: type[ServiceSettings] = getattr(module, f"{service.capitalize()}Settings")
-    return cls
+
+def settings_class(service: str) -> type[ServiceSettings]:
+    """The service's settings: the source of its env prefix and default ports."""
+    return SETTINGS[service]
 
 
 def env_prefix(service: str) -> str:
@@ -89,15 +96,6 @@ def trust_env(service: str, data_dir: Path) -> dict[str, str]:
         for signer, key in signing_keys(data_dir).items()
         if f"trusted_{signer}_keys" in fields
     }
-
-
-def address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def client_host(host: str) -> str:
-    """Where a local client connects to a server bound to `host` (a wildcard bind answers on loopback)."""
-    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
 
 
 class ServiceRecord(BaseModel):
@@ -200,7 +198,7 @@ def service_env(
     fields = settings_class(service).model_fields
     for peer in SERVICES:
         if peer != service and f"{peer}_address" in fields:
-            env[f"{prefix}{peer.upper()}_ADDRESS"] = address(client_host(host), plan[peer]["grpc"])
+            env[f"{prefix}{peer.upper()}_ADDRESS"] = format_address(client_host(host), plan[peer]["grpc"])
     # In a stack, governance decides what serving serves, also after a restart, and serving fetches what it decides
     # from this stack's registry; the plan file and the model directory are for standalone use.
     if "plan_source" in fields and "governance_address" in fields:
