@@ -28,6 +28,7 @@ from modelyard.events.topics import Topic
 from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.consumer import Delivery, EventConsumer, PermanentError, RetryPolicy, TransientError
 from modelyard.kafka.producer import EventPublisher, refused_for_good
+from modelyard.retry import Backoff
 from modelyard.testing.plugin import TestEnvironment, kafka_broker
 
 pytestmark = pytest.mark.integration
@@ -435,7 +436,7 @@ async def test_transient_failures_are_retried_and_permanent_ones_dead_lettered(
             raise KeyError("a bug is not transient")
         handled.append(name)
 
-    bus = consumer(kafka_bootstrap, topic, retry=RetryPolicy(max_attempts=3, initial_delay_s=0.01, max_delay_s=0.05))
+    bus = consumer(kafka_bootstrap, topic, retry=RetryPolicy(max_attempts=3, backoff=Backoff(first_s=0.01, max_s=0.05)))
     bus.register(reg.RegisteredModelCreated, handle)
     events = [model_created(name) for name in ("flaky", "rejected", "down", "bug", "ok")]
     async with EventPublisher(kafka_bootstrap) as publisher, bus:

@@ -91,8 +91,6 @@ def test_every_composition_root_has_the_same_shape(package: Path) -> None:
 
 
 MAX_LINES = 450
-# issue 13: being split (by the helpers and the lead that own them); remove each entry when its file is split.
-BEING_SPLIT = frozenset({"core/src/modelyard/kafka/consumer.py"})
 
 
 def test_no_source_file_passes_the_line_limit() -> None:
@@ -103,4 +101,4 @@ def test_no_source_file_passes_the_line_limit() -> None:
         if "_pb2" not in path.name and ".venv" not in path.parts
         if (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
-    assert {name: lines for name, lines in too_long.items() if name not in BEING_SPLIT} == {}
+    assert too_long == {}

@@ -15,26 +15,27 @@ from modelyard.events import topics
 from modelyard.events.envelope import Event
 from modelyard.kafka.consumer import EventConsumer, RecentIds, RetryPolicy
 from modelyard.kafka.producer import EventPublisher
+from modelyard.retry import Backoff
 
 pytestmark = pytest.mark.unit
 
 
 def test_backoff_doubles_from_the_initial_delay_up_to_the_cap() -> None:
-    policy = RetryPolicy(initial_delay_s=0.2, multiplier=2, max_delay_s=1.0, jitter=0)
+    policy = RetryPolicy(backoff=Backoff(first_s=0.2, max_s=1.0), jitter=0)
     assert [policy.delay_s(n) for n in range(1, 6)] == pytest.approx([0.2, 0.4, 0.8, 1.0, 1.0])
 
 
 def test_jitter_stays_within_its_band() -> None:
-    policy = RetryPolicy(initial_delay_s=1.0, max_delay_s=10.0, jitter=0.1)
+    policy = RetryPolicy(backoff=Backoff(first_s=1.0, max_s=10.0), jitter=0.1)
     assert policy.delay_s(1, rand=lambda: 0.0) == pytest.approx(0.9)
     assert policy.delay_s(1, rand=lambda: 0.5) == pytest.approx(1.0)
     assert policy.delay_s(1, rand=lambda: 1.0) == pytest.approx(1.1)
 
 
 @pytest.mark.parametrize(
-    "options", [{"max_attempts": 0}, {"initial_delay_s": -1.0}, {"multiplier": 0.5}, {"jitter": 1.0}]
+    "options", [{"max_attempts": 0}, {"backoff": Backoff(first_s=-1.0)}, {"jitter": 1.0}, {"jitter": -0.1}]
 )
-def test_nonsensical_retry_policies_are_refused(options: dict[str, float]) -> None:
+def test_nonsensical_retry_policies_are_refused(options: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**options)  # type: ignore[arg-type]
 

@@ -3,6 +3,7 @@
 import pytest
 
 from modelyard.cli.supervisor import Restarts
+from modelyard.retry import Backoff
 
 pytestmark = pytest.mark.unit
 
@@ -17,13 +18,13 @@ def test_restart_delays_double_and_the_fifth_crash_in_a_minute_is_a_crash_loop()
 
 
 def test_crashes_older_than_the_window_are_forgotten() -> None:
-    restarts = Restarts(initial_delay_s=1.0, max_delay_s=3.0, limit=3, window_s=60.0)
+    restarts = Restarts(backoff=Backoff(first_s=1.0, max_s=3.0), limit=3, window_s=60.0)
     assert restarts.crashed(1, 0.0) == 1.0
     assert restarts.crashed(1, 10.0) == 2.0
     assert restarts.crashed(1, 100.0) == 1.0  # the first two are over a minute old: not a loop
     assert restarts.crashed(1, 110.0) == 2.0
     assert restarts.crashed(1, 115.0) is None  # three within a minute
-    assert Restarts(max_delay_s=3.0, limit=10).crashed(1, 0.0) == 1.0
+    assert Restarts(backoff=Backoff(first_s=1.0, max_s=3.0), limit=10).crashed(1, 0.0) == 1.0
 
 
 def test_describe_names_the_count_and_the_last_exit_code() -> None:

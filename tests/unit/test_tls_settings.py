@@ -199,7 +199,8 @@ async def test_kafka_security_from_environment_reaches_every_aiokafka_client(
     publisher = EventPublisher.from_settings(settings)
     consumer = EventConsumer.from_settings(settings, "group", ["topic"])
     admin = AIOKafkaAdminClient(bootstrap_servers="kafka:9093", **settings.kafka_security.client_options())
-    clients = [publisher._producer.client, consumer._consumer._client, consumer._dead_letters._producer.client]
+    dead_letters = consumer._dead_letters.publisher
+    clients = [publisher._producer.client, consumer._consumer._client, dead_letters._producer.client]
     for client in [*clients, admin._client]:
         assert client._security_protocol == "SASL_SSL"
         assert client._sasl_mechanism == "SCRAM-SHA-256"

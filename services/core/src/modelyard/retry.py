@@ -18,6 +18,10 @@ class Backoff:
         """The wait that follows one of `wait_s`."""
         return min(wait_s * 2, self.max_s)
 
+    def wait_s(self, failed_attempt: int) -> float:
+        """The wait after attempt number `failed_attempt` (1-based) failed: `first_s`, doubled each time."""
+        return min(self.first_s * 2.0 ** (failed_attempt - 1), self.max_s)
+
     def waits(self) -> list[float]:
         """The waits between attempts, the last attempt starting no later than `deadline_s` after the first."""
         waits: list[float] = []

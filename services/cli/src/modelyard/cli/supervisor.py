@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelyard.retry import Backoff
+
 _PR_SET_PDEATHSIG = 1
 # Loaded before any fork: the preexec function must not load libraries in the child.
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
@@ -86,14 +88,16 @@ def respawn(child: Child) -> Child:
     return spawn(child.name, child.argv, child.env, child.log_path)
 
 
+RESTART_BACKOFF = Backoff(first_s=1.0, max_s=30.0)
+
+
 @dataclass
 class Restarts:
-    """When to restart a process that exited on its own: after `initial_delay_s`, doubling with every crash in the
-    last `window_s` (up to `max_delay_s`); not at all once it crashed `limit` times in that window (a crash loop
+    """When to restart a process that exited on its own: after `backoff.first_s`, doubling with every crash in the
+    last `window_s` (up to `backoff.max_s`); not at all once it crashed `limit` times in that window (a crash loop
     that restarting will not fix)."""
 
-    initial_delay_s: float = 1.0
-    max_delay_s: float = 30.0
+    backoff: Backoff = RESTART_BACKOFF
     limit: int = 5
     window_s: float = 60.0
     count: int = 0  # restarts so far
@@ -108,7 +112,7 @@ class Restarts:
             self._crashes.popleft()
         if len(self._crashes) >= self.limit:
             return None
-        return min(self.max_delay_s, self.initial_delay_s * 2.0 ** (len(self._crashes) - 1))
+        return self.backoff.wait_s(len(self._crashes))
 
     def describe(self) -> str:
         return f"{self.count} restarts, last exit code {self.last_exit}" if self.count else "no restarts"

@@ -17,27 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Self, cast, overload
+from typing import Any, Literal, Self, cast
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
-from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client import Counter
+from opentelemetry.trace import SpanKind
 
-from modelyard.events import envelope
-from modelyard.events import headers as h
-from modelyard.events.envelope import EnvelopeError, Event, Headers, Position
+from modelyard.events.envelope import EnvelopeError, Event, Position
 from modelyard.events.signing import TrustedKeys
-from modelyard.events.topics import BY_NAME, DLQ_SUFFIX, Topic
+from modelyard.events.topics import Topic
+from modelyard.kafka.admission import admit
+from modelyard.kafka.dead_letters import DeadLetters
 from modelyard.kafka.handling import (
     BatchHandler,
     Delivery,
@@ -48,17 +44,19 @@ from modelyard.kafka.handling import (
     SeenEvents,
     TransientError,
 )
-from modelyard.kafka.producer import EventPublisher
-from modelyard.kafka.recovery import GroupRecovery
+from modelyard.kafka.recovery import GroupRecovery, RebalanceListener
+from modelyard.kafka.routing import BlockingHandler, Handler, Route, Routes
 from modelyard.kafka.security import PLAINTEXT, KafkaSecurity
 from modelyard.kafka.topic_guard import DEFAULT_INTERVAL_S
 from modelyard.settings import ServiceSettings
 
-# What handlers and services import from here (the types live in `modelyard.kafka.handling`).
+# What handlers and services import from here (the types live in `modelyard.kafka.handling` and `.routing`).
 __all__ = [
     "BatchHandler",
+    "BlockingHandler",
     "Delivery",
     "EventConsumer",
+    "Handler",
     "PermanentError",
     "PositionStore",
     "RecentIds",
@@ -69,40 +67,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Event], Awaitable[None]]
-BlockingHandler = Callable[[Event], None]
 Outcome = Literal["handled", "duplicate", "ignored", "dead_lettered"]
-
-_DLQ_HEADERS = frozenset(
-    {
-        h.DLQ_ERROR,
-        h.DLQ_ERROR_TYPE,
-        h.DLQ_ORIGINAL_TOPIC,
-        h.DLQ_ORIGINAL_PARTITION,
-        h.DLQ_ORIGINAL_OFFSET,
-        h.DLQ_CONSUMER_GROUP,
-    }
-)
-_MAX_ERROR_HEADER = 1000  # characters: a dead letter needs the gist of the error, not a multi-kB repr
-
-DEAD_LETTERS = Counter(
-    "modelyard_events_dead_lettered",
-    "Records a consumer refused and copied to the dead-letter topic, by reason (the error's type).",
-    ["topic", "group", "reason"],
-)
-
-
-@dataclass(frozen=True)
-class _Route:
-    call: Handler | None
-    idempotent: bool = False
-    batch: BatchHandler | None = None
-
 
 Decoded = tuple[Any, Event | EnvelopeError]  # an aiokafka ConsumerRecord and what it holds
 
 
-class EventConsumer:
+class EventConsumer(Routes):
     """Runs handlers over topics as one member of a consumer group; `async with EventConsumer(...) as c:`."""
 
     def __init__(
@@ -135,6 +105,7 @@ class EventConsumer:
         delivered again); after `rejoin_after_failed_commits` failures in a row the member rejoins its group, and
         meanwhile `delivering` reports the consumer degraded. Topics are verified every `topic_check_interval_s`
         (see `modelyard.kafka.recovery`)."""
+        super().__init__()
         self.group_id = group_id
         # Events on signed topics are verified against these before any handler sees them; none: all refused.
         self._trusted = trusted_keys or TrustedKeys()
@@ -155,15 +126,8 @@ class EventConsumer:
             max_partition_fetch_bytes=max_partition_fetch_bytes,
         )
         self._positions = positions
-        # Dead letters are rare; a producer of our own keeps their delivery independent of the service's.
-        # Its topics are the dead-letter topics, which this consumer's guard verifies.
-        self._dead_letters = EventPublisher(
-            bootstrap,
-            idempotence=idempotence,
-            linger_ms=0,
-            client_id=client_id,
-            security=security,
-            topic_check_interval_s=None,
+        self._dead_letters = DeadLetters(
+            bootstrap, group_id, idempotence=idempotence, client_id=client_id, security=security
         )
         self._recovery = GroupRecovery(
             bootstrap,
@@ -179,7 +143,6 @@ class EventConsumer:
         self._max_records = max_records
         self._seen_events = seen_events
         self._recent = RecentIds(seen_capacity)
-        self._routes: dict[type[Message], _Route] = {}
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
         # Held while one record is handled and committed: a revoke or stop waits for it, never cuts it in half.
         self._processing = asyncio.Lock()
@@ -202,57 +165,6 @@ class EventConsumer:
             **options,
         )
 
-    @overload
-    def register(
-        self,
-        payload: type[Message],
-        handler: Handler,
-        *,
-        idempotent: bool = False,
-        cpu_bound: Literal[False] = False,
-    ) -> None: ...
-
-    @overload
-    def register(
-        self, payload: type[Message], handler: BlockingHandler, *, idempotent: bool = False, cpu_bound: Literal[True]
-    ) -> None: ...
-
-    def register(
-        self,
-        payload: type[Message],
-        handler: Handler | BlockingHandler,
-        *,
-        idempotent: bool = False,
-        cpu_bound: bool = False,
-    ) -> None:
-        """Route events whose payload is `payload` to `handler`.
-
-        `idempotent=True`: an event id this consumer (or `seen_events`) already handled is skipped.
-        `cpu_bound=True`: `handler` is a plain function run in a worker thread, so heartbeats keep flowing.
-        """
-        call = cast(Handler, handler)
-        if cpu_bound:
-            if inspect.iscoroutinefunction(handler):
-                # In a thread it would only create a coroutine, never run it.
-                raise TypeError("a cpu_bound handler is a plain function, not a coroutine function")
-            blocking = cast(BlockingHandler, handler)
-
-            async def call_in_thread(event: Event) -> None:
-                await asyncio.to_thread(blocking, event)  # copies contextvars: the handler sees our span
-
-            call = call_in_thread
-        self._add_route(payload, _Route(call, idempotent))
-
-    def register_batch(self, payload: type[Message], handler: BatchHandler) -> None:
-        """Route events whose payload is `payload` to `handler`, a plain function run in a worker thread, in
-        batches: the consecutive such events of one partition in one fetch (see the module's docstring)."""
-        self._add_route(payload, _Route(None, batch=handler))
-
-    def _add_route(self, payload: type[Message], route: _Route) -> None:
-        if payload in self._routes:
-            raise ValueError(f"a handler for {payload.DESCRIPTOR.full_name} is already registered")
-        self._routes[payload] = route
-
     @property
     def assignment(self) -> frozenset[tuple[str, int]]:
         """(topic, partition) pairs this member currently owns."""
@@ -267,7 +179,7 @@ class EventConsumer:
         except BaseException:
             await self._dead_letters.stop()
             raise
-        self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+        self._consumer.subscribe(self._topics, listener=RebalanceListener(self._on_revoked, self._on_assigned))
         self._recovery.guard.start()
         self._task = asyncio.create_task(self._run(), name=f"consumer {self.group_id}")
 
@@ -368,7 +280,7 @@ class EventConsumer:
         """The records, decoded, one by one but for consecutive events that go to the same batch handler."""
         run: list[Decoded] = []
         for record in records:
-            decoded = self._admit(record)
+            decoded = admit(record, self._trusted)
             batch = self._batch_route(decoded)
             if run and (batch is None or batch is not self._batch_route(run[0][1])):
                 yield run
@@ -380,33 +292,6 @@ class EventConsumer:
         if run:
             yield run
 
-    def _admit(self, record: Any) -> Event | EnvelopeError:
-        """The event in a record, or why it is refused: not an event (whatever the decoder raised), not a type
-        or source the catalogue allows on its topic, or not signed by a trusted key where the topic must be."""
-        try:
-            event = envelope.decode(record.key, record.value, record.headers or ())
-        except EnvelopeError as exc:
-            return exc
-        except Exception as exc:  # poison must never stop the partition: anything undecodable is dead-lettered
-            return EnvelopeError(f"undecodable record: {type(exc).__name__}: {exc}")
-        topic = BY_NAME.get(record.topic)
-        if topic is None:
-            return event  # not a catalogue topic (tests, tools): no contract to hold it to
-        if event.type not in topic.event_types:
-            return EnvelopeError(f"{event.type} is not an event type of {topic.name}")
-        if topic.sources and event.source not in topic.sources:
-            return EnvelopeError(f"source {event.source[:100]!r} may not publish on {topic.name}")
-        if topic.signed:
-            try:
-                self._trusted.verify(event.source, topic.name, record.key, record.value, record.headers)
-            except EnvelopeError as exc:
-                return exc
-        return event
-
-    def _batch_route(self, decoded: Event | EnvelopeError) -> _Route | None:
-        route = self._routes.get(type(decoded.payload)) if isinstance(decoded, Event) else None
-        return route if route is not None and route.batch is not None else None
-
     async def _process(self, run: list[Decoded]) -> None:
         record, decoded = run[0]
         route = self._batch_route(decoded)
@@ -414,14 +299,14 @@ class EventConsumer:
             await self._process_batch(route, run)
         elif isinstance(decoded, EnvelopeError):
             with self._span(record, None) as span:
-                await self._dead_letter(record, decoded, span)
+                await self._dead_letters.send(record, decoded, span)
                 span.set_attribute("modelyard.outcome", "dead_lettered")
         else:
             with self._span(record, decoded) as span:
                 outcome = await self._dispatch(record, decoded, span)
                 span.set_attribute("modelyard.outcome", outcome)
 
-    async def _process_batch(self, route: _Route, run: list[Decoded]) -> None:
+    async def _process_batch(self, route: Route, run: list[Decoded]) -> None:
         handler = cast(BatchHandler, route.batch)
         deliveries = [
             Delivery(event, Position(record.topic, record.partition, record.offset), self._start_span(record, event))
@@ -431,7 +316,7 @@ class EventConsumer:
         outcomes: list[Outcome] = []
         try:
             first = deliveries[0]
-            error = await self._call_with_retries(
+            error = await self._retry.run(
                 functools.partial(asyncio.to_thread, handler, deliveries), first.event, first.span
             )
             if error is None:
@@ -440,9 +325,9 @@ class EventConsumer:
             # Which event can never be handled? One at a time, so that the others still go through.
             for (record, _), delivery in zip(run, deliveries, strict=True):
                 alone = functools.partial(asyncio.to_thread, handler, [delivery])
-                error = await self._call_with_retries(alone, delivery.event, delivery.span)
+                error = await self._retry.run(alone, delivery.event, delivery.span)
                 if error is not None:
-                    await self._dead_letter(record, error, delivery.span)
+                    await self._dead_letters.send(record, error, delivery.span)
                 outcomes.append("handled" if error is None else "dead_lettered")
         finally:
             for i, delivery in enumerate(deliveries):
@@ -456,9 +341,9 @@ class EventConsumer:
         if route.idempotent and await self._already_handled(event.id):
             return "duplicate"
         call = cast(Handler, route.call)
-        error = await self._call_with_retries(lambda: call(event), event, span)
+        error = await self._retry.run(lambda: call(event), event, span)
         if error is not None:
-            await self._dead_letter(record, error, span)
+            await self._dead_letters.send(record, error, span)
             return "dead_lettered"
         if route.idempotent:
             self._recent.add(event.id)
@@ -474,51 +359,6 @@ class EventConsumer:
             return True
         return False
 
-    async def _call_with_retries(
-        self, call: Callable[[], Awaitable[None]], event: Event, span: trace.Span
-    ) -> Exception | None:
-        """None once `call` (the handler on `event`, or on a batch that starts with it) succeeded, else the error
-        that sends the event to the dead letters."""
-        attempt = 1
-        while True:
-            try:
-                await call()
-                return None
-            except self._retry.retry_on as exc:
-                if attempt >= self._retry.max_attempts:
-                    return exc
-                delay = self._retry.delay_s(attempt)
-                span.add_event("retry", {"attempt": attempt, "delay_s": delay, "error": repr(exc)})
-                log.debug("retrying event %s in %.2fs after %r", event.id, delay, exc)
-                await asyncio.sleep(delay)
-                attempt += 1
-            except Exception as exc:  # PermanentError or a bug: another attempt would fail the same way
-                return exc
-
-    async def _dead_letter(self, record: Any, error: BaseException, span: trace.Span) -> None:
-        # Keep the original key, value and headers byte for byte; replace DLQ headers of an earlier trip.
-        headers: Headers = [(k, v) for k, v in record.headers if k not in _DLQ_HEADERS]
-        headers += [
-            (h.DLQ_ERROR, str(error)[:_MAX_ERROR_HEADER].encode()),
-            (h.DLQ_ERROR_TYPE, type(error).__qualname__.encode()),
-            (h.DLQ_ORIGINAL_TOPIC, record.topic.encode()),
-            (h.DLQ_ORIGINAL_PARTITION, str(record.partition).encode()),
-            (h.DLQ_ORIGINAL_OFFSET, str(record.offset).encode()),
-            (h.DLQ_CONSUMER_GROUP, self.group_id.encode()),
-        ]
-        await self._dead_letters.send_record(record.topic + DLQ_SUFFIX, record.key, record.value, headers)
-        DEAD_LETTERS.labels(topic=record.topic, group=self.group_id, reason=type(error).__name__).inc()
-        span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        log.warning(
-            "dead-lettered %s[%d]@%d (group %s): %r",
-            record.topic,
-            record.partition,
-            record.offset,
-            self.group_id,
-            error,
-        )
-
     async def _commit(self, partitions: Collection[TopicPartition]) -> None:
         offsets = {tp: self._handled[tp] for tp in partitions if tp in self._handled}
         if not offsets:
@@ -531,14 +371,16 @@ class EventConsumer:
     def _rejoin(self) -> None:
         # Subscribing anew makes aiokafka revoke, rejoin and fetch fresh metadata; the records in hand are
         # committed by the revoke or delivered again.
-        self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+        self._consumer.subscribe(self._topics, listener=RebalanceListener(self._on_revoked, self._on_assigned))
 
     async def _on_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        """Before partitions move to another member: finish the record in hand and commit what was handled."""
         async with self._processing:
             self._revocations += 1
             await self._commit([tp for tp in revoked if tp in self._handled])
 
     async def _on_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        """Resume newly assigned partitions from the positions the handler stored, if it stores them."""
         self._recovery.assigned()
         if self._positions is None or not assigned:
             return
@@ -586,17 +428,3 @@ def _raise_failure(task: asyncio.Task[None]) -> None:
     error = None if task.cancelled() else task.exception()
     if error is not None:
         raise error
-
-
-class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
-    """Before partitions move to another member: finish the record in hand and commit what was handled; once new
-    ones are assigned: resume them from the positions the handler stored, if it stores them."""
-
-    def __init__(self, consumer: EventConsumer) -> None:
-        self._consumer = consumer
-
-    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        await self._consumer._on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
-        await self._consumer._on_assigned(assigned)

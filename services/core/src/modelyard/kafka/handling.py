@@ -3,15 +3,20 @@ keeps next to its state (handled event ids, stream positions)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from opentelemetry import trace
 
 from modelyard.events.envelope import Event, Position
+from modelyard.retry import Backoff
+
+log = logging.getLogger(__name__)
 
 
 class PermanentError(Exception):
@@ -22,26 +27,46 @@ class TransientError(Exception):
     """A failure that may pass (a dependency is down, a timeout): retry with backoff, dead-letter if it persists."""
 
 
+HANDLER_BACKOFF = Backoff(first_s=0.2, max_s=10.0)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff for transient failures. Keep the worst case (sum of delays plus handler time) well
-    under `max_poll_interval_ms`: the partition makes no progress while its record is retried."""
+    """Transient failures retried `max_attempts` times in all, waiting as `backoff` says (jittered). Keep the worst
+    case (sum of waits plus handler time) well under `max_poll_interval_ms`: the partition makes no progress while
+    its record is retried."""
 
     max_attempts: int = 5
-    initial_delay_s: float = 0.2
-    multiplier: float = 2.0
-    max_delay_s: float = 10.0
+    backoff: Backoff = HANDLER_BACKOFF
     jitter: float = 0.1  # +-10%, so consumers that failed together do not retry in lockstep
     retry_on: tuple[type[Exception], ...] = (TransientError,)
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.initial_delay_s < 0 or self.multiplier < 1 or not 0 <= self.jitter < 1:
+        if self.max_attempts < 1 or self.backoff.first_s < 0 or not 0 <= self.jitter < 1:
             raise ValueError(f"invalid retry policy {self}")
 
     def delay_s(self, failed_attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait after attempt number `failed_attempt` (1-based) failed transiently."""
-        base = min(self.max_delay_s, self.initial_delay_s * self.multiplier ** (failed_attempt - 1))
-        return base * (1 + self.jitter * (2 * rand() - 1))
+        return self.backoff.wait_s(failed_attempt) * (1 + self.jitter * (2 * rand() - 1))
+
+    async def run(self, call: Callable[[], Awaitable[None]], event: Event, span: trace.Span) -> Exception | None:
+        """None once `call` (the handler on `event`, or on a batch that starts with it) succeeded, else the error
+        that sends the event to the dead letters."""
+        attempt = 1
+        while True:
+            try:
+                await call()
+                return None
+            except self.retry_on as exc:
+                if attempt >= self.max_attempts:
+                    return exc
+                delay = self.delay_s(attempt)
+                span.add_event("retry", {"attempt": attempt, "delay_s": delay, "error": repr(exc)})
+                log.debug("retrying event %s in %.2fs after %r", event.id, delay, exc)
+                await asyncio.sleep(delay)
+                attempt += 1
+            except Exception as exc:  # PermanentError or a bug: another attempt would fail the same way
+                return exc
 
 
 @dataclass(frozen=True, eq=False)

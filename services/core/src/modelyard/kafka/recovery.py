@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from modelyard.events.topics import Topic
@@ -141,3 +141,22 @@ class GroupRecovery:
                 await asyncio.sleep(0.2 * 2**attempt)
         previous, self._cluster_id = self._cluster_id, current or self._cluster_id
         return previous is not None and current is not None and current != previous
+
+
+class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
+    """Hands a consumer's rebalance to its own coroutines: `revoked` before partitions move to another member,
+    `assigned` once new ones are assigned."""
+
+    def __init__(
+        self,
+        revoked: Callable[[Collection[TopicPartition]], Awaitable[None]],
+        assigned: Callable[[Collection[TopicPartition]], Awaitable[None]],
+    ) -> None:
+        self._revoked = revoked
+        self._assigned = assigned
+
+    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        await self._revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        await self._assigned(assigned)
