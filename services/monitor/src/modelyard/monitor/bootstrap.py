@@ -6,17 +6,15 @@ registry or local files) and returns the wired parts; `service` makes the runnab
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 
-from modelyard.contracts.events.v1 import monitor_events_pb2, registry_events_pb2, serving_events_pb2
 from modelyard.events.signing import EVENT_KEY_FILE, EventSigner, load_private_key
-from modelyard.events.topics import MONITOR_FEEDBACK, REGISTRY_EVENTS, SERVING_PREDICTIONS
-from modelyard.kafka.admin import ensure_topics
-from modelyard.kafka.consumer import EventConsumer
+from modelyard.events.topics import MONITOR_ALERTS, MONITOR_FEEDBACK, REGISTRY_EVENTS, SERVING_PREDICTIONS
 from modelyard.kafka.producer import EventPublisher
 from modelyard.monitor.adapters.metrics import PrometheusMetrics
 from modelyard.monitor.adapters.references import LocalReferenceSource
@@ -27,14 +25,15 @@ from modelyard.monitor.domain.ports import ReferenceSource
 from modelyard.monitor.domain.profile import ProfileOptions
 from modelyard.monitor.entrypoints import dashboard
 from modelyard.monitor.entrypoints.access import ACCESS
-from modelyard.monitor.entrypoints.consumer import FeedbackConsumer, PredictionsConsumer, ReadyVersionsConsumer
+from modelyard.monitor.entrypoints.consumer import predictions_consumer, references_consumer
 from modelyard.monitor.entrypoints.grpc_api import grpc_api
 from modelyard.monitor.entrypoints.http_api import API_PREFIX, FEEDBACK_BATCH_PATH, router
 from modelyard.monitor.handlers import Monitor
 from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.runtime import Service, StartupError
+from modelyard.runtime.kit import consume_forever
 from modelyard.sql.engine import create_engine, disposal
-from modelyard.sql.outbox import OutboxRelay
+from modelyard.sql.outbox import relay_task
 
 
 @dataclass(frozen=True)
@@ -77,51 +76,13 @@ def reference_source(settings: MonitorSettings) -> ReferenceSource:
 
 
 def service(parts: MonitorParts) -> Service:
-    """The runnable service around wired parts: consumer, outbox relay, gRPC and REST."""
+    """The runnable service around wired parts: consumers, outbox relay, gRPC and REST."""
     settings = parts.settings
     # Incidents can trigger a rollback: governance acts only on those signed by a key it trusts.
-    publisher = EventPublisher.from_settings(settings, signer=EventSigner(event_signing_key(settings)))
-    consumer = EventConsumer.from_settings(
-        settings,
-        settings.consumer_group,
-        [SERVING_PREDICTIONS, MONITOR_FEEDBACK],
-        session_timeout_ms=settings.consumer_session_timeout_ms,
-        heartbeat_interval_ms=max(100, settings.consumer_session_timeout_ms // 10),
-        positions=parts.monitor,  # window state is checkpointed with the offsets it covers: resume from those
-        max_records=settings.consumer_max_records,
-        max_partition_fetch_bytes=settings.consumer_max_partition_fetch_bytes,
-    )
-    consumer.register_batch(serving_events_pb2.PredictionBatch, PredictionsConsumer(parts.monitor))
-    consumer.register_batch(monitor_events_pb2.FeedbackReceived, FeedbackConsumer(parts.monitor))
-    # A group of its own, from the latest event on its first start: versions made ready from then on are profiled
-    # before their traffic; older ones are profiled when their first predictions arrive.
-    registry_consumer = EventConsumer.from_settings(
-        settings, f"{settings.consumer_group}.references", [REGISTRY_EVENTS], auto_offset_reset="latest"
-    )
-    registry_consumer.register(
-        registry_events_pb2.ModelVersionStatusChanged, ReadyVersionsConsumer(parts.monitor), cpu_bound=True
-    )
-
-    async def prepare_broker() -> None:
-        # The embedded broker forgets its topics on restart; creating them is idempotent.
-        await ensure_topics(settings.kafka_bootstrap, security=settings.kafka_security)
-
-    relay = OutboxRelay(parts.engine, parts.store.outbox, publisher, prepare=prepare_broker)
-
-    async def consume() -> None:
-        await prepare_broker()
-        await consumer.start()
-        await consumer.wait()
-
-    async def prefetch_references() -> None:
-        await prepare_broker()
-        await registry_consumer.start()
-        await registry_consumer.wait()
-
-    async def stop_consumers() -> None:
-        await registry_consumer.stop(settings.shutdown_grace_s)
-        await consumer.stop(settings.shutdown_grace_s)
-
+    signer = EventSigner(event_signing_key(settings))
+    publisher = EventPublisher.from_settings(settings, signer=signer)  # the APIs' feedback events
+    consumer = predictions_consumer(settings, parts.monitor)
+    references = references_consumer(settings, parts.monitor)
     return Service(
         settings,
         access=ACCESS,
@@ -129,15 +90,17 @@ def service(parts: MonitorParts) -> Service:
         routers=[router(parts.monitor, publisher), dashboard.router(parts.monitor)],
         body_limits={API_PREFIX + FEEDBACK_BATCH_PATH: settings.feedback_batch_max_bytes},
         background_tasks={
-            "predictions-consumer": consume,
-            "reference-prefetch": prefetch_references,
-            "outbox-relay": relay.run,
+            "predictions-consumer": functools.partial(
+                consume_forever, settings, consumer, [SERVING_PREDICTIONS, MONITOR_FEEDBACK]
+            ),
+            "reference-prefetch": functools.partial(consume_forever, settings, references, [REGISTRY_EVENTS]),
+            "outbox-relay": relay_task(settings, parts.engine, parts.store.outbox, [MONITOR_ALERTS], signer=signer),
         },
         # A stream it reads no more (its commits fail, its topics cannot be verified) shows as degraded.
         degraded_checks={"predictions-consumer": consumer.delivering},
         on_start=[publisher.start],
-        # Run in reverse: the consumer finishes its record first, then the publisher flushes, then the database.
-        on_stop=[disposal(parts.engine), _close(parts.profiles), publisher.stop, stop_consumers],
+        # Run in reverse, after the consumers finished their records: the publisher flushes, then the database.
+        on_stop=[disposal(parts.engine), _close(parts.profiles), publisher.stop],
     )
 
 

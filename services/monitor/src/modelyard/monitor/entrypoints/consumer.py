@@ -1,4 +1,6 @@
-"""Kafka entrypoint: prediction batches decoded into per-version rows and handed to the monitor."""
+"""Kafka entrypoints: prediction batches decoded into per-version rows and handed to the monitor, ground truth from
+feedback, and ready versions from the registry (their references profiled ahead of traffic). The bootstrap runs
+each consumer as a background task (`runtime.kit.consume_forever`)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ from collections.abc import Sequence
 
 from modelyard.contracts.events.v1 import monitor_events_pb2, registry_events_pb2, serving_events_pb2
 from modelyard.events.envelope import Event
-from modelyard.kafka.consumer import Delivery, PermanentError
+from modelyard.events.topics import MONITOR_FEEDBACK, REGISTRY_EVENTS, SERVING_PREDICTIONS
+from modelyard.kafka.consumer import Delivery, EventConsumer, PermanentError
+from modelyard.monitor.config import MonitorSettings
 from modelyard.monitor.domain.ports import Consumed
 from modelyard.monitor.domain.profile import Role
 from modelyard.monitor.domain.records import Feedback, PredictionRows, TensorRows
@@ -104,3 +108,31 @@ class ReadyVersionsConsumer:
         assert isinstance(changed, registry_events_pb2.ModelVersionStatusChanged)
         if changed.status == registry_events_pb2.MODEL_VERSION_STATUS_READY:
             self.monitor.prefetch(changed.version.model_name, changed.version.version)
+
+
+def predictions_consumer(settings: MonitorSettings, monitor: Monitor) -> EventConsumer:
+    """Predictions and feedback, in batches; window state is checkpointed with the offsets it covers, so the
+    consumer resumes from those (`positions`)."""
+    consumer = EventConsumer.from_settings(
+        settings,
+        settings.consumer_group,
+        [SERVING_PREDICTIONS, MONITOR_FEEDBACK],
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=max(100, settings.consumer_session_timeout_ms // 10),
+        positions=monitor,
+        max_records=settings.consumer_max_records,
+        max_partition_fetch_bytes=settings.consumer_max_partition_fetch_bytes,
+    )
+    consumer.register_batch(serving_events_pb2.PredictionBatch, PredictionsConsumer(monitor))
+    consumer.register_batch(monitor_events_pb2.FeedbackReceived, FeedbackConsumer(monitor))
+    return consumer
+
+
+def references_consumer(settings: MonitorSettings, monitor: Monitor) -> EventConsumer:
+    """A group of its own, from the latest event on its first start: versions made ready from then on are profiled
+    before their traffic; older ones are profiled when their first predictions arrive."""
+    consumer = EventConsumer.from_settings(
+        settings, f"{settings.consumer_group}.references", [REGISTRY_EVENTS], auto_offset_reset="latest"
+    )
+    consumer.register(registry_events_pb2.ModelVersionStatusChanged, ReadyVersionsConsumer(monitor), cpu_bound=True)
+    return consumer
