@@ -4,6 +4,7 @@ no transport, store or runtime library; adapters never import the use cases they
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,3 +103,55 @@ def test_no_source_file_passes_the_line_limit() -> None:
         if (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert too_long == {}
+
+
+# No block of BLOCK or more identical lines in two members: shared code lives once, in core (issue 13).
+BLOCK = 6
+_BRACKETS_ONLY = re.compile(r"^[\s\[\](){},:;.]*$")
+_TRIVIAL = frozenset({"else:", "try:", "finally:", "pass", "return", "continue", "break", '"""', "..."})
+
+
+def significant_lines(source: str) -> Iterator[tuple[int, str]]:
+    """(line number, the line with its whitespace normalised) for every line that says something: not blank, not a
+    comment, not an import, not only brackets or a bare keyword."""
+    imports = {
+        number
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for number in range(node.lineno, (node.end_lineno or node.lineno) + 1)
+    }
+    for number, line in enumerate(source.splitlines(), 1):
+        normal = " ".join(line.split())
+        trivial = not normal or normal.startswith("#") or _BRACKETS_ONLY.match(normal) or normal in _TRIVIAL
+        if not trivial and number not in imports:
+            yield number, normal
+
+
+def repeated_blocks(files: dict[str, str]) -> dict[tuple[str, ...], dict[str, str]]:
+    """Blocks of BLOCK consecutive significant lines found in more than one member: block -> {member: place}.
+    `files` maps a path under services/ (its first part names the member) to its source."""
+    places: dict[tuple[str, ...], dict[str, str]] = {}
+    for name, source in files.items():
+        lines = list(significant_lines(source))
+        for start in range(len(lines) - BLOCK + 1):
+            block = tuple(text for _, text in lines[start : start + BLOCK])
+            places.setdefault(block, {}).setdefault(name.split("/")[0], f"{name}:{lines[start][0]}")
+    return {block: members for block, members in places.items() if len(members) > 1}
+
+
+def test_no_block_of_lines_is_repeated_across_services() -> None:
+    files = {
+        str(path.relative_to(SERVICES)): path.read_text()
+        for path in sorted(SERVICES.rglob("*.py"))
+        if "_pb2" not in path.name and ".venv" not in path.parts and "contracts" not in path.parts
+    }
+    assert [sorted(members.values()) for members in repeated_blocks(files).values()] == []
+
+
+def test_the_repetition_check_sees_a_copied_block_and_ignores_imports_and_brackets() -> None:
+    body = "".join(f"    total += {n} * weight\n" for n in range(BLOCK))
+    copied = f"import os\nimport sys\n\ndef f(weight):\n    total = 0\n{body}    return total\n"
+    assert repeated_blocks({"serving/a.py": copied, "monitor/b.py": copied.replace("def f", "def g")}) != {}
+    assert repeated_blocks({"serving/a.py": copied, "serving/b.py": copied}) == {}  # within one member: fine
+    boilerplate = "from x import (\n    a,\n    b,\n    c,\n    d,\n    e,\n    f,\n)\n" + "(\n)\n" * BLOCK
+    assert repeated_blocks({"serving/a.py": boilerplate, "monitor/b.py": boilerplate}) == {}

@@ -11,6 +11,25 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
+from modelyard.sql.engine import UTCDateTime
+
+
+def outbox_columns() -> list[sa.Column[object]]:
+    """The columns of `modelyard.sql.outbox.outbox_table`, as a migration creates them (each call makes new ones: a
+    column belongs to one table). The constraints are the migration's own, named as its schema names them."""
+    return [
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("topic", sa.String(length=255), nullable=False),
+        sa.Column("event_key", sa.String(length=255), nullable=False),
+        sa.Column("event_type", sa.String(length=255), nullable=False),
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("event_time", UTCDateTime(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("trace", sa.Text(), nullable=False),
+        sa.Column("sent_at", UTCDateTime(), nullable=True),
+    ]
+
 
 def alembic_config(engine: Engine, script_location: str) -> Config:
     """An Alembic config whose env.py finds the engine to run on in `config.attributes["connection"]`."""

@@ -18,6 +18,7 @@ from modelyard.governance.domain.errors import (
     NotFound,
 )
 from modelyard.governance.domain.model import Dim, Signature, TensorSpec, VersionFacts, VersionRef
+from modelyard.peers import bearer
 from modelyard.tls import ClientTls, grpc_channel
 
 T = TypeVar("T")
@@ -36,7 +37,7 @@ class RegistryCatalog:
     def __init__(self, address: str, token: str | None = None, tls: ClientTls | None = None) -> None:
         self._channel = grpc_channel(address, tls)
         self._stub = pb_grpc.RegistryServiceStub(self._channel)  # type: ignore[no-untyped-call]
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata = bearer(token)
 
     def close(self) -> None:
         self._channel.close()

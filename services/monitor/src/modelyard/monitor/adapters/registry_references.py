@@ -42,20 +42,17 @@ from modelyard.monitor.domain.errors import (
 )
 from modelyard.monitor.domain.ports import ReferenceData
 from modelyard.monitor.domain.profile import OUTPUT_PREFIX, TRUTH_PREFIX
+from modelyard.peers import TRANSIENT_CODES, PeerClient
 from modelyard.tls import ClientTls, grpc_channel
 
 log = logging.getLogger(__name__)
 
 PARQUET = "application/vnd.apache.parquet"
 CSV = "text/csv"
-# Statuses after which asking again later may succeed; anything else is the registry's final answer.
-TRANSIENT_CODES = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED, grpc.StatusCode.UNKNOWN}
-)
 _INDEXED = re.compile(r"^(?P<tensor>.+)\[\d+\]$")
 
 
-class RegistryReferenceSource:
+class RegistryReferenceSource(PeerClient):
     """`ReferenceSource` over `modelyard.registry.v1.RegistryService` (GetModelVersion, DownloadArtifact).
 
     Synchronous: the monitor loads references in its worker thread, where a blocking call is what it wants.
@@ -64,10 +61,7 @@ class RegistryReferenceSource:
     def __init__(
         self, address: str, token: str | None = None, timeout_s: float = 300.0, tls: ClientTls | None = None
     ) -> None:
-        self.address = address
-        self.tls = tls
-        self.timeout_s = timeout_s
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        super().__init__(address, token, timeout_s, tls)
         self._channel: grpc.Channel | None = None
         self._lock = threading.Lock()
 

@@ -9,30 +9,19 @@ import grpc
 
 from modelyard.contracts.registry.v1 import registry_service_pb2 as registry_pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as registry_grpc
+from modelyard.peers import TRANSIENT_CODES, PeerClient
 from modelyard.serving.domain.errors import ArtifactError
 from modelyard.serving.domain.model import VersionRef
-from modelyard.tls import ClientTls, grpc_aio_channel
-
-# Statuses after which asking again later may succeed; anything else is the registry's final answer.
-TRANSIENT_CODES = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED, grpc.StatusCode.UNKNOWN}
-)
+from modelyard.tls import grpc_aio_channel
 
 
-class RegistryArtifacts:
+class RegistryArtifacts(PeerClient):
     """Streams an artifact by digest from `modelyard.registry.v1.RegistryService/DownloadArtifact`."""
 
-    def __init__(
-        self, address: str, token: str | None = None, timeout_s: float = 300.0, tls: ClientTls | None = None
-    ) -> None:
-        self.address = address
-        self.tls = tls
-        self.timeout_s = timeout_s
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._channel: grpc.aio.Channel | None = None
+    _channel: grpc.aio.Channel | None = None  # created on first use, on the loop that uses it
 
     def _stub(self) -> registry_grpc.RegistryServiceStub:
-        if self._channel is None:  # created on first use, on the loop that uses it
+        if self._channel is None:
             self._channel = grpc_aio_channel(self.address, self.tls)
         return registry_grpc.RegistryServiceStub(self._channel)  # type: ignore[no-untyped-call]
 

@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from modelyard.contracts.events.v1 import common_pb2
 from modelyard.contracts.governance.v1 import governance_service_pb2 as governance_pb
 from modelyard.contracts.governance.v1 import governance_service_pb2_grpc as governance_grpc
-from modelyard.serving.adapters.artifacts import TRANSIENT_CODES
+from modelyard.peers import TRANSIENT_CODES, PeerClient
 from modelyard.serving.domain.errors import PlanSourceError
 from modelyard.serving.domain.model import Plan, VersionRef
 from modelyard.tls import ClientTls, grpc_aio_channel
@@ -59,17 +59,14 @@ class PlanFile:
         pass
 
 
-class GovernancePlans:
+class GovernancePlans(PeerClient):
     """The current plan of every deployed model, from `modelyard.governance.v1.GovernanceService/
     ListDeploymentPlans`: what governance decided, so a restarted replica comes back serving it."""
 
     def __init__(
         self, address: str, token: str | None = None, timeout_s: float = 10.0, tls: ClientTls | None = None
     ) -> None:
-        self.address = address
-        self.tls = tls
-        self.timeout_s = timeout_s
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        super().__init__(address, token, timeout_s, tls)
         self._channel: grpc.aio.Channel | None = None
 
     def _stub(self) -> governance_grpc.GovernanceServiceStub:

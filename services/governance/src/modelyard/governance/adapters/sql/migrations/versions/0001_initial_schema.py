@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from modelyard.sql.engine import UTCDateTime
+from modelyard.sql.migrations import outbox_columns
 
 revision = "0001"
 down_revision = None
@@ -82,16 +83,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "outbox",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.String(length=64), nullable=False),
-        sa.Column("topic", sa.String(length=255), nullable=False),
-        sa.Column("event_key", sa.String(length=255), nullable=False),
-        sa.Column("event_type", sa.String(length=255), nullable=False),
-        sa.Column("source", sa.String(length=64), nullable=False),
-        sa.Column("event_time", UTCDateTime(), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("trace", sa.Text(), nullable=False),
-        sa.Column("sent_at", UTCDateTime(), nullable=True),
+        *outbox_columns(),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("event_id"),
     )
