@@ -20,6 +20,6 @@ ACCESS: dict[str, Rule] = {
     "ListWindows": READ,
     "ListIncidents": READ,
     "ListPerformance": READ,
-    "GetPrediction": READ,  # and GET /api/v1/predictions/{request_id}; governance's trace asks as a viewer
+    "GetPrediction": roles(READ.roles or (), Role.SERVICE),  # and GET /api/v1/predictions/{id}; governance traces
     DASHBOARD: READ,
 }
