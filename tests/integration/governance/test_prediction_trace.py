@@ -200,6 +200,16 @@ async def test_a_prediction_is_traced_exported_and_verified_offline(
     assert document["monitor"].get("incidents", []) == []
     assert document["key_id"] == traced.key_id and document["audit_entries"]
 
+    async with httpx.AsyncClient() as client:  # the monitor's REST answer for the same prediction
+        monitor_rest = await client.get(
+            f"http://127.0.0.1:{stack.monitor.http.port}/api/v1/predictions/trace-me-1",
+            headers={"authorization": f"Bearer {TOKENS['eve']}"},
+        )
+    assert monitor_rest.status_code == 200
+    rest = monitor_rest.json()
+    assert rest["prediction"]["digest"] == stack.digest and rest["prediction"]["plan_revision"] == plan.revision
+    assert rest["prediction"]["window"] == document["monitor"]["window"]["window_id"]
+
     trace_file, export_file = tmp_path / "trace.json", tmp_path / "audit.jsonl"
     code, output = await cli("trace", "trace-me-1", "--export", str(trace_file), "--governance",
                              stack.governance_address, "--token", TOKENS["eve"])  # fmt: skip
@@ -222,9 +232,11 @@ async def test_an_unknown_request_id_is_not_found_on_every_edge(stack: Stack) ->
             await governance.TracePrediction(gpb.TracePredictionRequest(request_id="no-such-id"), metadata=auth("eve"))
         assert raised.value.code() is grpc.StatusCode.NOT_FOUND
         assert "no prediction with request id 'no-such-id'" in (raised.value.details() or "")
-        with pytest.raises(grpc.aio.AioRpcError) as raised:
-            await governance.TracePrediction(gpb.TracePredictionRequest(), metadata=auth("eve"))
-        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        for bad in (gpb.TracePredictionRequest(), gpb.TracePredictionRequest(request_id="x" * 200)):
+            with pytest.raises(grpc.aio.AioRpcError) as raised:  # the monitor's refusal keeps its meaning
+                await governance.TracePrediction(bad, metadata=auth("eve"))
+            assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert "request_id is required" in (raised.value.details() or "")
     headers = {"authorization": f"Bearer {TOKENS['eve']}"}
     async with httpx.AsyncClient() as client:
         governance_rest = await client.get(
