@@ -199,6 +199,7 @@ async def test_dataplane_routes_pins_records_and_shadows(parts: Parts) -> None:
     assert ("", 1, ErrorKind.INVALID_ARGUMENT) in recorded
     assert ("r1", 3, ErrorKind.OK) in recorded  # the shadow copy, recorded under its own version
     assert all(p.traceparent == "00-abc" for p in predictions if p.request_id == "r1")
+    assert {p.plan_revision for p in predictions} == {1}  # the plan that routed each, shadow copies included
 
 
 async def test_a_model_that_raises_is_internal(parts: Parts) -> None:

@@ -77,7 +77,7 @@ def test_hand_encoded_records_equal_the_generated_messages() -> None:
     strings = np.array([["a", "\u00e9"]], dtype=np.object_)
     item = Prediction(
         "r-\u00e9", REF, 1_700_000_000_123_456_789, {"x": np.array([[1.5, -2.0]], np.float32), "s": strings},
-        ["y"], [np.array([7], np.int64)], 0.0125, 3, "00-abc-def-01",
+        ["y"], [np.array([7], np.int64)], 0.0125, 3, "00-abc-def-01", 42,
     )  # fmt: skip
     expected = srv.PredictionRecord(
         request_id="r-\u00e9",
@@ -90,6 +90,7 @@ def test_hand_encoded_records_equal_the_generated_messages() -> None:
         latency_ms=12.5,
         status_code=3,
         traceparent="00-abc-def-01",
+        plan_revision=42,
     )
     expected.timestamp.FromNanoseconds(1_700_000_000_123_456_789)
     (batch,) = batches_of([item, item])

@@ -17,6 +17,7 @@ from modelyard.cli.demo import demo
 from modelyard.cli.registry import admin_app, alias_app, models_app
 from modelyard.cli.stack import StackError
 from modelyard.cli.status import status
+from modelyard.cli.trace import trace_app
 from modelyard.cli.up import err, up
 from modelyard.cli.users import DEFAULT_USERS_FILE, token_of
 
@@ -64,6 +65,7 @@ app.add_typer(alias_app, name="alias")
 app.add_typer(admin_app, name="registry")
 app.add_typer(backup_app, name="backup")
 governance.register(app)
+app.add_typer(trace_app, name="trace")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from modelyard.events import topics
 from modelyard.events.signing import EVENT_KEY_FILE, EventSigner, TrustedKeys, load_private_key
 from modelyard.governance.adapters.evaluation import OnnxEvaluator
 from modelyard.governance.adapters.metrics import ALIAS_DIVERGED, ALIAS_REPAIRS
+from modelyard.governance.adapters.monitor import MonitorPredictionLog
 from modelyard.governance.adapters.published import published_checkpoints
 from modelyard.governance.adapters.registry import RegistryCatalog
 from modelyard.governance.adapters.sql import schema
@@ -27,7 +28,7 @@ from modelyard.governance.adapters.sql.store import SqlGovernanceStore
 from modelyard.governance.config import GovernanceSettings
 from modelyard.governance.domain.audit import Checkpoint
 from modelyard.governance.domain.policy import Policy, load_policy
-from modelyard.governance.domain.ports import Evaluator, ModelCatalog
+from modelyard.governance.domain.ports import Evaluator, ModelCatalog, PredictionLog
 from modelyard.governance.domain.signer import AuditSigner
 from modelyard.governance.entrypoints.access import ACCESS
 from modelyard.governance.entrypoints.api import GovernanceApi
@@ -73,7 +74,11 @@ def _key(configured: SecretStr | None, settings: GovernanceSettings, file_name: 
 
 
 def build(
-    settings: GovernanceSettings, *, catalog: ModelCatalog | None = None, evaluator: Evaluator | None = None
+    settings: GovernanceSettings,
+    *,
+    catalog: ModelCatalog | None = None,
+    evaluator: Evaluator | None = None,
+    predictions: PredictionLog | None = None,
 ) -> GovernanceParts:
     """Load the policy (a bad file fails here, naming the line), migrate the database, wire the handlers.
 
@@ -84,12 +89,16 @@ def build(
     except ValueError as exc:  # PolicyError: the message names the file and line
         raise StartupError(str(exc)) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    signer = AuditSigner(_key(settings.audit_signing_key, settings, "audit-signing.key"))  # signs audit checkpoints
+    # Signs audit checkpoints and prediction traces (which verify against audit exports).
+    signer = AuditSigner(_key(settings.audit_signing_key, settings, "audit-signing.key"))
     store = SqlGovernanceStore(create_engine(settings.resolved_database_url), signer, settings.checkpoint_every)
     store.migrate()
     if catalog is None:
         token = settings.registry_token.get_secret_value() if settings.registry_token else None
         catalog = RegistryCatalog(settings.registry_address, token, settings.tls.client)
+    if predictions is None:
+        monitor_token = settings.monitor_token.get_secret_value() if settings.monitor_token else None
+        predictions = MonitorPredictionLog(settings.monitor_address, monitor_token, settings.tls.client)
     handlers = GovernanceHandlers(
         store,
         catalog,
@@ -97,6 +106,8 @@ def build(
         policy,
         signer.public_key,
         checkpoint_every=settings.checkpoint_every,
+        predictions=predictions,
+        signer=signer,
     )
     log.info("policy %s loaded (%s)", policy.version, policy.hash)
     event_key = _key(settings.event_signing_key, settings, EVENT_KEY_FILE)

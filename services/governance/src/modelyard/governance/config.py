@@ -22,6 +22,10 @@ class GovernanceSettings(ServiceSettings):
     policy_file: Path | None = Field(None, description="YAML policy; default: the bundled example policy")
     registry_address: str = Field("127.0.0.1:50051", description="registry gRPC address")
     registry_token: SecretStr | None = Field(None, description="bearer token governance uses with the registry")
+    monitor_address: str = Field("127.0.0.1:50053", description="monitor gRPC address (prediction traces)")
+    monitor_token: SecretStr | None = Field(
+        None, description="bearer token governance uses with the monitor, if it requires one (role service suffices)"
+    )
     audit_signing_key: SecretStr | None = Field(
         None, description="Ed25519 private key seed (64 hex chars) for audit checkpoints; local default: a key file"
     )

@@ -51,13 +51,20 @@ def build(settings: MonitorSettings, *, references: ReferenceSource | None = Non
     engine = create_engine(settings.resolved_database_url)
     if engine.dialect.name == "sqlite":
         set_sqlite_synchronous(engine, settings.sqlite_synchronous)
-    store = SqlMonitorStore(engine, policy)
+    store = SqlMonitorStore(engine, policy, settings.prediction_log())
     store.migrate()
     source = references or reference_source(settings)
     profiles = ReferenceProfiles(
         source, ProfileOptions(performance=policy.performance), retry_s=settings.reference_retry_s
     )
-    monitor = Monitor(store, profiles, policy, PrometheusMetrics(), reference_wait_s=settings.reference_wait_s)
+    monitor = Monitor(
+        store,
+        profiles,
+        policy,
+        PrometheusMetrics(),
+        reference_wait_s=settings.reference_wait_s,
+        prediction_log=settings.prediction_log(),
+    )
     return MonitorParts(settings, engine, store, monitor, profiles)
 
 

@@ -14,6 +14,7 @@ from modelyard.monitor.domain.policy import (
     SloPolicy,
     WindowPolicy,
 )
+from modelyard.monitor.domain.prediction_log import PredictionLogPolicy
 from modelyard.settings import ServiceSettings
 
 
@@ -92,6 +93,12 @@ class MonitorSettings(ServiceSettings):
         0.3, gt=0, description="regression: relative MAE increase from which a performance incident is critical"
     )
     performance_window_labels: int = Field(500, ge=10, description="labels per label window (the window-level test)")
+    prediction_log_retention_s: float = Field(
+        7 * 24 * 3600.0, gt=0, description="how long a prediction stays in the prediction log (`modelyard trace`)"
+    )
+    prediction_log_max_rows: int = Field(
+        1_000_000, ge=0, description="predictions the log keeps at most, oldest pruned first (0: no prediction log)"
+    )
     slo_latency_p99_ms: float = Field(250.0, gt=0)
     slo_error_rate: float = Field(0.01, ge=0)
 
@@ -138,3 +145,6 @@ class MonitorSettings(ServiceSettings):
                 window_labels=self.performance_window_labels,
             ),
         )
+
+    def prediction_log(self) -> PredictionLogPolicy:
+        return PredictionLogPolicy(retention_s=self.prediction_log_retention_s, max_rows=self.prediction_log_max_rows)

@@ -32,6 +32,13 @@ from modelyard.monitor.domain.performance import (
 )
 from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.monitor.domain.ports import Checkpoint, Consumed, Metrics, MonitorStore, Partition
+from modelyard.monitor.domain.prediction_log import (
+    DEFAULT_PREDICTION_LOG,
+    PredictionLogPolicy,
+    PredictionNotFound,
+    PredictionTrace,
+    log_rows,
+)
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.records import Feedback, PredictionRows
 from modelyard.monitor.domain.state import VersionState
@@ -68,8 +75,10 @@ class Monitor:
         metrics: Metrics,
         tracer: trace.Tracer | None = None,
         reference_wait_s: float = 10.0,
+        prediction_log: PredictionLogPolicy = DEFAULT_PREDICTION_LOG,
     ) -> None:
         self.store = store
+        self.prediction_log = prediction_log
         self.profiles = profiles
         self.policy = policy
         self.metrics = metrics
@@ -218,6 +227,16 @@ class Monitor:
     def incident_views(self, model_name: str = "", *, open_only: bool = False, limit: int = 100) -> list[IncidentView]:
         return self.store.incident_views(model_name, open_only=open_only, limit=limit)
 
+    def prediction_trace(self, request_id: str) -> PredictionTrace:
+        """One logged prediction, its window and the incidents open then; PredictionNotFound once pruned."""
+        found = self.store.prediction_trace(request_id)
+        if found is None:
+            raise PredictionNotFound(
+                f"no prediction with request id {request_id[:128]!r} in the log (never seen, or pruned: the log "
+                "keeps predictions for its retention and up to its size cap)"
+            )
+        return found
+
     def rebaseline(self, model_name: str, model_version: int) -> ReferenceProfile:
         """Profile the version's reference data again and make it the reference from the next window on.
 
@@ -249,6 +268,12 @@ class Monitor:
         checkpoint.appended += outcome.appended
         checkpoint.closed += version.dropped
         checkpoint.pending += pending_predictions(rows, self.policy.performance)
+        if self.prediction_log.max_rows:
+            taken = [
+                (window, sources.tolist())
+                for (window, _), sources in zip(outcome.appended, outcome.sources, strict=True)
+            ]
+            checkpoint.logged += log_rows(rows, taken)
         slots, counts = np.unique(
             np.floor(np.asarray(rows.event_time) / self.policy.window.max_seconds).astype(np.int64), return_counts=True
         )

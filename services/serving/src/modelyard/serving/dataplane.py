@@ -31,21 +31,23 @@ class ShadowRunner:
     """Runs copies of requests on shadow versions, off the request path, in a bounded queue (drops when full)."""
 
     def __init__(self, capacity: int, stream: PredictionBuffer | None) -> None:
-        self._queue: asyncio.Queue[tuple[ServedVersion, str, Mapping[str, Array], str]] = asyncio.Queue(capacity)
+        self._queue: asyncio.Queue[tuple[ServedVersion, str, Mapping[str, Array], str, int]] = asyncio.Queue(capacity)
         self._stream = stream
         self._failure_log = RateLimitedLog()
         self._drop_log = RateLimitedLog()
 
-    def offer(self, version: ServedVersion, request_id: str, inputs: Mapping[str, Array], trace: str) -> None:
+    def offer(
+        self, version: ServedVersion, request_id: str, inputs: Mapping[str, Array], trace: str, revision: int
+    ) -> None:
         try:
-            self._queue.put_nowait((version, request_id, inputs, trace))
+            self._queue.put_nowait((version, request_id, inputs, trace, revision))
         except asyncio.QueueFull:
             self._drop_log.warning("shadow queue full: a copy for %s was dropped", version.ref)
 
     async def run(self) -> None:
         """Background task: forever take a queued copy and run it on its shadow version."""
         while True:
-            version, request_id, inputs, trace = await self._queue.get()
+            version, request_id, inputs, trace, revision = await self._queue.get()
             outputs = version.output_names
             start = time.perf_counter()
             code = ErrorKind.OK
@@ -75,6 +77,7 @@ class ShadowRunner:
                         latency,
                         code,
                         trace,
+                        revision,
                     )
                 )
 
@@ -124,12 +127,21 @@ class DataPlane:
             if self.stream is not None:
                 self.stream.add(
                     Prediction(
-                        request.id, served.ref, time.time_ns(), inputs, names, arrays, latency, code, traceparent
+                        request.id,
+                        served.ref,
+                        time.time_ns(),
+                        inputs,
+                        names,
+                        arrays,
+                        latency,
+                        code,
+                        traceparent,
+                        deployment.plan.revision,
                     )
                 )
         shadow = deployment.shadow
         if shadow is not None and self.shadows is not None and shadow is not served:
-            self.shadows.offer(shadow, request.id, inputs, traceparent)
+            self.shadows.offer(shadow, request.id, inputs, traceparent, deployment.plan.revision)
         return response
 
     def is_ready(self, model: str, version: str) -> bool:

@@ -63,6 +63,12 @@ class CatalogUnavailable(GovernanceError):
     kind = ErrorKind.UNAVAILABLE
 
 
+class MonitorUnavailable(GovernanceError):
+    """The monitor did not answer (or answered with an error other than NOT_FOUND / INVALID_ARGUMENT)."""
+
+    kind = ErrorKind.UNAVAILABLE
+
+
 class SignerNotReady(GovernanceError):
     """The audit signer has not yet recovered the last checkpoint it published (the broker is away): it signs
     nothing until it has, so that a restart cannot make it trust a rewritten database."""

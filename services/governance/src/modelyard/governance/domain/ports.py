@@ -14,6 +14,7 @@ from modelyard.governance.domain.checks import Measurements
 from modelyard.governance.domain.deployment import Deployment, Incident, Plan
 from modelyard.governance.domain.model import Signature, VersionFacts
 from modelyard.governance.domain.policy import EvaluationCheck, FairnessCheck
+from modelyard.governance.domain.provenance import PredictionFacts
 from modelyard.governance.domain.workflow import PromotionRequest
 
 
@@ -29,6 +30,13 @@ class ModelCatalog(Protocol):
     def download(self, digest: str) -> bytes: ...
 
     def set_alias(self, model_name: str, alias: str, version: int, reason: str) -> None: ...
+
+
+class PredictionLog(Protocol):
+    """The monitor's log of predictions, as governance asks it for one prediction."""
+
+    def prediction(self, request_id: str) -> PredictionFacts:
+        """Raises NotFound (unknown or pruned), InvalidArgument, or MonitorUnavailable."""
 
 
 class Evaluator(Protocol):

@@ -41,6 +41,10 @@ class AuditSigner:
         self._recovered = threading.Event()
         self._lock = threading.Lock()
 
+    def sign_document(self, message: bytes) -> bytes:
+        """An Ed25519 signature of `message` with the audit key (documents that verify against audit exports)."""
+        return self._key.sign(message)
+
     @property
     def last(self) -> Checkpoint | None:
         """The latest checkpoint this signer knows it signed."""

@@ -23,4 +23,5 @@ ACCESS: dict[str, Rule] = {
     "VerifyAudit": roles(READ_AUDIT),
     "ExportAudit": roles(READ_AUDIT),
     "GetModelCard": roles(READ_CARDS),
+    "TracePrediction": roles(READ_AUDIT),
 }

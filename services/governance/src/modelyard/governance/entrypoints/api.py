@@ -82,6 +82,12 @@ class GovernanceApi:
         model_card = self._h.model_card(p, r.model_name, r.version)
         return pb.GetModelCardResponse(json=json.dumps(model_card, indent=2), markdown=card.render_markdown(model_card))
 
+    def TracePrediction(self, p: Principal, r: pb.TracePredictionRequest) -> pb.TracePredictionResponse:
+        if not r.request_id:
+            raise InvalidArgument("request_id is required")
+        document, signing_key = self._h.trace_prediction(p, r.request_id)
+        return pb.TracePredictionResponse(document=document, key_id=signing_key)
+
 
 def entry_pb(entry: audit.AuditEntry) -> pb.AuditEntry:
     message = pb.AuditEntry(

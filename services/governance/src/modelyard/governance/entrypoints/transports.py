@@ -44,6 +44,7 @@ ROUTES = [
     ("GET", "/v1/audit/entries", "ListAuditEntries"),
     ("POST", "/v1/audit:verify", "VerifyAudit"),
     ("GET", "/v1/audit/export", "ExportAudit"),
+    ("GET", "/v1/predictions/{request_id}/trace", "TracePrediction"),
 ]
 
 

@@ -18,9 +18,10 @@ from modelyard.governance.handlers.base import (
 )
 from modelyard.governance.handlers.deployments import AliasCheck, DeploymentUseCases, ServedAt
 from modelyard.governance.handlers.promotions import PromotionUseCases
+from modelyard.governance.handlers.provenance import ProvenanceUseCases
 
 
-class GovernanceHandlers(PromotionUseCases, DeploymentUseCases, AuditUseCases):
+class GovernanceHandlers(PromotionUseCases, DeploymentUseCases, AuditUseCases, ProvenanceUseCases):
     """Every governance use case, over one store, registry catalog, evaluator and policy."""
 
 

@@ -16,7 +16,8 @@ from modelyard.governance.domain.errors import (
     FailedPrecondition,
 )
 from modelyard.governance.domain.policy import Policy, PromotionRule
-from modelyard.governance.domain.ports import Evaluator, GovernanceStore, ModelCatalog, Unit
+from modelyard.governance.domain.ports import Evaluator, GovernanceStore, ModelCatalog, PredictionLog, Unit
+from modelyard.governance.domain.signer import AuditSigner
 from modelyard.governance.domain.workflow import PromotionRequest
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class UseCases:
         *,
         checkpoint_every: int,
         clock: Clock = lambda: datetime.now(UTC),
+        predictions: PredictionLog | None = None,
+        signer: AuditSigner | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -54,6 +57,8 @@ class UseCases:
         self.audit_key = audit_key
         self.checkpoint_every = checkpoint_every
         self.clock = clock
+        self.predictions = predictions  # the monitor's prediction log, for traces
+        self.signer = signer  # the audit key's holder, which signs trace documents
 
     def _rule(self, model_name: str, alias: str) -> PromotionRule:
         rule = self.policy.promotion_rule(model_name, alias)

@@ -110,3 +110,18 @@ stream_positions = sa.Table(
     sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("next_offset", sa.BigInteger, nullable=False),
 )
+prediction_log = sa.Table(
+    "prediction_log",  # what each prediction was, by request id, for provenance; bounded by retention and a row cap
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("digest", sa.String(100), nullable=False),
+    sa.Column("plan_revision", sa.BigInteger, nullable=False),
+    sa.Column("event_time", sa.Float, nullable=False),
+    sa.Column("window_id", sa.String(64), nullable=False),
+    sa.Column("tensors", sa.Text, nullable=False),
+    sa.Column("truth_label", sa.String(255), nullable=True),
+    sa.Column("truth_value", sa.Float, nullable=True),
+    sa.Column("logged_at", sa.Float, nullable=False, index=True),
+)

@@ -22,6 +22,14 @@ from sqlalchemy.engine import Connection, Engine
 from modelyard.events.topics import MONITOR_ALERTS
 from modelyard.monitor.adapters.events import incident_event
 from modelyard.monitor.adapters.labels import cumulative_performance, insert_labels, performance_windows
+from modelyard.monitor.adapters.prediction_log import (
+    incidents_open_at,
+    insert_logged,
+    label_logged,
+    prune_logged,
+    read_logged,
+    window_of,
+)
 from modelyard.monitor.adapters.schema import (
     chunks,
     incidents,
@@ -40,6 +48,7 @@ from modelyard.monitor.domain.incidents import Change, Evidence, IncidentChange,
 from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow
 from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.monitor.domain.ports import Checkpoint, Partition
+from modelyard.monitor.domain.prediction_log import DEFAULT_PREDICTION_LOG, PredictionLogPolicy, PredictionTrace
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.state import VersionState
 from modelyard.monitor.domain.views import IncidentView, PerformanceWindow, VersionStatus, json_safe
@@ -48,16 +57,19 @@ from modelyard.sql import migrations
 from modelyard.sql.engine import transaction
 from modelyard.sql.outbox import enqueue
 
-# Expired predictions and labels, and predictions over the cap, are deleted every this many checkpoints.
+# Expired predictions, labels and log entries, and those over their caps, are deleted every this many checkpoints.
 HOUSEKEEPING_EVERY = 100
 
 MIGRATIONS = "modelyard.monitor.adapters:migrations"
 
 
 class SqlMonitorStore:
-    def __init__(self, engine: Engine, policy: MonitorPolicy) -> None:
+    def __init__(
+        self, engine: Engine, policy: MonitorPolicy, prediction_log: PredictionLogPolicy = DEFAULT_PREDICTION_LOG
+    ) -> None:
         self.engine = engine
         self.policy = policy
+        self.prediction_log = prediction_log
         self.outbox = outbox
         self._checkpoints = 0
 
@@ -137,6 +149,7 @@ class SqlMonitorStore:
                 if db.execute(stream_positions.update().where(where).values(next_offset=offset)).rowcount == 0:
                     db.execute(stream_positions.insert().values(topic=topic, partition=partition, next_offset=offset))
             insert_labels(db, labels, self.policy)
+            label_logged(db, labels)
             for cp in checkpoints:
                 self._write(db, cp, config_hash)
             self._checkpoints += 1
@@ -155,7 +168,9 @@ class SqlMonitorStore:
 
     def _housekeeping(self, db: Connection) -> None:
         """Expired predictions and labels, and the oldest predictions over the cap, go."""
-        horizon = time.time() - self.policy.performance.label_ttl_s
+        now = time.time()
+        prune_logged(db, self.prediction_log, now)
+        horizon = now - self.policy.performance.label_ttl_s
         db.execute(pending.delete().where(pending.c.stored_at < horizon))
         db.execute(labels.delete().where(labels.c.stored_at < horizon))
         excess = (db.scalar(sa.select(sa.func.count()).select_from(pending)) or 0) - self.policy.performance.max_pending
@@ -208,6 +223,8 @@ class SqlMonitorStore:
             self._write_incident(db, change, cp, config_hash)
         if cp.pending:
             self._insert_pending(db, cp.pending)
+        if cp.logged:
+            insert_logged(db, cp.logged, time.time())
         for slot, count in cp.slot_counts.items():
             where = (slot_counts.c.model_name == name) & (slot_counts.c.model_version == version)
             where &= slot_counts.c.slot == slot
@@ -323,24 +340,44 @@ class SqlMonitorStore:
                 query = query.where(incidents.c.model_name == model_name)
             if open_only:
                 query = query.where(incidents.c.open)
-            rows = db.execute(query.order_by(incidents.c.opened_at.desc()).limit(limit)).all()
-        return [
-            IncidentView(
-                incident_id=r.incident_id,
-                model_name=r.model_name,
-                model_version=int(r.model_version),
-                signal=Signal(r.signal),
-                feature=r.feature,
-                severity=Severity(r.severity),
-                open=bool(r.open),
-                opened_at=float(r.opened_at),
-                resolved_at=None if r.resolved_at is None else float(r.resolved_at),
-                evidence=tuple(Evidence(**_nan(e)) for e in json.loads(r.evidence)),
-                reference_id=r.reference_id,
-                config_hash=r.config_hash,
-            )
-            for r in rows
-        ]
+            return _incident_views(db, query.order_by(incidents.c.opened_at.desc()).limit(limit))
+
+    def prediction_trace(self, request_id: str) -> PredictionTrace | None:
+        with transaction(self.engine, write=False) as db:
+            logged = read_logged(db, request_id)
+            if logged is None:
+                return None
+            report = db.scalar(window_of(logged))
+            views = _incident_views(db, incidents_open_at(logged))
+        width = self.policy.window.max_seconds
+        start = int(logged.window.split(".")[0]) * width if logged.window else None
+        return PredictionTrace(
+            logged,
+            start,
+            None if start is None else start + width,
+            report_from_json(report) if report else None,
+            views,
+        )
+
+
+def _incident_views(db: Connection, query: sa.Select[Any]) -> list[IncidentView]:
+    return [
+        IncidentView(
+            incident_id=r.incident_id,
+            model_name=r.model_name,
+            model_version=int(r.model_version),
+            signal=Signal(r.signal),
+            feature=r.feature,
+            severity=Severity(r.severity),
+            open=bool(r.open),
+            opened_at=float(r.opened_at),
+            resolved_at=None if r.resolved_at is None else float(r.resolved_at),
+            evidence=tuple(Evidence(**_nan(e)) for e in json.loads(r.evidence)),
+            reference_id=r.reference_id,
+            config_hash=r.config_hash,
+        )
+        for r in db.execute(query).all()
+    ]
 
 
 def set_sqlite_synchronous(engine: Engine, mode: Literal["FULL", "NORMAL"]) -> None:

@@ -35,6 +35,7 @@ class PredictionRows:
     latency_ms: list[float] = field(default_factory=list)
     status: list[int] = field(default_factory=list)
     traceparents: list[str] = field(default_factory=list)  # W3C, of the inference behind each record ("" if none)
+    plan_revisions: list[int] = field(default_factory=list)  # of the plan that routed each record (provenance)
     tensors: dict[tuple[Role, str], TensorRows] = field(default_factory=dict)
     _matrices: dict[tuple[Role, str], Matrix] = field(default_factory=dict, repr=False)
 

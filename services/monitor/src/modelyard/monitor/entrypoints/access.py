@@ -20,5 +20,6 @@ ACCESS: dict[str, Rule] = {
     "ListWindows": READ,
     "ListIncidents": READ,
     "ListPerformance": READ,
+    "GetPrediction": roles(READ.roles or (), Role.SERVICE),  # and GET /api/v1/predictions/{id}; governance traces
     DASHBOARD: READ,
 }

@@ -40,6 +40,7 @@ def rows_by_version(batch: serving_events_pb2.PredictionBatch, fallback_time: fl
         rows.latency_ms.append(record.latency_ms)
         rows.status.append(record.status_code)
         rows.traceparents.append(record.traceparent)
+        rows.plan_revisions.append(record.plan_revision)
         for role, by_name, message_tensors in (
             (Role.INPUT, group[1], record.inputs),
             (Role.OUTPUT, group[2], record.outputs),

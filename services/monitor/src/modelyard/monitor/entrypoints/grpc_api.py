@@ -10,14 +10,23 @@ from typing import Protocol
 
 import grpc
 
+from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
 from modelyard.contracts.monitor.v1 import monitor_service_pb2 as pb
 from modelyard.contracts.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
 from modelyard.events.envelope import Event
 from modelyard.events.topics import MONITOR_FEEDBACK, Topic
 from modelyard.inputs import time_of
-from modelyard.monitor.adapters.events import SEVERITIES, SIGNALS, evidence_message, feedback_event, timestamp
+from modelyard.monitor.adapters.events import (
+    MAX_REQUEST_ID_CHARS,
+    SEVERITIES,
+    SIGNALS,
+    evidence_message,
+    feedback_event,
+    timestamp,
+)
 from modelyard.monitor.domain.errors import InvalidArgument
 from modelyard.monitor.domain.evaluation import WindowReport
+from modelyard.monitor.domain.prediction_log import PredictionTrace
 from modelyard.monitor.domain.views import IncidentView, VersionStatus
 from modelyard.monitor.entrypoints.errors import ERRORS
 from modelyard.monitor.handlers import Monitor
@@ -120,6 +129,15 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             ],
         )
 
+    async def GetPrediction(
+        self, request: pb.GetPredictionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPredictionResponse:
+        try:
+            found = await asyncio.to_thread(self.monitor.prediction_trace, _request_id(request.request_id))
+        except ERRORS.known as exc:
+            await ERRORS.abort(context, exc)
+        return prediction_message(found)
+
     async def Rebaseline(
         self, request: pb.RebaselineRequest, context: grpc.aio.ServicerContext
     ) -> pb.RebaselineResponse:
@@ -139,6 +157,12 @@ def _feedback(request: pb.SendFeedbackRequest | pb.SendFeedbackStreamRequest) ->
     return feedback_event(
         request.request_id, request.model_name, truth, time_of(request, "event_time") or datetime.now(UTC)
     )
+
+
+def _request_id(request_id: str) -> str:
+    if not request_id or len(request_id) > MAX_REQUEST_ID_CHARS:
+        raise InvalidArgument(f"request_id is required, at most {MAX_REQUEST_ID_CHARS} characters")
+    return request_id
 
 
 def grpc_api(monitor: Monitor, feedback: FeedbackPublisher) -> GrpcApi:
@@ -211,3 +235,34 @@ def incident_message(v: IncidentView) -> pb.Incident:
     if v.resolved_at is not None:
         message.resolved_at.CopyFrom(timestamp(v.resolved_at))
     return message
+
+
+def prediction_message(found: PredictionTrace) -> pb.GetPredictionResponse:
+    p = found.prediction
+    logged = pb.LoggedPrediction(
+        request_id=p.request_id,
+        version=common_pb2.ModelVersionRef(model_name=p.model_name, version=p.model_version, digest=p.digest),
+        plan_revision=p.plan_revision,
+        event_time=timestamp(p.event_time),
+        inputs=[_tensor(name, values) for name, values in p.inputs.items()],
+        outputs=[_tensor(name, values) for name, values in p.outputs.items()],
+        logged_at=timestamp(p.logged_at),
+    )
+    if isinstance(p.truth, str):
+        logged.label = p.truth
+    elif p.truth is not None:
+        logged.target = p.truth
+    response = pb.GetPredictionResponse(prediction=logged, incidents=[incident_message(v) for v in found.incidents])
+    if found.window is not None:
+        response.window.CopyFrom(window_message(found.window, ""))
+    elif found.window_start is not None and found.window_end is not None:
+        response.window.CopyFrom(
+            pb.WindowSummary(window_id=p.window, start=timestamp(found.window_start), end=timestamp(found.window_end))
+        )
+    return response
+
+
+def _tensor(name: str, values: list[float] | list[str]) -> serving_events_pb2.PredictionTensor:
+    if values and isinstance(values[0], str):
+        return serving_events_pb2.PredictionTensor(name=name, strings=[str(v) for v in values])
+    return serving_events_pb2.PredictionTensor(name=name, values=[float(v) for v in values])

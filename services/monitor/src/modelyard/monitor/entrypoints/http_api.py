@@ -84,6 +84,14 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
         history = await asyncio.to_thread(monitor.performance_windows, model_name, version, limit)
         return dict(json_safe(history))
 
+    @api.get("/predictions/{request_id}", name="GetPrediction")
+    async def prediction(request_id: Annotated[str, Path(min_length=1, max_length=MAX_REQUEST_ID_CHARS)]) -> Any:
+        try:
+            found = await asyncio.to_thread(monitor.prediction_trace, request_id)
+        except ERRORS.known as exc:
+            raise _http_error(exc) from exc
+        return json_safe(found)
+
     @api.post("/models/{model_name}/versions/{version}/rebaseline", name="Rebaseline")
     async def rebaseline(model_name: str, version: Version) -> dict[str, str]:
         try:

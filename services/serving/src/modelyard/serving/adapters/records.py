@@ -127,7 +127,7 @@ def _utf8_prefix(data: bytes, limit: int) -> bytes:
 
 # Field keys (field number << 3 | wire type) of PredictionBatch, PredictionRecord, PredictionTensor, Timestamp.
 _MODEL_NAME, _RECORDS = b"\x0a", b"\x12"
-_REQUEST_ID, _VERSION, _TIMESTAMP, _INPUTS, _OUTPUTS, _LATENCY, _STATUS, _TRACEPARENT = (
+_REQUEST_ID, _VERSION, _TIMESTAMP, _INPUTS, _OUTPUTS, _LATENCY, _STATUS, _TRACEPARENT, _PLAN_REVISION = (
     b"\x0a",
     b"\x12",
     b"\x1a",
@@ -136,6 +136,7 @@ _REQUEST_ID, _VERSION, _TIMESTAMP, _INPUTS, _OUTPUTS, _LATENCY, _STATUS, _TRACEP
     b"\x31",
     b"\x38",
     b"\x42",
+    b"\x48",
 )
 _NAME, _SHAPE, _VALUES, _STRINGS, _TRUNCATED = b"\x0a", b"\x12", b"\x1a", b"\x22", b"\x28"
 _SECONDS, _NANOS = b"\x08", b"\x10"
@@ -175,6 +176,8 @@ def encode_record(
         parts.append(_STATUS + _varint(prediction.status_code))
     if prediction.traceparent:
         parts.append(_field(_TRACEPARENT, prediction.traceparent.encode()))
+    if prediction.plan_revision:
+        parts.append(_PLAN_REVISION + _varint(prediction.plan_revision))
     return b"".join(parts)
 
 

@@ -33,6 +33,7 @@ class Prediction:
     latency_s: float
     status_code: int
     traceparent: str
+    plan_revision: int = 0  # of the plan that routed the request (provenance)
 
 
 class RateLimitedLog:

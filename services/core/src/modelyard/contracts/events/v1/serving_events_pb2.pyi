@@ -53,7 +53,7 @@ class PredictionTensor(_message.Message):
     def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., strings: _Optional[_Iterable[str]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class PredictionRecord(_message.Message):
-    __slots__ = ("request_id", "version", "timestamp", "inputs", "outputs", "latency_ms", "status_code", "traceparent")
+    __slots__ = ("request_id", "version", "timestamp", "inputs", "outputs", "latency_ms", "status_code", "traceparent", "plan_revision")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class PredictionRecord(_message.Message):
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    PLAN_REVISION_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     version: _common_pb2.ModelVersionRef
     timestamp: _timestamp_pb2.Timestamp
@@ -70,7 +71,8 @@ class PredictionRecord(_message.Message):
     latency_ms: float
     status_code: int
     traceparent: str
-    def __init__(self, request_id: _Optional[str] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[PredictionTensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[PredictionTensor, _Mapping]]] = ..., latency_ms: _Optional[float] = ..., status_code: _Optional[int] = ..., traceparent: _Optional[str] = ...) -> None: ...
+    plan_revision: int
+    def __init__(self, request_id: _Optional[str] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[PredictionTensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[PredictionTensor, _Mapping]]] = ..., latency_ms: _Optional[float] = ..., status_code: _Optional[int] = ..., traceparent: _Optional[str] = ..., plan_revision: _Optional[int] = ...) -> None: ...
 
 class PredictionBatch(_message.Message):
     __slots__ = ("model_name", "records")

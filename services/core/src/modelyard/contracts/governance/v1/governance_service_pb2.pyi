@@ -273,3 +273,17 @@ class GetModelCardResponse(_message.Message):
     json: str
     markdown: str
     def __init__(self, json: _Optional[str] = ..., markdown: _Optional[str] = ...) -> None: ...
+
+class TracePredictionRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+
+class TracePredictionResponse(_message.Message):
+    __slots__ = ("document", "key_id")
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    document: str
+    key_id: str
+    def __init__(self, document: _Optional[str] = ..., key_id: _Optional[str] = ...) -> None: ...

@@ -101,6 +101,11 @@ class GovernanceServiceStub:
                 request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetModelCardRequest.SerializeToString,
                 response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetModelCardResponse.FromString,
                 _registered_method=True)
+        self.TracePrediction = channel.unary_unary(
+                '/modelyard.governance.v1.GovernanceService/TracePrediction',
+                request_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.TracePredictionRequest.SerializeToString,
+                response_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.TracePredictionResponse.FromString,
+                _registered_method=True)
 
 
 class GovernanceServiceServicer:
@@ -198,6 +203,17 @@ class GovernanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TracePrediction(self, request, context):
+        """Everything behind one prediction (asked of the monitor by request id): model, version, artifact digest and plan
+        revision that answered, the promotion request that put the plan in place (who approved it and when, policy
+        hash, the checks' evidence), the monitor window it fell into and the incidents open then. Answered as a JSON
+        document signed with governance's audit key that verifies offline against an audit export of the model
+        (`modelyard trace verify`). NOT_FOUND: the monitor has no such prediction (never seen, or pruned).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GovernanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -260,6 +276,11 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
                     servicer.GetModelCard,
                     request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetModelCardRequest.FromString,
                     response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetModelCardResponse.SerializeToString,
+            ),
+            'TracePrediction': grpc.unary_unary_rpc_method_handler(
+                    servicer.TracePrediction,
+                    request_deserializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.TracePredictionRequest.FromString,
+                    response_serializer=modelyard_dot_governance_dot_v1_dot_governance__service__pb2.TracePredictionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -593,6 +614,33 @@ class GovernanceService:
             '/modelyard.governance.v1.GovernanceService/GetModelCard',
             modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetModelCardRequest.SerializeToString,
             modelyard_dot_governance_dot_v1_dot_governance__service__pb2.GetModelCardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TracePrediction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.governance.v1.GovernanceService/TracePrediction',
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.TracePredictionRequest.SerializeToString,
+            modelyard_dot_governance_dot_v1_dot_governance__service__pb2.TracePredictionResponse.FromString,
             options,
             channel_credentials,
             insecure,

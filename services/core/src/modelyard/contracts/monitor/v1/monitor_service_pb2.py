@@ -23,10 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from modelyard.contracts.events.v1 import common_pb2 as modelyard_dot_events_dot_v1_dot_common__pb2
 from modelyard.contracts.events.v1 import monitor_events_pb2 as modelyard_dot_events_dot_v1_dot_monitor__events__pb2
+from modelyard.contracts.events.v1 import serving_events_pb2 as modelyard_dot_events_dot_v1_dot_serving__events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*modelyard/monitor/v1/monitor_service.proto\x12\x14modelyard.monitor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(modelyard/events/v1/monitor_events.proto\"\x99\x01\n\x13SendFeedbackRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0f\n\x05label\x18\x03 \x01(\tH\x00\x12\x10\n\x06target\x18\x04 \x01(\x01H\x00\x12.\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05truth\"\x16\n\x14SendFeedbackResponse\"\x9f\x01\n\x19SendFeedbackStreamRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0f\n\x05label\x18\x03 \x01(\tH\x00\x12\x10\n\x06target\x18\x04 \x01(\x01H\x00\x12.\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05truth\".\n\x1aSendFeedbackStreamResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\"&\n\x10GetStatusRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\"\xf7\x02\n\rVersionStatus\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x14\n\x0creference_id\x18\x03 \x01(\t\x12\x16\n\x0ewindows_closed\x18\x04 \x01(\x03\x12\x14\n\x0crecords_seen\x18\x05 \x01(\x03\x12\x14\n\x0clate_records\x18\x06 \x01(\x03\x12\x16\n\x0eopen_incidents\x18\x07 \x01(\x03\x12\x38\n\x0blast_window\x18\x08 \x01(\x0b\x32#.modelyard.monitor.v1.WindowSummary\x12I\n\x0bperformance\x18\t \x03(\x0b\x32\x34.modelyard.monitor.v1.VersionStatus.PerformanceEntry\x12\x16\n\x0elabel_coverage\x18\n \x01(\x01\x1a\x32\n\x10PerformanceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"_\n\x11GetStatusResponse\x12\x35\n\x08versions\x18\x01 \x03(\x0b\x32#.modelyard.monitor.v1.VersionStatus\x12\x13\n\x0b\x63onfig_hash\x18\x02 \x01(\t\"\xb9\x02\n\x13\x46\x65\x61tureWindowResult\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12+\n\x06signal\x18\x02 \x01(\x0e\x32\x1b.modelyard.events.v1.Signal\x12\x11\n\tstatistic\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x0f\n\x07p_value\x18\x05 \x01(\x01\x12\x11\n\tthreshold\x18\x06 \x01(\x01\x12\x13\n\x0b\x65\x66\x66\x65\x63t_size\x18\x07 \x01(\x01\x12\x10\n\x08\x62reached\x18\x08 \x01(\x08\x12G\n\x07\x65\x66\x66\x65\x63ts\x18\t \x03(\x0b\x32\x36.modelyard.monitor.v1.FeatureWindowResult.EffectsEntry\x1a.\n\x0c\x45\x66\x66\x65\x63tsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xfa\x04\n\rWindowSummary\x12\x11\n\twindow_id\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\t\n\x01n\x18\x04 \x01(\x03\x12\x0e\n\x06tested\x18\x05 \x01(\x08\x12\r\n\x05\x61lpha\x18\x06 \x01(\x01\x12\x11\n\tclosed_by\x18\x07 \x01(\t\x12;\n\x08\x66\x65\x61tures\x18\x08 \x03(\x0b\x32).modelyard.monitor.v1.FeatureWindowResult\x12\x41\n\x07quality\x18\t \x03(\x0b\x32\x30.modelyard.monitor.v1.WindowSummary.QualityEntry\x12G\n\noperations\x18\n \x03(\x0b\x32\x33.modelyard.monitor.v1.WindowSummary.OperationsEntry\x12\\\n\x15\x65stimated_performance\x18\x0b \x03(\x0b\x32=.modelyard.monitor.v1.WindowSummary.EstimatedPerformanceEntry\x1a.\n\x0cQualityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x31\n\x0fOperationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a;\n\x19\x45stimatedPerformanceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"Y\n\x12ListWindowsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0f\n\x07\x66\x65\x61ture\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"K\n\x13ListWindowsResponse\x12\x34\n\x07windows\x18\x01 \x03(\x0b\x32#.modelyard.monitor.v1.WindowSummary\"\xfd\x02\n\x08Incident\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12+\n\x06signal\x18\x04 \x01(\x0e\x32\x1b.modelyard.events.v1.Signal\x12\x0f\n\x07\x66\x65\x61ture\x18\x05 \x01(\t\x12/\n\x08severity\x18\x06 \x01(\x0e\x32\x1d.modelyard.events.v1.Severity\x12\x0c\n\x04open\x18\x07 \x01(\x08\x12-\n\topened_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bresolved_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x08\x65vidence\x18\n \x03(\x0b\x32\x1d.modelyard.events.v1.Evidence\x12\x14\n\x0creference_id\x18\x0b \x01(\t\x12\x13\n\x0b\x63onfig_hash\x18\x0c \x01(\t\"L\n\x14ListIncidentsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x11\n\topen_only\x18\x02 \x01(\x08\x12\r\n\x05limit\x18\x03 \x01(\x05\"J\n\x15ListIncidentsResponse\x12\x31\n\tincidents\x18\x01 \x03(\x0b\x32\x1e.modelyard.monitor.v1.Incident\"8\n\x11RebaselineRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"*\n\x12RebaselineResponse\x12\x14\n\x0creference_id\x18\x01 \x01(\t\"L\n\x16ListPerformanceRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x05\"7\n\x0eMetricBaseline\x12\r\n\x05value\x18\x01 \x01(\x01\x12\x16\n\x0estandard_error\x18\x02 \x01(\x01\"\x85\x02\n\x11PerformanceWindow\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bpredictions\x18\x03 \x01(\x03\x12\x10\n\x08labelled\x18\x04 \x01(\x03\x12\x45\n\x07metrics\x18\x05 \x03(\x0b\x32\x34.modelyard.monitor.v1.PerformanceWindow.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xf9\x01\n\x17ListPerformanceResponse\x12M\n\x08\x62\x61seline\x18\x01 \x03(\x0b\x32;.modelyard.monitor.v1.ListPerformanceResponse.BaselineEntry\x12\x38\n\x07windows\x18\x02 \x03(\x0b\x32\'.modelyard.monitor.v1.PerformanceWindow\x1aU\n\rBaselineEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.modelyard.monitor.v1.MetricBaseline:\x02\x38\x01\x32\xef\x05\n\x0eMonitorService\x12\x65\n\x0cSendFeedback\x12).modelyard.monitor.v1.SendFeedbackRequest\x1a*.modelyard.monitor.v1.SendFeedbackResponse\x12y\n\x12SendFeedbackStream\x12/.modelyard.monitor.v1.SendFeedbackStreamRequest\x1a\x30.modelyard.monitor.v1.SendFeedbackStreamResponse(\x01\x12\\\n\tGetStatus\x12&.modelyard.monitor.v1.GetStatusRequest\x1a\'.modelyard.monitor.v1.GetStatusResponse\x12\x62\n\x0bListWindows\x12(.modelyard.monitor.v1.ListWindowsRequest\x1a).modelyard.monitor.v1.ListWindowsResponse\x12h\n\rListIncidents\x12*.modelyard.monitor.v1.ListIncidentsRequest\x1a+.modelyard.monitor.v1.ListIncidentsResponse\x12_\n\nRebaseline\x12\'.modelyard.monitor.v1.RebaselineRequest\x1a(.modelyard.monitor.v1.RebaselineResponse\x12n\n\x0fListPerformance\x12,.modelyard.monitor.v1.ListPerformanceRequest\x1a-.modelyard.monitor.v1.ListPerformanceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*modelyard/monitor/v1/monitor_service.proto\x12\x14modelyard.monitor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a modelyard/events/v1/common.proto\x1a(modelyard/events/v1/monitor_events.proto\x1a(modelyard/events/v1/serving_events.proto\"\x99\x01\n\x13SendFeedbackRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0f\n\x05label\x18\x03 \x01(\tH\x00\x12\x10\n\x06target\x18\x04 \x01(\x01H\x00\x12.\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05truth\"\x16\n\x14SendFeedbackResponse\"\x9f\x01\n\x19SendFeedbackStreamRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0f\n\x05label\x18\x03 \x01(\tH\x00\x12\x10\n\x06target\x18\x04 \x01(\x01H\x00\x12.\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05truth\".\n\x1aSendFeedbackStreamResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\"&\n\x10GetStatusRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\"\xf7\x02\n\rVersionStatus\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x14\n\x0creference_id\x18\x03 \x01(\t\x12\x16\n\x0ewindows_closed\x18\x04 \x01(\x03\x12\x14\n\x0crecords_seen\x18\x05 \x01(\x03\x12\x14\n\x0clate_records\x18\x06 \x01(\x03\x12\x16\n\x0eopen_incidents\x18\x07 \x01(\x03\x12\x38\n\x0blast_window\x18\x08 \x01(\x0b\x32#.modelyard.monitor.v1.WindowSummary\x12I\n\x0bperformance\x18\t \x03(\x0b\x32\x34.modelyard.monitor.v1.VersionStatus.PerformanceEntry\x12\x16\n\x0elabel_coverage\x18\n \x01(\x01\x1a\x32\n\x10PerformanceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"_\n\x11GetStatusResponse\x12\x35\n\x08versions\x18\x01 \x03(\x0b\x32#.modelyard.monitor.v1.VersionStatus\x12\x13\n\x0b\x63onfig_hash\x18\x02 \x01(\t\"\xb9\x02\n\x13\x46\x65\x61tureWindowResult\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12+\n\x06signal\x18\x02 \x01(\x0e\x32\x1b.modelyard.events.v1.Signal\x12\x11\n\tstatistic\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x0f\n\x07p_value\x18\x05 \x01(\x01\x12\x11\n\tthreshold\x18\x06 \x01(\x01\x12\x13\n\x0b\x65\x66\x66\x65\x63t_size\x18\x07 \x01(\x01\x12\x10\n\x08\x62reached\x18\x08 \x01(\x08\x12G\n\x07\x65\x66\x66\x65\x63ts\x18\t \x03(\x0b\x32\x36.modelyard.monitor.v1.FeatureWindowResult.EffectsEntry\x1a.\n\x0c\x45\x66\x66\x65\x63tsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xfa\x04\n\rWindowSummary\x12\x11\n\twindow_id\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\t\n\x01n\x18\x04 \x01(\x03\x12\x0e\n\x06tested\x18\x05 \x01(\x08\x12\r\n\x05\x61lpha\x18\x06 \x01(\x01\x12\x11\n\tclosed_by\x18\x07 \x01(\t\x12;\n\x08\x66\x65\x61tures\x18\x08 \x03(\x0b\x32).modelyard.monitor.v1.FeatureWindowResult\x12\x41\n\x07quality\x18\t \x03(\x0b\x32\x30.modelyard.monitor.v1.WindowSummary.QualityEntry\x12G\n\noperations\x18\n \x03(\x0b\x32\x33.modelyard.monitor.v1.WindowSummary.OperationsEntry\x12\\\n\x15\x65stimated_performance\x18\x0b \x03(\x0b\x32=.modelyard.monitor.v1.WindowSummary.EstimatedPerformanceEntry\x1a.\n\x0cQualityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x31\n\x0fOperationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a;\n\x19\x45stimatedPerformanceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"Y\n\x12ListWindowsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0f\n\x07\x66\x65\x61ture\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"K\n\x13ListWindowsResponse\x12\x34\n\x07windows\x18\x01 \x03(\x0b\x32#.modelyard.monitor.v1.WindowSummary\"\xfd\x02\n\x08Incident\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12+\n\x06signal\x18\x04 \x01(\x0e\x32\x1b.modelyard.events.v1.Signal\x12\x0f\n\x07\x66\x65\x61ture\x18\x05 \x01(\t\x12/\n\x08severity\x18\x06 \x01(\x0e\x32\x1d.modelyard.events.v1.Severity\x12\x0c\n\x04open\x18\x07 \x01(\x08\x12-\n\topened_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bresolved_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x08\x65vidence\x18\n \x03(\x0b\x32\x1d.modelyard.events.v1.Evidence\x12\x14\n\x0creference_id\x18\x0b \x01(\t\x12\x13\n\x0b\x63onfig_hash\x18\x0c \x01(\t\"L\n\x14ListIncidentsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x11\n\topen_only\x18\x02 \x01(\x08\x12\r\n\x05limit\x18\x03 \x01(\x05\"J\n\x15ListIncidentsResponse\x12\x31\n\tincidents\x18\x01 \x03(\x0b\x32\x1e.modelyard.monitor.v1.Incident\"8\n\x11RebaselineRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"*\n\x12RebaselineResponse\x12\x14\n\x0creference_id\x18\x01 \x01(\t\"L\n\x16ListPerformanceRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x05\"7\n\x0eMetricBaseline\x12\r\n\x05value\x18\x01 \x01(\x01\x12\x16\n\x0estandard_error\x18\x02 \x01(\x01\"\x85\x02\n\x11PerformanceWindow\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bpredictions\x18\x03 \x01(\x03\x12\x10\n\x08labelled\x18\x04 \x01(\x03\x12\x45\n\x07metrics\x18\x05 \x03(\x0b\x32\x34.modelyard.monitor.v1.PerformanceWindow.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xf9\x01\n\x17ListPerformanceResponse\x12M\n\x08\x62\x61seline\x18\x01 \x03(\x0b\x32;.modelyard.monitor.v1.ListPerformanceResponse.BaselineEntry\x12\x38\n\x07windows\x18\x02 \x03(\x0b\x32\'.modelyard.monitor.v1.PerformanceWindow\x1aU\n\rBaselineEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.modelyard.monitor.v1.MetricBaseline:\x02\x38\x01\"*\n\x14GetPredictionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\xee\x02\n\x10LoggedPrediction\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x02 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x15\n\rplan_revision\x18\x03 \x01(\x03\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x06inputs\x18\x05 \x03(\x0b\x32%.modelyard.events.v1.PredictionTensor\x12\x36\n\x07outputs\x18\x06 \x03(\x0b\x32%.modelyard.events.v1.PredictionTensor\x12\x0f\n\x05label\x18\x07 \x01(\tH\x00\x12\x10\n\x06target\x18\x08 \x01(\x01H\x00\x12-\n\tlogged_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05truth\"\xbb\x01\n\x15GetPredictionResponse\x12:\n\nprediction\x18\x01 \x01(\x0b\x32&.modelyard.monitor.v1.LoggedPrediction\x12\x33\n\x06window\x18\x02 \x01(\x0b\x32#.modelyard.monitor.v1.WindowSummary\x12\x31\n\tincidents\x18\x03 \x03(\x0b\x32\x1e.modelyard.monitor.v1.Incident2\xd9\x06\n\x0eMonitorService\x12\x65\n\x0cSendFeedback\x12).modelyard.monitor.v1.SendFeedbackRequest\x1a*.modelyard.monitor.v1.SendFeedbackResponse\x12y\n\x12SendFeedbackStream\x12/.modelyard.monitor.v1.SendFeedbackStreamRequest\x1a\x30.modelyard.monitor.v1.SendFeedbackStreamResponse(\x01\x12\\\n\tGetStatus\x12&.modelyard.monitor.v1.GetStatusRequest\x1a\'.modelyard.monitor.v1.GetStatusResponse\x12\x62\n\x0bListWindows\x12(.modelyard.monitor.v1.ListWindowsRequest\x1a).modelyard.monitor.v1.ListWindowsResponse\x12h\n\rListIncidents\x12*.modelyard.monitor.v1.ListIncidentsRequest\x1a+.modelyard.monitor.v1.ListIncidentsResponse\x12_\n\nRebaseline\x12\'.modelyard.monitor.v1.RebaselineRequest\x1a(.modelyard.monitor.v1.RebaselineResponse\x12n\n\x0fListPerformance\x12,.modelyard.monitor.v1.ListPerformanceRequest\x1a-.modelyard.monitor.v1.ListPerformanceResponse\x12h\n\rGetPrediction\x12*.modelyard.monitor.v1.GetPredictionRequest\x1a+.modelyard.monitor.v1.GetPredictionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,60 +49,66 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PERFORMANCEWINDOW_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_LISTPERFORMANCERESPONSE_BASELINEENTRY']._loaded_options = None
   _globals['_LISTPERFORMANCERESPONSE_BASELINEENTRY']._serialized_options = b'8\001'
-  _globals['_SENDFEEDBACKREQUEST']._serialized_start=144
-  _globals['_SENDFEEDBACKREQUEST']._serialized_end=297
-  _globals['_SENDFEEDBACKRESPONSE']._serialized_start=299
-  _globals['_SENDFEEDBACKRESPONSE']._serialized_end=321
-  _globals['_SENDFEEDBACKSTREAMREQUEST']._serialized_start=324
-  _globals['_SENDFEEDBACKSTREAMREQUEST']._serialized_end=483
-  _globals['_SENDFEEDBACKSTREAMRESPONSE']._serialized_start=485
-  _globals['_SENDFEEDBACKSTREAMRESPONSE']._serialized_end=531
-  _globals['_GETSTATUSREQUEST']._serialized_start=533
-  _globals['_GETSTATUSREQUEST']._serialized_end=571
-  _globals['_VERSIONSTATUS']._serialized_start=574
-  _globals['_VERSIONSTATUS']._serialized_end=949
-  _globals['_VERSIONSTATUS_PERFORMANCEENTRY']._serialized_start=899
-  _globals['_VERSIONSTATUS_PERFORMANCEENTRY']._serialized_end=949
-  _globals['_GETSTATUSRESPONSE']._serialized_start=951
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1046
-  _globals['_FEATUREWINDOWRESULT']._serialized_start=1049
-  _globals['_FEATUREWINDOWRESULT']._serialized_end=1362
-  _globals['_FEATUREWINDOWRESULT_EFFECTSENTRY']._serialized_start=1316
-  _globals['_FEATUREWINDOWRESULT_EFFECTSENTRY']._serialized_end=1362
-  _globals['_WINDOWSUMMARY']._serialized_start=1365
-  _globals['_WINDOWSUMMARY']._serialized_end=1999
-  _globals['_WINDOWSUMMARY_QUALITYENTRY']._serialized_start=1841
-  _globals['_WINDOWSUMMARY_QUALITYENTRY']._serialized_end=1887
-  _globals['_WINDOWSUMMARY_OPERATIONSENTRY']._serialized_start=1889
-  _globals['_WINDOWSUMMARY_OPERATIONSENTRY']._serialized_end=1938
-  _globals['_WINDOWSUMMARY_ESTIMATEDPERFORMANCEENTRY']._serialized_start=1940
-  _globals['_WINDOWSUMMARY_ESTIMATEDPERFORMANCEENTRY']._serialized_end=1999
-  _globals['_LISTWINDOWSREQUEST']._serialized_start=2001
-  _globals['_LISTWINDOWSREQUEST']._serialized_end=2090
-  _globals['_LISTWINDOWSRESPONSE']._serialized_start=2092
-  _globals['_LISTWINDOWSRESPONSE']._serialized_end=2167
-  _globals['_INCIDENT']._serialized_start=2170
-  _globals['_INCIDENT']._serialized_end=2551
-  _globals['_LISTINCIDENTSREQUEST']._serialized_start=2553
-  _globals['_LISTINCIDENTSREQUEST']._serialized_end=2629
-  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=2631
-  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=2705
-  _globals['_REBASELINEREQUEST']._serialized_start=2707
-  _globals['_REBASELINEREQUEST']._serialized_end=2763
-  _globals['_REBASELINERESPONSE']._serialized_start=2765
-  _globals['_REBASELINERESPONSE']._serialized_end=2807
-  _globals['_LISTPERFORMANCEREQUEST']._serialized_start=2809
-  _globals['_LISTPERFORMANCEREQUEST']._serialized_end=2885
-  _globals['_METRICBASELINE']._serialized_start=2887
-  _globals['_METRICBASELINE']._serialized_end=2942
-  _globals['_PERFORMANCEWINDOW']._serialized_start=2945
-  _globals['_PERFORMANCEWINDOW']._serialized_end=3206
-  _globals['_PERFORMANCEWINDOW_METRICSENTRY']._serialized_start=3160
-  _globals['_PERFORMANCEWINDOW_METRICSENTRY']._serialized_end=3206
-  _globals['_LISTPERFORMANCERESPONSE']._serialized_start=3209
-  _globals['_LISTPERFORMANCERESPONSE']._serialized_end=3458
-  _globals['_LISTPERFORMANCERESPONSE_BASELINEENTRY']._serialized_start=3373
-  _globals['_LISTPERFORMANCERESPONSE_BASELINEENTRY']._serialized_end=3458
-  _globals['_MONITORSERVICE']._serialized_start=3461
-  _globals['_MONITORSERVICE']._serialized_end=4212
+  _globals['_SENDFEEDBACKREQUEST']._serialized_start=220
+  _globals['_SENDFEEDBACKREQUEST']._serialized_end=373
+  _globals['_SENDFEEDBACKRESPONSE']._serialized_start=375
+  _globals['_SENDFEEDBACKRESPONSE']._serialized_end=397
+  _globals['_SENDFEEDBACKSTREAMREQUEST']._serialized_start=400
+  _globals['_SENDFEEDBACKSTREAMREQUEST']._serialized_end=559
+  _globals['_SENDFEEDBACKSTREAMRESPONSE']._serialized_start=561
+  _globals['_SENDFEEDBACKSTREAMRESPONSE']._serialized_end=607
+  _globals['_GETSTATUSREQUEST']._serialized_start=609
+  _globals['_GETSTATUSREQUEST']._serialized_end=647
+  _globals['_VERSIONSTATUS']._serialized_start=650
+  _globals['_VERSIONSTATUS']._serialized_end=1025
+  _globals['_VERSIONSTATUS_PERFORMANCEENTRY']._serialized_start=975
+  _globals['_VERSIONSTATUS_PERFORMANCEENTRY']._serialized_end=1025
+  _globals['_GETSTATUSRESPONSE']._serialized_start=1027
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1122
+  _globals['_FEATUREWINDOWRESULT']._serialized_start=1125
+  _globals['_FEATUREWINDOWRESULT']._serialized_end=1438
+  _globals['_FEATUREWINDOWRESULT_EFFECTSENTRY']._serialized_start=1392
+  _globals['_FEATUREWINDOWRESULT_EFFECTSENTRY']._serialized_end=1438
+  _globals['_WINDOWSUMMARY']._serialized_start=1441
+  _globals['_WINDOWSUMMARY']._serialized_end=2075
+  _globals['_WINDOWSUMMARY_QUALITYENTRY']._serialized_start=1917
+  _globals['_WINDOWSUMMARY_QUALITYENTRY']._serialized_end=1963
+  _globals['_WINDOWSUMMARY_OPERATIONSENTRY']._serialized_start=1965
+  _globals['_WINDOWSUMMARY_OPERATIONSENTRY']._serialized_end=2014
+  _globals['_WINDOWSUMMARY_ESTIMATEDPERFORMANCEENTRY']._serialized_start=2016
+  _globals['_WINDOWSUMMARY_ESTIMATEDPERFORMANCEENTRY']._serialized_end=2075
+  _globals['_LISTWINDOWSREQUEST']._serialized_start=2077
+  _globals['_LISTWINDOWSREQUEST']._serialized_end=2166
+  _globals['_LISTWINDOWSRESPONSE']._serialized_start=2168
+  _globals['_LISTWINDOWSRESPONSE']._serialized_end=2243
+  _globals['_INCIDENT']._serialized_start=2246
+  _globals['_INCIDENT']._serialized_end=2627
+  _globals['_LISTINCIDENTSREQUEST']._serialized_start=2629
+  _globals['_LISTINCIDENTSREQUEST']._serialized_end=2705
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=2707
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=2781
+  _globals['_REBASELINEREQUEST']._serialized_start=2783
+  _globals['_REBASELINEREQUEST']._serialized_end=2839
+  _globals['_REBASELINERESPONSE']._serialized_start=2841
+  _globals['_REBASELINERESPONSE']._serialized_end=2883
+  _globals['_LISTPERFORMANCEREQUEST']._serialized_start=2885
+  _globals['_LISTPERFORMANCEREQUEST']._serialized_end=2961
+  _globals['_METRICBASELINE']._serialized_start=2963
+  _globals['_METRICBASELINE']._serialized_end=3018
+  _globals['_PERFORMANCEWINDOW']._serialized_start=3021
+  _globals['_PERFORMANCEWINDOW']._serialized_end=3282
+  _globals['_PERFORMANCEWINDOW_METRICSENTRY']._serialized_start=3236
+  _globals['_PERFORMANCEWINDOW_METRICSENTRY']._serialized_end=3282
+  _globals['_LISTPERFORMANCERESPONSE']._serialized_start=3285
+  _globals['_LISTPERFORMANCERESPONSE']._serialized_end=3534
+  _globals['_LISTPERFORMANCERESPONSE_BASELINEENTRY']._serialized_start=3449
+  _globals['_LISTPERFORMANCERESPONSE_BASELINEENTRY']._serialized_end=3534
+  _globals['_GETPREDICTIONREQUEST']._serialized_start=3536
+  _globals['_GETPREDICTIONREQUEST']._serialized_end=3578
+  _globals['_LOGGEDPREDICTION']._serialized_start=3581
+  _globals['_LOGGEDPREDICTION']._serialized_end=3947
+  _globals['_GETPREDICTIONRESPONSE']._serialized_start=3950
+  _globals['_GETPREDICTIONRESPONSE']._serialized_end=4137
+  _globals['_MONITORSERVICE']._serialized_start=4140
+  _globals['_MONITORSERVICE']._serialized_end=4997
 # @@protoc_insertion_point(module_scope)

@@ -1,7 +1,9 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from modelyard.contracts.events.v1 import common_pb2 as _common_pb2
 from modelyard.contracts.events.v1 import monitor_events_pb2 as _monitor_events_pb2
+from modelyard.contracts.events.v1 import serving_events_pb2 as _serving_events_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -298,3 +300,41 @@ class ListPerformanceResponse(_message.Message):
     baseline: _containers.MessageMap[str, MetricBaseline]
     windows: _containers.RepeatedCompositeFieldContainer[PerformanceWindow]
     def __init__(self, baseline: _Optional[_Mapping[str, MetricBaseline]] = ..., windows: _Optional[_Iterable[_Union[PerformanceWindow, _Mapping]]] = ...) -> None: ...
+
+class GetPredictionRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+
+class LoggedPrediction(_message.Message):
+    __slots__ = ("request_id", "version", "plan_revision", "event_time", "inputs", "outputs", "label", "target", "logged_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PLAN_REVISION_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    LOGGED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    version: _common_pb2.ModelVersionRef
+    plan_revision: int
+    event_time: _timestamp_pb2.Timestamp
+    inputs: _containers.RepeatedCompositeFieldContainer[_serving_events_pb2.PredictionTensor]
+    outputs: _containers.RepeatedCompositeFieldContainer[_serving_events_pb2.PredictionTensor]
+    label: str
+    target: float
+    logged_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., plan_revision: _Optional[int] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_serving_events_pb2.PredictionTensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_serving_events_pb2.PredictionTensor, _Mapping]]] = ..., label: _Optional[str] = ..., target: _Optional[float] = ..., logged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetPredictionResponse(_message.Message):
+    __slots__ = ("prediction", "window", "incidents")
+    PREDICTION_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    prediction: LoggedPrediction
+    window: WindowSummary
+    incidents: _containers.RepeatedCompositeFieldContainer[Incident]
+    def __init__(self, prediction: _Optional[_Union[LoggedPrediction, _Mapping]] = ..., window: _Optional[_Union[WindowSummary, _Mapping]] = ..., incidents: _Optional[_Iterable[_Union[Incident, _Mapping]]] = ...) -> None: ...

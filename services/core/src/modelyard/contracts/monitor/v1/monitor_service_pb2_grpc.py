@@ -70,6 +70,11 @@ class MonitorServiceStub:
                 request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListPerformanceRequest.SerializeToString,
                 response_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListPerformanceResponse.FromString,
                 _registered_method=True)
+        self.GetPrediction = channel.unary_unary(
+                '/modelyard.monitor.v1.MonitorService/GetPrediction',
+                request_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.GetPredictionRequest.SerializeToString,
+                response_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.GetPredictionResponse.FromString,
+                _registered_method=True)
 
 
 class MonitorServiceServicer:
@@ -127,6 +132,14 @@ class MonitorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPrediction(self, request, context):
+        """One prediction from the monitor's prediction log (bounded by retention and size: NOT_FOUND once pruned), with
+        the window it fell into and the incidents of its version open at its event time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MonitorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +177,11 @@ def add_MonitorServiceServicer_to_server(servicer, server):
                     servicer.ListPerformance,
                     request_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListPerformanceRequest.FromString,
                     response_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListPerformanceResponse.SerializeToString,
+            ),
+            'GetPrediction': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPrediction,
+                    request_deserializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.GetPredictionRequest.FromString,
+                    response_serializer=modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.GetPredictionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +374,33 @@ class MonitorService:
             '/modelyard.monitor.v1.MonitorService/ListPerformance',
             modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListPerformanceRequest.SerializeToString,
             modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.ListPerformanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPrediction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelyard.monitor.v1.MonitorService/GetPrediction',
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.GetPredictionRequest.SerializeToString,
+            modelyard_dot_monitor_dot_v1_dot_monitor__service__pb2.GetPredictionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,128 @@
+"""The prediction log (issue 16, provenance): what a prediction was, by request id, with its window, its label once
+joined and the incidents open at its time; bounded by retention and a row cap, pruned by housekeeping."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
+from modelyard.errors import ErrorKind
+from modelyard.monitor.adapters.metrics import PrometheusMetrics
+from modelyard.monitor.adapters.prediction_log import insert_logged, prune_logged
+from modelyard.monitor.adapters.schema import incidents, prediction_log
+from modelyard.monitor.adapters.store import SqlMonitorStore
+from modelyard.monitor.domain.errors import ReferenceNotFound
+from modelyard.monitor.domain.policy import MonitorPolicy, WindowPolicy
+from modelyard.monitor.domain.ports import ReferenceData
+from modelyard.monitor.domain.prediction_log import LogRow, PredictionLogPolicy, PredictionNotFound
+from modelyard.monitor.handlers import Monitor
+from modelyard.monitor.profiles import ReferenceProfiles
+from modelyard.monitor.testing import consumed, consumed_feedback
+from modelyard.sql.engine import create_engine, transaction
+
+pytestmark = pytest.mark.unit
+POLICY = MonitorPolicy(window=WindowPolicy(max_events=3, min_events=1, max_seconds=60.0, allowed_lateness_s=0.0))
+T0 = 1_700_000_040.0  # slot 28333334 of 60 s windows
+
+
+class NoReferences:
+    def load(self, model_name: str, model_version: int) -> ReferenceData:
+        raise ReferenceNotFound(model_name)
+
+    def close(self) -> None:
+        pass
+
+
+def batch(first: int, n: int, at: float, revision: int = 7) -> serving_events_pb2.PredictionBatch:
+    version = common_pb2.ModelVersionRef(model_name="m", version=2, digest="sha256:cafe")
+    message = serving_events_pb2.PredictionBatch(model_name="m")
+    for i in range(first, first + n):
+        record = message.records.add(request_id=f"r{i}", version=version, latency_ms=1.0, plan_revision=revision)
+        record.timestamp.FromMilliseconds(round((at + i) * 1000))
+        record.inputs.add(name="x", shape=[1, 2], values=[float(i), math.nan])
+        record.inputs.add(name="city", shape=[1, 1], strings=["Oslo"])
+        record.outputs.add(name="label", shape=[1], values=[1.0])
+    return message
+
+
+@pytest.fixture
+def monitor(tmp_path: Path) -> Monitor:
+    store = SqlMonitorStore(create_engine(f"sqlite:///{tmp_path / 'monitor.db'}"), POLICY)
+    store.migrate()
+    return Monitor(store, ReferenceProfiles(NoReferences()), POLICY, PrometheusMetrics(), reference_wait_s=0.0)
+
+
+def test_a_prediction_is_logged_with_its_version_window_tensors_and_label(monitor: Monitor) -> None:
+    monitor.handle_predictions([consumed(0, batch(0, 4, T0))])  # a window of 3 closes by count, r3 opens the next part
+    monitor.handle_feedback([consumed_feedback(0, "r1", "1")])
+
+    found = monitor.prediction_trace("r1")
+    p = found.prediction
+    assert (p.model_name, p.model_version, p.digest, p.plan_revision) == ("m", 2, "sha256:cafe", 7)
+    assert p.event_time == pytest.approx(T0 + 1)
+    assert p.inputs["x"][0] == 1.0 and math.isnan(float(p.inputs["x"][1])) and p.inputs["city"] == ["Oslo"]
+    assert p.outputs == {"label": [1.0]} and p.truth == "1"
+    assert found.window is not None and found.window.window == p.window == "28333334.0"
+    assert (found.window_start, found.window_end) == (28333334 * 60.0, 28333335 * 60.0)
+    still_open = monitor.prediction_trace("r3")
+    assert still_open.prediction.window == "28333334.1" and still_open.window is None
+    assert still_open.window_start == found.window_start and still_open.prediction.truth is None
+
+
+def test_an_unknown_request_id_is_not_found_with_a_clear_message(monitor: Monitor) -> None:
+    with pytest.raises(PredictionNotFound, match="no prediction with request id 'nope'") as raised:
+        monitor.prediction_trace("nope")
+    assert raised.value.kind is ErrorKind.NOT_FOUND
+
+
+def test_a_retried_request_keeps_its_first_entry(monitor: Monitor) -> None:
+    monitor.handle_predictions([consumed(0, batch(0, 1, T0, revision=7))])
+    monitor.handle_predictions([consumed(1, batch(0, 1, T0, revision=8))])
+    assert monitor.prediction_trace("r0").prediction.plan_revision == 7
+
+
+def test_the_incidents_listed_are_those_open_at_the_event_time(monitor: Monitor) -> None:
+    monitor.handle_predictions([consumed(0, batch(0, 1, T0))])
+    rows = [("before-open", T0 - 10, None), ("resolved-before", T0 - 10, T0 - 5), ("after", T0 + 10, None)]
+    with transaction(monitor.store.engine, write=True) as db:  # type: ignore[attr-defined]
+        for incident_id, opened, resolved in rows:
+            db.execute(
+                incidents.insert().values(
+                    incident_id=incident_id, model_name="m", model_version=2, signal="data_drift", feature="x",
+                    severity=2, open=resolved is None, opened_at=opened, resolved_at=resolved, evidence="[]",
+                    reference_id="ref", config_hash="h",
+                )
+            )  # fmt: skip
+    assert [i.incident_id for i in monitor.prediction_trace("r0").incidents] == ["before-open"]
+
+
+def test_pruning_drops_expired_entries_then_the_oldest_over_the_cap(tmp_path: Path) -> None:
+    store = SqlMonitorStore(create_engine(f"sqlite:///{tmp_path / 'monitor.db'}"), POLICY)
+    store.migrate()
+    now = time.time()
+
+    def row(i: int) -> LogRow:
+        return (f"r{i}", "m", 1, "sha256:ab", 1, now, "", '{"inputs":{},"outputs":{}}')
+
+    with transaction(store.engine, write=True) as db:
+        insert_logged(db, [row(0), row(1)], logged_at=now - 8 * 24 * 3600)  # past the 7-day default retention
+        for i in range(2, 7):
+            insert_logged(db, [row(i)], logged_at=now - 100 + i)
+        gone = prune_logged(db, PredictionLogPolicy(max_rows=3), now)
+        kept = db.scalars(sa.select(prediction_log.c.request_id).order_by(prediction_log.c.logged_at)).all()
+    assert gone == 4 and kept == ["r4", "r5", "r6"]
+
+
+def test_a_monitor_with_no_log_keeps_nothing(tmp_path: Path) -> None:
+    store = SqlMonitorStore(create_engine(f"sqlite:///{tmp_path / 'monitor.db'}"), POLICY)
+    store.migrate()
+    off = PredictionLogPolicy(max_rows=0)
+    monitor = Monitor(store, ReferenceProfiles(NoReferences()), POLICY, PrometheusMetrics(), prediction_log=off)
+    monitor.handle_predictions([consumed(0, batch(0, 2, T0))])
+    with pytest.raises(PredictionNotFound):
+        monitor.prediction_trace("r0")
