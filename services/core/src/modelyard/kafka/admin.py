@@ -16,8 +16,12 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsErr
 from modelyard.events import topics as catalogue
 from modelyard.events.topics import DLQ_PARTITIONS, Topic
 from modelyard.kafka.security import PLAINTEXT, KafkaSecurity
+from modelyard.retry import Backoff
 
 log = logging.getLogger(__name__)
+
+# Between attempts while the broker is still starting (short: `modelyard up` waits on it).
+TOPIC_SETUP_RETRY = Backoff(first_s=0.1, max_s=1.0)
 
 
 # How the cluster id of a broker `modelyard.kafka.embedded` started begins (a random part follows, new at every start,
@@ -61,7 +65,7 @@ async def ensure_topics(
     pending = _wanted(topics)
     existing: dict[str, _Spec] = {}
     deadline = time.monotonic() + timeout_s
-    delay = 0.1
+    delay = TOPIC_SETUP_RETRY.first_s
     last_error: BaseException | None = None
     while pending:
         try:
@@ -85,7 +89,7 @@ async def ensure_topics(
                 f"topics {sorted(pending)} not created on {bootstrap} within {timeout_s:g}s: {last_error!r}"
             ) from last_error
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
+        delay = TOPIC_SETUP_RETRY.after(delay)
     if existing:
         await _warn_on_partition_mismatch(bootstrap, existing, security)
 
