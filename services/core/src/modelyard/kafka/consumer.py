@@ -10,7 +10,9 @@ A batch handler (`register_batch`) gets each fetch's consecutive events of its t
 call, with their positions: it applies them in one transaction of its own, storing each partition's next offset
 with the state they changed, and hands the consumer those positions to resume from (`PositionStore`), so its
 effect is exactly once whatever Kafka redelivers. A batch that fails for good is retried one event at a time, so
-only the poison event is dead-lettered.
+only the poison event is dead-lettered. As OpenTelemetry's messaging conventions have it for batch processing, a
+run handled together has one CONSUMER span, a child of its first event's producer span with links to the others'
+(up to the link limit): a span per event cost more than handling a small one (a label).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from prometheus_client import Counter
 
 from modelyard.events import envelope
@@ -83,6 +85,7 @@ _DLQ_HEADERS = frozenset(
         h.DLQ_CONSUMER_GROUP,
     }
 )
+_LINK_LIMIT = 128  # OpenTelemetry's default: a batch span links to at most this many of its other events
 _MAX_ERROR_HEADER = 1000  # characters: a dead letter needs the gist of the error, not a multi-kB repr
 
 DEAD_LETTERS = Counter(
@@ -423,31 +426,29 @@ class EventConsumer:
 
     async def _process_batch(self, route: _Route, run: list[Decoded]) -> None:
         handler = cast(BatchHandler, route.batch)
-        deliveries = [
-            Delivery(event, Position(record.topic, record.partition, record.offset), self._start_span(record, event))
-            for record, event in run
-            if isinstance(event, Event)
-        ]
-        outcomes: list[Outcome] = []
+        events = [(record, event) for record, event in run if isinstance(event, Event)]
+        span = self._start_batch_span(events)
+        deliveries = [Delivery(e, Position(r.topic, r.partition, r.offset), span) for r, e in events]
+        outcome = "abandoned"
         try:
-            first = deliveries[0]
-            error = await self._call_with_retries(
-                functools.partial(asyncio.to_thread, handler, deliveries), first.event, first.span
-            )
-            if error is None:
-                outcomes = ["handled"] * len(deliveries)
+            call = functools.partial(asyncio.to_thread, handler, deliveries)
+            if await self._call_with_retries(call, events[0][1], span) is None:
+                outcome = "handled"
                 return
-            # Which event can never be handled? One at a time, so that the others still go through.
-            for (record, _), delivery in zip(run, deliveries, strict=True):
-                alone = functools.partial(asyncio.to_thread, handler, [delivery])
-                error = await self._call_with_retries(alone, delivery.event, delivery.span)
-                if error is not None:
-                    await self._dead_letter(record, error, delivery.span)
-                outcomes.append("handled" if error is None else "dead_lettered")
+            # Which event can never be handled? One at a time, each in a span of its own, so the others go through.
+            outcome = "isolated"
+            for (record, event), delivery in zip(events, deliveries, strict=True):
+                with self._span(record, event) as alone_span:
+                    alone = functools.partial(
+                        asyncio.to_thread, handler, [Delivery(event, delivery.position, alone_span)]
+                    )
+                    error = await self._call_with_retries(alone, event, alone_span)
+                    if error is not None:
+                        await self._dead_letter(record, error, alone_span)
+                    alone_span.set_attribute("modelyard.outcome", "handled" if error is None else "dead_lettered")
         finally:
-            for i, delivery in enumerate(deliveries):
-                delivery.span.set_attribute("modelyard.outcome", outcomes[i] if i < len(outcomes) else "abandoned")
-                delivery.span.end()
+            span.set_attribute("modelyard.outcome", outcome)
+            span.end()
 
     async def _dispatch(self, record: Any, event: Event, span: trace.Span) -> Outcome:
         route = self._routes.get(type(event.payload))
@@ -557,6 +558,33 @@ class EventConsumer:
     def _span(self, record: Any, event: Event | None) -> Iterator[trace.Span]:
         with trace.use_span(self._start_span(record, event), end_on_exit=True) as span:
             yield span
+
+    def _start_batch_span(self, events: list[tuple[Any, Event]]) -> trace.Span:
+        """The span of a run handled together: under the first event's producer span, linked to the next ones'."""
+        (first, event), (last, _) = events[0], events[-1]
+        links = []
+        for _, other in events[1 : 1 + _LINK_LIMIT]:  # a bounded sample: extracting every context costs too
+            context = trace.get_current_span(other.trace_context()).get_span_context()
+            if context.is_valid:
+                links.append(Link(context))
+        attributes: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": first.topic,
+            "messaging.consumer.group.name": self.group_id,
+            "messaging.destination.partition.id": str(first.partition),
+            "messaging.batch.message_count": len(events),
+            "messaging.kafka.offset": first.offset,
+            "modelyard.last_offset": last.offset,
+            "cloudevents.event_type": event.type,
+        }
+        return self._tracer.start_span(
+            f"process {first.topic}",
+            context=event.trace_context(),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            links=links,
+        )
 
     def _start_span(self, record: Any, event: Event | None) -> trace.Span:
         attributes: dict[str, str | int] = {
