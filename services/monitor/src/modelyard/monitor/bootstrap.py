@@ -6,6 +6,8 @@ registry or local files) and returns the wired parts; `service` makes the runnab
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -118,6 +120,12 @@ def service(parts: MonitorParts) -> Service:
         await registry_consumer.start()
         await registry_consumer.wait()
 
+    async def flush_idle_windows() -> None:
+        # A stream that went quiet still closes its last window: its alarms are raised, not left pending.
+        while True:
+            await asyncio.sleep(max(settings.window_idle_flush_s / 4, 1.0))
+            await asyncio.to_thread(parts.monitor.flush_idle, time.time())
+
     async def stop_consumers() -> None:
         await registry_consumer.stop(settings.shutdown_grace_s)
         await consumer.stop(settings.shutdown_grace_s)
@@ -132,7 +140,8 @@ def service(parts: MonitorParts) -> Service:
             "predictions-consumer": consume,
             "reference-prefetch": prefetch_references,
             "outbox-relay": relay.run,
-        },
+        }
+        | ({"idle-flush": flush_idle_windows} if settings.window_idle_flush_s > 0 else {}),
         # A stream it reads no more (its commits fail, its topics cannot be verified) shows as degraded.
         degraded_checks={"predictions-consumer": consumer.delivering},
         on_start=[publisher.start],

@@ -146,7 +146,7 @@ class SqlMonitorStore:
     def pending_predictions(self, request_ids: Sequence[str]) -> dict[str, PendingPrediction]:
         columns = [pending.c[name] for name in PendingPrediction._fields]  # in the tuple's order: one call per row
         with transaction(self.engine, write=False) as db:
-            rows = db.execute(sa.select(*columns).where(pending.c.request_id.in_(set(request_ids)))).tuples().all()
+            rows = db.execute(sa.select(*columns).where(pending.c.request_id.in_(set(request_ids)))).all()
         return {row[0]: PendingPrediction._make(row) for row in rows}
 
     def _housekeeping(self, db: Connection) -> None:
