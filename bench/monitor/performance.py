@@ -9,8 +9,11 @@ with outputs and truth). Each stream is 5,000 labelled rows like the reference, 
 - (d) null: more of the reference's distribution.
 
 Labels arrive in batches of 250 at 100 predictions/s of event time, through the monitor's own performance tests
-(`degradation.observe_errors`: CUSUM + label windows of 500, k-of-m 2/3, budget 1 per week); CBPE runs on
-prediction windows of 1,000 (`evaluate_window`). Writes bench/monitor/performance.md.
+(`degradation.observe_errors`: the Bernoulli CUSUM, whose first crossing opens an incident by itself, and label
+windows of 500 through k-of-m 2/3; budget 1 false incident per week); CBPE runs on prediction windows of 1,000
+(`evaluate_window`). An incident counts at the end of the batch of labels that opened it. Beside the table, per
+seed, and the labelled rows to detect (a) at looser false-alarm budgets (the trade-off the budget sets).
+Writes bench/monitor/performance.md.
 
 Beside it, on the same streams, NannyML (its own virtualenv, `performance_peer.py`): PerformanceCalculator on
 chunks of 500 labelled rows and CBPE on chunks of 1,000 predictions, with their default alert thresholds.
@@ -20,6 +23,8 @@ chunks of 500 labelled rows and CBPE on chunks of 1,000 predictions, with their 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import os
 import platform
@@ -49,6 +54,7 @@ POLICY = MonitorPolicy()
 RATE = 100.0
 BEFORE, AFTER, BATCH, WINDOW = 5_000, 15_000, 250, 1_000
 SEEDS = range(5)
+BUDGETS = (1.0, 10.0, 100.0)  # false incidents per week, for the trade-off table
 
 
 def rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> dict[str, np.ndarray]:
@@ -92,7 +98,10 @@ def nannyml(profile_rows: dict[str, np.ndarray], data: dict[str, np.ndarray], ki
     python = PEER_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([*UV, "venv", "-q", "--python", sys.executable, str(PEER_VENV)], check=True, timeout=120)
-        subprocess.run([*UV, "pip", "install", "-q", "--python", str(python), "nannyml"], check=True, timeout=600)
+        # NannyML imports statsmodels without requiring it (as in run.py's PEER_PACKAGES).
+        subprocess.run(
+            [*UV, "pip", "install", "-q", "--python", str(python), "nannyml", "statsmodels"], check=True, timeout=600
+        )
     keys = ("output:probabilities[1]", "output:label", "truth:label")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "data.npz"
@@ -140,17 +149,9 @@ class Run:
     cbpe_incidents: int
 
 
-def run(profile: ReferenceProfile, kind: str, seed: int, data: dict[str, np.ndarray]) -> Run:
+def run(profile: ReferenceProfile, kind: str, data: dict[str, np.ndarray]) -> Run:
     errors = (data["output:label"] != data["truth:label"]).astype(np.float64)
-    state = VersionState.new("m", 1, POLICY)
-    state.records_per_second = RATE
-    opened: list[tuple[int, bool]] = []
-    for start in range(0, errors.size, BATCH):
-        times = 1.7e9 + np.arange(start, start + BATCH) / RATE
-        for closed in observe_errors(state, profile, errors[start : start + BATCH], times, POLICY):
-            change = state.book.observe(closed.outcome, closed.window)
-            if change is not None and change.change is Change.OPENED:
-                opened.append((start + BATCH, change.severity.name == "CRITICAL"))
+    opened = incidents(profile, errors, POLICY)
     after = [(at - BEFORE, critical) for at, critical in opened if at > BEFORE]
     drifting = kind in ("a", "b")
     estimates, cbpe_incidents = [], 0
@@ -167,6 +168,42 @@ def run(profile: ReferenceProfile, kind: str, seed: int, data: dict[str, np.ndar
         abs(float(np.mean(estimates)) - (1 - float(errors[BEFORE:].mean()))),
         cbpe_incidents,
     )
+
+
+def incidents(profile: ReferenceProfile, errors: np.ndarray, policy: MonitorPolicy) -> list[tuple[int, bool]]:
+    """(labelled rows seen, critical) for each performance incident the labels open, in batches of BATCH."""
+    state = VersionState.new("m", 1, policy)
+    state.records_per_second = RATE
+    opened: list[tuple[int, bool]] = []
+    for start in range(0, errors.size, BATCH):
+        times = 1.7e9 + np.arange(start, start + BATCH) / RATE
+        for closed in observe_errors(state, profile, errors[start : start + BATCH], times, policy):
+            change = state.book.observe(closed.outcome, closed.window)
+            if change is not None and change.change is Change.OPENED:
+                opened.append((start + BATCH, change.severity.name == "CRITICAL"))
+    return opened
+
+
+def trade_off(profile: ReferenceProfile, streams: dict[str, list[dict[str, np.ndarray]]]) -> list[str]:
+    """Labelled rows to detect (a), and false incidents on (c) and (d), at looser false-alarm budgets."""
+    lines = [
+        "\nDetection of (a) against the false-alarm budget (modelyard's label tests only, same streams):\n",
+        "| false incidents / week | (a) labelled rows to first incident, median (max) | false incidents on (c), (d) |",
+        "|---|---|---|",
+    ]
+    for budget in BUDGETS:
+        policy = dataclasses.replace(POLICY, alarm=dataclasses.replace(POLICY.alarm, false_incidents_per_week=budget))
+        delays, false = [], 0
+        for kind in "acd":
+            for data in streams[kind]:
+                opened = incidents(profile, (data["output:label"] != data["truth:label"]).astype(np.float64), policy)
+                after = [at - BEFORE for at, _ in opened if at > BEFORE]
+                if kind == "a" and after:
+                    delays.append(after[0])
+                false += len(opened) - (len(after[:1]) if kind == "a" else 0)
+        delay = f"{statistics.median(delays):,.0f} ({max(delays):,})" if delays else "-"
+        lines.append(f"| {budget:g} | {delay} ({len(delays)}/{len(streams['a'])} detected) | {false} |")
+    return lines
 
 
 def main() -> None:
@@ -186,7 +223,9 @@ def main() -> None:
         f"{POLICY.alarm.false_incidents_per_week} false incident/week at {RATE:.0f} predictions/s "
         "(`bench/monitor/performance.py`). NannyML (PerformanceCalculator and CBPE, accuracy, defaults) on the "
         f"same reference and streams, chunks of {POLICY.performance.window_labels} labels / {WINDOW} predictions; "
-        "a NannyML alert is per chunk, a modelyard incident needs k of m windows.\n",
+        "a NannyML alert is per chunk (counted at the chunk's end); a modelyard incident opens at the CUSUM's "
+        "first crossing, or when k of m label windows breach the z-test (counted at the end of the batch of "
+        f"{BATCH} labels that opened it).\n",
         "| scenario | system | detected (of seeds) | labelled rows to first incident / alert, median (max) "
         "| critical | false incidents / alerts | CBPE: estimated - realised accuracy after the change, median abs "
         "| CBPE incidents / alerts |",
@@ -199,17 +238,30 @@ def main() -> None:
         "d": "(d) null",
     }
     versions = set()
+    streams = {kind: [stream(kind, seed, accuracy.value) for seed in SEEDS] for kind in names}
+    per_seed = []
     for kind, name in names.items():
-        streams = [stream(kind, seed, accuracy.value) for seed in SEEDS]
-        runs = [run(profile, kind, seed, data) for seed, data in zip(SEEDS, streams, strict=True)]
+        runs = [run(profile, kind, data) for data in streams[kind]]
         ours = [(r.first_incident, r.false_incidents, r.cbpe_error, r.cbpe_incidents) for r in runs]
         critical = f"{sum(r.critical for r in runs)}/{len(runs)}" if kind in "ab" else "-"
         lines.append(_row(name, "modelyard", kind, ours, critical))
-        if not args.no_peers:
-            peers = [nannyml(reference, data, kind) for data in streams]
+        peers = [] if args.no_peers else [nannyml(reference, data, kind) for data in streams[kind]]
+        if peers:
             versions |= {p.version for p in peers}
             theirs = [(p.first_alert, p.false_alerts, p.cbpe_error, p.cbpe_alerts) for p in peers]
             lines.append(_row(name, "NannyML", kind, theirs, "-"))
+        if kind in "ab":
+            per_seed += [
+                f"| {name} | {seed} | {_rows(r.first_incident)} | {_rows(p.first_alert) if peers else '-'} |"
+                for seed, r, p in itertools.zip_longest(SEEDS, runs, peers)
+            ]
+    lines += [
+        "\nPer seed, labelled rows after the change to the first incident / alert (same stream for both):\n",
+        "| scenario | seed | modelyard | NannyML |",
+        "|---|---|---|---|",
+        *per_seed,
+        *trade_off(profile, streams),
+    ]
     if versions:
         lines.append(f"\nNannyML {', '.join(sorted(versions))}.")
     (HERE / "performance.md").write_text("\n".join(lines) + "\n")
@@ -225,6 +277,10 @@ def _row(name: str, system: str, kind: str, runs: list[tuple[int | None, int, fl
     return (
         f"| {name} | {system} | {detected} | {delay} | {critical} | {false} | {cbpe:.4f} | {sum(a for *_, a in runs)} |"
     )
+
+
+def _rows(delay: int | None) -> str:
+    return "missed" if delay is None else f"{delay:,}"
 
 
 def _commit() -> str:

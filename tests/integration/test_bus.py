@@ -564,7 +564,7 @@ async def test_a_batch_handler_gets_runs_of_events_resumes_from_its_positions_an
     bus = consumer(kafka_bootstrap, topic, positions=store, tracer_provider=provider)
     bus.register_batch(reg.RegisteredModelCreated, store.apply)
     bus.register(reg.TagsChanged, tag)
-    async with EventPublisher(kafka_bootstrap) as publisher:
+    async with EventPublisher(kafka_bootstrap, tracer_provider=provider) as publisher:
         await publisher.publish_many(topic, [*events[:9], tags, *events[9:]])
         async with bus:
             await until(lambda: store.applied[-1:] == [names[-1]], "the last event")
@@ -576,5 +576,18 @@ async def test_a_batch_handler_gets_runs_of_events_resumes_from_its_positions_an
     [dead] = await read_topic(kafka_bootstrap, topic.dlq, 1)
     assert dead.key == b"poison" and dict(dead.headers)[h.DLQ_ORIGINAL_OFFSET] == b"6"
     assert await committed(kafka_bootstrap, bus.group_id, topic) == {0: 14}
-    outcomes = [s.attributes["modelyard.outcome"] for s in finished(exporter, SpanKind.CONSUMER)]
-    assert outcomes.count("dead_lettered") == 1 and outcomes.count("handled") == 14 - 2 - 1  # from offset 2 on
+    # A run handled together has one span, under its first event's producer span and linked to the others'; the
+    # run with the poison was retried one event at a time, each in its own span.
+    spans = finished(exporter, SpanKind.CONSUMER)
+    runs = [s for s in spans if "messaging.batch.message_count" in (s.attributes or {})]
+    alone = [s for s in spans if s not in runs and s.attributes["cloudevents.event_type"] != tags.type]  # type: ignore[index]
+    assert sum(s.attributes["messaging.batch.message_count"] for s in runs) == 11  # type: ignore[index,misc]  # from offset 2
+    assert {s.attributes["modelyard.outcome"] for s in runs} <= {"handled", "isolated"}  # type: ignore[index]
+    isolated = [s for s in runs if s.attributes["modelyard.outcome"] == "isolated"]  # type: ignore[index]
+    assert len(isolated) == 1 and len(alone) == isolated[0].attributes["messaging.batch.message_count"]  # type: ignore[index]
+    assert [s.attributes["modelyard.outcome"] for s in alone].count("dead_lettered") == 1  # type: ignore[index]
+    sends = {s.context.span_id for s in finished(exporter, SpanKind.PRODUCER)}
+    for run in runs:
+        assert run.parent is not None and run.parent.span_id in sends  # the first event's producer span
+        assert len(run.links) == run.attributes["messaging.batch.message_count"] - 1  # type: ignore[index,operator]
+        assert all(link.context.span_id in sends for link in run.links)

@@ -1,5 +1,5 @@
-"""Performance decay from labels: the CUSUM tuned to the minimum effect, the label-window test, their budget and
-the severity that follows the size of the drop."""
+"""Performance decay from labels: the Bernoulli CUSUM tuned to the minimum effect, the label-window test, their
+budget and the severity that follows the size of the drop."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from modelyard.monitor.domain.evaluation import PERFORMANCE_TESTS
 from modelyard.monitor.domain.incidents import Change, IncidentChange, Severity
 from modelyard.monitor.domain.policy import WEEK_S, MonitorPolicy
 from modelyard.monitor.domain.profile import ReferenceProfile, build_profile
-from modelyard.monitor.domain.sequential import siegmund_threshold
+from modelyard.monitor.domain.sequential import bernoulli_score, bernoulli_threshold
 from modelyard.monitor.domain.state import VersionState
 
 pytestmark = pytest.mark.unit
@@ -51,17 +51,23 @@ def test_the_baseline_and_the_cusum_are_tuned_to_the_minimum_effect() -> None:
     assert baseline is not None and baseline.metric == "accuracy"
     assert baseline.mean == pytest.approx(1 - profile.baseline["accuracy"].value)
     assert baseline.min_effect == POLICY.performance.min_accuracy_drop
-    # k is half the minimum effect in per-example standard deviations; h spends a third of the performance family's
-    # third of the weekly budget at the prediction rate (the label-window test and CBPE have the others).
-    k = baseline.min_effect / baseline.std / 2
-    h = siegmund_threshold(k, RATE * WEEK_S / (POLICY.alarm.false_incidents_per_week / 3 / PERFORMANCE_TESTS))
+    # The Bernoulli CUSUM for the error rate rising by the minimum drop; h spends a third of the performance
+    # family's third of the weekly budget at the prediction rate (the label-window test and CBPE have the others).
+    r = bernoulli_score(baseline.mean, baseline.mean + baseline.min_effect)
+    allowed = POLICY.alarm.false_incidents_per_week / 3 / PERFORMANCE_TESTS
+    h = bernoulli_threshold(baseline.mean, r, RATE * WEEK_S / allowed)
     state = VersionState.new("m", 1, POLICY)
     state.records_per_second = RATE
-    z_just_below = np.full(10, baseline.mean + baseline.std * (k + h / 10) - 1e-3 * baseline.std)
-    observe_errors(state, profile, z_just_below, np.zeros(10), POLICY)
-    assert state.error_alarm is None and state.error_cusum == pytest.approx(h, rel=1e-3)
-    observe_errors(state, profile, np.ones(1), np.zeros(1), POLICY)
-    assert state.error_alarm is not None and state.error_alarm > h
+    below = (h - 1) // r  # mistakes in a row that stay under h
+    assert observe_errors(state, profile, np.ones(below), np.zeros(below), POLICY) == []
+    assert state.error_cusum == below * r
+    # The next mistake crosses: the label window closes there with a decisive breach (no k-of-m), capped at h.
+    (closed,) = observe_errors(state, profile, np.ones(5), np.arange(5.0), POLICY)
+    assert closed.outcome.breached and closed.outcome.decisive
+    assert "cusum_up" in {e.statistic for e in closed.outcome.evidence}
+    assert state.labels.n == 4 and state.error_cusum == pytest.approx(h + 4 * r)  # the rest of the batch goes on
+    opened = state.book.observe(closed.outcome, closed.window)
+    assert opened is not None and opened.change is Change.OPENED
     assert Baseline.of(build_profile("n", 1, {"x": np.arange(10.0)}, source="t"), POLICY) is None
 
 
@@ -89,8 +95,12 @@ def test_a_large_drop_is_critical_and_recovery_resolves_it() -> None:
     kinds = [(c.change, c.severity) for _, c in changes]
     assert kinds[0] == (Change.OPENED, Severity.CRITICAL)
     assert kinds[-1][0] is Change.RESOLVED
-    z_decay = [e for e in changes[0][1].evidence if e.statistic == "z_decay"]
-    assert z_decay and z_decay[0].effect_size == pytest.approx(0.15, abs=0.05) and z_decay[0].p_value < 1e-6
+    # A 15-point drop crosses h within about 600 labels; the window closes there, and is critical on its own.
+    labels_seen, opened = changes[0]
+    assert labels_seen <= 2000 + 1000
+    cusum_up, z_decay = (next(e for e in opened.evidence if e.statistic == s) for s in ("cusum_up", "z_decay"))
+    assert cusum_up.n_current < POLICY.performance.window_labels and cusum_up.value >= cusum_up.threshold
+    assert z_decay.effect_size >= POLICY.performance.critical_accuracy_drop and z_decay.p_value < 1e-3
 
 
 def test_regression_decay_is_relative_to_the_reference_mae() -> None:

@@ -163,7 +163,8 @@ def test_labels_worse_than_the_reference_open_a_critical_performance_incident(
         ]
         assert monitor.handle_feedback(labels) == 200
     (state,) = [store.load_state("m", 1)]
-    assert state is not None and state.label_windows == 2 and state.labels.n == 200  # windows of 500 labels
+    # Label windows of 500, the first closed early where the CUSUM crossed h: 1200 = (< 500) + 500 + the rest.
+    assert state is not None and state.label_windows == 2 and 200 < state.labels.n < 500
     (incident,) = store.incident_views("m", open_only=True)
     assert (incident.signal, incident.feature, incident.severity) == (Signal.PERFORMANCE, "accuracy", Severity.CRITICAL)
     assert incident.evidence[0].effect_size == pytest.approx(0.3, abs=0.05)
@@ -291,3 +292,22 @@ def test_a_version_made_ready_in_the_registry_is_profiled_before_its_first_predi
     assert (again := store.active_profile("m", 1)) is not None and again.id == prefetched.id
     monitor.prefetch("m", 2)  # no reference: nothing prefetched, nothing raised
     assert store.active_profile("m", 2) is None
+
+
+def test_a_quiet_stream_is_flushed_by_the_wall_clock(parts: tuple[Monitor, SqlMonitorStore, FakeReferences]) -> None:
+    monitor, store, references = parts
+    references.data[("m", 1)] = reference(0)
+    monitor.handle_predictions([consumed(0, batch("m", 0, 150, seed=1))])  # one open window: 150 < W = 200
+    latest = 1_700_000_000.149
+    assert monitor.flush_idle(latest + POLICY.window.idle_flush_s - 1) == []
+    assert store.window_reports("m", 1) == []
+    # Quiet for idle_flush_s: the watermark moves to the wall clock minus the lateness, past the slot's end.
+    monitor.flush_idle(latest + 2 * POLICY.window.max_seconds)
+    (report,) = store.window_reports("m", 1)
+    assert (report.n, report.closed_by, report.tested) == (150, "watermark", True)
+    # Checkpointed: a fresh monitor resumes from the moved watermark, so a straggler of that slot is late.
+    restarted = Monitor(store, ReferenceProfiles(references), POLICY, PrometheusMetrics())
+    restarted.resume_positions([])
+    restarted.handle_predictions([consumed(1, batch("m", 150, 10, seed=2))])
+    state = store.load_state("m", 1)
+    assert state is not None and state.late_records == 10 and state.windows_closed == 1

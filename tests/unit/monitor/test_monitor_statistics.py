@@ -9,7 +9,15 @@ from modelyard.monitor.domain.drift import categorical_drift, ks_statistic, nume
 from modelyard.monitor.domain.metrics import mid_ranks
 from modelyard.monitor.domain.policy import AlarmPolicy
 from modelyard.monitor.domain.profile import OTHER, ProfileOptions, ReferenceProfile, build_profile
-from modelyard.monitor.domain.sequential import CusumState, cusum, siegmund_threshold
+from modelyard.monitor.domain.sequential import (
+    CusumState,
+    bernoulli_arl,
+    bernoulli_score,
+    bernoulli_threshold,
+    cusum,
+    one_sided_path,
+    siegmund_threshold,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -120,3 +128,20 @@ def test_cusum_threshold_holds_its_run_length_and_catches_a_shift() -> None:
     assert alarms <= 12
     _, alarm = cusum(CusumState(), rng.normal(1.0, 1, size=500), 0.5, h)
     assert alarm is not None and alarm.direction == "up" and alarm.index < 60
+
+
+def test_bernoulli_cusum_run_length_is_exact() -> None:
+    # r: the log-likelihood ratios of a mistake and a correct answer, 0.1 -> 0.2 error: log 2 / log(0.9 / 0.8).
+    assert bernoulli_score(0.1, 0.2) == round(np.log(2) / np.log(0.9 / 0.8)) == 6
+    # Small enough to check by simulation: at 0.3 errors, +2/-1 to 8 (the Markov chain solved exactly).
+    rng = np.random.default_rng(16)
+    runs = []
+    for _ in range(100):
+        mistakes = rng.random(20_000) < 0.3
+        path = one_sided_path(0.0, np.where(mistakes, 2.0, -1.0))
+        runs.append(int(np.flatnonzero(path >= 8)[0]) + 1)
+    expected = bernoulli_arl(0.3, 2, 8)
+    assert abs(np.mean(runs) - expected) < 4 * np.std(runs) / np.sqrt(len(runs))
+    # h is the smallest integer that reaches the ARL asked for.
+    h = bernoulli_threshold(0.1, 6, 1e6)
+    assert bernoulli_arl(0.1, 6, h) >= 1e6 > bernoulli_arl(0.1, 6, h - 1)

@@ -1,5 +1,7 @@
 """Tumbling event-time windows: W events or T seconds, watermark and late events, deterministic on replay."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -38,3 +40,18 @@ def test_replaying_the_same_batches_rebuilds_the_same_windows() -> None:
         return [(c.id, c.data.event_time.tolist()) for b in batches for c in assembler.add(b).closed]
 
     assert closed(WindowAssembler(POLICY)) == closed(WindowAssembler(POLICY))
+
+
+def test_a_quiet_stream_closes_its_last_window_by_the_wall_clock() -> None:
+    windows = WindowAssembler(dataclasses.replace(POLICY, idle_flush_s=60.0))
+    windows.add(batch(1, 2, 3))  # the latest event at 3: slot 0 (to 10) stays open however long nothing comes
+    assert not windows.idle(now=3 + 59.9) and windows.idle(now=3 + 60)
+    assert windows.advance(5.0) == [] and windows.watermark == 5.0  # not past the slot's end yet
+    (closed,) = windows.advance(3 + 60 - POLICY.allowed_lateness_s)
+    assert (closed.id, closed.closed_by, len(closed.data)) == (WindowId(0, 0), "watermark", 3)
+    assert windows.advance(0.0) == [] and windows.watermark == 61.0  # never back
+    assert not windows.idle(now=1e9)  # nothing open, nothing to flush
+    assert windows.add(batch(4)).late_events == 1  # a straggler of the closed slot is late, as after any watermark
+    off = WindowAssembler(dataclasses.replace(POLICY, idle_flush_s=0.0))
+    off.add(batch(1))
+    assert not off.idle(now=1e9)

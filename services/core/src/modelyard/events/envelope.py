@@ -83,15 +83,28 @@ def encode(event: Event) -> tuple[bytes, bytes, Headers]:
     return event.key.encode(), event.payload.SerializeToString(deterministic=True), headers
 
 
-def decode(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Event:
-    """The event in a Kafka record; raises EnvelopeError for anything that is not one of ours."""
-    attrs: dict[str, str] = {}
+def _attributes(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+    """The headers as text. Every record is decoded, so the common case (each header once, all with a value) is one
+    comprehension; anything else is walked header by header to say what is wrong."""
+    try:
+        attrs = {name: raw.decode("utf-8", errors="replace") for name, raw in headers}
+        if len(attrs) == len(headers):
+            return attrs
+    except AttributeError:  # a header without a value (None), or not bytes
+        pass
+    attrs = {}
     for name, raw in headers:
         if name in attrs and name in _SINGLE_HEADERS:
             raise EnvelopeError(f"header {name!r} appears more than once")
         if raw is None:  # Kafka allows a header without a value; none of ours is one
             raise EnvelopeError(f"header {name!r} has no value")
         attrs[name] = bytes(raw).decode("utf-8", errors="replace")
+    return attrs
+
+
+def decode(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Event:
+    """The event in a Kafka record; raises EnvelopeError for anything that is not one of ours."""
+    attrs = _attributes(headers)
     if attrs.get(h.SPECVERSION) != SPECVERSION:
         raise EnvelopeError(f"not a CloudEvents {SPECVERSION} record (ce_specversion={attrs.get(h.SPECVERSION)!r})")
     missing = [name for name in (h.ID, h.SOURCE, h.TYPE, h.TIME) if not attrs.get(name)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from google.protobuf.message import Message
 
@@ -46,8 +47,9 @@ class Topic:
     def dlq(self) -> str:
         return self.name + DLQ_SUFFIX
 
-    @property
+    @cached_property
     def event_types(self) -> tuple[str, ...]:
+        """Asked for every record a consumer reads: computed once."""
         return tuple(p.DESCRIPTOR.full_name for p in self.payloads)
 
 

@@ -10,7 +10,9 @@ A batch handler (`register_batch`) gets each fetch's consecutive events of its t
 call, with their positions: it applies them in one transaction of its own, storing each partition's next offset
 with the state they changed, and hands the consumer those positions to resume from (`PositionStore`), so its
 effect is exactly once whatever Kafka redelivers. A batch that fails for good is retried one event at a time, so
-only the poison event is dead-lettered.
+only the poison event is dead-lettered. As OpenTelemetry's messaging conventions have it for batch processing, a
+run handled together has one CONSUMER span, a child of its first event's producer span with links to the others'
+(up to the link limit): a span per event cost more than handling a small one (a label).
 """
 
 from __future__ import annotations
@@ -19,15 +21,12 @@ import asyncio
 import functools
 import logging
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Literal, Self, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 
 from modelyard.events.envelope import EnvelopeError, Event, Position
 from modelyard.events.signing import TrustedKeys
@@ -47,6 +46,7 @@ from modelyard.kafka.handling import (
 from modelyard.kafka.recovery import GroupRecovery, RebalanceListener
 from modelyard.kafka.routing import BlockingHandler, Handler, Route, Routes
 from modelyard.kafka.security import PLAINTEXT, KafkaSecurity
+from modelyard.kafka.spans import ConsumerSpans
 from modelyard.kafka.topic_guard import DEFAULT_INTERVAL_S
 from modelyard.settings import ServiceSettings
 
@@ -143,7 +143,7 @@ class EventConsumer(Routes):
         self._max_records = max_records
         self._seen_events = seen_events
         self._recent = RecentIds(seen_capacity)
-        self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+        self._spans = ConsumerSpans(trace.get_tracer(__name__, tracer_provider=tracer_provider), group_id)
         # Held while one record is handled and committed: a revoke or stop waits for it, never cuts it in half.
         self._processing = asyncio.Lock()
         self._revocations = 0  # bumped on every revoke so a fetched batch is not handled past a rebalance
@@ -298,41 +298,39 @@ class EventConsumer(Routes):
         if route is not None:
             await self._process_batch(route, run)
         elif isinstance(decoded, EnvelopeError):
-            with self._span(record, None) as span:
+            with self._spans.record(record, None) as span:
                 await self._dead_letters.send(record, decoded, span)
                 span.set_attribute("modelyard.outcome", "dead_lettered")
         else:
-            with self._span(record, decoded) as span:
+            with self._spans.record(record, decoded) as span:
                 outcome = await self._dispatch(record, decoded, span)
                 span.set_attribute("modelyard.outcome", outcome)
 
     async def _process_batch(self, route: Route, run: list[Decoded]) -> None:
         handler = cast(BatchHandler, route.batch)
-        deliveries = [
-            Delivery(event, Position(record.topic, record.partition, record.offset), self._start_span(record, event))
-            for record, event in run
-            if isinstance(event, Event)
-        ]
-        outcomes: list[Outcome] = []
+        events = [(record, event) for record, event in run if isinstance(event, Event)]
+        span = self._spans.batch(events)
+        deliveries = [Delivery(e, Position(r.topic, r.partition, r.offset), span) for r, e in events]
+        outcome = "abandoned"
         try:
-            first = deliveries[0]
-            error = await self._retry.run(
-                functools.partial(asyncio.to_thread, handler, deliveries), first.event, first.span
-            )
-            if error is None:
-                outcomes = ["handled"] * len(deliveries)
+            call = functools.partial(asyncio.to_thread, handler, deliveries)
+            if await self._retry.run(call, events[0][1], span) is None:
+                outcome = "handled"
                 return
-            # Which event can never be handled? One at a time, so that the others still go through.
-            for (record, _), delivery in zip(run, deliveries, strict=True):
-                alone = functools.partial(asyncio.to_thread, handler, [delivery])
-                error = await self._retry.run(alone, delivery.event, delivery.span)
-                if error is not None:
-                    await self._dead_letters.send(record, error, delivery.span)
-                outcomes.append("handled" if error is None else "dead_lettered")
+            # Which event can never be handled? One at a time, each in a span of its own, so the others go through.
+            outcome = "isolated"
+            for (record, event), delivery in zip(events, deliveries, strict=True):
+                with self._spans.record(record, event) as alone_span:
+                    alone = functools.partial(
+                        asyncio.to_thread, handler, [Delivery(event, delivery.position, alone_span)]
+                    )
+                    error = await self._retry.run(alone, event, alone_span)
+                    if error is not None:
+                        await self._dead_letters.send(record, error, alone_span)
+                    alone_span.set_attribute("modelyard.outcome", "handled" if error is None else "dead_lettered")
         finally:
-            for i, delivery in enumerate(deliveries):
-                delivery.span.set_attribute("modelyard.outcome", outcomes[i] if i < len(outcomes) else "abandoned")
-                delivery.span.end()
+            span.set_attribute("modelyard.outcome", outcome)
+            span.end()
 
     async def _dispatch(self, record: Any, event: Event, span: trace.Span) -> Outcome:
         route = self._routes.get(type(event.payload))
@@ -394,34 +392,6 @@ class EventConsumer(Routes):
             await asyncio.to_thread(positions.restart_positions, [(tp.topic, tp.partition) for tp in lost])
             for tp in lost:
                 self._consumer.seek(tp, 0)
-
-    @contextmanager
-    def _span(self, record: Any, event: Event | None) -> Iterator[trace.Span]:
-        with trace.use_span(self._start_span(record, event), end_on_exit=True) as span:
-            yield span
-
-    def _start_span(self, record: Any, event: Event | None) -> trace.Span:
-        attributes: dict[str, str | int] = {
-            "messaging.system": "kafka",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": record.topic,
-            "messaging.consumer.group.name": self.group_id,
-            "messaging.destination.partition.id": str(record.partition),
-            "messaging.kafka.offset": record.offset,
-        }
-        if event is not None:
-            attributes |= {
-                "messaging.message.id": event.id,
-                "messaging.kafka.message.key": event.key,
-                "cloudevents.event_id": event.id,
-                "cloudevents.event_type": event.type,
-                "cloudevents.event_source": event.source,
-            }
-        # Parented on the producer's span; a record that is not an event starts a trace of its own.
-        parent = event.trace_context() if event is not None else otel_context.Context()
-        return self._tracer.start_span(
-            f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
-        )
 
 
 def _raise_failure(task: asyncio.Task[None]) -> None:

@@ -6,9 +6,12 @@ registry or local files) and returns the wired parts; `service` makes the runnab
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
@@ -90,19 +93,29 @@ def service(parts: MonitorParts) -> Service:
     publisher = EventPublisher.from_settings(settings, signer=signer)  # the APIs' feedback events
     consumer = predictions_consumer(settings, parts.monitor)
     references = references_consumer(settings, parts.monitor)
+
+    async def flush_idle_windows() -> None:
+        # A stream that went quiet still closes its last window: its alarms are raised, not left pending.
+        while True:
+            await asyncio.sleep(max(settings.window_idle_flush_s / 4, 1.0))
+            await asyncio.to_thread(parts.monitor.flush_idle, time.time())
+
+    tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+        "predictions-consumer": functools.partial(
+            consume_forever, settings, consumer, [SERVING_PREDICTIONS, MONITOR_FEEDBACK]
+        ),
+        "reference-prefetch": functools.partial(consume_forever, settings, references, [REGISTRY_EVENTS]),
+        "outbox-relay": relay_task(settings, parts.engine, parts.store.outbox, [MONITOR_ALERTS], signer=signer),
+    }
+    if settings.window_idle_flush_s > 0:
+        tasks["idle-flush"] = flush_idle_windows
     return Service(
         settings,
         access=ACCESS,
         grpc_apis=[grpc_api(parts.monitor, publisher)],
         routers=[router(parts.monitor, publisher), dashboard.router(parts.monitor)],
         body_limits={API_PREFIX + FEEDBACK_BATCH_PATH: settings.feedback_batch_max_bytes},
-        background_tasks={
-            "predictions-consumer": functools.partial(
-                consume_forever, settings, consumer, [SERVING_PREDICTIONS, MONITOR_FEEDBACK]
-            ),
-            "reference-prefetch": functools.partial(consume_forever, settings, references, [REGISTRY_EVENTS]),
-            "outbox-relay": relay_task(settings, parts.engine, parts.store.outbox, [MONITOR_ALERTS], signer=signer),
-        },
+        background_tasks=tasks,
         # A stream it reads no more (its commits fail, its topics cannot be verified) shows as degraded.
         degraded_checks={"predictions-consumer": consumer.delivering},
         on_start=[publisher.start],

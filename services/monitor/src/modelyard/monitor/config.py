@@ -74,6 +74,9 @@ class MonitorSettings(ServiceSettings):
     window_max_seconds: float = Field(300.0, gt=0, description="T: or when the watermark passes start + T")
     window_min_events: int = Field(200, ge=1, description="no test runs on a window with fewer events")
     allowed_lateness_s: float = Field(30.0, ge=0, description="watermark = latest event time - lateness")
+    window_idle_flush_s: float = Field(
+        120.0, ge=0, description="no prediction for this long (wall clock): watermark = now - lateness; 0: never"
+    )
     false_incidents_per_week: float = Field(1.0, gt=0, description="false-alarm budget per model")
     open_after: int = Field(2, ge=1, description="k: breaching windows (of m) that open an incident")
     open_within: int = Field(3, ge=1, description="m")
@@ -126,6 +129,7 @@ class MonitorSettings(ServiceSettings):
                 max_seconds=self.window_max_seconds,
                 min_events=self.window_min_events,
                 allowed_lateness_s=self.allowed_lateness_s,
+                idle_flush_s=self.window_idle_flush_s,
             ),
             alarm=AlarmPolicy(
                 false_incidents_per_week=self.false_incidents_per_week,

@@ -43,7 +43,7 @@ from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.records import Feedback, PredictionRows
 from modelyard.monitor.domain.state import VersionState
 from modelyard.monitor.domain.views import IncidentView, PerformanceHistory, VersionStatus
-from modelyard.monitor.domain.windows import WindowId
+from modelyard.monitor.domain.windows import ClosedWindow, WindowId
 from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.monitor.window_traces import WindowTrace, note_batch, window_span
 
@@ -120,12 +120,7 @@ class Monitor:
             except BaseException:
                 self._forget()
                 raise
-        changes = [c for cp in checkpoints.values() for c in cp.changes]
-        for cp in checkpoints.values():
-            for report in cp.reports:
-                self.metrics.observe_window(report)
-        self.metrics.observe_changes(changes)
-        return changes
+        return self._observed(checkpoints)
 
     def handle_feedback(self, events: Sequence[Consumed[Feedback]]) -> int:
         """Join labels with their predictions and run the versions' performance tests on them; how many joined. A
@@ -281,7 +276,38 @@ class Monitor:
             checkpoint.slot_counts[slot] = checkpoint.slot_counts.get(slot, 0) + count
         version.dropped = []
         note_batch(version.traces, rows, outcome.appended, outcome.sources)
-        for window in outcome.closed:
+        self._evaluate(version, outcome.closed, checkpoint)
+
+    def flush_idle(self, now: float) -> list[IncidentChange]:
+        """Close the windows of the versions in memory whose stream went quiet (`WindowAssembler.idle`), as if an
+        event had come at `now` (wall clock); the incident changes they caused (already in the outbox)."""
+        with self._lock:
+            checkpoints: dict[tuple[str, int], Checkpoint] = {}
+            try:
+                for key, version in self._versions.items():
+                    if version.state.assembler.idle(now):
+                        closed = version.state.assembler.advance(now - self.policy.window.allowed_lateness_s)
+                        checkpoint = checkpoints[key] = Checkpoint(version.state, version.profile)
+                        self._evaluate(version, closed, checkpoint)
+                if checkpoints:
+                    self.store.checkpoint({}, list(checkpoints.values()), self.policy.config_hash)
+            except BaseException:
+                self._forget()
+                raise
+        return self._observed(checkpoints)
+
+    def _observed(self, checkpoints: Mapping[tuple[str, int], Checkpoint]) -> list[IncidentChange]:
+        """The checkpointed windows and incident changes, counted in the metrics; the changes."""
+        changes = [c for cp in checkpoints.values() for c in cp.changes]
+        for cp in checkpoints.values():
+            for report in cp.reports:
+                self.metrics.observe_window(report)
+        self.metrics.observe_changes(changes)
+        return changes
+
+    def _evaluate(self, version: _Version, closed: Sequence[ClosedWindow], checkpoint: Checkpoint) -> None:
+        state, profile = version.state, version.profile
+        for window in closed:
             with window_span(self.tracer, state, version.traces, window) as span:
                 state.windows_closed += 1
                 state.records_per_second = len(window.data) / window.duration(self.policy.window)

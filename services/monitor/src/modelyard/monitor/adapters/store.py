@@ -157,14 +157,10 @@ class SqlMonitorStore:
                 self._housekeeping(db)
 
     def pending_predictions(self, request_ids: Sequence[str]) -> dict[str, PendingPrediction]:
+        columns = [pending.c[name] for name in PendingPrediction._fields]  # in the tuple's order: one call per row
         with transaction(self.engine, write=False) as db:
-            rows = db.execute(sa.select(pending).where(pending.c.request_id.in_(set(request_ids)))).all()
-        return {
-            r.request_id: PendingPrediction(
-                r.request_id, r.model_name, int(r.model_version), r.event_time, r.label, r.score, r.value
-            )
-            for r in rows
-        }
+            rows = db.execute(sa.select(*columns).where(pending.c.request_id.in_(set(request_ids)))).all()
+        return {row[0]: PendingPrediction._make(row) for row in rows}
 
     def _housekeeping(self, db: Connection) -> None:
         """Expired predictions and labels, and the oldest predictions over the cap, go."""

@@ -3,20 +3,24 @@
 Two tests on the per-example error stream of the labelled predictions (1/0 misclassification, or the absolute
 error of a value), both against the baseline measured on the reference (`ReferenceProfile.baseline`):
 
-- a one-sided CUSUM tuned to the minimum effect: on errors standardised by the baseline's per-example standard
-  deviation, the reference value k is half the minimum effect (the optimal k for detecting exactly that shift),
-  and h comes from Siegmund's ARL approximation at the false alarms per week the budget allows, so it answers as
-  soon as the evidence of a decay of at least that size is in, whatever the window boundaries;
+- a one-sided CUSUM tuned to the minimum effect, with h from the false alarms per week the budget allows at the
+  prediction rate: on a classifier's mistakes, the Bernoulli CUSUM for a rise of the error rate from the baseline's
+  p0 to p0 + the minimum drop, h exact from its Markov chain (`sequential.bernoulli_threshold`); on a regressor's
+  absolute errors, standardised by the baseline's per-example standard deviation, k = half the minimum effect and
+  h from Siegmund's ARL approximation. Its h already spends its share of the budget in time, so its first crossing
+  opens an incident by itself (a decisive outcome, no k-of-m) at the label where it happens: the label window
+  closes there. It is then capped at h, and a label window breaches through it when it closes at or over h: while
+  the decay persists the evidence keeps growing from h, once it has ended it falls away at once, instead of after
+  the long climb down from its peak;
 - a label-window test: every `window_labels` labels, a one-sided z-test of the window's mean error against the
   baseline, whose variance adds the window's sampling variance and the baseline's own (its bootstrap standard
-  error), at the per-window alpha the same weekly budget gives (`decision.per_window_alpha`). A window breaches
-  when the test rejects and the observed decay is at least the minimum effect, or when the CUSUM went over h
-  (then it is capped at h: a persisting decay keeps breaching, an ended one stops).
+  error), at the per-window alpha the same weekly budget gives (`decision.per_window_alpha`), through the k-of-m
+  rule like every window test. It breaches when the test rejects and the observed decay is at least the minimum
+  effect.
 
-The two, with the CBPE estimate (cbpe.py), share the performance family's third of the budget equally.
-Breaches go through the same k-of-m incident book as drift; the severity follows the size of the decay: critical
-from `critical_*` on (reached at 95% confidence by the window's decay), so the shipped rollback rule can act on
-a large drop.
+The two, with the CBPE estimate (cbpe.py), share the performance family's third of the budget equally. The
+severity follows the size of the decay: critical from `critical_*` on (reached at 95% confidence by the window's
+decay), so the shipped rollback rule can act on a large drop.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import stats
 
 from modelyard.monitor.domain import decision
@@ -32,7 +37,12 @@ from modelyard.monitor.domain.incidents import Evidence, IncidentKey, Outcome, S
 from modelyard.monitor.domain.metrics import FloatArray
 from modelyard.monitor.domain.policy import WEEK_S, MonitorPolicy
 from modelyard.monitor.domain.profile import ReferenceProfile
-from modelyard.monitor.domain.sequential import one_sided_path, siegmund_threshold
+from modelyard.monitor.domain.sequential import (
+    bernoulli_score,
+    bernoulli_threshold,
+    one_sided_path,
+    siegmund_threshold,
+)
 from modelyard.monitor.domain.state import LabelWindow, VersionState
 
 # One-sided 95%: how sure a decay must be of its size to be critical.
@@ -82,36 +92,61 @@ class Baseline:
         """How much worse the model is, in the metric's units (accuracy points lost, MAE gained)."""
         return mean_error - self.mean
 
+    def increments(self, errors: FloatArray) -> FloatArray:
+        """The CUSUM's steps: +r per mistake and -1 per correct answer, or the standardised error less k."""
+        if self.metric == "accuracy":
+            result: FloatArray = np.where(errors > 0.0, float(self._score), -1.0)
+            return result
+        return (errors - self.mean) / self.std - self._k
+
+    def threshold(self, arl0: float) -> float:
+        """The CUSUM's h for `arl0` in-control values between false alarms."""
+        if self.metric == "accuracy":
+            return float(bernoulli_threshold(self._p0, self._score, arl0))
+        return siegmund_threshold(self._k, arl0)
+
+    @property
+    def _p0(self) -> float:  # a reference without a single mistake still leaves room for one
+        return min(max(self.mean, 1e-4), 1 - 2e-4)
+
+    @property
+    def _score(self) -> int:
+        return bernoulli_score(self._p0, min(self._p0 + self.min_effect, 1 - 1e-4))
+
+    @property
+    def _k(self) -> float:
+        return self.min_effect / self.std / 2.0
+
 
 def observe_errors(
     state: VersionState, profile: ReferenceProfile, errors: FloatArray, times: FloatArray, policy: MonitorPolicy
 ) -> list[LabelWindowResult]:
     """Advance the version's CUSUM and label window over the labelled predictions' errors (in arrival order, with
-    their predictions' event times); a result per label window that filled."""
+    their predictions' event times); a result per label window that closed: full, or at the CUSUM's first
+    crossing."""
     baseline = Baseline.of(profile, policy)
     if baseline is None or errors.size == 0:
         return []
-    window_labels = policy.performance.window_labels
+    h = _h(state, baseline, policy)
     outcomes = []
     start = 0
     while start < errors.size:
-        take = min(window_labels - state.labels.n, errors.size - start)
-        _advance(state, baseline, errors[start : start + take], times[start : start + take], policy)
+        take = min(policy.performance.window_labels - state.labels.n, errors.size - start)
+        path = one_sided_path(state.error_cusum, baseline.increments(errors[start : start + take]))
+        crossed = np.flatnonzero(path >= h)
+        first_crossing = state.error_cusum < h and crossed.size > 0
+        if first_crossing:
+            take = int(crossed[0]) + 1
+            path = path[:take]
+        _advance(state, path, errors[start : start + take], times[start : start + take])
         start += take
-        if state.labels.n >= window_labels:
-            outcomes.append(_close(state, baseline, policy))
+        if first_crossing or state.labels.n >= policy.performance.window_labels:
+            outcomes.append(_close(state, baseline, policy, h))
     return outcomes
 
 
-def _advance(
-    state: VersionState, baseline: Baseline, errors: FloatArray, times: FloatArray, policy: MonitorPolicy
-) -> None:
-    z = (errors - baseline.mean) / baseline.std
-    path = one_sided_path(state.error_cusum, z - _k(baseline))
+def _advance(state: VersionState, path: FloatArray, errors: FloatArray, times: FloatArray) -> None:
     state.error_cusum = float(path[-1])
-    peak = float(path.max())
-    if peak > _h(state, baseline, policy):
-        state.error_alarm = max(state.error_alarm or 0.0, peak)
     w = state.labels
     state.labels = LabelWindow(
         w.n + int(errors.size),
@@ -121,25 +156,21 @@ def _advance(
     )
 
 
-def _k(baseline: Baseline) -> float:
-    return baseline.min_effect / baseline.std / 2.0
-
-
 def _h(state: VersionState, baseline: Baseline, policy: MonitorPolicy) -> float:
     # Labels arrive no faster than predictions: the prediction rate bounds the values a week from above.
     values_per_week = max(state.records_per_second, 1.0) * WEEK_S
     allowed = policy.alarm.false_incidents_per_week / STATISTICAL_FAMILIES / PERFORMANCE_TESTS
-    return siegmund_threshold(_k(baseline), values_per_week / allowed)
+    return baseline.threshold(values_per_week / allowed)
 
 
-def _close(state: VersionState, baseline: Baseline, policy: MonitorPolicy) -> LabelWindowResult:
+def _close(state: VersionState, baseline: Baseline, policy: MonitorPolicy, h: float) -> LabelWindowResult:
     w = state.labels
     mean_error = w.error_sum / w.n
     value = 1.0 - mean_error if baseline.metric == "accuracy" else mean_error
     window = f"labels:{state.label_windows}"
     state.labels = LabelWindow()
     state.label_windows += 1
-    alarm, state.error_alarm = state.error_alarm, None
+    alarm = state.error_cusum >= h
     key = IncidentKey(state.model_name, state.model_version, Signal.PERFORMANCE, baseline.metric)
     decay = baseline.decay(mean_error)
     standard_error = math.sqrt(baseline.std**2 / w.n + baseline.standard_error**2)
@@ -150,15 +181,14 @@ def _close(state: VersionState, baseline: Baseline, policy: MonitorPolicy) -> La
     evidence = []
     if p_value <= alpha and decay >= baseline.min_effect:
         evidence.append(Evidence(baseline.metric, "z_decay", decay, p_value, alpha, decay, 0, w.n, w.first, w.last))
-    if alarm is not None:
-        h = _h(state, baseline, policy)
-        # Capped at h rather than kept: a decay that persists crosses again within the next window, one that has
-        # ended stops breaching at once, instead of after the long climb down from its peak.
-        state.error_cusum = min(state.error_cusum, h)
-        evidence.append(Evidence(baseline.metric, "cusum_up", alarm, math.nan, h, decay, 0, w.n, w.first, w.last))
+    if alarm:
+        statistic, state.error_cusum = state.error_cusum, h  # capped: see the module's docstring
+        evidence.append(Evidence(baseline.metric, "cusum_up", statistic, math.nan, h, decay, 0, w.n, w.first, w.last))
     if not evidence:
         return LabelWindowResult(window, baseline.metric, value, Outcome(key, False))
     # Critical when the decay is at least the critical one with 95% confidence, not merely in a noisy estimate.
     critical = decay - CRITICAL_CONFIDENCE_Z * standard_error >= baseline.critical_effect
     severity = Severity.CRITICAL if critical else Severity.WARNING
-    return LabelWindowResult(window, baseline.metric, value, Outcome(key, True, severity, tuple(evidence)))
+    # The CUSUM spent its share of the budget in time by itself: its breach needs no k-of-m.
+    outcome = Outcome(key, True, severity, tuple(evidence), decisive=alarm)
+    return LabelWindowResult(window, baseline.metric, value, outcome)

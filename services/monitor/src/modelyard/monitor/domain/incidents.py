@@ -67,12 +67,15 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one window says about one key: a breach (with its severity and evidence) or clean."""
+    """What one window says about one key: a breach (with its severity and evidence) or clean. A decisive breach
+    comes from a sequential test whose threshold spends the false-alarm budget in time by itself (the performance
+    CUSUM): it opens an incident without waiting for k of m."""
 
     key: IncidentKey
     breached: bool
     severity: Severity = Severity.INFO
     evidence: tuple[Evidence, ...] = ()
+    decisive: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class IncidentBook:
     def _advance(self, tracker: Tracker, outcome: Outcome, window: str) -> IncidentChange | None:
         if outcome.breached:
             tracker.clean_streak = 0
-            if tracker.incident_id is None and sum(tracker.recent) >= self.policy.open_after:
+            if tracker.incident_id is None and (outcome.decisive or sum(tracker.recent) >= self.policy.open_after):
                 tracker.incident_id = str(uuid.uuid5(_NAMESPACE, f"{outcome.key}|{window}"))
                 tracker.severity = outcome.severity
                 return self._change(tracker, Change.OPENED, outcome, window)

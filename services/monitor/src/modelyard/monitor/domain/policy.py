@@ -17,6 +17,7 @@ class WindowPolicy:
     max_seconds: float = 300.0  # ...or when the watermark passes start + T, whichever first
     min_events: int = 200  # below this no test runs: the window neither breaches nor counts as clean
     allowed_lateness_s: float = 30.0  # watermark = latest event time seen - lateness
+    idle_flush_s: float = 120.0  # no event for this long (wall clock): the watermark moves to now - lateness; 0: never
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,23 @@
-"""Page's two-sided CUSUM on a standardised stream, run a whole window at a time without a per-value loop.
+"""Page's CUSUM, run a whole window at a time without a per-value loop, and its thresholds from a false-alarm budget.
 
 The recursion S_t = max(0, S_{t-1} + x_t) has the closed form S_t = max(S_0 + C_t, C_t - min_{0<=j<=t} C_j) with
-C the cumulative sum of x (C_0 = 0), so a window of values costs one cumsum and one running minimum. The decision
-threshold h comes from Siegmund's approximation of the in-control average run length of a CUSUM on N(0, 1) data,
-ARL0 ~= (exp(2kb) - 2kb - 1) / (2k^2) with b = h + 1.166, solved for the ARL0 the false-alarm budget allows.
+C the cumulative sum of x (C_0 = 0), so a window of values costs one cumsum and one running minimum. On N(0, 1)
+data the decision threshold h comes from Siegmund's approximation of the in-control average run length,
+ARL0 ~= (exp(2kb) - 2kb - 1) / (2k^2) with b = h + 1.166, solved for the ARL0 the false-alarm budget allows. On
+0/1 data (a classifier's mistakes) the Bernoulli CUSUM of Reynolds and Stoumbos scores +r per mistake and -1 per
+correct answer, r the rounded ratio of the log-likelihood ratios of a mistake and a correct answer between the
+in-control and the out-of-control error rates; its statistic is an integer, a Markov chain on 0..h-1 whose exact
+ARL0 solves (I - Q) L = 1 (Brook and Evans), so h is exact where a normal approximation of skewed 0/1 data is not.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from scipy.linalg import solve_banded
 
 from modelyard.monitor.domain.profile import FloatArray
 
@@ -44,6 +50,37 @@ def siegmund_threshold(k: float, arl0: float) -> float:
         mid = (low + high) / 2
         low, high = (mid, high) if arl(mid) < target else (low, mid)
     return high
+
+
+def bernoulli_score(p0: float, p1: float) -> int:
+    """r: a mistake's weight against a correct answer's (-1) in the CUSUM tuned to a rise from p0 to p1."""
+    mistake, correct = math.log(p1 / p0), math.log((1 - p0) / (1 - p1))
+    return max(1, round(mistake / correct))
+
+
+@lru_cache(maxsize=256)
+def bernoulli_threshold(p0: float, r: int, arl0: float) -> int:
+    """The smallest integer h at which the Bernoulli CUSUM (+r, -1) on error rate p0 runs `arl0` values between false
+    alarms (exactly; the ARL grows with h, so a doubling then a bisection find it)."""
+    low, high = 0, r
+    while bernoulli_arl(p0, r, high) < arl0:
+        low, high = high, high * 2
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if bernoulli_arl(p0, r, mid) < arl0 else (low, mid)
+    return high
+
+
+def bernoulli_arl(p0: float, r: int, h: int) -> float:
+    """Expected values until the Bernoulli CUSUM (+r with probability p0, else -1, floored at 0) reaches h from 0."""
+    # (I - Q) in banded form: one sub-diagonal (a correct answer steps down) and r super-diagonals (a mistake steps
+    # up r; from h on the chain has stopped). Row s, column j is at band[r + s - j, j].
+    band = np.zeros((r + 2, h))
+    band[r] = 1.0
+    band[0, r:] -= p0  # (s, s + r)
+    band[r + 1, :-1] -= 1 - p0  # (s, s - 1)
+    band[r, 0] -= 1 - p0  # at 0 a correct answer stays at 0
+    return float(solve_banded((1, r), band, np.ones(h))[0])
 
 
 def one_sided_path(start: float, increments: FloatArray) -> FloatArray:

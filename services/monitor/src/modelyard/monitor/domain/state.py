@@ -40,8 +40,7 @@ class VersionState:
     windows_closed: int = 0
     digest: str = ""  # of the version's artifact, as serving reported it
     records_per_second: float = 0.0  # in event time, over the latest closed window
-    error_cusum: float = 0.0  # upper CUSUM on the standardised per-example error stream
-    error_alarm: float | None = None  # CUSUM peak over h not yet counted in a label window
+    error_cusum: float = 0.0  # the performance CUSUM on the per-example error stream (degradation.py)
     labels: LabelWindow = field(default_factory=LabelWindow)  # the label window filling now
     label_windows: int = 0  # label windows closed so far
 
@@ -73,7 +72,6 @@ class VersionState:
             "digest": self.digest,
             "records_per_second": self.records_per_second,
             "error_cusum": self.error_cusum,
-            "error_alarm": self.error_alarm,
             "labels": [self.labels.n, self.labels.error_sum, *_finite_or_none(self.labels.first, self.labels.last)],
             "label_windows": self.label_windows,
         }
@@ -119,7 +117,6 @@ class VersionState:
             doc["digest"],
             doc["records_per_second"],
             _error_cusum(doc["error_cusum"]),
-            doc["error_alarm"],
             _label_window(doc.get("labels")),
             doc.get("label_windows", 0),
         )

@@ -4,7 +4,10 @@ Windows sit on a grid of T seconds (slot = floor(event time / T)); a slot that r
 slot's later events open its next part. The watermark is the latest event time seen minus the allowed lateness,
 advanced once per batch so that the outcome depends only on the order of batches (which Kafka fixes per
 partition), never on timing: a replay of the same records rebuilds the same windows. Events of a slot the
-watermark has already passed are late: counted, not tested.
+watermark has already passed are late: counted, not tested. When the stream goes quiet (no event for
+`idle_flush_s` of wall clock), the wall clock stands in for the event that did not come: the watermark moves to
+now minus the allowed lateness, so the last window closes and its alarms are raised rather than left pending
+(that move is checkpointed like a batch's, so a replay resumes from it).
 """
 
 from __future__ import annotations
@@ -123,13 +126,22 @@ class WindowAssembler:
         for slot in np.unique(slots[~late]).tolist():
             rows = np.nonzero((slots == slot) & ~late)[0]
             self._fill(int(slot), batch.take(rows), rows, outcome)
-        self.watermark = max(self.watermark, float(batch.event_time.max()) - self.policy.allowed_lateness_s)
-        for slot in sorted(self.open):
-            if (slot + 1) * t_max <= self.watermark:
-                outcome.closed.append(self._close(slot, "watermark"))
+        outcome.closed += self.advance(float(batch.event_time.max()) - self.policy.allowed_lateness_s)
+        return outcome
+
+    def advance(self, watermark: float) -> list[ClosedWindow]:
+        """Move the watermark up to `watermark` (never back); the windows it passed, closed."""
+        self.watermark = max(self.watermark, watermark)
+        t_max = self.policy.max_seconds
+        closed = [self._close(slot, "watermark") for slot in sorted(self.open) if (slot + 1) * t_max <= self.watermark]
         for slot in [s for s in self.next_part if (s + 1) * t_max <= self.watermark]:
             del self.next_part[slot]  # the slot is past: its later events are late, no part will follow
-        return outcome
+        return closed
+
+    def idle(self, now: float) -> bool:
+        """Open windows, and no event newer than `idle_flush_s` before `now` (wall clock): the stream went quiet."""
+        latest = self.watermark + self.policy.allowed_lateness_s
+        return bool(self.open) and self.policy.idle_flush_s > 0 and now - latest >= self.policy.idle_flush_s
 
     def _fill(self, slot: int, rows: Columns, sources: npt.NDArray[np.int64], outcome: BatchOutcome) -> None:
         taken = 0
