@@ -6,8 +6,11 @@ registry or local files) and returns the wired parts; `service` makes the runnab
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
@@ -23,18 +26,20 @@ from modelyard.monitor.adapters.references import LocalReferenceSource
 from modelyard.monitor.adapters.registry_references import RegistryReferenceSource
 from modelyard.monitor.adapters.store import SqlMonitorStore, set_sqlite_synchronous
 from modelyard.monitor.config import MonitorSettings
-from modelyard.monitor.domain.ports import ReferenceSource
+from modelyard.monitor.domain.ports import DatasetRegistry, ReferenceSource
 from modelyard.monitor.domain.profile import ProfileOptions
 from modelyard.monitor.entrypoints import dashboard
 from modelyard.monitor.entrypoints.access import ACCESS
 from modelyard.monitor.entrypoints.consumer import FeedbackConsumer, PredictionsConsumer, ReadyVersionsConsumer
 from modelyard.monitor.entrypoints.grpc_api import grpc_api
 from modelyard.monitor.entrypoints.http_api import API_PREFIX, FEEDBACK_BATCH_PATH, router
-from modelyard.monitor.handlers import Monitor
+from modelyard.monitor.handlers import Monitor, Retraining
 from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.runtime import Service, StartupError
 from modelyard.sql.engine import create_engine, disposal
 from modelyard.sql.outbox import OutboxRelay
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,9 +49,12 @@ class MonitorParts:
     store: SqlMonitorStore
     monitor: Monitor
     profiles: ReferenceProfiles
+    retraining: Retraining | None  # when the policy names signals that suggest retraining
 
 
-def build(settings: MonitorSettings, *, references: ReferenceSource | None = None) -> MonitorParts:
+def build(
+    settings: MonitorSettings, *, references: ReferenceSource | None = None, datasets: DatasetRegistry | None = None
+) -> MonitorParts:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     policy = settings.policy()
     engine = create_engine(settings.resolved_database_url)
@@ -59,7 +67,12 @@ def build(settings: MonitorSettings, *, references: ReferenceSource | None = Non
         source, ProfileOptions(performance=policy.performance), retry_s=settings.reference_retry_s
     )
     monitor = Monitor(store, profiles, policy, PrometheusMetrics(), reference_wait_s=settings.reference_wait_s)
-    return MonitorParts(settings, engine, store, monitor, profiles)
+    retraining = None
+    if policy.retraining.enabled:
+        if datasets is None and not isinstance(source, RegistryReferenceSource):
+            raise StartupError("retrain_on registers snapshots in the registry: pass `datasets` with `references`")
+        retraining = Retraining(store, datasets or cast(RegistryReferenceSource, source), policy)
+    return MonitorParts(settings, engine, store, monitor, profiles, retraining)
 
 
 def event_signing_key(settings: MonitorSettings) -> Ed25519PrivateKey:
@@ -122,17 +135,20 @@ def service(parts: MonitorParts) -> Service:
         await registry_consumer.stop(settings.shutdown_grace_s)
         await consumer.stop(settings.shutdown_grace_s)
 
+    background_tasks = {
+        "predictions-consumer": consume,
+        "reference-prefetch": prefetch_references,
+        "outbox-relay": relay.run,
+    }
+    if parts.retraining is not None:
+        background_tasks["retraining-snapshots"] = _snapshots(parts.retraining, settings.retrain_interval_s)
     return Service(
         settings,
         access=ACCESS,
         grpc_apis=[grpc_api(parts.monitor, publisher)],
         routers=[router(parts.monitor, publisher), dashboard.router(parts.monitor)],
         body_limits={API_PREFIX + FEEDBACK_BATCH_PATH: settings.feedback_batch_max_bytes},
-        background_tasks={
-            "predictions-consumer": consume,
-            "reference-prefetch": prefetch_references,
-            "outbox-relay": relay.run,
-        },
+        background_tasks=background_tasks,
         # A stream it reads no more (its commits fail, its topics cannot be verified) shows as degraded.
         degraded_checks={"predictions-consumer": consumer.delivering},
         on_start=[publisher.start],
@@ -146,3 +162,15 @@ def _close(profiles: ReferenceProfiles) -> Callable[[], Awaitable[None]]:
         profiles.close()
 
     return close
+
+
+def _snapshots(retraining: Retraining, interval_s: float) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def run() -> None:
+        while True:
+            try:
+                await asyncio.to_thread(retraining.suggest)
+            except Exception:  # the registry away, a database hiccup: the incidents are met again next pass
+                log.exception("retraining snapshots: the pass failed; trying again in %gs", interval_s)
+            await asyncio.sleep(interval_s)
+
+    return run

@@ -20,8 +20,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from modelyard.events.topics import MONITOR_ALERTS
+from modelyard.monitor.adapters import snapshots
 from modelyard.monitor.adapters.events import incident_event
-from modelyard.monitor.adapters.labels import cumulative_performance, insert_labels, performance_windows
+from modelyard.monitor.adapters.labels import (
+    cumulative_performance,
+    insert_labels,
+    labelled_traffic,
+    performance_windows,
+)
 from modelyard.monitor.adapters.schema import (
     chunks,
     incidents,
@@ -41,8 +47,9 @@ from modelyard.monitor.domain.performance import LabelledPrediction, PendingPred
 from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.monitor.domain.ports import Checkpoint, Partition
 from modelyard.monitor.domain.profile import ReferenceProfile
+from modelyard.monitor.domain.snapshot import Snapshot, SnapshotRequest
 from modelyard.monitor.domain.state import VersionState
-from modelyard.monitor.domain.views import IncidentView, PerformanceWindow, VersionStatus, json_safe
+from modelyard.monitor.domain.views import IncidentView, PerformanceWindow, SnapshotView, VersionStatus, json_safe
 from modelyard.monitor.domain.windows import Columns, WindowId
 from modelyard.sql import migrations
 from modelyard.sql.engine import transaction
@@ -148,7 +155,7 @@ class SqlMonitorStore:
             rows = db.execute(sa.select(pending).where(pending.c.request_id.in_(set(request_ids)))).all()
         return {
             r.request_id: PendingPrediction(
-                r.request_id, r.model_name, int(r.model_version), r.event_time, r.label, r.score, r.value
+                r.request_id, r.model_name, int(r.model_version), r.event_time, r.label, r.score, r.value, r.features
             )
             for r in rows
         }
@@ -222,11 +229,11 @@ class SqlMonitorStore:
         """Hot path (every prediction): one driver-level executemany of the rows as they are (the time they were
         stored is one literal of the statement); a request id seen before (a retried inference) keeps its first
         prediction. ON CONFLICT DO NOTHING is both SQLite's and PostgreSQL's."""
-        marks = ", ".join(("?",) * 7 if db.dialect.paramstyle == "qmark" else ("%s",) * 7)
+        marks = ", ".join(("?",) * 8 if db.dialect.paramstyle == "qmark" else ("%s",) * 8)
         stored_at = float(time.time())  # a float's repr: a plain SQL numeric literal
         db.exec_driver_sql(
             f"INSERT INTO {pending.name} (request_id, model_name, model_version, event_time, label, score, value, "
-            f"stored_at) VALUES ({marks}, {stored_at!r}) ON CONFLICT (request_id) DO NOTHING",
+            f"features, stored_at) VALUES ({marks}, {stored_at!r}) ON CONFLICT (request_id) DO NOTHING",
             list(predictions),
         )
 
@@ -341,6 +348,24 @@ class SqlMonitorStore:
             )
             for r in rows
         ]
+
+    # Retraining snapshots (adapters/snapshots.py).
+
+    def awaiting_snapshot(self, signals: Sequence[str]) -> list[SnapshotRequest]:
+        with transaction(self.engine, write=False) as db:
+            return snapshots.awaiting_snapshot(db, signals)
+
+    def labelled_traffic(self, model_name: str, limit: int) -> list[LabelledPrediction]:
+        with transaction(self.engine, write=False) as db:
+            return labelled_traffic(db, model_name, limit)
+
+    def save_snapshot(self, snapshot: Snapshot, digest: str) -> bool:
+        with transaction(self.engine, write=True) as db:
+            return snapshots.save_snapshot(db, snapshot, digest)
+
+    def snapshot_views(self, model_name: str, limit: int = 100) -> list[SnapshotView]:
+        with transaction(self.engine, write=False) as db:
+            return snapshots.snapshot_views(db, model_name, limit)
 
 
 def set_sqlite_synchronous(engine: Engine, mode: Literal["FULL", "NORMAL"]) -> None:

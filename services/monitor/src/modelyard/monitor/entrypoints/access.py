@@ -20,5 +20,6 @@ ACCESS: dict[str, Rule] = {
     "ListWindows": READ,
     "ListIncidents": READ,
     "ListPerformance": READ,
+    "ListSnapshots": READ,  # REST only: GET /api/v1/models/{name}/snapshots
     DASHBOARD: READ,
 }
