@@ -51,6 +51,15 @@ from modelyard.contracts.registry.v1 import registry_service_pb2 as pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
 
 Monitor = Annotated[str, typer.Option("--monitor", envvar="MODELYARD_MONITOR_URL", help="monitor REST base URL")]
+MonitorToken = Annotated[
+    str,
+    typer.Option(
+        "--monitor-token",
+        envvar="MODELYARD_MONITOR_TOKEN",
+        help="bearer token for the monitor, if it requires one",
+        show_default=False,
+    ),
+]
 OUTPUT_SHOWN = 4000  # characters of a failed script's output shown
 
 
@@ -73,6 +82,7 @@ def retrain(
     registry: Registry = "127.0.0.1:50051",
     governance: Governance = "127.0.0.1:50054",
     monitor: Monitor = "http://127.0.0.1:8083",
+    monitor_token: MonitorToken = "",
     token: Token = "",
 ) -> None:
     """Train the next version on the newest snapshot of labelled traffic, register it and ask for its promotion."""
@@ -82,7 +92,7 @@ def retrain(
         parent = _call(stub.ResolveAlias, pb.ResolveAliasRequest(model_name=model, alias=alias), meta).model_version
         if not parent.reference_dataset_digest or not parent.signature.inputs:
             _fail(f"{model} v{parent.version} has no reference dataset or no signature to train the next one from")
-        found = _snapshot(monitor, model, token, snapshot)
+        found = _snapshot(monitor, model, monitor_token, snapshot)
         features = tuple(parent.signature.inputs[0].feature_names)
         label = str(found["label_column"])
         reference = _download(stub, meta, parent.reference_dataset_digest, work / "reference.csv")
