@@ -22,16 +22,9 @@ from modelyard.cli.stack import SERVICES, StackState
 from modelyard.cli.up import StackOptions, running_stack
 from modelyard.contracts.governance.v1 import governance_service_pb2 as gov
 from modelyard.contracts.registry.v1 import registry_service_pb2 as reg
-from modelyard.kafka.embedded import free_port
+from modelyard.testing.stack import distinct_free_ports
 
 pytestmark = pytest.mark.e2e
-
-
-def free_ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return sorted(ports)
 
 
 async def versions(s: Scenario) -> list[int]:
@@ -92,7 +85,7 @@ async def loop(state: StackState, work: Path, tokens: dict[str, str]) -> None:
 
 @pytest.mark.timeout(900)
 def test_incident_snapshot_retrain_and_promotion(tmp_path: Path) -> None:
-    ports = free_ports(1 + 2 * len(SERVICES))
+    ports = distinct_free_ports(1 + 2 * len(SERVICES))
     options = StackOptions(
         data_dir=tmp_path / "stack",
         broker_port=ports.pop(),
