@@ -24,9 +24,10 @@ def free_ports(count: int) -> list[int]:
     return sorted(ports)
 
 
-# About two minutes on a busy 2-core machine (a quarter of it starting four services); the bound is for a stuck run.
-@pytest.mark.timeout(600)
-def test_register_approve_serve_drift_rollback_audit(tmp_path: Path) -> None:
+# Three to six minutes on a busy 2-core machine (starting four services, a canary observed for a minute, a training
+# run in a process of its own); the bound is for a stuck run.
+@pytest.mark.timeout(900)
+def test_register_approve_serve_drift_rollback_retrain_audit(tmp_path: Path) -> None:
     ports = free_ports(1 + 2 * len(SERVICES))
     options = StackOptions(
         data_dir=tmp_path / "demo",
@@ -47,10 +48,21 @@ def test_register_approve_serve_drift_rollback_audit(tmp_path: Path) -> None:
     assert phase == "canary #1" and set(canary) == {"1", "2"}
     assert abs(canary["2"] / sum(canary.values()) - CANARY_WEIGHT) < 0.1
     # After the rollback, v1 again, and v1 is all serving runs.
-    assert traffic[-1] == (f"after rollback #{len(traffic) - 1}", {"1": ROWS_PER_ROUND})
+    (after_rollback,) = [answers for phase, answers in traffic if phase.startswith("after rollback")]
+    assert after_rollback == {"1": ROWS_PER_ROUND}
     assert result.served_versions == ["1"]
-    # The platform's own record of it: the event the monitor raised, the rollback, and an intact audit chain.
+    # Retrained on the drifted, labelled traffic, v3 went out as a canary and was promoted: it answers everything.
+    assert traffic[-1] == (f"after promotion #{len(traffic) - 1}", {"3": ROWS_PER_ROUND})
+    assert any(phase.startswith("canary v3") and set(answers) == {"1", "3"} for phase, answers in traffic)
+    # The platform's own record of it: the event the monitor raised, the rollback, the snapshot it suggested
+    # retraining on, v3's checks and promotion, realised accuracy recovering, and an intact audit chain.
     described = [entry.what for entry in result.timeline if entry.actor in ("monitor", "governance", "serving")]
     assert any("IncidentChanged" in line and "on v2: data_drift, critical" in line for line in described)
     assert any("RollbackOrdered" in line and "v2" in line for line in described)
+    assert any(line.startswith("RetrainingSuggested") for line in described)
+    assert any(line.startswith("checks of v3:") and "not_worse passed" in line for line in described)
+    assert any("DeploymentApproved" in line and line.endswith("primary v3") for line in described)
+    (realised,) = [line for line in described if line.startswith("realised accuracy on the shifted cases")]
+    v1, v3 = (float(part.split()[1]) for part in realised.split(": ", 1)[1].split(", "))
+    assert v3 > v1
     assert result.audit_entries > 0 and result.audit_checkpoints > 0

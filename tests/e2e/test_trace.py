@@ -86,7 +86,7 @@ def chains(receiver: OtlpReceiver, start: ReceivedSpan) -> list[list[ReceivedSpa
     return paths
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)  # the whole demo (see test_demo.py)
 def test_prediction_stream_window_alert_rollback_are_one_trace(tmp_path: Path) -> None:
     with otlp_receiver() as receiver:
         ports = free_ports(1 + 2 * len(SERVICES))

@@ -4,14 +4,16 @@ import pytest
 
 from modelyard.governance.domain.card import build_card, missing_sections, render_markdown
 from modelyard.governance.domain.checks import (
+    Comparison,
     Measurements,
     check_bounds,
     check_fairness,
     check_latency,
+    check_not_worse,
     check_signature,
 )
 from modelyard.governance.domain.model import Signature, TensorSpec
-from modelyard.governance.domain.policy import Bound, FairnessCheck
+from modelyard.governance.domain.policy import Bound, FairnessCheck, NotWorseCheck
 from modelyard.governance.testing import SIGNATURE, facts
 
 pytestmark = pytest.mark.unit
@@ -63,3 +65,33 @@ def test_a_card_uses_model_card_toolkit_names_and_lists_missing_sections() -> No
     ]
     markdown = render_markdown(complete)
     assert markdown.startswith("# Model card: m v1\n") and "| accuracy | 0.95 | lineage |" in markdown
+
+
+def test_not_worse_compares_with_the_serving_version_on_the_same_rows() -> None:
+    spec = NotWorseCheck(metric="accuracy", tolerance=0.01)
+    candidate = Measurements("sha256:new", 200, {"accuracy": 0.90})
+    better = Comparison(candidate, Measurements("sha256:new", 200, {"accuracy": 0.905}), serving_version=1)
+    result = check_not_worse(spec, better)
+    assert result.passed, result.detail  # 0.005 worse: within the tolerance
+    assert result.evidence == {
+        "metric": "accuracy",
+        "candidate": 0.90,
+        "serving": 0.905,
+        "serving_version": 1,
+        "dataset": "sha256:new",
+        "rows": 200,
+        "tolerance": 0.01,
+    }
+    worse = replace(better, serving=Measurements("sha256:new", 200, {"accuracy": 0.95}))
+    assert not check_not_worse(spec, worse).passed
+    assert "accuracy 0.9 against v1's 0.95 on the same 200 rows: worse" in check_not_worse(spec, worse).detail
+    # Lower is better for errors; nothing serving yet passes; an unmeasured candidate fails.
+    mae = NotWorseCheck(metric="mae")
+    assert check_not_worse(
+        mae, Comparison(Measurements("d", 9, {"mae": 2.0}), Measurements("d", 9, {"mae": 3.0}), 4)
+    ).passed
+    assert not check_not_worse(
+        mae, Comparison(Measurements("d", 9, {"mae": 3.0}), Measurements("d", 9, {"mae": 2.0}), 4)
+    ).passed
+    assert check_not_worse(spec, Comparison(candidate)).passed
+    assert not check_not_worse(spec, None).passed

@@ -15,6 +15,7 @@ from modelyard.cli.certs import certs
 from modelyard.cli.connection import CaFile, ClientCert, ClientKey, tls_options
 from modelyard.cli.demo import demo
 from modelyard.cli.registry import admin_app, alias_app, models_app
+from modelyard.cli.retrain import retrain
 from modelyard.cli.stack import StackError
 from modelyard.cli.status import status
 from modelyard.cli.trace import trace_app
@@ -60,6 +61,7 @@ app.command()(up)
 app.command()(status)
 app.command()(demo)
 app.command()(certs)
+app.command()(retrain)
 app.add_typer(models_app, name="models")
 app.add_typer(alias_app, name="alias")
 app.add_typer(admin_app, name="registry")

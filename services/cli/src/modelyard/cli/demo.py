@@ -5,8 +5,11 @@ trains a logistic regression on scikit-learn's breast cancer data, exports it to
 reference and evaluation data, asks for promotion, approves as two people, waits until serving has loaded it,
 sends traffic through stock tritonclient over gRPC, registers v2 and rolls it out as a 20 % canary, shifts the
 incoming data (sizes reported 1.5 SD larger by a recalibrated imaging pipeline), waits for the monitor to raise
-drift on the canary and for governance to roll it back, checks that serving answers from v1 again, and verifies
-the audit chain. Every step has a deadline; the command exits 1 if one is missed.
+drift on the canary and for governance to roll it back, checks that serving answers from v1 again; then sends the
+true diagnoses of the shifted cases as feedback, waits for the monitor's retraining snapshot, runs `modelyard
+retrain` (demo_retrain.py), and follows v3 through its checks, two approvals, a canary and its promotion to the
+realised accuracy on the new data; and verifies the audit chain. Every step has a deadline; the command exits 1 if
+one is missed.
 
 `run_demo` is what the command and the e2e test both run.
 """
@@ -37,6 +40,8 @@ MARKER = ".modelyard-demo"  # in a data dir the demo made, so that it only ever 
 DEFAULT_DEMO_DIR = DEFAULT_DATA_DIR / "demo"
 WINDOW_EVENTS = 100  # the monitor's window for the demo: small, so the canary's 20 % fills windows quickly
 TOKENS_FILE = "tokens.json"
+OBSERVATION_S = 60  # of a canary
+SNAPSHOT_MIN_ROWS = 500  # labelled predictions in a retraining snapshot: the demo labels 2 rounds of 300 first
 
 # Who does what. Separation of duties: the registrant and requester (alice) may not approve; carol and dave do.
 PRINCIPALS: dict[str, list[str]] = {
@@ -56,12 +61,14 @@ promotions:
       lineage_metrics: {{accuracy: {{min: 0.9}}}}
       evaluation: {{label_column: {LABEL_COLUMN}, metrics: {{accuracy: {{min: 0.9}}, roc_auc: {{min: 0.95}}}}}}
       latency_budget_ms: 250
+      not_worse: {{metric: accuracy, label_column: {LABEL_COLUMN}}}
       signature_compatible: true
     approvals: {{count: 2, role: approver}}
-    # observation_s: the canary must not be promoted automatically while the demo watches it.
+    # observation_s: long enough that canary v2 drifts (and is rolled back) before it would be promoted, short
+    # enough that canary v3, which does not drift, is promoted within the demo.
     # fresh_s: 0: v1 has served for seconds when the data shifts and its own windows drift too; the incident
     # that must roll back is the canary's (there is nothing before v1 to roll back to).
-    rollout: {{canary_weight: {CANARY_WEIGHT}, observation_s: 3600, auto_promote: true, fresh_s: 0}}
+    rollout: {{canary_weight: {CANARY_WEIGHT}, observation_s: {OBSERVATION_S}, auto_promote: true, fresh_s: 0}}
 rollbacks:
   - models: "*"
     min_severity: critical
@@ -104,6 +111,9 @@ def demo_settings(work: Path, tokens: dict[str, str]) -> tuple[str, ...]:
         "governance.work_interval_s=0.2",
         f"monitor.window_max_events={WINDOW_EVENTS}",
         f"monitor.window_min_events={WINDOW_EVENTS // 2}",
+        'monitor.retrain_on=["data_drift"]',
+        f"monitor.retrain_snapshot_min_rows={SNAPSHOT_MIN_ROWS}",
+        "monitor.retrain_interval_s=0.5",
     )
 
 
@@ -187,7 +197,7 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be ready.")] = 120.0,
     tls: Annotated[bool, typer.Option(help="Everything over mutual TLS, as `modelyard up --tls`.")] = False,
 ) -> None:
-    """Run the whole loop on this machine: register, approve, serve, drift, roll back, audit."""
+    """Run the whole loop on this machine: register, approve, serve, drift, roll back, retrain, promote, audit."""
     options = StackOptions(
         data_dir=data_dir,
         broker_port=broker_port,

@@ -29,14 +29,20 @@ class DemoData:
 
     def traffic(self, rows: int, seed: int, *, shifted: bool) -> np.ndarray[Any, np.dtype[np.float32]]:
         """`rows` incoming cases, drawn from the held-out data (seeded, so every run sends the same)."""
+        return self.labelled_traffic(rows, seed, shifted=shifted)[0]
+
+    def labelled_traffic(
+        self, rows: int, seed: int, *, shifted: bool
+    ) -> tuple[np.ndarray[Any, np.dtype[np.float32]], np.ndarray[Any, np.dtype[np.int64]]]:
+        """`traffic` and the true diagnosis of each case (what the application learns later)."""
         import numpy as np
 
-        rng = np.random.default_rng(seed)
-        x = self.x_test[rng.integers(0, len(self.x_test), size=rows)].copy()
+        drawn = np.random.default_rng(seed).integers(0, len(self.x_test), size=rows)
+        x = self.x_test[drawn].copy()
         if shifted:
             columns = [self.feature_names.index(f) for f in SHIFTED_FEATURES]
             x[:, columns] += SHIFT_SD * self.x_train[:, columns].std(axis=0)
-        return x.astype(np.float32)
+        return x.astype(np.float32), self.y_test[drawn]
 
     def csv(self, x: np.ndarray[Any, Any], y: np.ndarray[Any, Any] | None, columns: list[str]) -> bytes:
         header = ",".join(f'"{c}"' for c in columns) + (f",{LABEL_COLUMN}" if y is not None else "")

@@ -91,10 +91,14 @@ class Scenario:
 
     async def run(self, *, full: bool = True) -> None:
         """The whole loop; without `full`, only up to "traffic answered by v1" (a first version, served)."""
+        from modelyard.cli.demo_retrain import Retraining
+
         async with self.connected():
             data, v2 = await self._first_version()
             if full:
                 await self._canary_drift_rollback(data, v2)
+                await Retraining(self, data).run()
+                await self.step("audit chain verified", DEADLINE_AUDIT, self.verify_audit())
 
     @contextlib.asynccontextmanager
     async def connected(self) -> AsyncIterator[Scenario]:
@@ -180,7 +184,6 @@ class Scenario:
             traffic == {"1": ROWS_PER_ROUND} and self.result.served_versions == ["1"],
             f"answers by version {traffic}, ModelMetadata versions {self.result.served_versions}",
         )
-        await self.step("audit chain verified", DEADLINE_AUDIT, self.verify_audit())
 
     def expect(self, step: str, condition: bool, why: str) -> None:
         if not condition:
@@ -312,7 +315,8 @@ class Scenario:
         """`rows` as single-row requests through stock tritonclient (a process of its own: see demo_traffic)."""
         import numpy as np
 
-        path = self.work / f"traffic-{phase.replace(' ', '-')}-{len(self.result.traffic)}.npy"
+        tag = self.traffic_tag(phase)
+        path = self.work / f"traffic-{tag}.npy"
         np.save(path, rows)
         tls = self.state.tls
         process = await asyncio.create_subprocess_exec(
@@ -322,7 +326,7 @@ class Scenario:
             self.state.services["serving"].grpc,
             MODEL,
             str(path),
-            f"{phase.replace(' ', '-')}-{len(self.result.traffic)}",
+            tag,
             *((str(tls.ca_file), str(tls.cert_file), str(tls.key_file)) if tls else ()),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -342,6 +346,10 @@ class Scenario:
         self.result.traffic[f"{phase} #{len(self.result.traffic)}"] = versions
         self.timeline.add("tritonclient", f"{len(rows)} requests ({phase}): answers by version {versions}")
         return versions
+
+    def traffic_tag(self, phase: str) -> str:
+        """The request ids of the next `traffic` call are `<tag>-<row>`."""
+        return f"{phase.replace(' ', '-')}-{len(self.result.traffic)}"
 
     async def drift_until_incident(self, data: DemoData) -> asyncio.Task[None]:
         """Shifted traffic, a round at a time, until the monitor opens an incident on the canary.

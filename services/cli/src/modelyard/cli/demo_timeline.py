@@ -36,6 +36,15 @@ STEPS = (
     "governance rolled back v2",
     "serving unloaded v2",
     "traffic answered by v1 again",
+    "labelled drifted traffic sent to v1",
+    "monitor suggested retraining",
+    "retrained v3 on the drifted traffic",
+    "checks of v3 passed",
+    "v3 approved as a 20% canary",
+    "serving loaded v3 as canary",
+    "v3 promoted after its canary",
+    "traffic answered by v3",
+    "realised accuracy recovered",
     "audit chain verified",
 )
 
@@ -142,6 +151,8 @@ def describe(event: Event) -> str:
             line = f"IncidentChanged {state} on {ref(p.version)}: {signal}, {severity}{detail}"
             # Only critical incidents can roll back (the demo's policy); the others are shown, but quietly.
             return f"[red]{line}[/]" if p.severity == mon.SEVERITY_CRITICAL else f"[dim]{line}[/]"
+        case "RetrainingSuggested":
+            return f"RetrainingSuggested for {ref(p.version)}: {p.rows} labelled rows in {p.dataset_digest[:19]}…"
     return kind
 
 

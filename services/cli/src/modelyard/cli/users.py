@@ -22,7 +22,7 @@ DEFAULT_USERS_FILE = DEFAULT_DATA_DIR / USERS_FILE
 SERVICE_PRINCIPALS: dict[str, list[str]] = {
     "governance": [Role.SERVICE.value],
     "serving": [Role.VIEWER.value],
-    "monitor": [Role.VIEWER.value],
+    "monitor": [Role.VIEWER.value, Role.PUBLISHER.value],  # publisher: it registers retraining snapshots
 }
 
 

@@ -119,8 +119,9 @@ MONITOR_ALERTS = Topic(
     "modelyard.monitor.alerts",
     partitions=3,
     producer="monitor",
-    summary="Incidents opened, escalated and resolved, with their statistical evidence.",
-    payloads=(mon.IncidentChanged,),
+    summary="Incidents opened, escalated and resolved, with their statistical evidence; the retraining they suggest "
+    "(a snapshot of the labelled traffic, registered as a dataset).",
+    payloads=(mon.IncidentChanged, mon.RetrainingSuggested),
     sources=("monitor",),
     signed=True,
 )

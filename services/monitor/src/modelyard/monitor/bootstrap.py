@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
@@ -24,19 +25,21 @@ from modelyard.monitor.adapters.references import LocalReferenceSource
 from modelyard.monitor.adapters.registry_references import RegistryReferenceSource
 from modelyard.monitor.adapters.store import SqlMonitorStore, set_sqlite_synchronous
 from modelyard.monitor.config import MonitorSettings
-from modelyard.monitor.domain.ports import ReferenceSource
+from modelyard.monitor.domain.ports import DatasetRegistry, ReferenceSource
 from modelyard.monitor.domain.profile import ProfileOptions
 from modelyard.monitor.entrypoints import dashboard
 from modelyard.monitor.entrypoints.access import ACCESS
 from modelyard.monitor.entrypoints.consumer import predictions_consumer, references_consumer
 from modelyard.monitor.entrypoints.grpc_api import grpc_api
 from modelyard.monitor.entrypoints.http_api import API_PREFIX, FEEDBACK_BATCH_PATH, router
-from modelyard.monitor.handlers import Monitor
+from modelyard.monitor.handlers import Monitor, Retraining
 from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.runtime import Service, StartupError
 from modelyard.runtime.kit import consume_forever
 from modelyard.sql.engine import create_engine, disposal
 from modelyard.sql.outbox import relay_task
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,12 @@ class MonitorParts:
     store: SqlMonitorStore
     monitor: Monitor
     profiles: ReferenceProfiles
+    retraining: Retraining | None  # when the policy names signals that suggest retraining
 
 
-def build(settings: MonitorSettings, *, references: ReferenceSource | None = None) -> MonitorParts:
+def build(
+    settings: MonitorSettings, *, references: ReferenceSource | None = None, datasets: DatasetRegistry | None = None
+) -> MonitorParts:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     policy = settings.policy()
     engine = create_engine(settings.resolved_database_url)
@@ -68,7 +74,12 @@ def build(settings: MonitorSettings, *, references: ReferenceSource | None = Non
         reference_wait_s=settings.reference_wait_s,
         prediction_log=settings.prediction_log(),
     )
-    return MonitorParts(settings, engine, store, monitor, profiles)
+    retraining = None
+    if policy.retraining.enabled:
+        if datasets is None and not isinstance(source, RegistryReferenceSource):
+            raise StartupError("retrain_on registers snapshots in the registry: pass `datasets` with `references`")
+        retraining = Retraining(store, datasets or cast(RegistryReferenceSource, source), policy)
+    return MonitorParts(settings, engine, store, monitor, profiles, retraining)
 
 
 def event_signing_key(settings: MonitorSettings) -> Ed25519PrivateKey:
@@ -109,6 +120,8 @@ def service(parts: MonitorParts) -> Service:
     }
     if settings.window_idle_flush_s > 0:
         tasks["idle-flush"] = flush_idle_windows
+    if parts.retraining is not None:
+        tasks["retraining-snapshots"] = _snapshots(parts.retraining, settings.retrain_interval_s)
     return Service(
         settings,
         access=ACCESS,
@@ -129,3 +142,15 @@ def _close(profiles: ReferenceProfiles) -> Callable[[], Awaitable[None]]:
         profiles.close()
 
     return close
+
+
+def _snapshots(retraining: Retraining, interval_s: float) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def run() -> None:
+        while True:
+            try:
+                await asyncio.to_thread(retraining.suggest)
+            except Exception:  # the registry away, a database hiccup: the incidents are met again next pass
+                log.exception("retraining snapshots: the pass failed; trying again in %gs", interval_s)
+            await asyncio.sleep(interval_s)
+
+    return run

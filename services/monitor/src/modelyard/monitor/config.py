@@ -11,6 +11,7 @@ from modelyard.monitor.domain.policy import (
     MonitorPolicy,
     PerformancePolicy,
     QualityPolicy,
+    RetrainingPolicy,
     SloPolicy,
     WindowPolicy,
 )
@@ -102,6 +103,15 @@ class MonitorSettings(ServiceSettings):
     prediction_log_max_rows: int = Field(
         1_000_000, ge=0, description="predictions the log keeps at most, oldest pruned first (0: no prediction log)"
     )
+    retrain_on: list[Literal["performance", "data_drift", "prediction_drift", "data_quality"]] = Field(
+        default_factory=list,
+        description="incident signals that suggest retraining: the model's recent labelled traffic is registered as "
+        "a dataset snapshot and RetrainingSuggested published (needs reference_source=registry); empty: never",
+    )
+    retrain_snapshot_min_rows: int = Field(100, ge=1, description="labelled predictions needed for a snapshot")
+    retrain_snapshot_max_rows: int = Field(10_000, ge=1, description="the newest labelled predictions it keeps")
+    retrain_label_column: str = Field("target", min_length=1, description="the snapshot's column of labels")
+    retrain_interval_s: float = Field(5.0, gt=0, description="how often open incidents are checked for snapshots")
     slo_latency_p99_ms: float = Field(250.0, gt=0)
     slo_error_rate: float = Field(0.01, ge=0)
 
@@ -112,6 +122,14 @@ class MonitorSettings(ServiceSettings):
                 "profile=production refuses unsafe settings: no event signing key "
                 "(set MODELYARD_MONITOR_EVENT_SIGNING_KEY)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _snapshots_go_to_the_registry(self) -> Self:
+        if self.retrain_on and self.reference_source != "registry":
+            raise ValueError("retrain_on registers snapshots in the registry: it needs reference_source=registry")
+        if self.retrain_snapshot_min_rows > self.retrain_snapshot_max_rows:
+            raise ValueError("retrain_snapshot_min_rows > retrain_snapshot_max_rows: no snapshot could be taken")
         return self
 
     @property
@@ -147,6 +165,12 @@ class MonitorSettings(ServiceSettings):
                 min_error_increase=self.performance_min_error_increase,
                 critical_error_increase=self.performance_critical_error_increase,
                 window_labels=self.performance_window_labels,
+            ),
+            retraining=RetrainingPolicy(
+                signals=tuple(self.retrain_on),
+                min_rows=self.retrain_snapshot_min_rows,
+                max_rows=self.retrain_snapshot_max_rows,
+                label_column=self.retrain_label_column,
             ),
         )
 

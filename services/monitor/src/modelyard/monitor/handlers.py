@@ -31,7 +31,7 @@ from modelyard.monitor.domain.performance import (
     pending_predictions,
 )
 from modelyard.monitor.domain.policy import MonitorPolicy
-from modelyard.monitor.domain.ports import Checkpoint, Consumed, Metrics, MonitorStore, Partition
+from modelyard.monitor.domain.ports import Checkpoint, Consumed, DatasetRegistry, Metrics, MonitorStore, Partition
 from modelyard.monitor.domain.prediction_log import (
     DEFAULT_PREDICTION_LOG,
     PredictionLogPolicy,
@@ -41,8 +41,9 @@ from modelyard.monitor.domain.prediction_log import (
 )
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.records import Feedback, PredictionRows
+from modelyard.monitor.domain.snapshot import build_snapshot, feature_rows
 from modelyard.monitor.domain.state import VersionState
-from modelyard.monitor.domain.views import IncidentView, PerformanceHistory, VersionStatus
+from modelyard.monitor.domain.views import IncidentView, PerformanceHistory, SnapshotView, VersionStatus
 from modelyard.monitor.domain.windows import ClosedWindow, WindowId
 from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.monitor.window_traces import WindowTrace, note_batch, window_span
@@ -232,6 +233,10 @@ class Monitor:
             )
         return found
 
+    def snapshots(self, model_name: str, limit: int = 100) -> list[SnapshotView]:
+        """The model's retraining snapshots, newest first."""
+        return self.store.snapshot_views(model_name, limit)
+
     def rebaseline(self, model_name: str, model_version: int) -> ReferenceProfile:
         """Profile the version's reference data again and make it the reference from the next window on.
 
@@ -254,7 +259,8 @@ class Monitor:
         key = (rows.model_name, rows.model_version)
         version = self._version(*key)
         state, profile = version.state, version.profile
-        outcome = state.assembler.add(rows.to_columns(profile if profile.features else None))
+        columns = rows.to_columns(profile if profile.features else None)
+        outcome = state.assembler.add(columns)
         state.records_seen += len(rows)
         state.digest = rows.digest or state.digest
         state.late_records += outcome.late_events
@@ -262,7 +268,8 @@ class Monitor:
         checkpoint.profile = profile  # (the version may have adopted its reference data since)
         checkpoint.appended += outcome.appended
         checkpoint.closed += version.dropped
-        checkpoint.pending += pending_predictions(rows, self.policy.performance)
+        features = feature_rows(columns, profile) if self.policy.retraining.enabled and profile.features else None
+        checkpoint.pending += pending_predictions(rows, self.policy.performance, features)
         if self.prediction_log.max_rows:
             taken = [
                 (window, sources.tolist())
@@ -338,3 +345,34 @@ class Monitor:
         )
         profile = self.store.active_profile(model_name, model_version)
         return _Version(state, profile or ReferenceProfile.empty(model_name, model_version))
+
+
+class Retraining:
+    """Snapshots of labelled traffic for the incidents the retraining policy names, registered as datasets.
+
+    A pass (`suggest`) runs off the consumers: it takes every open incident of those signals that has no snapshot
+    yet, so a registry that was away, a restart, or labels that were still too few are simply met again on the
+    next pass; the snapshot row and its `RetrainingSuggested` are written together, once per incident.
+    """
+
+    def __init__(self, store: MonitorStore, datasets: DatasetRegistry, policy: MonitorPolicy) -> None:
+        self.store = store
+        self.datasets = datasets
+        self.policy = policy
+
+    def suggest(self) -> list[str]:
+        """One pass; the incidents snapshotted in it."""
+        retraining = self.policy.retraining
+        done = []
+        for request in self.store.awaiting_snapshot(retraining.signals):
+            labelled = self.store.labelled_traffic(request.model_name, retraining.max_rows)
+            snapshot = build_snapshot(request, labelled, self.policy)
+            if snapshot is None:
+                continue  # too few labels yet: met again on the next pass while the incident is open
+            digest = self.datasets.register_dataset(snapshot.data, snapshot.media_type)
+            if self.store.save_snapshot(snapshot, digest):
+                log.info(
+                    "retraining suggested for %s: snapshot %s (%d rows)", request.incident_id, digest, snapshot.rows
+                )
+                done.append(request.incident_id)
+        return done

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from modelyard.governance.domain.model import Dim, Signature, TensorSpec, VersionFacts
-from modelyard.governance.domain.policy import Bound, Checks, FairnessCheck
+from modelyard.governance.domain.policy import Bound, Checks, FairnessCheck, NotWorseCheck
 
 Evidence = Mapping[str, float | str]
 
@@ -35,12 +35,22 @@ class Measurements:
     equalized_odds_difference: float | None = None
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """The candidate and the version serving the alias, measured on the same (the candidate's evaluation) dataset."""
+
+    candidate: Measurements
+    serving: Measurements | None = None  # None: nothing else serves the alias yet
+    serving_version: int = 0
+
+
 def run_checks(
     checks: Checks,
     facts: VersionFacts,
     measured: Measurements | None,
     serving: Signature | None,
     missing_card_sections: list[str],
+    comparison: Comparison | None = None,
 ) -> list[CheckResult]:
     """Every check the policy asks for, in a stable order."""
     results: list[CheckResult] = []
@@ -55,6 +65,8 @@ def run_checks(
                 measured,
             )
         )
+    if checks.not_worse is not None:
+        results.append(check_not_worse(checks.not_worse, comparison))
     if checks.latency_budget_ms is not None:
         results.append(check_latency(checks.latency_budget_ms, measured))
     if checks.fairness is not None:
@@ -81,6 +93,32 @@ def check_bounds(
         evidence.update(dataset=measured.dataset, rows=measured.rows)
     detail = "; ".join(failures) or f"{len(bounds)} metrics within bounds"
     return CheckResult(name, not failures, detail, evidence)
+
+
+def check_not_worse(spec: NotWorseCheck, comparison: Comparison | None) -> CheckResult:
+    metric = spec.metric
+    candidate = comparison.candidate.metrics.get(metric) if comparison else None
+    if comparison is None or candidate is None:
+        return CheckResult("not_worse", False, f"{metric} of the candidate was not measured")
+    evidence: dict[str, float | str] = {
+        "metric": metric,
+        "candidate": candidate,
+        "dataset": comparison.candidate.dataset,
+        "rows": comparison.candidate.rows,
+        "tolerance": spec.tolerance,
+    }
+    served = comparison.serving.metrics.get(metric) if comparison.serving else None
+    if served is None:
+        return CheckResult("not_worse", True, f"nothing else serves the alias: {metric} {candidate:.4g}", evidence)
+    evidence |= {"serving": served, "serving_version": comparison.serving_version}
+    loss = candidate - served if spec.lower_is_better else served - candidate
+    passed = loss <= spec.tolerance
+    detail = (
+        f"{metric} {candidate:.4g} against v{comparison.serving_version}'s {served:.4g} on the same "
+        f"{comparison.candidate.rows} rows: {'not worse' if passed else 'worse'}"
+        + (f" (tolerance {spec.tolerance:g})" if spec.tolerance else "")
+    )
+    return CheckResult("not_worse", passed, detail, evidence)
 
 
 def check_latency(budget_ms: float, measured: Measurements | None) -> CheckResult:

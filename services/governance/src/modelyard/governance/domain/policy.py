@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Self
@@ -69,9 +70,28 @@ class FairnessCheck(_Strict):
     max_equalized_odds_difference: float = Field(ge=0, le=1)
 
 
+class NotWorseCheck(_Strict):
+    """The candidate against the version the alias serves now, both measured by governance on the candidate's
+    evaluation dataset (for a retrained version: held-out rows of the newest snapshot of live traffic). It passes
+    when the candidate is not worse on `metric` by more than `tolerance`, or when nothing serves the alias yet."""
+
+    metric: EvaluationMetric = "accuracy"
+    label_column: str = "target"
+    tolerance: float = Field(default=0.0, ge=0)
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.metric in ("mae", "rmse")
+
+    def evaluation(self) -> EvaluationCheck:
+        """What to measure both versions with: the metric alone (this check, not a bound, judges it)."""
+        return EvaluationCheck(label_column=self.label_column, metrics={self.metric: Bound(min=-math.inf)})
+
+
 class Checks(_Strict):
     lineage_metrics: dict[str, Bound] = Field(default_factory=dict)
     evaluation: EvaluationCheck | None = None
+    not_worse: NotWorseCheck | None = None
     latency_budget_ms: float | None = Field(default=None, gt=0, description="p95 of single-row predictions")
     signature_compatible: bool = False
     fairness: FairnessCheck | None = None

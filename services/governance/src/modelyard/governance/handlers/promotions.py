@@ -8,7 +8,7 @@ from datetime import timedelta
 from modelyard.auth import Principal
 from modelyard.governance import convert
 from modelyard.governance.domain import card
-from modelyard.governance.domain.checks import CheckResult, Measurements, run_checks
+from modelyard.governance.domain.checks import CheckResult, Comparison, Measurements, run_checks
 from modelyard.governance.domain.deployment import Deployment, deploy
 from modelyard.governance.domain.errors import (
     AlreadyExists,
@@ -19,7 +19,7 @@ from modelyard.governance.domain.errors import (
     InvalidArgument,
 )
 from modelyard.governance.domain.model import VersionFacts
-from modelyard.governance.domain.policy import PromotionRule
+from modelyard.governance.domain.policy import NotWorseCheck, PromotionRule
 from modelyard.governance.domain.ports import Unit
 from modelyard.governance.domain.workflow import PromotionRequest, RequestState
 from modelyard.governance.handlers.base import (
@@ -167,7 +167,26 @@ class PromotionUseCases(UseCases):
         )
         missing = card.missing_sections(card.build_card(facts, None, history))
         wanted_missing = [s for s in missing if s in checks.model_card]
-        return run_checks(checks, facts, measured, serving.signature if serving else None, wanted_missing)
+        comparison = self._compare(checks.not_worse, facts, request.target_alias) if checks.not_worse else None
+        signature = serving.signature if serving else None
+        return run_checks(checks, facts, measured, signature, wanted_missing, comparison)
+
+    def _compare(self, spec: NotWorseCheck, facts: VersionFacts, alias: str) -> Comparison:
+        """The candidate and the version the alias names now, measured on the candidate's evaluation dataset."""
+        if not facts.evaluation_datasets:
+            raise FailedPrecondition(f"version {facts.ref.version} has no registered evaluation dataset")
+        digest = facts.evaluation_datasets[0]
+        dataset = self.catalog.download(digest)
+        evaluation = spec.evaluation()
+
+        def measure(version: VersionFacts) -> Measurements:
+            model = self.catalog.download(version.ref.digest)
+            return self.evaluator.measure(model, dataset, digest, version.signature, evaluation, None)
+
+        serving = self.catalog.alias_version(facts.ref.model_name, alias)
+        if serving is None or serving.ref.version == facts.ref.version:
+            return Comparison(measure(facts))
+        return Comparison(measure(facts), measure(serving), serving.ref.version)
 
     def _measure(self, facts: VersionFacts, model: bytes, rule: PromotionRule) -> Measurements:
         checks = rule.checks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -11,12 +12,15 @@ from modelyard.contracts.events.v1 import common_pb2, monitor_events_pb2
 from modelyard.events.envelope import Event
 from modelyard.inputs import BadInput, capped
 from modelyard.monitor.domain.incidents import Change, Evidence, IncidentChange, Severity, Signal
+from modelyard.monitor.domain.snapshot import Snapshot
 
 SOURCE = "monitor"
 # Widths of the store's columns that keep feedback until its prediction arrives (pending_predictions).
 MAX_REQUEST_ID_CHARS = 128
 MAX_NAME_CHARS = 255
 MAX_LABEL_CHARS = 255
+
+RETRAINING_NAMESPACE = uuid.UUID("0b8f6c1e-7d43-4b5e-9a51-2f7e3c9d1a64")  # event ids of RetrainingSuggested
 
 SIGNALS = {
     Signal.DATA_DRIFT: monitor_events_pb2.SIGNAL_DATA_DRIFT,
@@ -85,6 +89,26 @@ def incident_event(
         window_id=change.window,
     )
     return Event(key=key.model_name, payload=payload, source=SOURCE, id=change.event_id, trace=dict(trace or {}))
+
+
+def retraining_event(snapshot: Snapshot, digest: str) -> Event:
+    """`RetrainingSuggested` for a registered snapshot; its id derives from the incident (one per incident)."""
+    request = snapshot.request
+    payload = monitor_events_pb2.RetrainingSuggested(
+        incident_id=request.incident_id,
+        version=common_pb2.ModelVersionRef(model_name=request.model_name, version=request.model_version),
+        signal=SIGNALS[request.signal],
+        dataset_digest=digest,
+        media_type=snapshot.media_type,
+        rows=snapshot.rows,
+        columns=snapshot.columns,
+        label_column=snapshot.label_column,
+        windows=snapshot.windows,
+        first_event_time=timestamp(snapshot.first_event_time),
+        last_event_time=timestamp(snapshot.last_event_time),
+    )
+    event_id = str(uuid.uuid5(RETRAINING_NAMESPACE, request.incident_id))
+    return Event(key=request.model_name, payload=payload, source=SOURCE, id=event_id)
 
 
 def feedback_event(request_id: str, model_name: str, truth: str | float, event_time: datetime) -> Event:

@@ -27,10 +27,10 @@ def insert_labels(db: Connection, joined: Sequence[LabelledPrediction], policy: 
     )
     width = policy.window.max_seconds
     stored_at = float(time.time())  # a float's repr: a plain SQL numeric literal
-    marks = ", ".join((mark,) * 9)
+    marks = ", ".join((mark,) * 10)
     db.exec_driver_sql(
         f"INSERT INTO {labels.name} (model_name, model_version, slot, event_time, label, score, value, truth_label, "
-        f"truth_value, stored_at) VALUES ({marks}, {stored_at!r})",
+        f"truth_value, features, stored_at) VALUES ({marks}, {stored_at!r})",
         [
             (
                 p.model_name,
@@ -42,6 +42,7 @@ def insert_labels(db: Connection, joined: Sequence[LabelledPrediction], policy: 
                 p.value,
                 x.truth_label,
                 x.truth_value,
+                p.features,
             )
             for x in joined
             for p in (x.prediction,)
@@ -63,7 +64,7 @@ def cumulative_performance(
             slot_counts.c.slot >= min(r.slot for r in rows),
         )
     )
-    realised = realised_metrics(_labelled(rows, model_name, model_version), policy.performance.positive_label)
+    realised = realised_metrics(_labelled(rows), policy.performance.positive_label)
     return realised.metrics, realised.labelled / max(int(predicted or 0), 1)
 
 
@@ -91,9 +92,7 @@ def performance_windows(
     width = policy.window.max_seconds
     result = []
     for slot, group in groupby(rows, key=lambda r: int(r.slot)):
-        realised = realised_metrics(
-            _labelled(list(group), model_name, model_version), policy.performance.positive_label
-        )
+        realised = realised_metrics(_labelled(list(group)), policy.performance.positive_label)
         predictions = int(counts.get(slot, 0))
         result.append(
             PerformanceWindow(slot * width, (slot + 1) * width, predictions, realised.labelled, realised.metrics)
@@ -105,10 +104,23 @@ def _of(model_name: str, model_version: int) -> tuple[sa.ColumnElement[bool], ..
     return labels.c.model_name == model_name, labels.c.model_version == model_version
 
 
-def _labelled(rows: Sequence[Row[tuple[object, ...]]], model_name: str, model_version: int) -> list[LabelledPrediction]:
+def labelled_traffic(db: Connection, model_name: str, limit: int) -> list[LabelledPrediction]:
+    """The model's newest `limit` labelled predictions that kept their features (any version), newest first."""
+    rows = db.execute(
+        sa.select(labels)
+        .where(labels.c.model_name == model_name, labels.c.features.is_not(None))
+        .order_by(labels.c.event_time.desc(), labels.c.id.desc())
+        .limit(limit)
+    ).all()
+    return _labelled(rows)
+
+
+def _labelled(rows: Sequence[Row[tuple[object, ...]]]) -> list[LabelledPrediction]:
     return [
         LabelledPrediction(
-            PendingPrediction("", model_name, model_version, r.event_time, r.label, r.score, r.value),
+            PendingPrediction(
+                "", r.model_name, int(r.model_version), r.event_time, r.label, r.score, r.value, r.features
+            ),
             r.truth_label,
             r.truth_value,
         )

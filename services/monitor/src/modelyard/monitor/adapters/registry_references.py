@@ -1,4 +1,5 @@
-"""Reference datasets from the registry: the version's `reference_dataset_digest`, streamed by `DownloadArtifact`.
+"""Reference datasets from the registry: the version's `reference_dataset_digest`, streamed by `DownloadArtifact`;
+and retraining snapshots uploaded to it as dataset artifacts (`UploadArtifact`, which needs the publisher role).
 
 The registry keeps the dataset as the data scientist registered it: one column per feature, named by the feature
 names of the model's inputs (`signature.inputs[i].feature_names`), plus columns that are not model inputs (the label
@@ -21,7 +22,7 @@ import logging
 import re
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 PARQUET = "application/vnd.apache.parquet"
 CSV = "text/csv"
+UPLOAD_CHUNK_BYTES = 1 << 20
 _INDEXED = re.compile(r"^(?P<tensor>.+)\[\d+\]$")
 
 
@@ -99,6 +101,24 @@ class RegistryReferenceSource(PeerClient):
         inputs = {spec.name: list(spec.feature_names) for spec in version.signature.inputs}
         renamed = reference_columns(columns, inputs, what)
         return ReferenceData(renamed, f"registry:{digest}", feature_labels(inputs, renamed))
+
+    def register_dataset(self, data: bytes, media_type: str) -> str:
+        """`DatasetRegistry`: upload a snapshot as a dataset artifact (content-addressed: a repeat is a no-op)."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+
+        def requests() -> Iterator[registry_pb.UploadArtifactRequest]:
+            header = registry_pb.UploadArtifactRequest.Header(
+                media_type=media_type, digest=digest, size_bytes=len(data)
+            )
+            yield registry_pb.UploadArtifactRequest(header=header)
+            for start in range(0, len(data), UPLOAD_CHUNK_BYTES):
+                yield registry_pb.UploadArtifactRequest(chunk=data[start : start + UPLOAD_CHUNK_BYTES])
+
+        try:
+            self._stub().UploadArtifact(requests(), metadata=self._metadata, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise self._error(exc, f"the upload of snapshot {digest}") from exc
+        return digest
 
     def _download(
         self, stub: registry_grpc.RegistryServiceStub, digest: str, what: str

@@ -78,6 +78,7 @@ pending = sa.Table(
     sa.Column("score", sa.Float, nullable=True),
     sa.Column("value", sa.Float, nullable=True),
     sa.Column("stored_at", sa.Float, nullable=False, index=True),
+    sa.Column("features", sa.Text, nullable=True),  # JSON, while the retraining policy names some signal
 )
 labels = sa.Table(
     "labels",
@@ -93,7 +94,21 @@ labels = sa.Table(
     sa.Column("truth_label", sa.String(255), nullable=True),
     sa.Column("truth_value", sa.Float, nullable=True),
     sa.Column("stored_at", sa.Float, nullable=False),
+    sa.Column("features", sa.Text, nullable=True),
     sa.Index("ix_labels_version", "model_name", "model_version", "slot"),
+)
+snapshots = sa.Table(
+    "snapshots",  # the one snapshot of labelled traffic taken per incident (retraining)
+    metadata,
+    sa.Column("incident_id", sa.String(64), primary_key=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.BigInteger, nullable=False),
+    sa.Column("digest", sa.String(100), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("label_column", sa.String(255), nullable=False),
+    sa.Column("windows", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_snapshots_model", "model_name", "created_at"),
 )
 slot_counts = sa.Table(
     "slot_counts",

@@ -8,20 +8,23 @@ go into the same transaction.
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from modelyard.events.topics import MONITOR_ALERTS
+from modelyard.monitor.adapters import snapshots
 from modelyard.monitor.adapters.events import incident_event
-from modelyard.monitor.adapters.labels import cumulative_performance, insert_labels, performance_windows
+from modelyard.monitor.adapters.labels import (
+    cumulative_performance,
+    insert_labels,
+    labelled_traffic,
+    performance_windows,
+)
 from modelyard.monitor.adapters.prediction_log import (
     incidents_open_at,
     insert_logged,
@@ -29,6 +32,13 @@ from modelyard.monitor.adapters.prediction_log import (
     prune_logged,
     read_logged,
     window_of,
+)
+from modelyard.monitor.adapters.rows import (
+    columns_from_bytes,
+    columns_to_bytes,
+    incident_views,
+    report_from_json,
+    report_to_json,
 )
 from modelyard.monitor.adapters.schema import (
     chunks,
@@ -42,16 +52,16 @@ from modelyard.monitor.adapters.schema import (
     versions,
     windows,
 )
-from modelyard.monitor.domain.drift import FeatureTest
-from modelyard.monitor.domain.evaluation import Distribution, FeatureResult, WindowReport
-from modelyard.monitor.domain.incidents import Change, Evidence, IncidentChange, Severity, Signal
+from modelyard.monitor.domain.evaluation import WindowReport
+from modelyard.monitor.domain.incidents import Change, IncidentChange
 from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow
 from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.monitor.domain.ports import Checkpoint, Partition
 from modelyard.monitor.domain.prediction_log import DEFAULT_PREDICTION_LOG, PredictionLogPolicy, PredictionTrace
 from modelyard.monitor.domain.profile import ReferenceProfile
+from modelyard.monitor.domain.snapshot import Snapshot, SnapshotRequest
 from modelyard.monitor.domain.state import VersionState
-from modelyard.monitor.domain.views import IncidentView, PerformanceWindow, VersionStatus, json_safe
+from modelyard.monitor.domain.views import IncidentView, PerformanceWindow, SnapshotView, VersionStatus, json_safe
 from modelyard.monitor.domain.windows import Columns, WindowId
 from modelyard.sql import migrations
 from modelyard.sql.engine import transaction
@@ -235,11 +245,11 @@ class SqlMonitorStore:
         """Hot path (every prediction): one driver-level executemany of the rows as they are (the time they were
         stored is one literal of the statement); a request id seen before (a retried inference) keeps its first
         prediction. ON CONFLICT DO NOTHING is both SQLite's and PostgreSQL's."""
-        marks = ", ".join(("?",) * 7 if db.dialect.paramstyle == "qmark" else ("%s",) * 7)
+        marks = ", ".join(("?",) * 8 if db.dialect.paramstyle == "qmark" else ("%s",) * 8)
         stored_at = float(time.time())  # a float's repr: a plain SQL numeric literal
         db.exec_driver_sql(
             f"INSERT INTO {pending.name} (request_id, model_name, model_version, event_time, label, score, value, "
-            f"stored_at) VALUES ({marks}, {stored_at!r}) ON CONFLICT (request_id) DO NOTHING",
+            f"features, stored_at) VALUES ({marks}, {stored_at!r}) ON CONFLICT (request_id) DO NOTHING",
             list(predictions),
         )
 
@@ -336,7 +346,7 @@ class SqlMonitorStore:
                 query = query.where(incidents.c.model_name == model_name)
             if open_only:
                 query = query.where(incidents.c.open)
-            return _incident_views(db, query.order_by(incidents.c.opened_at.desc()).limit(limit))
+            return incident_views(db, query.order_by(incidents.c.opened_at.desc()).limit(limit))
 
     def prediction_trace(self, request_id: str) -> PredictionTrace | None:
         with transaction(self.engine, write=False) as db:
@@ -344,7 +354,7 @@ class SqlMonitorStore:
             if logged is None:
                 return None
             report = db.scalar(window_of(logged))
-            views = _incident_views(db, incidents_open_at(logged))
+            views = incident_views(db, incidents_open_at(logged))
         width = self.policy.window.max_seconds
         start = int(logged.window.split(".")[0]) * width if logged.window else None
         return PredictionTrace(
@@ -355,25 +365,23 @@ class SqlMonitorStore:
             views,
         )
 
+    # Retraining snapshots (adapters/snapshots.py).
 
-def _incident_views(db: Connection, query: sa.Select[Any]) -> list[IncidentView]:
-    return [
-        IncidentView(
-            incident_id=r.incident_id,
-            model_name=r.model_name,
-            model_version=int(r.model_version),
-            signal=Signal(r.signal),
-            feature=r.feature,
-            severity=Severity(r.severity),
-            open=bool(r.open),
-            opened_at=float(r.opened_at),
-            resolved_at=None if r.resolved_at is None else float(r.resolved_at),
-            evidence=tuple(Evidence(**_nan(e)) for e in json.loads(r.evidence)),
-            reference_id=r.reference_id,
-            config_hash=r.config_hash,
-        )
-        for r in db.execute(query).all()
-    ]
+    def awaiting_snapshot(self, signals: Sequence[str]) -> list[SnapshotRequest]:
+        with transaction(self.engine, write=False) as db:
+            return snapshots.awaiting_snapshot(db, signals)
+
+    def labelled_traffic(self, model_name: str, limit: int) -> list[LabelledPrediction]:
+        with transaction(self.engine, write=False) as db:
+            return labelled_traffic(db, model_name, limit)
+
+    def save_snapshot(self, snapshot: Snapshot, digest: str) -> bool:
+        with transaction(self.engine, write=True) as db:
+            return snapshots.save_snapshot(db, snapshot, digest)
+
+    def snapshot_views(self, model_name: str, limit: int = 100) -> list[SnapshotView]:
+        with transaction(self.engine, write=False) as db:
+            return snapshots.snapshot_views(db, model_name, limit)
 
 
 def set_sqlite_synchronous(engine: Engine, mode: Literal["FULL", "NORMAL"]) -> None:
@@ -384,59 +392,3 @@ def set_sqlite_synchronous(engine: Engine, mode: Literal["FULL", "NORMAL"]) -> N
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA synchronous = {mode}")
         cursor.close()
-
-
-def columns_to_bytes(columns: Columns) -> bytes:
-    arrays: dict[str, Any] = {
-        "event_time": columns.event_time,
-        "latency_ms": columns.latency_ms,
-        "status": columns.status,
-    }
-    if columns.schema_violations is not None:
-        arrays["schema_violations"] = columns.schema_violations
-    arrays |= {f"n:{k}": v for k, v in columns.numeric.items()}
-    arrays |= {f"c:{k}": v for k, v in columns.categorical.items()}
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def columns_from_bytes(data: bytes) -> Columns:
-    with np.load(io.BytesIO(data)) as arrays:
-        names = list(arrays.keys())
-        return Columns(
-            event_time=arrays["event_time"],
-            latency_ms=arrays["latency_ms"],
-            status=arrays["status"],
-            numeric={k[2:]: arrays[k] for k in names if k.startswith("n:")},
-            categorical={k[2:]: arrays[k] for k in names if k.startswith("c:")},
-            schema_violations=arrays["schema_violations"] if "schema_violations" in names else None,
-        )
-
-
-def report_to_json(report: WindowReport) -> str:
-    return json.dumps(json_safe(report), sort_keys=True)
-
-
-def report_from_json(text: str) -> WindowReport:
-    doc = _nan(json.loads(text))
-    features = tuple(
-        FeatureResult(Signal(f["signal"]), FeatureTest(**f["test"]), f["threshold"], f["breached"])
-        for f in doc.pop("features")
-    )
-    doc["model_drift"] = {Signal(k): v for k, v in doc["model_drift"].items()}
-    doc["outputs"] = {
-        name: Distribution(tuple(d["bins"]), tuple(d["reference"]), tuple(d["current"]))
-        for name, d in doc["outputs"].items()
-    }
-    return WindowReport(**doc, features=features)
-
-
-def _nan(value: Any) -> Any:
-    if value is None:
-        return math.nan
-    if isinstance(value, dict):
-        return {k: _nan(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nan(v) for v in value]
-    return value

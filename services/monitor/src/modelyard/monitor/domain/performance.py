@@ -33,6 +33,7 @@ class PendingPrediction(NamedTuple):
     label: str | None  # predicted class
     score: float | None  # positive class score
     value: float | None  # predicted value (regression)
+    features: str | None = None  # the input features as JSON, kept for retraining snapshots when the policy asks
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,14 @@ class LabelledPrediction:
 
 # A prediction waiting for its label as the hot path makes it: PendingPrediction's fields, in its order, as a
 # plain tuple (made by zip for every prediction, with no Python code per row).
-PendingRow = tuple[str, str, int, float, str | None, float | None, float | None]
+PendingRow = tuple[str, str, int, float, str | None, float | None, float | None, str | None]
 
 
-def pending_predictions(rows: PredictionRows, policy: PerformancePolicy) -> list[PendingRow]:
-    """What each record predicted, for the records that carry a request id to join labels on."""
+def pending_predictions(
+    rows: PredictionRows, policy: PerformancePolicy, features: Sequence[str] | None = None
+) -> list[PendingRow]:
+    """What each record predicted (with its features as JSON, when given), for the records that carry a request
+    id to join labels on."""
     labels = rows.matrix(Role.OUTPUT, policy.label_output)
     label = [v or None for v in labels.label_column(0).tolist()]  # the first element, as a class label ("1")
     score = _numbers(rows, policy.score_output, policy.score_index)
@@ -73,6 +77,7 @@ def pending_predictions(rows: PredictionRows, policy: PerformancePolicy) -> list
             label,
             score,
             value,
+            itertools.repeat(None, n) if features is None else features,
             strict=True,
         )
     )

@@ -69,12 +69,27 @@ class PerformancePolicy:
 
 
 @dataclass(frozen=True)
+class RetrainingPolicy:
+    """Which incidents suggest retraining, and the snapshot of labelled traffic that goes with the suggestion."""
+
+    signals: tuple[str, ...] = ()  # Signal values; empty: never (and predictions keep no features for it)
+    min_rows: int = 100  # labelled predictions needed before a snapshot is taken (asked again while too few)
+    max_rows: int = 10_000  # the newest labelled predictions of the model, at most this many
+    label_column: str = "target"  # the snapshot's column of labels (as the reference datasets name it)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.signals)
+
+
+@dataclass(frozen=True)
 class MonitorPolicy:
     window: WindowPolicy = WindowPolicy()
     alarm: AlarmPolicy = AlarmPolicy()
     quality: QualityPolicy = QualityPolicy()
     slo: SloPolicy = SloPolicy()
     performance: PerformancePolicy = PerformancePolicy()
+    retraining: RetrainingPolicy = RetrainingPolicy()
 
     @cached_property
     def config_hash(self) -> str:

@@ -20,8 +20,9 @@ from modelyard.monitor.domain.incidents import IncidentChange
 from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow
 from modelyard.monitor.domain.prediction_log import LogRow, PredictionTrace
 from modelyard.monitor.domain.profile import ReferenceProfile
+from modelyard.monitor.domain.snapshot import Snapshot, SnapshotRequest
 from modelyard.monitor.domain.state import VersionState
-from modelyard.monitor.domain.views import IncidentView, PerformanceWindow, VersionStatus
+from modelyard.monitor.domain.views import IncidentView, PerformanceWindow, SnapshotView, VersionStatus
 from modelyard.monitor.domain.windows import Columns, WindowId
 
 T = TypeVar("T")
@@ -112,6 +113,29 @@ class MonitorStore(Protocol):
 
     def prediction_trace(self, request_id: str) -> PredictionTrace | None:
         """The logged prediction with its window and the incidents of its version open at its event time."""
+        ...
+
+    def awaiting_snapshot(self, signals: Sequence[str]) -> list[SnapshotRequest]:
+        """Open incidents of these signals that have no retraining snapshot yet."""
+        ...
+
+    def labelled_traffic(self, model_name: str, limit: int) -> list[LabelledPrediction]:
+        """The model's newest labelled predictions that kept their features, newest first."""
+        ...
+
+    def save_snapshot(self, snapshot: Snapshot, digest: str) -> bool:
+        """Record the snapshot with its `RetrainingSuggested` event (outbox); False if the incident has one."""
+        ...
+
+    def snapshot_views(self, model_name: str, limit: int = 100) -> list[SnapshotView]: ...
+
+
+class DatasetRegistry(Protocol):
+    """Where snapshots are registered as dataset artifacts (the registry)."""
+
+    def register_dataset(self, data: bytes, media_type: str) -> str:
+        """Upload `data`; its digest ("sha256:..."). Raises ReferenceUnavailable when the registry cannot take it
+        now."""
         ...
 
 

@@ -72,3 +72,17 @@ def json_safe(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
+
+
+@dataclass(frozen=True)
+class SnapshotView:
+    """A retraining snapshot the monitor registered: the dataset artifact and where its rows came from."""
+
+    incident_id: str
+    model_name: str
+    model_version: int  # of the incident
+    digest: str
+    rows: int
+    label_column: str
+    windows: tuple[str, ...]
+    created_at: float  # seconds since the epoch, wall clock of the monitor

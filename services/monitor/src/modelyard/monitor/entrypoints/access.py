@@ -21,5 +21,6 @@ ACCESS: dict[str, Rule] = {
     "ListIncidents": READ,
     "ListPerformance": READ,
     "GetPrediction": roles(READ.roles or (), Role.SERVICE),  # and GET /api/v1/predictions/{id}; governance traces
+    "ListSnapshots": READ,  # REST only: GET /api/v1/models/{name}/snapshots
     DASHBOARD: READ,
 }

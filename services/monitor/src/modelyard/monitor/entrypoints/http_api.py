@@ -92,6 +92,11 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
             raise _http_error(exc) from exc
         return json_safe(found)
 
+    @api.get("/models/{model_name}/snapshots", name="ListSnapshots")
+    async def snapshots(model_name: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+        """The model's retraining snapshots (dataset artifacts in the registry), newest first."""
+        return [json_safe(asdict(v)) for v in await asyncio.to_thread(monitor.snapshots, model_name, limit)]
+
     @api.post("/models/{model_name}/versions/{version}/rebaseline", name="Rebaseline")
     async def rebaseline(model_name: str, version: Version) -> dict[str, str]:
         try:

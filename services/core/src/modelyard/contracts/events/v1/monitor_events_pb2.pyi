@@ -110,3 +110,29 @@ class IncidentChanged(_message.Message):
     feature: str
     window_id: str
     def __init__(self, incident_id: _Optional[str] = ..., state: _Optional[_Union[IncidentChanged.State, str]] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., signal: _Optional[_Union[Signal, str]] = ..., severity: _Optional[_Union[Severity, str]] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., reference_id: _Optional[str] = ..., config_hash: _Optional[str] = ..., feature: _Optional[str] = ..., window_id: _Optional[str] = ...) -> None: ...
+
+class RetrainingSuggested(_message.Message):
+    __slots__ = ("incident_id", "version", "signal", "dataset_digest", "media_type", "rows", "columns", "label_column", "windows", "first_event_time", "last_event_time")
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    DATASET_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    incident_id: str
+    version: _common_pb2.ModelVersionRef
+    signal: Signal
+    dataset_digest: str
+    media_type: str
+    rows: int
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    label_column: str
+    windows: _containers.RepeatedScalarFieldContainer[str]
+    first_event_time: _timestamp_pb2.Timestamp
+    last_event_time: _timestamp_pb2.Timestamp
+    def __init__(self, incident_id: _Optional[str] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., signal: _Optional[_Union[Signal, str]] = ..., dataset_digest: _Optional[str] = ..., media_type: _Optional[str] = ..., rows: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ..., label_column: _Optional[str] = ..., windows: _Optional[_Iterable[str]] = ..., first_event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
