@@ -83,10 +83,21 @@ def test_the_model_and_metrics_of_a_script_come_back(tmp_path: Path) -> None:
 def test_the_snapshot_split_is_disjoint_and_seeded_by_its_content(tmp_path: Path) -> None:
     snapshot = tmp_path / "snapshot.csv"
     snapshot.write_text("a,target\n" + "".join(f"{i},{i % 2}\n" for i in range(200)))
-    train, held = _split(snapshot, 0.3, tmp_path)
+    train, held = _split(snapshot, ("a",), 0.3, tmp_path)
     train_rows = pa_csv.read_csv(train).column("a").to_pylist()
     held_rows = pa_csv.read_csv(held).column("a").to_pylist()
     assert sorted(train_rows + held_rows) == list(range(200)) and 30 < len(held_rows) < 90
     again = tmp_path / "again"
     again.mkdir()
-    assert pa_csv.read_csv(_split(snapshot, 0.3, again)[1]).column("a").to_pylist() == held_rows
+    assert pa_csv.read_csv(_split(snapshot, ("a",), 0.3, again)[1]).column("a").to_pylist() == held_rows
+
+
+def test_rows_with_the_same_inputs_fall_on_the_same_side_of_the_split(tmp_path: Path) -> None:
+    # Traffic repeats inputs: a held-out row the candidate was trained on would flatter it in `not_worse`.
+    snapshot = tmp_path / "snapshot.csv"
+    snapshot.write_text("a,b,target,event_time\n" + "".join(f"{i % 40},{i % 40 * 2},{i % 2},{i}\n" for i in range(400)))
+    train, held = _split(snapshot, ("a", "b"), 0.3, tmp_path)
+    train_inputs = set(pa_csv.read_csv(train).column("a").to_pylist())
+    held_inputs = set(pa_csv.read_csv(held).column("a").to_pylist())
+    assert train_inputs and held_inputs and not train_inputs & held_inputs
+    assert train_inputs | held_inputs == set(range(40))

@@ -96,7 +96,8 @@ def retrain(
         features = tuple(parent.signature.inputs[0].feature_names)
         label = str(found["label_column"])
         reference = _download(stub, meta, parent.reference_dataset_digest, work / "reference.csv")
-        train_part, held_out = _split(_download(stub, meta, found["digest"], work / "snapshot.csv"), holdout, work)
+        snapshot_file = _download(stub, meta, found["digest"], work / "snapshot.csv")
+        train_part, held_out = _split(snapshot_file, features, holdout, work)
         datasets = [
             Dataset("reference", reference, parent.reference_dataset_digest, label, features),
             Dataset("snapshot", train_part, _sha256(train_part), label, features),
@@ -179,16 +180,25 @@ def _download(stub: pb_grpc.RegistryServiceStub, metadata: list[tuple[str, str]]
     return path
 
 
-def _split(snapshot: Path, holdout: float, work: Path) -> tuple[Path, Path]:
-    """(training part, held-out part) of the snapshot's rows, drawn with a seed from its content."""
+def _split(snapshot: Path, features: tuple[str, ...], holdout: float, work: Path) -> tuple[Path, Path]:
+    """(training part, held-out part) of the snapshot's rows, drawn with a seed from its content.
+
+    Rows with the same features fall on the same side: traffic repeats inputs, and a held-out row that the candidate
+    was trained on would flatter it in the `not_worse` check."""
     import numpy as np
     import pyarrow.csv as pa_csv
 
     table = pa_csv.read_csv(snapshot)
+    keys = [name for name in features if name in table.column_names] or table.column_names
+    rows = list(zip(*(table.column(name).to_pylist() for name in keys), strict=True))
+    _, group = np.unique(np.array([repr(row) for row in rows]), return_inverse=True)
     seed = int(_sha256(snapshot).removeprefix("sha256:")[:16], 16)
-    held = np.random.default_rng(seed).random(table.num_rows) < holdout
+    held = (np.random.default_rng(seed).random(int(group.max()) + 1) < holdout)[group]
     if held.all() or not held.any():
-        _fail(f"the snapshot's {table.num_rows} rows are too few to hold {holdout:.0%} out")
+        _fail(
+            f"the snapshot's {table.num_rows} rows ({int(group.max()) + 1} distinct inputs) are too few to hold "
+            f"{holdout:.0%} out"
+        )
     parts = work / "snapshot-train.csv", work / "snapshot-holdout.csv"
     pa_csv.write_csv(table.filter(~held), parts[0])
     pa_csv.write_csv(table.filter(held), parts[1])
