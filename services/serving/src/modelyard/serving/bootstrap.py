@@ -99,7 +99,9 @@ def explanations(settings: ServingSettings, manager: ModelManager, artifacts: Ar
         manager,
         artifacts,
         CachedReferences(loader, settings.explain_background_rows),
-        ProcessExplainer(settings.explain_workers, settings.explain_queue, settings.explain_permutations),
+        ProcessExplainer(
+            settings.explain_workers, settings.explain_queue, settings.explain_permutations, settings.explain_niceness
+        ),
         ExplanationLimits(max_rows=settings.explain_max_rows),
     )
 

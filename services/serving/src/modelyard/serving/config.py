@@ -141,6 +141,9 @@ class ServingSettings(ServiceSettings):
         description="permutations per explained row; each costs (2 x features + 1) model runs on the background",
     )
     explain_max_rows: int = Field(16, ge=1, description="rows one explanation request may ask for")
+    explain_niceness: int = Field(
+        10, ge=0, le=19, description="nice increment of the explanation workers: inference first when cores are short"
+    )
 
     @model_validator(mode="after")
     def _safe_serving_for_production(self) -> Self:

@@ -2,7 +2,8 @@
 
 shap's explainers are Python- and GIL-heavy and run a model thousands of times per explained row; in a thread they
 would take the GIL from the event loop that answers inferences. They run in a small process pool instead (spawned,
-never forked: the server process holds gRPC and onnxruntime threads). A worker loads each version's model once,
+never forked: the server process holds gRPC and onnxruntime threads), at a lower CPU priority (`niceness`) so
+that inference keeps the cores when they are short. A worker loads each version's model once,
 from a file the server writes when the version is first explained, and keeps a few sessions by digest.
 
 The pool is bounded: `workers` explanations run, `queue` more may wait; beyond that `reserve` refuses with
@@ -16,6 +17,7 @@ import contextlib
 import hashlib
 import logging
 import multiprocessing
+import os
 import shutil
 import tempfile
 from collections import OrderedDict
@@ -82,15 +84,18 @@ def run_job(job: Job) -> Attributions:
     return attribute(model, job.rows, job.background, permutations=job.permutations)
 
 
-def _warm_up() -> None:
-    """Worker initializer: import shap and compile its numba kernels before the first request needs them."""
+def _start_worker(niceness: int) -> None:
+    """Worker initializer: lower the worker's CPU priority (inference comes first when cores are short), import
+    shap and compile its numba kernels before the first request needs them."""
+    os.nice(niceness)
     rows = [np.zeros(1), np.zeros(1)]
     attribute(lambda columns: columns[0] + columns[1], rows, [np.ones(2), np.ones(2)], permutations=1)
 
 
 class ProcessExplainer:
-    def __init__(self, workers: int, queue: int, permutations: int) -> None:
+    def __init__(self, workers: int, queue: int, permutations: int, niceness: int = 10) -> None:
         self.workers = workers
+        self.niceness = niceness
         self.capacity = workers + queue
         self.permutations = permutations
         self.in_flight = 0
@@ -136,7 +141,9 @@ class ProcessExplainer:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_warm_up)
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_start_worker, initargs=(self.niceness,)
+            )
         return self._pool
 
     async def _artifact_file(self, ref: VersionRef, artifact: Callable[[], Awaitable[bytes]]) -> Path:
