@@ -15,7 +15,6 @@ import pyarrow.csv as pa_csv
 import pytest
 from pydantic import SecretStr
 
-from modelyard.auth import AuthSettings, Role, TokenGrant
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
 from modelyard.monitor.adapters.registry_references import RegistryReferenceSource
 from modelyard.monitor.bootstrap import build, service
@@ -24,27 +23,17 @@ from modelyard.monitor.domain.errors import ReferenceNotFound, ReferenceUnavaila
 from modelyard.monitor.domain.profile import Kind, build_profile
 from modelyard.monitor.domain.profile import Role as FeatureRole
 from modelyard.monitor.testing import setting_values, until
-from modelyard.registry.testing import RunningService, register, registry_settings
+from modelyard.registry.testing import PUBLISHER_TOKEN, READER_TOKEN, RunningService, reading_registry, register
 from modelyard.testing.models import TrainedModel
 
 pytestmark = pytest.mark.integration
 
-PUBLISHER, MONITOR = "publisher-token-0123456789abcdef", "monitor-token-0123456789abcdef"
-AUTH = AuthSettings(
-    tokens={
-        PUBLISHER: TokenGrant(principal="alice", roles=frozenset({Role.PUBLISHER})),
-        MONITOR: TokenGrant(principal="monitor", roles=frozenset({Role.VIEWER})),
-    },
-    allow_anonymous=False,
-)
+PUBLISHER, MONITOR = PUBLISHER_TOKEN, READER_TOKEN
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[RunningService]:
-    settings = registry_settings(
-        tmp_path_factory.mktemp("registry"), auth=AUTH, kafka_bootstrap=kafka_bootstrap, check_interval_s=0.05
-    )
-    with RunningService(settings) as running:
+    with reading_registry(tmp_path_factory.mktemp("registry"), kafka_bootstrap) as running:
         yield running
 
 

@@ -10,9 +10,9 @@ import grpc
 import numpy as np
 import pytest
 
-from modelyard.auth import AuthSettings, Role, TokenGrant
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
-from modelyard.registry.testing import RunningService, register, registry_settings
+from modelyard.registry.testing import PUBLISHER_TOKEN, READER_TOKEN, RunningService, reading_registry, register
+from modelyard.serving.adapters.artifacts import RegistryArtifacts
 from modelyard.serving.adapters.references import CachedReferences, RegistryReferences
 from modelyard.serving.domain.errors import Unavailable
 from modelyard.serving.domain.explanation import Feature, NoReference
@@ -21,22 +21,12 @@ from modelyard.testing.models import TrainedModel
 
 pytestmark = pytest.mark.integration
 
-PUBLISHER, SERVING = "publisher-token-0123456789abcdef", "serving-token-0123456789abcdef"
-AUTH = AuthSettings(
-    tokens={
-        PUBLISHER: TokenGrant(principal="alice", roles=frozenset({Role.PUBLISHER})),
-        SERVING: TokenGrant(principal="serving", roles=frozenset({Role.SERVICE})),
-    },
-    allow_anonymous=False,
-)
+PUBLISHER, SERVING = PUBLISHER_TOKEN, READER_TOKEN
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[RunningService]:
-    settings = registry_settings(
-        tmp_path_factory.mktemp("registry"), auth=AUTH, kafka_bootstrap=kafka_bootstrap, check_interval_s=0.05
-    )
-    with RunningService(settings) as running:
+    with reading_registry(tmp_path_factory.mktemp("registry"), kafka_bootstrap) as running:
         yield running
 
 
@@ -48,7 +38,8 @@ async def test_the_background_is_a_sample_of_the_registered_reference_named_by_f
         stub = pb_grpc.RegistryServiceStub(channel)  # type: ignore[no-untyped-call]
         name, version = register(stub, cancer, PUBLISHER)
         bare, bare_version = register(stub, diabetes, PUBLISHER, with_reference=False)
-    references = CachedReferences(RegistryReferences(registry.grpc_address, SERVING), sample_rows=20)
+    artifacts = RegistryArtifacts(registry.grpc_address, SERVING)
+    references = CachedReferences(RegistryReferences(artifacts), sample_rows=20)
     try:
         ref = VersionRef(name, version, cancer.digest)
         reference = await references.fetch(ref)
@@ -61,10 +52,11 @@ async def test_the_background_is_a_sample_of_the_registered_reference_named_by_f
             await references.fetch(VersionRef(name, 99, cancer.digest))
     finally:
         await references.close()
-    gone = CachedReferences(RegistryReferences("127.0.0.1:1", timeout_s=5), sample_rows=20)
+        await artifacts.close()
+    away = RegistryArtifacts("127.0.0.1:1", timeout_s=5)
     with pytest.raises(Unavailable, match="UNAVAILABLE"):
-        await gone.fetch(ref)
-    await gone.close()
+        await CachedReferences(RegistryReferences(away), sample_rows=20).fetch(ref)
+    await away.close()
 
     # Registered feature names, not locations; the label column is no feature; 20 of the CSV's rows, unchanged.
     assert [reference.name(f) for f in features] == list(cancer.feature_names)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from modelyard.auth import Principal, Role
+from modelyard.auth import AuthSettings, Principal, Role, TokenGrant
 from modelyard.contracts.events.v1 import registry_events_pb2 as ev
 from modelyard.contracts.registry.v1 import registry_service_pb2 as pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
@@ -154,3 +154,19 @@ def register(
         assert status == ev.MODEL_VERSION_STATUS_PENDING_REGISTRATION and time.monotonic() < deadline
         time.sleep(0.05)
     return name, version
+
+
+PUBLISHER_TOKEN, READER_TOKEN = "publisher-token-0123456789abcdef", "reader-token-0123456789abcdef"
+
+
+def reading_registry(tmp: Path, kafka_bootstrap: str) -> RunningService:
+    """A registry (not started: enter it) that alice publishes to with PUBLISHER_TOKEN and another service (the
+    monitor, serving) reads from with READER_TOKEN (role viewer); no anonymous access."""
+    auth = AuthSettings(
+        tokens={
+            PUBLISHER_TOKEN: TokenGrant(principal="alice", roles=frozenset({Role.PUBLISHER})),
+            READER_TOKEN: TokenGrant(principal="reader", roles=frozenset({Role.VIEWER})),
+        },
+        allow_anonymous=False,
+    )
+    return RunningService(registry_settings(tmp, auth=auth, kafka_bootstrap=kafka_bootstrap, check_interval_s=0.05))

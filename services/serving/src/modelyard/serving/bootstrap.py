@@ -27,7 +27,12 @@ from modelyard.serving.adapters.metrics import PrometheusMetrics, PrometheusStre
 from modelyard.serving.adapters.onnx import OnnxLoader
 from modelyard.serving.adapters.plans import GovernancePlans, PlanFile
 from modelyard.serving.adapters.records import RecordEncoder, RecordPolicy
-from modelyard.serving.adapters.references import CachedReferences, LocalReferences, RegistryReferences
+from modelyard.serving.adapters.references import (
+    CachedReferences,
+    LocalReferences,
+    ReferenceLoader,
+    RegistryReferences,
+)
 from modelyard.serving.config import ServingSettings
 from modelyard.serving.dataplane import DataPlane, ShadowRunner
 from modelyard.serving.domain.deployment import ModelManager
@@ -87,14 +92,13 @@ def plan_source(settings: ServingSettings) -> PlanSource:
 
 
 def explanations(settings: ServingSettings, manager: ModelManager, artifacts: ArtifactSource) -> Explanations:
-    """Explanations in their own process pool, with background samples from the versions' reference datasets."""
-    if settings.artifact_source == "registry":
-        token = settings.registry_token.get_secret_value() if settings.registry_token else None
-        loader: LocalReferences | RegistryReferences = RegistryReferences(
-            settings.registry_address, token, tls=settings.tls.client
-        )
-    else:
-        loader = LocalReferences(settings.models_path)
+    """Explanations in their own process pool, with background samples from the versions' reference datasets,
+    taken from where the artifacts come from."""
+    loader: ReferenceLoader = (
+        RegistryReferences(artifacts)
+        if isinstance(artifacts, RegistryArtifacts)
+        else LocalReferences(settings.models_path)
+    )
     return Explanations(
         manager,
         artifacts,

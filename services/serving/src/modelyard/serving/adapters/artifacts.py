@@ -28,10 +28,11 @@ class RegistryArtifacts:
         self.address = address
         self.tls = tls
         self.timeout_s = timeout_s
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channel: grpc.aio.Channel | None = None
 
-    def _stub(self) -> registry_grpc.RegistryServiceStub:
+    def stub(self) -> registry_grpc.RegistryServiceStub:
+        """A stub on the one channel to the registry (explanations' reference datasets share it)."""
         if self._channel is None:  # created on first use, on the loop that uses it
             self._channel = grpc_aio_channel(self.address, self.tls)
         return registry_grpc.RegistryServiceStub(self._channel)  # type: ignore[no-untyped-call]
@@ -41,9 +42,7 @@ class RegistryArtifacts:
         chunks: list[bytes] = []
         request = registry_pb.DownloadArtifactRequest(digest=ref.digest)
         try:
-            async for response in self._stub().DownloadArtifact(
-                request, metadata=self._metadata, timeout=self.timeout_s
-            ):
+            async for response in self.stub().DownloadArtifact(request, metadata=self.metadata, timeout=self.timeout_s):
                 chunks.append(response.chunk)
         except grpc.aio.AioRpcError as exc:
             message = f"registry {self.address}: {exc.code().name} for {ref.digest}: {exc.details()}"

@@ -22,13 +22,11 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from modelyard.contracts.registry.v1 import registry_service_pb2 as registry_pb
-from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as registry_grpc
-from modelyard.serving.adapters.artifacts import TRANSIENT_CODES
+from modelyard.serving.adapters.artifacts import TRANSIENT_CODES, RegistryArtifacts
 from modelyard.serving.domain.errors import Unavailable
 from modelyard.serving.domain.explanation import NoReference, Reference
 from modelyard.serving.domain.model import VersionRef
 from modelyard.serving.domain.tensors import Array
-from modelyard.tls import ClientTls, grpc_aio_channel
 
 PARQUET = "application/vnd.apache.parquet"
 SEED = 0
@@ -110,34 +108,23 @@ class LocalReferences:
 
 
 class RegistryReferences:
-    """GetModelVersion (feature names, reference digest) and DownloadArtifact of `modelyard.registry.v1`."""
+    """GetModelVersion (feature names, reference digest) and DownloadArtifact of `modelyard.registry.v1`, on the
+    channel (and with the token) serving fetches its artifacts with."""
 
-    def __init__(
-        self,
-        address: str,
-        token: str | None = None,
-        timeout_s: float = 60.0,
-        tls: ClientTls | None = None,
-    ) -> None:
-        self.address = address
-        self.tls = tls
-        self.timeout_s = timeout_s
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._channel: grpc.aio.Channel | None = None
+    def __init__(self, registry: RegistryArtifacts) -> None:
+        self.registry = registry
 
-    def _stub(self) -> registry_grpc.RegistryServiceStub:
-        if self._channel is None:
-            self._channel = grpc_aio_channel(self.address, self.tls)
-        return registry_grpc.RegistryServiceStub(self._channel)  # type: ignore[no-untyped-call]
+    async def close(self) -> None:
+        """Nothing to release: the channel is the artifact source's, closed with it."""
 
     async def load(self, ref: VersionRef) -> Reference:
-        stub = self._stub()
+        stub, metadata, timeout = self.registry.stub(), self.registry.metadata, self.registry.timeout_s
         try:
             version = (
                 await stub.GetModelVersion(
                     registry_pb.GetModelVersionRequest(model_name=ref.model, version=ref.version),
-                    metadata=self._metadata,
-                    timeout=self.timeout_s,
+                    metadata=metadata,
+                    timeout=timeout,
                 )
             ).model_version
             digest = version.reference_dataset_digest
@@ -146,7 +133,7 @@ class RegistryReferences:
             chunks: list[bytes] = []
             media_type = ""
             async for response in stub.DownloadArtifact(
-                registry_pb.DownloadArtifactRequest(digest=digest), metadata=self._metadata, timeout=self.timeout_s
+                registry_pb.DownloadArtifactRequest(digest=digest), metadata=metadata, timeout=timeout
             ):
                 media_type = response.artifact.media_type or media_type
                 chunks.append(response.chunk)
@@ -164,7 +151,3 @@ class RegistryReferences:
         if exc.code() in TRANSIENT_CODES:
             return Unavailable(message)
         return NoReference(f"{message}: {exc.details()}")
-
-    async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
