@@ -232,6 +232,7 @@ async def test_bad_input_gets_the_same_errors_as_inference(stack: Stack, breast_
             "class index": explain_request("breast_cancer", rows, classes=epb.CLASS_SELECTION_INDEX, class_index=2),
             "no reference": explain_request("no_reference", rows),
             "too many rows": explain_request("breast_cancer", np.zeros((17, 30), dtype=np.float32)),
+            "no rows": explain_request("breast_cancer", np.zeros((0, 30), dtype=np.float32)),
         }.items():
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 await explain.Explain(request)
@@ -256,6 +257,7 @@ async def test_bad_input_gets_the_same_errors_as_inference(stack: Stack, breast_
             "no_reference:1 has no reference dataset to draw a background sample from",
         ),
         "too many rows": (grpc.StatusCode.RESOURCE_EXHAUSTED, "17 rows to explain: at most 16 per request"),
+        "no rows": (grpc.StatusCode.INVALID_ARGUMENT, "no rows to explain"),
     }
     assert full.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "explanation pool is full" in (full.value.details() or "")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from modelyard.attributions import method
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.serving.domain.deployment import ModelManager
-from modelyard.serving.domain.errors import ResourceExhausted
+from modelyard.serving.domain.errors import InvalidArgument, ResourceExhausted
 from modelyard.serving.domain.explanation import (
     AttributionPool,
     ExplainOptions,
@@ -53,6 +53,8 @@ class Explanations:
         inputs = served.codec.decode(request).inputs
         output = explained_output(served.codec.signature, options)
         rows = len(next(iter(inputs.values())))
+        if rows == 0:
+            raise InvalidArgument("no rows to explain")
         if rows > self.limits.max_rows:
             raise ResourceExhausted(f"{rows} rows to explain: at most {self.limits.max_rows} per request")
         features = features_of(inputs)

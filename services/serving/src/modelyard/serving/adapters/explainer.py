@@ -32,7 +32,7 @@ import numpy as np
 from modelyard.attributions import Attributions, Column, attribute
 from modelyard.serving.adapters.onnx import OnnxLoader, OnnxRunner
 from modelyard.serving.domain.errors import ArtifactError, Unavailable
-from modelyard.serving.domain.explanation import InputLayout, PoolFull
+from modelyard.serving.domain.explanation import ExplanationFailed, InputLayout, PoolFull
 from modelyard.serving.domain.model import VersionRef
 from modelyard.serving.domain.tensors import DTYPES
 
@@ -137,6 +137,8 @@ class ProcessExplainer:
                 self._pool = None
             pool.shutdown(wait=False, cancel_futures=True)
             raise Unavailable("the explanation worker stopped: try again") from exc
+        except Exception as exc:  # whatever shap or onnxruntime raised in the worker
+            raise ExplanationFailed(f"explaining {ref} failed: {exc}") from exc
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:

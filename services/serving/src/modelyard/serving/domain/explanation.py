@@ -30,6 +30,10 @@ class NoReference(ServingError):
     kind = ErrorKind.FAILED_PRECONDITION
 
 
+class ExplanationFailed(ServingError):
+    """The explainer or the model raised while explaining rows that passed validation."""
+
+
 class PoolFull(ResourceExhausted):
     """Every place of the explanation pool is taken: try again later (HTTP 429, not a request over a size limit)."""
 
