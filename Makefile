@@ -66,6 +66,7 @@ bench-registry: setup
 
 bench-serving: setup
 	$(UV) run python bench/serving/run.py
+	$(UV) run python bench/serving/explain.py
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

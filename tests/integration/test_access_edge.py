@@ -28,6 +28,7 @@ from modelyard.contracts.governance.v1 import governance_service_pb2
 from modelyard.contracts.inference import grpc_service_pb2
 from modelyard.contracts.monitor.v1 import monitor_service_pb2
 from modelyard.contracts.registry.v1 import registry_service_pb2
+from modelyard.contracts.serving.v1 import explanation_service_pb2
 from modelyard.runtime import Service
 from modelyard.runtime.http_server import api_routes
 from modelyard.testing.oidc import IdentityProvider
@@ -35,11 +36,14 @@ from modelyard.testing.services import four_services
 
 pytestmark = pytest.mark.integration
 
-APIS: dict[str, ServiceDescriptor] = {
-    "registry": registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"],
-    "governance": governance_service_pb2.DESCRIPTOR.services_by_name["GovernanceService"],
-    "monitor": monitor_service_pb2.DESCRIPTOR.services_by_name["MonitorService"],
-    "serving": grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"],
+APIS: dict[str, list[ServiceDescriptor]] = {
+    "registry": [registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"]],
+    "governance": [governance_service_pb2.DESCRIPTOR.services_by_name["GovernanceService"]],
+    "monitor": [monitor_service_pb2.DESCRIPTOR.services_by_name["MonitorService"]],
+    "serving": [
+        grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"],
+        explanation_service_pb2.DESCRIPTOR.services_by_name["ExplanationService"],
+    ],
 }
 # Routes kept out of the OpenAPI documents on purpose; any other hidden route fails the test.
 HIDDEN_ROUTES = {"healthz", "readyz", "metrics", "Dashboard"}
@@ -50,6 +54,7 @@ REQUIRED = {
     ("serving", "RepositoryModelLoad"): roles(Role.SERVICE),
     ("serving", "RepositoryModelUnload"): roles(Role.SERVICE),
     ("serving", "ModelInfer"): roles(Role.INFERENCE),
+    ("serving", "Explain"): roles(Role.INFERENCE),
     ("serving", "ServerLive"): OPEN,
     ("serving", "ServerReady"): OPEN,
     ("monitor", "SendFeedback"): roles(Role.FEEDBACK),
@@ -153,9 +158,8 @@ async def test_every_endpoint_of_every_service_answers_as_its_access_table_says(
 
         for name, service in services.items():
             table = service.edge.table
-            api = APIS[name]
             async with grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc.port}") as channel:
-                for method in api.methods:
+                for api, method in ((a, m) for a in APIS[name] for m in a.methods):
                     endpoints.append(Endpoint(name, f"gRPC {method.name}", method.name))
                     for credential in CREDENTIALS:
                         got = await call_grpc(channel, api, method, authorization(provider, credential))
@@ -190,6 +194,6 @@ async def test_every_endpoint_of_every_service_answers_as_its_access_table_says(
 
     rpcs = sum(1 for e in endpoints if e.label.startswith("gRPC"))
     print(f"\naccess edge: {rpcs} RPCs and {len(endpoints) - rpcs} REST routes, {calls} calls")
-    assert rpcs == sum(len(api.methods) for api in APIS.values())
+    assert rpcs == sum(len(api.methods) for apis in APIS.values() for api in apis)
     assert not mismatches, "\n".join(mismatches)
     assert provider.jwks_requests <= 2 * len(APIS), "keys are cached, not fetched per call"

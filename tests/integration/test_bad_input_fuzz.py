@@ -21,6 +21,7 @@ from modelyard.contracts.governance.v1 import governance_service_pb2
 from modelyard.contracts.inference import grpc_service_pb2
 from modelyard.contracts.monitor.v1 import monitor_service_pb2
 from modelyard.contracts.registry.v1 import registry_service_pb2
+from modelyard.contracts.serving.v1 import explanation_service_pb2
 from modelyard.governance import bootstrap as governance_bootstrap
 from modelyard.governance.testing import governance_settings
 from modelyard.kafka.admin import ensure_topics
@@ -41,10 +42,13 @@ pytestmark = pytest.mark.integration
 GRPC_EXAMPLES = 8
 REST_EXAMPLES = 6
 SERVICES = {
-    "registry": registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"],
-    "governance": governance_service_pb2.DESCRIPTOR.services_by_name["GovernanceService"],
-    "monitor": monitor_service_pb2.DESCRIPTOR.services_by_name["MonitorService"],
-    "serving": grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"],
+    "registry": [registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"]],
+    "governance": [governance_service_pb2.DESCRIPTOR.services_by_name["GovernanceService"]],
+    "monitor": [monitor_service_pb2.DESCRIPTOR.services_by_name["MonitorService"]],
+    "serving": [
+        grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"],
+        explanation_service_pb2.DESCRIPTOR.services_by_name["ExplanationService"],
+    ],
 }
 
 
@@ -93,12 +97,15 @@ async def test_bad_input_gets_a_client_error(
 ) -> None:
     await ensure_topics(kafka_bootstrap)
     async with running(name, tmp_path, kafka_bootstrap, onnx_models["breast-cancer"]) as service:
-        grpc_report = await asyncio.to_thread(
-            fuzz_grpc, f"127.0.0.1:{service.grpc.port}", SERVICES[name], GRPC_EXAMPLES
-        )
+        grpc_reports = [
+            await asyncio.to_thread(fuzz_grpc, f"127.0.0.1:{service.grpc.port}", api, GRPC_EXAMPLES)
+            for api in SERVICES[name]
+        ]
         rest_report = await asyncio.to_thread(fuzz_rest, f"http://127.0.0.1:{service.http.port}", REST_EXAMPLES)
-    print(f"{name} gRPC: {_explain(grpc_report)}\n{name} REST: {_explain(rest_report)}")
-    assert not grpc_report.server_errors, _explain(grpc_report)
+    for report in grpc_reports:
+        print(f"{name} gRPC: {_explain(report)}")
+        assert not report.server_errors, _explain(report)
+    print(f"{name} REST: {_explain(rest_report)}")
     assert not rest_report.server_errors, _explain(rest_report)
 
 

@@ -53,7 +53,10 @@ promotions:
     alias: production
     checks:
       lineage_metrics: {accuracy: {min: 0.9}}
-      evaluation: {label_column: target, metrics: {accuracy: {min: 0.9}, roc_auc: {min: 0.9}}}
+      evaluation:
+        label_column: target
+        metrics: {accuracy: {min: 0.9}, roc_auc: {min: 0.9}}
+        importance: {rows: 20, background_rows: 20, permutations: 1, max_feature_share: 0.9}
       latency_budget_ms: 250
       fairness: {sensitive_column: group, max_demographic_parity_difference: 0.6, max_equalized_odds_difference: 0.6}
       signature_compatible: true
@@ -212,6 +215,7 @@ async def test_promotion_approval_and_rollback(
             assert {c.name for c in decided.checks if c.passed} == {
                 "lineage_metrics",
                 "evaluation",
+                "explainability",
                 "latency",
                 "fairness",
                 "signature",
@@ -327,3 +331,8 @@ async def test_promotion_approval_and_rollback(
         card = await gov.GetModelCard(gpb.GetModelCardRequest(model_name=name, version=1), metadata=auth("carol"))
         assert "## Metrics" in card.markdown and "demographic_parity_difference" in card.markdown
         assert "Approved by carol" in card.markdown
+        # Global importance measured at promotion: mean |attribution| of every registered feature.
+        assert "## Explainability" in card.markdown
+        assert "mean |attribution| over 20 evaluation rows" in card.markdown
+        explainability = card.markdown.split("## Explainability")[1].split("## ")[0]
+        assert all(f"| {f} | " in explainability for f in onnx_models["breast-cancer"].feature_names)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import socket
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +15,6 @@ import pyarrow.csv as pa_csv
 import pytest
 from pydantic import SecretStr
 
-from modelyard.auth import AuthSettings, Role, TokenGrant
-from modelyard.contracts.events.v1 import registry_events_pb2 as ev
-from modelyard.contracts.registry.v1 import registry_service_pb2 as pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
 from modelyard.monitor.adapters.registry_references import RegistryReferenceSource
 from modelyard.monitor.bootstrap import build, service
@@ -28,28 +23,17 @@ from modelyard.monitor.domain.errors import ReferenceNotFound, ReferenceUnavaila
 from modelyard.monitor.domain.profile import Kind, build_profile
 from modelyard.monitor.domain.profile import Role as FeatureRole
 from modelyard.monitor.testing import setting_values, until
-from modelyard.registry.testing import RunningService, digest_of, registry_settings
-from modelyard.testing.models import LABEL_COLUMN, TrainedModel
+from modelyard.registry.testing import PUBLISHER_TOKEN, READER_TOKEN, RunningService, reading_registry, register
+from modelyard.testing.models import TrainedModel
 
 pytestmark = pytest.mark.integration
 
-PUBLISHER, MONITOR = "publisher-token-0123456789abcdef", "monitor-token-0123456789abcdef"
-AUTH = AuthSettings(
-    tokens={
-        PUBLISHER: TokenGrant(principal="alice", roles=frozenset({Role.PUBLISHER})),
-        MONITOR: TokenGrant(principal="monitor", roles=frozenset({Role.VIEWER})),
-    },
-    allow_anonymous=False,
-)
-CHUNK = 64 * 1024
+PUBLISHER, MONITOR = PUBLISHER_TOKEN, READER_TOKEN
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[RunningService]:
-    settings = registry_settings(
-        tmp_path_factory.mktemp("registry"), auth=AUTH, kafka_bootstrap=kafka_bootstrap, check_interval_s=0.05
-    )
-    with RunningService(settings) as running:
+    with reading_registry(tmp_path_factory.mktemp("registry"), kafka_bootstrap) as running:
         yield running
 
 
@@ -57,36 +41,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> 
 def stub(registry: RunningService) -> Iterator[pb_grpc.RegistryServiceStub]:
     with grpc.insecure_channel(registry.grpc_address) as channel:
         yield pb_grpc.RegistryServiceStub(channel)
-
-
-def upload(stub: pb_grpc.RegistryServiceStub, data: bytes, media_type: str) -> str:
-    def requests() -> Iterator[pb.UploadArtifactRequest]:
-        header = pb.UploadArtifactRequest.Header(media_type=media_type, digest=digest_of(data), size_bytes=len(data))
-        yield pb.UploadArtifactRequest(header=header)
-        for start in range(0, len(data), CHUNK):
-            yield pb.UploadArtifactRequest(chunk=data[start : start + CHUNK])
-
-    return str(stub.UploadArtifact(requests(), metadata=[("authorization", f"Bearer {PUBLISHER}")]).artifact.digest)
-
-
-def register(stub: pb_grpc.RegistryServiceStub, model: TrainedModel, *, with_reference: bool = True) -> tuple[str, int]:
-    """A fresh registered model with one READY version of `model` (and its reference CSV)."""
-    auth = [("authorization", f"Bearer {PUBLISHER}")]
-    name = f"m-{uuid.uuid4().hex[:10]}"
-    stub.CreateRegisteredModel(pb.CreateRegisteredModelRequest(name=name), metadata=auth)
-    request = pb.CreateModelVersionRequest(
-        model_name=name, artifact_digest=upload(stub, model.onnx, "application/onnx")
-    )
-    if with_reference:
-        request.reference_dataset_digest = upload(stub, model.reference_csv, "text/csv")
-        request.label_column = LABEL_COLUMN
-    version = stub.CreateModelVersion(request, metadata=auth).model_version.version
-    deadline = time.monotonic() + 20
-    get = pb.GetModelVersionRequest(model_name=name, version=version)
-    while (status := stub.GetModelVersion(get, metadata=auth).model_version.status) != ev.MODEL_VERSION_STATUS_READY:
-        assert status == ev.MODEL_VERSION_STATUS_PENDING_REGISTRATION and time.monotonic() < deadline
-        time.sleep(0.05)
-    return name, version
 
 
 def free_port() -> int:
@@ -99,7 +53,7 @@ def test_profile_from_the_registry_matches_the_registered_csv(
     registry: RunningService, stub: pb_grpc.RegistryServiceStub, onnx_models: dict[str, TrainedModel]
 ) -> None:
     model = onnx_models["breast-cancer"]
-    name, version = register(stub, model)
+    name, version = register(stub, model, PUBLISHER)
     source = RegistryReferenceSource(registry.grpc_address, MONITOR)
     try:
         data = source.load(name, version)
@@ -135,7 +89,7 @@ def test_monitor_wired_to_the_registry_profiles_and_stores_the_reference(
     tmp_path: Path,
 ) -> None:
     model = onnx_models["iris"]
-    name, version = register(stub, model)
+    name, version = register(stub, model, PUBLISHER)
     settings = MonitorSettings(
         data_dir=tmp_path,
         reference_source="registry",
@@ -160,7 +114,7 @@ def test_monitor_wired_to_the_registry_profiles_and_stores_the_reference(
 def test_missing_and_unreachable_references_are_told_apart(
     registry: RunningService, stub: pb_grpc.RegistryServiceStub, onnx_models: dict[str, TrainedModel]
 ) -> None:
-    name, version = register(stub, onnx_models["diabetes"], with_reference=False)
+    name, version = register(stub, onnx_models["diabetes"], PUBLISHER, with_reference=False)
     source = RegistryReferenceSource(registry.grpc_address, MONITOR)
     try:
         with pytest.raises(ReferenceNotFound, match="no reference dataset"):
@@ -198,7 +152,7 @@ async def test_a_version_is_profiled_when_the_registry_makes_it_ready_before_any
         # The prefetching consumer starts from the latest event once it has joined its group: a version made
         # ready before that is profiled with its first predictions instead, so register until one is prefetched.
         for _ in range(10):
-            name, version = await asyncio.to_thread(register, stub, onnx_models["iris"])
+            name, version = await asyncio.to_thread(register, stub, onnx_models["iris"], PUBLISHER)
             try:
                 await until(lambda n=name, v=version: parts.store.active_profile(n, v) is not None, "the prefetch", 5.0)
                 break

@@ -1,19 +1,23 @@
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
+from modelyard.auth import Role
 from modelyard.governance.domain.card import build_card, missing_sections, render_markdown
 from modelyard.governance.domain.checks import (
     Comparison,
     Measurements,
     check_bounds,
     check_fairness,
+    check_importance,
     check_latency,
     check_not_worse,
     check_signature,
 )
 from modelyard.governance.domain.model import Signature, TensorSpec
-from modelyard.governance.domain.policy import Bound, FairnessCheck, NotWorseCheck
+from modelyard.governance.domain.policy import Bound, FairnessCheck, ImportanceCheck, NotWorseCheck
+from modelyard.governance.domain.workflow import PromotionRequest
 from modelyard.governance.testing import SIGNATURE, facts
 
 pytestmark = pytest.mark.unit
@@ -95,3 +99,35 @@ def test_not_worse_compares_with_the_serving_version_on_the_same_rows() -> None:
     ).passed
     assert check_not_worse(spec, Comparison(candidate)).passed
     assert not check_not_worse(spec, None).passed
+
+
+def test_global_importance_is_evidence_and_bounds_the_top_features_share() -> None:
+    measured = replace(MEASURED, importance={"age": 0.25, "income": 0.75}, importance_rows=80, importance_method="m")
+    recorded = check_importance(ImportanceCheck(), measured)
+    assert recorded.passed
+    assert (
+        recorded.detail == "top feature 'income' carries 75% of the importance of 2 features (no bound in the policy)"
+    )
+    assert recorded.evidence == {
+        "method": "m",
+        "rows": 80,
+        "top_feature": "income",
+        "top_share": 0.75,
+        "importance:income": 0.75,
+        "importance:age": 0.25,
+    }
+    bounded = check_importance(ImportanceCheck(max_feature_share=0.7), measured)
+    assert not bounded.passed and bounded.detail.endswith("over the bound of 70%")
+    assert check_importance(ImportanceCheck(max_feature_share=0.8), measured).passed
+    assert not check_importance(ImportanceCheck(), MEASURED).passed  # nothing measured is not evidence
+
+    version = facts("m", 1)
+    now = datetime.now(UTC)
+    request = PromotionRequest(
+        "r1", version.ref, "production", "bob", "alice", "sha256:p", 1, Role.APPROVER, now, now, checks=[recorded]
+    )
+    card = build_card(version, request, [])
+    assert [f["feature"] for f in card["explainability"]["global_importance"]] == ["income", "age"]
+    markdown = render_markdown(card)
+    assert "Global importance: mean |attribution| over 80 evaluation rows (m)." in markdown
+    assert "| income | 0.75 |" in markdown

@@ -124,6 +124,7 @@ class FixedEvaluator:
     metrics: dict[str, float] = field(default_factory=lambda: {"accuracy": 0.95})
     latency_ms: float = 1.0
     gaps: tuple[float, float] = (0.01, 0.02)
+    importance: dict[str, float] = field(default_factory=lambda: {"mean radius": 0.3, "mean texture": 0.1})
 
     def measure(
         self,
@@ -135,7 +136,9 @@ class FixedEvaluator:
         fairness: FairnessCheck | None,
     ) -> Measurements:
         dpd, eod = self.gaps if fairness else (None, None)
-        return Measurements(dataset_digest, 100, self.metrics, self.latency_ms, dpd, eod)
+        return Measurements(
+            dataset_digest, 100, self.metrics, self.latency_ms, dpd, eod, self.importance, 100, "fixed by the test"
+        )
 
     def latency_p95_ms(self, model: bytes, signature: Signature) -> float:
         return self.latency_ms

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,11 +15,15 @@ from typing import Any
 
 import pytest
 
-from modelyard.auth import Principal, Role
+from modelyard.auth import AuthSettings, Principal, Role, TokenGrant
+from modelyard.contracts.events.v1 import registry_events_pb2 as ev
+from modelyard.contracts.registry.v1 import registry_service_pb2 as pb
+from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as pb_grpc
 from modelyard.registry.bootstrap import RegistryParts, build, service
 from modelyard.registry.config import RegistrySettings
 from modelyard.runtime import Service
 from modelyard.sql.engine import scratch_postgres_database
+from modelyard.testing.models import LABEL_COLUMN, TrainedModel
 
 ALICE = Principal("alice", frozenset({Role.PUBLISHER, Role.APPROVER}))
 
@@ -112,3 +117,56 @@ class RunningService:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(30)
+
+
+CHUNK = 64 * 1024
+
+
+def upload(stub: pb_grpc.RegistryServiceStub, data: bytes, media_type: str, token: str) -> str:
+    """Upload an artifact over gRPC (in chunks); its digest."""
+
+    def requests() -> Iterator[pb.UploadArtifactRequest]:
+        header = pb.UploadArtifactRequest.Header(media_type=media_type, digest=digest_of(data), size_bytes=len(data))
+        yield pb.UploadArtifactRequest(header=header)
+        for start in range(0, len(data), CHUNK):
+            yield pb.UploadArtifactRequest(chunk=data[start : start + CHUNK])
+
+    return str(stub.UploadArtifact(requests(), metadata=[("authorization", f"Bearer {token}")]).artifact.digest)
+
+
+def register(
+    stub: pb_grpc.RegistryServiceStub, model: TrainedModel, token: str, *, with_reference: bool = True
+) -> tuple[str, int]:
+    """A fresh registered model with one READY version of `model` (and its reference CSV), as a publisher."""
+    auth = [("authorization", f"Bearer {token}")]
+    name = f"m-{uuid.uuid4().hex[:10]}"
+    stub.CreateRegisteredModel(pb.CreateRegisteredModelRequest(name=name), metadata=auth)
+    request = pb.CreateModelVersionRequest(
+        model_name=name, artifact_digest=upload(stub, model.onnx, "application/onnx", token)
+    )
+    if with_reference:
+        request.reference_dataset_digest = upload(stub, model.reference_csv, "text/csv", token)
+        request.label_column = LABEL_COLUMN
+    version = stub.CreateModelVersion(request, metadata=auth).model_version.version
+    deadline = time.monotonic() + 20
+    get = pb.GetModelVersionRequest(model_name=name, version=version)
+    while (status := stub.GetModelVersion(get, metadata=auth).model_version.status) != ev.MODEL_VERSION_STATUS_READY:
+        assert status == ev.MODEL_VERSION_STATUS_PENDING_REGISTRATION and time.monotonic() < deadline
+        time.sleep(0.05)
+    return name, version
+
+
+PUBLISHER_TOKEN, READER_TOKEN = "publisher-token-0123456789abcdef", "reader-token-0123456789abcdef"
+
+
+def reading_registry(tmp: Path, kafka_bootstrap: str) -> RunningService:
+    """A registry (not started: enter it) that alice publishes to with PUBLISHER_TOKEN and another service (the
+    monitor, serving) reads from with READER_TOKEN (role viewer); no anonymous access."""
+    auth = AuthSettings(
+        tokens={
+            PUBLISHER_TOKEN: TokenGrant(principal="alice", roles=frozenset({Role.PUBLISHER})),
+            READER_TOKEN: TokenGrant(principal="reader", roles=frozenset({Role.VIEWER})),
+        },
+        allow_anonymous=False,
+    )
+    return RunningService(registry_settings(tmp, auth=auth, kafka_bootstrap=kafka_bootstrap, check_interval_s=0.05))

@@ -21,11 +21,18 @@ from modelyard.kafka.producer import EventPublisher
 from modelyard.retry import Backoff
 from modelyard.runtime import GrpcApi, Service, kafka_check
 from modelyard.serving.adapters.artifacts import LocalArtifacts, RegistryArtifacts
+from modelyard.serving.adapters.explainer import ProcessExplainer
 from modelyard.serving.adapters.kafka import KafkaStatusReporter, PredictionPublisher
 from modelyard.serving.adapters.metrics import PrometheusMetrics, PrometheusStreamMetrics
 from modelyard.serving.adapters.onnx import OnnxLoader
 from modelyard.serving.adapters.plans import GovernancePlans, PlanFile
 from modelyard.serving.adapters.records import RecordEncoder, RecordPolicy
+from modelyard.serving.adapters.references import (
+    CachedReferences,
+    LocalReferences,
+    ReferenceLoader,
+    RegistryReferences,
+)
 from modelyard.serving.config import ServingSettings
 from modelyard.serving.dataplane import DataPlane, ShadowRunner
 from modelyard.serving.domain.deployment import ModelManager
@@ -33,8 +40,12 @@ from modelyard.serving.domain.ports import ArtifactSource, MetricsFactory, PlanS
 from modelyard.serving.domain.stream import PredictionBuffer
 from modelyard.serving.entrypoints.access import access_table
 from modelyard.serving.entrypoints.events import DecisionHandlers
+from modelyard.serving.entrypoints.explain_grpc import SERVICE_NAME as EXPLANATION_API
+from modelyard.serving.entrypoints.explain_grpc import ExplanationServicer, add_explanation_service
+from modelyard.serving.entrypoints.explain_rest import explanation_router
 from modelyard.serving.entrypoints.grpc import InferenceServicer, add_inference_service
 from modelyard.serving.entrypoints.rest import inference_router
+from modelyard.serving.explanations import ExplanationLimits, Explanations
 from modelyard.serving.handlers import ExecutionPolicy, Lifecycle
 
 API_NAME: str = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -54,9 +65,11 @@ class ServingParts:
     stream: PredictionBuffer | None
     shadows: ShadowRunner
     pool: ThreadPoolExecutor
+    explanations: Explanations
 
     async def close(self) -> None:
         await self.lifecycle.close()
+        await self.explanations.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         await self.lifecycle.artifacts.close()
         await self.lifecycle.plans.close()
@@ -76,6 +89,25 @@ def plan_source(settings: ServingSettings) -> PlanSource:
             settings.governance_address, token, timeout_s=settings.governance_timeout_s, tls=settings.tls.client
         )
     return PlanFile(settings.plans_path)
+
+
+def explanations(settings: ServingSettings, manager: ModelManager, artifacts: ArtifactSource) -> Explanations:
+    """Explanations in their own process pool, with background samples from the versions' reference datasets,
+    taken from where the artifacts come from."""
+    loader: ReferenceLoader = (
+        RegistryReferences(artifacts)
+        if isinstance(artifacts, RegistryArtifacts)
+        else LocalReferences(settings.models_path)
+    )
+    return Explanations(
+        manager,
+        artifacts,
+        CachedReferences(loader, settings.explain_background_rows),
+        ProcessExplainer(
+            settings.explain_workers, settings.explain_queue, settings.explain_permutations, settings.explain_niceness
+        ),
+        ExplanationLimits(max_rows=settings.explain_max_rows),
+    )
 
 
 def record_policy(settings: ServingSettings) -> RecordPolicy:
@@ -101,9 +133,10 @@ def build(
     stream = PredictionBuffer(settings.stream_buffer, STREAM_METRICS) if settings.stream_enabled else None
     shadows = ShadowRunner(settings.shadow_queue, stream)
     pool = ThreadPoolExecutor(settings.pool_threads, thread_name_prefix="inference")
+    artifacts = artifacts or artifact_source(settings)
     lifecycle = Lifecycle(
         manager,
-        artifacts or artifact_source(settings),
+        artifacts,
         OnnxLoader(intra_op_threads=settings.intra_op_threads),
         plans or plan_source(settings),
         status or KafkaStatusReporter(publisher, settings.replica),
@@ -121,7 +154,17 @@ def build(
         load_retry=Backoff(first_s=min(0.5, settings.artifact_retry_max_s), max_s=settings.artifact_retry_max_s),
     )
     dataplane = DataPlane(manager, stream, shadows)
-    return ServingParts(settings, publisher, manager, dataplane, lifecycle, stream, shadows, pool)
+    return ServingParts(
+        settings,
+        publisher,
+        manager,
+        dataplane,
+        lifecycle,
+        stream,
+        shadows,
+        pool,
+        explanations(settings, manager, artifacts),
+    )
 
 
 def service(parts: ServingParts) -> Service:
@@ -191,7 +234,13 @@ def service(parts: ServingParts) -> Service:
     running = Service(
         settings,
         access=access_table(settings.inference_token_required),
-        grpc_apis=[GrpcApi(API_NAME, lambda server: add_inference_service(servicer, server))],
+        grpc_apis=[
+            GrpcApi(API_NAME, lambda server: add_inference_service(servicer, server)),
+            GrpcApi(
+                EXPLANATION_API,
+                lambda server: add_explanation_service(ExplanationServicer(parts.explanations), server),
+            ),
+        ],
         routers=[
             inference_router(
                 parts.dataplane,
@@ -199,7 +248,8 @@ def service(parts: ServingParts) -> Service:
                 VERSION,
                 ready=lambda: running.ready,
                 max_json_bytes=settings.max_json_bytes,
-            )
+            ),
+            explanation_router(parts.explanations, settings.max_json_bytes),
         ],
         body_limits={"/v2/models/": settings.max_request_bytes},
         background_tasks=tasks,

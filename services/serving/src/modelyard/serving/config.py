@@ -126,6 +126,25 @@ class ServingSettings(ServiceSettings):
     )
     shadow_queue: int = Field(1000, gt=0, description="requests waiting for shadow versions before copies drop")
 
+    explain_workers: int = Field(
+        1, ge=1, description="worker processes computing explanations, apart from the inference pool"
+    )
+    explain_queue: int = Field(
+        1, ge=0, description="explanations that may wait for a worker; more answer RESOURCE_EXHAUSTED (HTTP 429)"
+    )
+    explain_background_rows: int = Field(
+        50, ge=1, description="background sample drawn (seeded) from a version's reference dataset for explanations"
+    )
+    explain_permutations: int = Field(
+        5,
+        ge=1,
+        description="permutations per explained row; each costs (2 x features + 1) model runs on the background",
+    )
+    explain_max_rows: int = Field(16, ge=1, description="rows one explanation request may ask for")
+    explain_niceness: int = Field(
+        10, ge=0, le=19, description="nice increment of the explanation workers: inference first when cores are short"
+    )
+
     @model_validator(mode="after")
     def _safe_serving_for_production(self) -> Self:
         if self.profile == "production" and not self.trusted_governance_keys:

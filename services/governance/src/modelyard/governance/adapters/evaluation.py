@@ -1,5 +1,9 @@
-"""`Evaluator` with onnxruntime, scikit-learn metrics and fairlearn: governance measures a model itself on the
-version's registered evaluation dataset (CSV), rather than trusting the metrics the trainer reported."""
+"""`Evaluator` with onnxruntime, scikit-learn metrics, fairlearn and shap: governance measures a model itself on the
+version's registered evaluation dataset (CSV), rather than trusting the metrics the trainer reported.
+
+Global importance explains a classifier's class probabilities (every class; a skl2onnx classifier's second output)
+or a regressor's prediction, over a seeded sample of the evaluation rows against a seeded background sample of
+the same dataset (`modelyard.attributions`, as serving's explanations)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from modelyard.attributions import Column, Model, attribute, global_importance, method
 from modelyard.governance.domain.checks import Measurements
 from modelyard.governance.domain.errors import FailedPrecondition
 from modelyard.governance.domain.model import Signature
@@ -53,6 +58,14 @@ class OnnxEvaluator:
             truth, predicted = y_true.astype(np.int64), y_pred.astype(np.int64)
             dpd = float(demographic_parity_difference(truth, predicted, sensitive_features=groups))
             eod = float(equalized_odds_difference(truth, predicted, sensitive_features=groups))
+        importance = evaluation.importance
+        explained = _sample(x, importance.rows, seed=0)
+        attributions = attribute(
+            _model(session, output=1 if len(outputs) > 1 else 0),
+            list(explained.T),
+            list(_sample(x, importance.background_rows, seed=1).T),
+            permutations=importance.permutations,
+        )
         return Measurements(
             dataset=dataset_digest,
             rows=len(x),
@@ -60,12 +73,31 @@ class OnnxEvaluator:
             latency_p95_ms=_p95_ms(session, x[:1]),
             demographic_parity_difference=dpd,
             equalized_odds_difference=eod,
+            importance=dict(zip(features, global_importance(attributions).tolist(), strict=True)),
+            importance_rows=len(explained),
+            importance_method=method(importance.permutations),
         )
 
     def latency_p95_ms(self, model: bytes, signature: Signature) -> float:
         session = _session(model)
         width = next((d for d in (session.get_inputs()[0].shape or [])[1:] if isinstance(d, int)), 1)
         return _p95_ms(session, np.zeros((1, width), dtype=np.float32))
+
+
+def _sample(x: np.ndarray[Any, Any], rows: int, seed: int) -> np.ndarray[Any, Any]:
+    if len(x) <= rows:
+        return x
+    return x[np.sort(np.random.default_rng(seed).choice(len(x), rows, replace=False))]
+
+
+def _model(session: ort.InferenceSession, output: int) -> Model:
+    """The session as a function of feature columns, answering its `output`-th output."""
+    name, output_name = session.get_inputs()[0].name, session.get_outputs()[output].name
+
+    def run(columns: list[Column]) -> np.ndarray[Any, Any]:
+        return np.asarray(session.run([output_name], {name: np.column_stack(columns).astype(np.float32)})[0])
+
+    return run
 
 
 def _session(model: bytes) -> ort.InferenceSession:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelyard.governance.domain.checks import CheckResult
+from modelyard.governance.domain.checks import IMPORTANCE_PREFIX, CheckResult
 from modelyard.governance.domain.model import VersionFacts
 from modelyard.governance.domain.workflow import PromotionRequest
 
@@ -52,6 +52,8 @@ def build_card(
             "output_format": ", ".join(f"{t.name}: {t.element_type}" for t in facts.signature.outputs),
         },
         "quantitative_analysis": {"performance_metrics": _metrics(facts, checks)},
+        # Not in the toolkit's schema: global feature importance measured by governance at promotion.
+        "explainability": _explainability(checks),
         "considerations": {
             "users": _descriptions(tags.get("users")),
             "use_cases": _descriptions(tags.get("intended_use")),
@@ -127,6 +129,10 @@ def render_markdown(card: dict[str, Any]) -> str:
             for m in card["quantitative_analysis"]["performance_metrics"]
         ),
         "",
+        "## Explainability",
+        "",
+        *_explainability_lines(card["explainability"]),
+        "",
         "## Evaluation data",
         "",
         *_bullets([f"`{d['link']}`" for d in card["model_parameters"]["data"] if d["name"] == "evaluation"]),
@@ -168,6 +174,34 @@ def _metrics(facts: VersionFacts, checks: list[CheckResult]) -> list[dict[str, A
                 if isinstance(v, float | int) and k not in ("rows", "budget_ms")
             ]
     return metrics
+
+
+def _explainability(checks: list[CheckResult]) -> dict[str, Any]:
+    check = next((c for c in checks if c.name == "explainability"), None)
+    if check is None or not check.evidence:
+        return {"method": "", "rows": 0, "global_importance": []}
+    evidence = check.evidence
+    return {
+        "method": evidence.get("method", ""),
+        "rows": evidence.get("rows", 0),
+        "global_importance": [
+            {"feature": key.removeprefix(IMPORTANCE_PREFIX), "mean_abs_attribution": value}
+            for key, value in evidence.items()
+            if key.startswith(IMPORTANCE_PREFIX)
+        ],
+    }
+
+
+def _explainability_lines(section: dict[str, Any]) -> list[str]:
+    if not section["global_importance"]:
+        return ["_Not measured._"]
+    return [
+        f"Global importance: mean |attribution| over {section['rows']} evaluation rows ({section['method']}).",
+        "",
+        "| feature | mean abs. attribution |",
+        "|---|---|",
+        *(f"| {f['feature']} | {f['mean_abs_attribution']:.4g} |" for f in section["global_importance"]),
+    ]
 
 
 def _check(check: CheckResult) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from modelyard.governance.domain.model import Dim, Signature, TensorSpec, VersionFacts
-from modelyard.governance.domain.policy import Bound, Checks, FairnessCheck, NotWorseCheck
+from modelyard.governance.domain.policy import Bound, Checks, FairnessCheck, ImportanceCheck, NotWorseCheck
+
+IMPORTANCE_PREFIX = "importance:"  # evidence keys of the explainability check: one per feature
 
 Evidence = Mapping[str, float | str]
 
@@ -33,6 +35,9 @@ class Measurements:
     latency_p95_ms: float | None = None
     demographic_parity_difference: float | None = None
     equalized_odds_difference: float | None = None
+    importance: Mapping[str, float] = field(default_factory=dict)  # feature -> mean |attribution|
+    importance_rows: int = 0
+    importance_method: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ def run_checks(
                 measured,
             )
         )
+        results.append(check_importance(checks.evaluation.importance, measured))
     if checks.not_worse is not None:
         results.append(check_not_worse(checks.not_worse, comparison))
     if checks.latency_budget_ms is not None:
@@ -146,6 +152,30 @@ def check_fairness(spec: FairnessCheck, measured: Measurements | None) -> CheckR
         "equalized_odds_difference": eod,
     }
     return CheckResult("fairness", not failures, "; ".join(failures) or "within both fairness bounds", evidence)
+
+
+def check_importance(spec: ImportanceCheck, measured: Measurements | None) -> CheckResult:
+    """The global importance as evidence; fails when it was not measured, or when the policy bounds the share of
+    the most important feature and it is over."""
+    importance = measured.importance if measured else {}
+    total = sum(importance.values())
+    if not importance or measured is None:
+        return CheckResult("explainability", False, "global feature importance was not measured")
+    top, value = max(importance.items(), key=lambda item: item[1])
+    share = value / total if total > 0 else 0.0
+    evidence: dict[str, float | str] = {
+        "method": measured.importance_method,
+        "rows": measured.importance_rows,
+        "top_feature": top,
+        "top_share": share,
+        **{f"{IMPORTANCE_PREFIX}{name}": v for name, v in sorted(importance.items(), key=lambda item: -item[1])},
+    }
+    summary = f"top feature {top!r} carries {share:.0%} of the importance of {len(importance)} features"
+    if spec.max_feature_share is None:
+        return CheckResult("explainability", True, f"{summary} (no bound in the policy)", evidence)
+    passed = share <= spec.max_feature_share
+    bound = f"{'within' if passed else 'over'} the bound of {spec.max_feature_share:.0%}"
+    return CheckResult("explainability", passed, f"{summary}, {bound}", evidence)
 
 
 def check_signature(candidate: Signature, serving: Signature | None) -> CheckResult:

@@ -55,11 +55,29 @@ class Bound(_Strict):
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
 
+class ImportanceCheck(_Strict):
+    """Global feature importance: mean |Shapley value| of each feature over rows of the evaluation dataset
+    (shap's permutation explainer, against a background sample of the same dataset)."""
+
+    rows: int = Field(default=100, ge=1, description="evaluation rows explained (a seeded sample)")
+    background_rows: int = Field(default=50, ge=1, description="background sample (seeded)")
+    permutations: int = Field(default=3, ge=1, description="permutations per explained row")
+    max_feature_share: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="fail when one feature carries more than this share of the total importance (a leak, a proxy); "
+        "without it the importance is evidence only",
+    )
+
+
 class EvaluationCheck(_Strict):
-    """Metrics governance computes itself by running the model on the version's registered evaluation dataset."""
+    """Metrics governance computes itself by running the model on the version's registered evaluation dataset,
+    and the global importance of its features there."""
 
     label_column: str = "target"
     metrics: dict[EvaluationMetric, Bound] = Field(min_length=1)
+    importance: ImportanceCheck = Field(default_factory=ImportanceCheck)
 
 
 class FairnessCheck(_Strict):

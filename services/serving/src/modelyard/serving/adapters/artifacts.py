@@ -20,7 +20,13 @@ class RegistryArtifacts(PeerClient):
 
     _channel: grpc.aio.Channel | None = None  # created on first use, on the loop that uses it
 
-    def _stub(self) -> registry_grpc.RegistryServiceStub:
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """The call metadata that presents this client's token (explanations' reference downloads share it)."""
+        return self._metadata
+
+    def stub(self) -> registry_grpc.RegistryServiceStub:
+        """A stub on the one channel to the registry (explanations' reference datasets share it)."""
         if self._channel is None:
             self._channel = grpc_aio_channel(self.address, self.tls)
         return registry_grpc.RegistryServiceStub(self._channel)  # type: ignore[no-untyped-call]
@@ -30,9 +36,7 @@ class RegistryArtifacts(PeerClient):
         chunks: list[bytes] = []
         request = registry_pb.DownloadArtifactRequest(digest=ref.digest)
         try:
-            async for response in self._stub().DownloadArtifact(
-                request, metadata=self._metadata, timeout=self.timeout_s
-            ):
+            async for response in self.stub().DownloadArtifact(request, metadata=self.metadata, timeout=self.timeout_s):
                 chunks.append(response.chunk)
         except grpc.aio.AioRpcError as exc:
             message = f"registry {self.address}: {exc.code().name} for {ref.digest}: {exc.details()}"
