@@ -38,8 +38,8 @@ def insert_logged(db: Connection, batches: Sequence[LoggedBatch], logged_at: flo
         batch_id = int(db.execute(block.returning(prediction_log_tensors.c.id)).scalar_one())
         db.exec_driver_sql(
             f"INSERT INTO {prediction_log.name} (request_id, model_name, model_version, digest, plan_revision, "
-            f"event_time, window_id, row, batch_id, logged_at) VALUES ({marks}, {batch_id}, {float(logged_at)!r}) "
-            "ON CONFLICT (request_id) DO NOTHING",
+            f"event_time, window_id, batch_row, batch_id, logged_at) "
+            f"VALUES ({marks}, {batch_id}, {float(logged_at)!r}) ON CONFLICT (request_id) DO NOTHING",
             batch.entries,
         )
 
@@ -76,7 +76,7 @@ def read_logged(db: Connection, request_id: str) -> LoggedPrediction | None:
     row = db.execute(query.where(prediction_log.c.request_id == request_id)).first()
     if row is None:
         return None
-    inputs, outputs = record_values(tensors_from_bytes(bytes(row.data)), int(row.row))
+    inputs, outputs = record_values(tensors_from_bytes(bytes(row.data)), int(row.batch_row))
     return LoggedPrediction(
         request_id=row.request_id,
         model_name=row.model_name,

@@ -121,7 +121,7 @@ prediction_log = sa.Table(
     sa.Column("event_time", sa.Float, nullable=False),
     sa.Column("window_id", sa.String(64), nullable=False),
     sa.Column("batch_id", sa.BigInteger, nullable=False, index=True),  # its batch's tensors ...
-    sa.Column("row", sa.Integer, nullable=False),  # ... and its row in them
+    sa.Column("batch_row", sa.Integer, nullable=False),  # ... and its row in them
     sa.Column("truth_label", sa.String(255), nullable=True),
     sa.Column("truth_value", sa.Float, nullable=True),
     sa.Column("logged_at", sa.Float, nullable=False, index=True),

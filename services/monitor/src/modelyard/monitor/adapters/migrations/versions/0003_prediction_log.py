@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("event_time", sa.Float(), nullable=False),
         sa.Column("window_id", sa.String(length=64), nullable=False),
         sa.Column("batch_id", sa.BigInteger(), nullable=False),
-        sa.Column("row", sa.Integer(), nullable=False),
+        sa.Column("batch_row", sa.Integer(), nullable=False),
         sa.Column("truth_label", sa.String(length=255), nullable=True),
         sa.Column("truth_value", sa.Float(), nullable=True),
         sa.Column("logged_at", sa.Float(), nullable=False),
