@@ -49,3 +49,7 @@ def test_windows_incidents_and_labels_on_postgresql(parts: MonitorParts) -> None
     assert monitor.handle_feedback([consumed_feedback(0, batch.records[0].request_id, "1")]) == 1
     assert store.statuses("credit")[0].label_coverage == pytest.approx(1 / 1000)
     assert store.incident_views("credit", open_only=True)[0].evidence[0].statistic == "ks"
+    # The prediction log (issue 16): the entry, its tensors from its batch's block, the joined label.
+    traced = monitor.prediction_trace(batch.records[0].request_id)
+    assert traced.prediction.truth == "1" and traced.prediction.window == traced.window.window  # type: ignore[union-attr]
+    assert traced.prediction.inputs["x"] == pytest.approx(list(batch.records[0].inputs[0].values))

@@ -14,12 +14,14 @@ from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
 from modelyard.errors import ErrorKind
 from modelyard.monitor.adapters.metrics import PrometheusMetrics
 from modelyard.monitor.adapters.prediction_log import insert_logged, prune_logged
-from modelyard.monitor.adapters.schema import incidents, prediction_log
+from modelyard.monitor.adapters.schema import incidents, prediction_log, prediction_log_tensors
 from modelyard.monitor.adapters.store import SqlMonitorStore
 from modelyard.monitor.domain.errors import ReferenceNotFound
 from modelyard.monitor.domain.policy import MonitorPolicy, WindowPolicy
 from modelyard.monitor.domain.ports import ReferenceData
-from modelyard.monitor.domain.prediction_log import LogRow, PredictionLogPolicy, PredictionNotFound
+from modelyard.monitor.domain.prediction_log import LoggedBatch, PredictionLogPolicy, PredictionNotFound
+from modelyard.monitor.domain.profile import Role
+from modelyard.monitor.domain.records import TensorRows
 from modelyard.monitor.handlers import Monitor
 from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.monitor.testing import consumed, consumed_feedback
@@ -101,21 +103,28 @@ def test_the_incidents_listed_are_those_open_at_the_event_time(monitor: Monitor)
     assert [i.incident_id for i in monitor.prediction_trace("r0").incidents] == ["before-open"]
 
 
-def test_pruning_drops_expired_entries_then_the_oldest_over_the_cap(tmp_path: Path) -> None:
+def test_pruning_drops_expired_entries_then_the_oldest_over_the_cap_then_unused_blocks(tmp_path: Path) -> None:
     store = SqlMonitorStore(create_engine(f"sqlite:///{tmp_path / 'monitor.db'}"), POLICY)
     store.migrate()
     now = time.time()
+    tensors = {(Role.INPUT, "x"): TensorRows(numbers=[1.0], number_widths=[1], string_widths=[0], rows=[0])}
 
-    def row(i: int) -> LogRow:
-        return (f"r{i}", "m", 1, "sha256:ab", 1, now, "", '{"inputs":{},"outputs":{}}')
+    def batch(i: int) -> LoggedBatch:
+        return LoggedBatch(tensors, [(f"r{i}", "m", 1, "sha256:ab", 1, now, "", 0)])
 
     with transaction(store.engine, write=True) as db:
-        insert_logged(db, [row(0), row(1)], logged_at=now - 8 * 24 * 3600)  # past the 7-day default retention
+        insert_logged(db, [batch(0), batch(1)], logged_at=now - 8 * 24 * 3600)  # past the 7-day default retention
         for i in range(2, 7):
-            insert_logged(db, [row(i)], logged_at=now - 100 + i)
+            insert_logged(db, [batch(i)], logged_at=now - 100 + i)
         gone = prune_logged(db, PredictionLogPolicy(max_rows=3), now)
         kept = db.scalars(sa.select(prediction_log.c.request_id).order_by(prediction_log.c.logged_at)).all()
-    assert gone == 4 and kept == ["r4", "r5", "r6"]
+        blocks = db.scalar(sa.select(sa.func.count()).select_from(prediction_log_tensors))
+    assert gone == 4 and kept == ["r4", "r5", "r6"] and blocks == 3
+    assert store.prediction_trace("r5") is not None and store.prediction_trace("r3") is None
+
+    with transaction(store.engine, write=True) as db:
+        assert prune_logged(db, PredictionLogPolicy(retention_s=1.0), now + 10) == 3
+        assert db.scalar(sa.select(sa.func.count()).select_from(prediction_log_tensors)) == 0
 
 
 def test_a_monitor_with_no_log_keeps_nothing(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from modelyard.monitor.domain.prediction_log import (
     PredictionLogPolicy,
     PredictionNotFound,
     PredictionTrace,
-    log_rows,
+    logged_batch,
 )
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.records import Feedback, PredictionRows
@@ -275,7 +275,8 @@ class Monitor:
                 (window, sources.tolist())
                 for (window, _), sources in zip(outcome.appended, outcome.sources, strict=True)
             ]
-            checkpoint.logged += log_rows(rows, taken)
+            if (logged := logged_batch(rows, taken)) is not None:
+                checkpoint.logged.append(logged)
         slots, counts = np.unique(
             np.floor(np.asarray(rows.event_time) / self.policy.window.max_seconds).astype(np.int64), return_counts=True
         )

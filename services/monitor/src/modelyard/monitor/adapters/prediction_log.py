@@ -1,29 +1,47 @@
-"""The prediction log in the store: written with the checkpoint that windowed the predictions, labelled with the
-checkpoint that joined their feedback, pruned by the store's housekeeping, read back by request id."""
+"""The prediction log in the store: written with the checkpoint that windowed the predictions (an npz block of each
+batch's tensors, an entry per prediction pointing at its row), labelled with the checkpoint that joined their
+feedback, pruned by the store's housekeeping, read back by request id."""
 
 from __future__ import annotations
 
+import json
+import struct
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from modelyard.monitor.adapters.schema import incidents, prediction_log, windows
+from modelyard.monitor.adapters.schema import incidents, prediction_log, prediction_log_tensors, windows
 from modelyard.monitor.domain.performance import LabelledPrediction
-from modelyard.monitor.domain.prediction_log import LoggedPrediction, LogRow, PredictionLogPolicy, tensors_of
+from modelyard.monitor.domain.prediction_log import (
+    LoggedBatch,
+    LoggedPrediction,
+    PredictionLogPolicy,
+    Tensors,
+    record_values,
+)
+from modelyard.monitor.domain.profile import Role
+from modelyard.monitor.domain.records import TensorRows
+
+_HEADER = struct.Struct("<I")  # the block's header length
 
 
-def insert_logged(db: Connection, rows: Sequence[LogRow], logged_at: float) -> None:
-    """Hot path (every prediction): one driver-level executemany of the rows as they are; a request id seen before
-    keeps its first entry. ON CONFLICT DO NOTHING is both SQLite's and PostgreSQL's."""
-    marks = ", ".join(("?",) * 8 if db.dialect.paramstyle == "qmark" else ("%s",) * 8)
-    db.exec_driver_sql(
-        f"INSERT INTO {prediction_log.name} (request_id, model_name, model_version, digest, plan_revision, "
-        f"event_time, window_id, tensors, logged_at) VALUES ({marks}, {float(logged_at)!r}) "
-        "ON CONFLICT (request_id) DO NOTHING",
-        list(rows),
-    )
+def insert_logged(db: Connection, batches: Sequence[LoggedBatch], logged_at: float) -> None:
+    """Hot path (every batch): one block per batch, then one driver-level executemany of its entries; a request id
+    seen before keeps its first entry. ON CONFLICT DO NOTHING is both SQLite's and PostgreSQL's."""
+    mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
+    marks = ", ".join((mark,) * 8)
+    for batch in batches:
+        block = prediction_log_tensors.insert().values(data=tensors_to_bytes(batch.tensors))
+        batch_id = int(db.execute(block.returning(prediction_log_tensors.c.id)).scalar_one())
+        db.exec_driver_sql(
+            f"INSERT INTO {prediction_log.name} (request_id, model_name, model_version, digest, plan_revision, "
+            f"event_time, window_id, batch_row, batch_id, logged_at) "
+            f"VALUES ({marks}, {batch_id}, {float(logged_at)!r}) ON CONFLICT (request_id) DO NOTHING",
+            batch.entries,
+        )
 
 
 def label_logged(db: Connection, joined: Sequence[LabelledPrediction]) -> None:
@@ -37,23 +55,28 @@ def label_logged(db: Connection, joined: Sequence[LabelledPrediction]) -> None:
 
 
 def prune_logged(db: Connection, policy: PredictionLogPolicy, now: float) -> int:
-    """Entries past the retention go, then the oldest beyond the row cap; how many went."""
-    gone = db.execute(prediction_log.delete().where(prediction_log.c.logged_at < now - policy.retention_s)).rowcount
-    excess = (db.scalar(sa.select(sa.func.count()).select_from(prediction_log)) or 0) - policy.max_rows
+    """Entries past the retention go, then the oldest beyond the row cap, then the blocks older than every entry
+    left (blocks come in the order entries do); how many entries went."""
+    log = prediction_log
+    gone = db.execute(log.delete().where(log.c.logged_at < now - policy.retention_s)).rowcount
+    excess = (db.scalar(sa.select(sa.func.count()).select_from(log)) or 0) - policy.max_rows
     if excess > 0:
-        oldest = sa.select(prediction_log.c.request_id).order_by(prediction_log.c.logged_at).limit(excess)
-        gone += db.execute(
-            prediction_log.delete().where(prediction_log.c.request_id.in_(oldest.scalar_subquery()))
-        ).rowcount
+        oldest = sa.select(log.c.request_id).order_by(log.c.logged_at).limit(excess)
+        gone += db.execute(log.delete().where(log.c.request_id.in_(oldest.scalar_subquery()))).rowcount
+    first_kept = sa.select(sa.func.min(log.c.batch_id)).scalar_subquery()
+    blocks = prediction_log_tensors
+    db.execute(blocks.delete().where(sa.or_(blocks.c.id < first_kept, first_kept.is_(None))))
     return int(gone)
 
 
 def read_logged(db: Connection, request_id: str) -> LoggedPrediction | None:
-    row = db.execute(sa.select(prediction_log).where(prediction_log.c.request_id == request_id)).first()
+    query = sa.select(prediction_log, prediction_log_tensors.c.data).join(
+        prediction_log_tensors, prediction_log_tensors.c.id == prediction_log.c.batch_id
+    )
+    row = db.execute(query.where(prediction_log.c.request_id == request_id)).first()
     if row is None:
         return None
-    inputs, outputs = tensors_of(row.tensors)
-    truth = row.truth_label if row.truth_label is not None else row.truth_value
+    inputs, outputs = record_values(tensors_from_bytes(bytes(row.data)), int(row.batch_row))
     return LoggedPrediction(
         request_id=row.request_id,
         model_name=row.model_name,
@@ -64,7 +87,7 @@ def read_logged(db: Connection, request_id: str) -> LoggedPrediction | None:
         window=row.window_id,
         inputs=inputs,
         outputs=outputs,
-        truth=truth,
+        truth=row.truth_label if row.truth_label is not None else row.truth_value,
         logged_at=float(row.logged_at),
     )
 
@@ -91,3 +114,51 @@ def incidents_open_at(logged: LoggedPrediction) -> sa.Select[Any]:
         )
         .order_by(incidents.c.opened_at.desc())
     )
+
+
+def tensors_to_bytes(tensors: Tensors) -> bytes:
+    """A batch's flattened tensors in one block: a JSON header (each tensor's role, name and sizes, and every string),
+    then every number as float64 and every width and row as int64, little-endian. No pickled objects (the store is
+    not trusted to run code) and no per-tensor framing: this runs for every batch."""
+    layout: list[list[Any]] = []
+    numbers: list[float] = []
+    integers: list[int] = []
+    strings: list[str] = []
+    for (role, name), tensor in tensors.items():
+        layout.append([role.value, name, len(tensor.numbers), len(tensor.strings), len(tensor.rows)])
+        numbers += tensor.numbers
+        strings += tensor.strings
+        integers += tensor.number_widths
+        integers += tensor.string_widths
+        integers += tensor.rows
+    header = json.dumps({"tensors": layout, "strings": strings}).encode()
+    return b"".join(
+        (
+            _HEADER.pack(len(header)),
+            header,
+            np.asarray(numbers, dtype="<f8").tobytes(),
+            np.asarray(integers, dtype="<i8").tobytes(),
+        )
+    )
+
+
+def tensors_from_bytes(data: bytes) -> Tensors:
+    (size,) = _HEADER.unpack_from(data)
+    header = json.loads(data[_HEADER.size : _HEADER.size + size])
+    at = _HEADER.size + size
+    n_numbers = sum(t[2] for t in header["tensors"])
+    numbers = np.frombuffer(data, dtype="<f8", count=n_numbers, offset=at).tolist()
+    integers = np.frombuffer(data, dtype="<i8", offset=at + 8 * n_numbers).tolist()
+    strings: list[str] = header["strings"]
+    tensors: dict[tuple[Role, str], TensorRows] = {}
+    n = s = i = 0
+    for role, name, count, text, entries in header["tensors"]:
+        tensors[(Role(role), name)] = TensorRows(
+            numbers[n : n + count],
+            strings[s : s + text],
+            integers[i : i + entries],
+            integers[i + entries : i + 2 * entries],
+            integers[i + 2 * entries : i + 3 * entries],
+        )
+        n, s, i = n + count, s + text, i + 3 * entries
+    return tensors

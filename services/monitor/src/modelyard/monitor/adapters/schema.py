@@ -135,8 +135,15 @@ prediction_log = sa.Table(
     sa.Column("plan_revision", sa.BigInteger, nullable=False),
     sa.Column("event_time", sa.Float, nullable=False),
     sa.Column("window_id", sa.String(64), nullable=False),
-    sa.Column("tensors", sa.Text, nullable=False),
+    sa.Column("batch_id", sa.BigInteger, nullable=False, index=True),  # its batch's tensors ...
+    sa.Column("batch_row", sa.Integer, nullable=False),  # ... and its row in them
     sa.Column("truth_label", sa.String(255), nullable=True),
     sa.Column("truth_value", sa.Float, nullable=True),
     sa.Column("logged_at", sa.Float, nullable=False, index=True),
+)
+prediction_log_tensors = sa.Table(
+    "prediction_log_tensors",  # the tensors of one logged batch of a version, as the decoder flattened them (npz)
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
 )

@@ -229,8 +229,7 @@ class SqlMonitorStore:
             self._write_incident(db, change, cp, config_hash)
         if cp.pending:
             self._insert_pending(db, cp.pending)
-        if cp.logged:
-            insert_logged(db, cp.logged, time.time())
+        insert_logged(db, cp.logged, time.time())
         for slot, count in cp.slot_counts.items():
             where = (slot_counts.c.model_name == name) & (slot_counts.c.model_version == version)
             where &= slot_counts.c.slot == slot

@@ -18,7 +18,7 @@ from modelyard.events.envelope import Position
 from modelyard.monitor.domain.evaluation import WindowReport
 from modelyard.monitor.domain.incidents import IncidentChange
 from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow
-from modelyard.monitor.domain.prediction_log import LogRow, PredictionTrace
+from modelyard.monitor.domain.prediction_log import LoggedBatch, PredictionTrace
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.snapshot import Snapshot, SnapshotRequest
 from modelyard.monitor.domain.state import VersionState
@@ -67,7 +67,7 @@ class Checkpoint:
     reports: list[WindowReport] = field(default_factory=list)
     changes: list[IncidentChange] = field(default_factory=list)
     pending: list[PendingRow] = field(default_factory=list)  # waiting for their labels
-    logged: list[LogRow] = field(default_factory=list)  # for the prediction log
+    logged: list[LoggedBatch] = field(default_factory=list)  # for the prediction log
     slot_counts: dict[int, int] = field(default_factory=dict)  # predictions per window slot (label coverage)
     window_traces: dict[str, dict[str, str]] = field(default_factory=dict)  # W3C context of each closed window's span
 

@@ -1,13 +1,15 @@
 """The prediction log: what each prediction of the stream was, by request id, for provenance (`modelyard trace`).
 
-Bounded twice: entries older than the retention go, and beyond the row cap the oldest go first (the store prunes
-both in its housekeeping). A request id seen before (a retried inference, or the shadow copy of a request) keeps
-its first entry, which is the answer the caller got: the shadow's copy is recorded after it.
+An entry per prediction (version, digest, plan revision, event time, window) points at its row in a block of the
+tensors of the batch it came in, stored as the decoder produced them (flattened columns), so that logging costs
+one serialisation per batch rather than per prediction. Bounded twice: entries older than the retention go, and
+beyond the row cap the oldest go first (the store prunes both, and the blocks no entry points at, in its
+housekeeping). A request id seen before (a retried inference, or the shadow copy of a request) keeps its first
+entry, which is the answer the caller got: the shadow's copy is recorded after it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -15,14 +17,15 @@ from modelyard.errors import ErrorKind
 from modelyard.monitor.domain.errors import MonitorError
 from modelyard.monitor.domain.evaluation import WindowReport
 from modelyard.monitor.domain.profile import Role
-from modelyard.monitor.domain.records import PredictionRows
-from modelyard.monitor.domain.views import IncidentView, json_safe
+from modelyard.monitor.domain.records import PredictionRows, TensorRows
+from modelyard.monitor.domain.views import IncidentView
 from modelyard.monitor.domain.windows import WindowId
 
 Values = list[float] | list[str]
-# One log entry as the hot path makes it: request id, model, version, digest, plan revision, event time, window id
-# ("" when the prediction came too late for any window), the tensors as JSON.
-LogRow = tuple[str, str, int, str, int, float, str, str]
+Tensors = Mapping[tuple[Role, str], TensorRows]
+# One entry as the hot path makes it: request id, model, version, digest, plan revision, event time, window id
+# ("" when the prediction came too late for any window), its row in the batch's tensors.
+LogEntry = tuple[str, str, int, str, int, float, str, int]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,14 @@ class PredictionNotFound(MonitorError):
     """No logged prediction has the request id: never seen by the monitor, or pruned."""
 
     kind = ErrorKind.NOT_FOUND
+
+
+@dataclass(frozen=True, eq=False)
+class LoggedBatch:
+    """The entries of one batch's predictions of a version, and the tensors their rows index."""
+
+    tensors: Tensors
+    entries: list[LogEntry]
 
 
 @dataclass(frozen=True)
@@ -66,57 +77,36 @@ class PredictionTrace:
     incidents: Sequence[IncidentView] = field(default_factory=tuple)
 
 
-def log_rows(rows: PredictionRows, windows: Sequence[tuple[WindowId, Sequence[int]]]) -> list[LogRow]:
-    """Entries for the records of `rows` that carry a request id; `windows` says which rows each window took."""
+def logged_batch(rows: PredictionRows, windows: Sequence[tuple[WindowId, Sequence[int]]]) -> LoggedBatch | None:
+    """The log entries of the records of `rows` that carry a request id (None: none does); `windows` says which
+    rows each window took."""
     window_of = [""] * len(rows)
     for window, taken in windows:
         label = str(window)
         for row in taken:
             window_of[row] = label
-    inputs, outputs = _per_record(rows, Role.INPUT), _per_record(rows, Role.OUTPUT)
     revisions = rows.plan_revisions or [0] * len(rows)
-    return [
-        (
-            request_id,
-            rows.model_name,
-            rows.model_version,
-            rows.digest,
-            revisions[i],
-            rows.event_time[i],
-            window_of[i],
-            json.dumps(json_safe({"inputs": inputs[i], "outputs": outputs[i]}), separators=(",", ":")),
-        )
+    name, version, digest = rows.model_name, rows.model_version, rows.digest
+    entries = [
+        (request_id, name, version, digest, revisions[i], rows.event_time[i], window_of[i], i)
         for i, request_id in enumerate(rows.request_ids)
         if request_id
     ]
+    return LoggedBatch(rows.tensors, entries) if entries else None
 
 
-def tensors_of(text: str) -> tuple[dict[str, Values], dict[str, Values]]:
-    """The inputs and outputs of a stored entry (NaN stored as null, read back as NaN)."""
-    document = json.loads(text)
-    return (
-        {k: _nan(v) for k, v in document["inputs"].items()},
-        {k: _nan(v) for k, v in document["outputs"].items()},
-    )
-
-
-def _per_record(rows: PredictionRows, role: Role) -> list[dict[str, Values]]:
-    """Each record's values of every tensor of `role`, from the flattened columns."""
-    records: list[dict[str, Values]] = [{} for _ in range(len(rows))]
-    for (tensor_role, name), tensor in rows.tensors.items():
-        if tensor_role is not role:
-            continue
+def record_values(tensors: Tensors, row: int) -> tuple[dict[str, Values], dict[str, Values]]:
+    """One record's inputs and outputs, each tensor's values as it sent them, from the batch's flattened columns."""
+    found: dict[Role, dict[str, Values]] = {Role.INPUT: {}, Role.OUTPUT: {}}
+    for (role, name), tensor in tensors.items():
         numbers = strings = 0
-        for entry, row in enumerate(tensor.rows):
+        for entry, entry_row in enumerate(tensor.rows):
             n, s = tensor.number_widths[entry], tensor.string_widths[entry]
-            if n:
-                records[row][name] = tensor.numbers[numbers : numbers + n]
-            else:
-                records[row][name] = tensor.strings[strings : strings + s]
+            if entry_row == row:
+                found[role][name] = (
+                    tensor.numbers[numbers : numbers + n] if n else tensor.strings[strings : strings + s]
+                )
+                break
             numbers += n
             strings += s
-    return records
-
-
-def _nan(values: list[float | str | None]) -> Values:
-    return [float("nan") if v is None else v for v in values]  # type: ignore[return-value]
+    return found[Role.INPUT], found[Role.OUTPUT]
