@@ -46,6 +46,6 @@ def test_windows_incidents_and_labels_on_postgresql(parts: MonitorParts) -> None
     assert opened == [(Change.OPENED, "", ["x[3]"])]
     batch = events[0].payload
     assert isinstance(batch, serving_events_pb2.PredictionBatch)
-    assert monitor.handle_feedback([consumed_feedback(0, batch.records[0].request_id, "1")]) == 1
+    assert monitor.handle_feedback([consumed_feedback(0, batch.request_ids[0], "1")]) == 1
     assert store.statuses("credit")[0].label_coverage == pytest.approx(1 / 1000)
     assert store.incident_views("credit", open_only=True)[0].evidence[0].statistic == "ks"
