@@ -12,7 +12,6 @@ import asyncio
 import functools
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,9 @@ from modelyard.monitor.testing import prediction_events, setting_values, until, 
 from modelyard.sql.engine import create_engine
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from report import UV, git_commit, load_average, package_versions  # noqa: E402  (bench/report.py)
+
 # Outside the work tree, so linters and git never see the peers' installed packages.
 PEER_VENVS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelyard-bench-monitor"
 GENERATOR = TabularGenerator(n_numeric=20, rho=0.3)
@@ -369,8 +371,6 @@ def _vm_hwm(pid: int) -> int:
 TARGET_CPU_RATE = 60_000  # issue 18
 TARGET_RSS_MIB = 300
 
-# The uv the Makefile provides: `uv run` names itself in UV; else uv on PATH; else the one pip installed for python3.
-UV = [os.environ["UV"]] if os.environ.get("UV") else (["uv"] if shutil.which("uv") else ["python3", "-m", "uv"])
 PEER_PACKAGES = {
     "evidently": ["evidently==0.7.*", "pandas<3"],
     "alibi": ["alibi-detect", "pandas"],
@@ -413,29 +413,15 @@ def matrix(windows: list[Columns], features: Sequence[str]) -> np.ndarray:
     return np.stack([np.column_stack([w[f] for f in features]) for w in windows]).astype(np.float32)
 
 
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=HERE, check=True).stdout.strip()
-
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain") else ""
-    return git("rev-parse", "--short=12", "HEAD") + dirty
-
-
 def peer_versions(skipped: bool) -> str:
     """Each peer's package versions in its virtualenv (after the run: they are installed on first use)."""
     if skipped:
         return "not run (--no-peers)"
-    found = []
-    code = "import importlib.metadata as m, sys; print(' '.join(f'{p} {m.version(p)}' for p in sys.argv[1:]))"
-    for name, packages in (("evidently", ["evidently"]), ("alibi", ["alibi-detect"]), ("nannyml", ["nannyml"])):
-        python = PEER_VENVS / name / "bin" / "python"
-        out = subprocess.run([str(python), "-c", code, *packages], capture_output=True, text=True, check=False)
-        found.append(out.stdout.strip() or f"{name} not installed")
+    found = [
+        package_versions(PEER_VENVS / name / "bin" / "python", package)
+        for name, package in (("evidently", "evidently"), ("alibi", "alibi-detect"), ("nannyml", "nannyml"))
+    ]
     return ", ".join(found) + " (each in its own virtualenv, statistics on the same windows; one process each)"
-
-
-def _load(average: tuple[float, float, float]) -> str:
-    return " / ".join(f"{v:.1f}" for v in average)
 
 
 def main() -> None:
@@ -456,7 +442,7 @@ def main() -> None:
     windows_per_week = WEEK_S / (WINDOW / 1000.0)
     budget_window = POLICY.alarm.false_incidents_per_week / windows_per_week
     budget_10k = budget_window / WINDOW * 1e4
-    load_before, started_at, commit = os.getloadavg(), datetime.now(UTC), git_commit()
+    load_before, started_at, commit = load_average(), datetime.now(UTC), git_commit()
     lines = [
         f"# Monitor benchmark\n\nW={WINDOW}, {GENERATOR.n_numeric} correlated numeric features (rho=0.3), "
         f"1 categorical, 1 score; budget {POLICY.alarm.false_incidents_per_week}/week, "
@@ -650,8 +636,8 @@ def main() -> None:
     lines[0] = lines[0].replace(
         "# Monitor benchmark\n",
         f"# Monitor benchmark\n\nWritten by `bench/monitor/run.py{' --quick' if quick else ''}` at commit "
-        f"{commit}, {started_at:%Y-%m-%d %H:%M} UTC; load average (1, 5, 15 min) {_load(load_before)} before, "
-        f"{_load(os.getloadavg())} after. Peers: {peer_versions(args.no_peers)}.\n",
+        f"{commit}, {started_at:%Y-%m-%d %H:%M} UTC; load average (1, 5, 15 min) {load_before} before, "
+        f"{load_average()} after. Peers: {peer_versions(args.no_peers)}.\n",
         1,
     )
     out = HERE / "results.md"

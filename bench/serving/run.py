@@ -41,13 +41,14 @@ from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from report import UV, git_commit, load_average, package_versions  # noqa: E402  (bench/report.py)
+
 VENVS = HERE / ".venvs"
 PEERS = {
     "mlserver": ["mlserver==1.7.*", "onnxruntime", "numpy", "uvloop<0.22"],
     "pytriton": ["nvidia-pytriton==0.7.*", "onnxruntime", "numpy"],
 }
-# The uv the Makefile provides: `uv run` names itself in UV; else uv on PATH; else the one pip installed for python3.
-UV = [os.environ["UV"]] if os.environ.get("UV") else (["uv"] if shutil.which("uv") else ["python3", "-m", "uv"])
 LOADS = {1: (1, 1), 32: (4, 8)}  # in flight -> (h2load connections, streams per connection)
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
 
@@ -195,11 +196,6 @@ def server_errors(server: Server) -> float | None:
         for sample in family.samples
         if sample.name == server.error_metric and server.error_filter(sample.labels)
     )
-
-
-def package_versions(python: str, *packages: str) -> str:
-    code = "import importlib.metadata as m, sys; print(', '.join(f'{p} {m.version(p)}' for p in sys.argv[1:]))"
-    return subprocess.run([python, "-c", code, *packages], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -417,15 +413,6 @@ def targets(points: list[Point]) -> list[str]:
     return checks
 
 
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=HERE, check=True).stdout.strip()
-
-    return git("rev-parse", "--short=12", "HEAD") + (
-        " (with uncommitted changes)" if git("status", "--porcelain") else ""
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured point")
@@ -434,7 +421,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny", "heavy"], choices=["tiny", "heavy"])
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
-    load_before, started = os.getloadavg(), datetime.now(UTC)
+    load_before, started = load_average(), datetime.now(UTC)
 
     binary = ensure_h2load()
     work = Path(tempfile.mkdtemp(prefix="modelyard-bench-"))
@@ -489,14 +476,14 @@ def main() -> None:
         for name in args.models
         if limits[name] and (p := summarize(IN_PROCESS, name, 1, limits[name]))
     ]
-    load_after = os.getloadavg()
+    load_after = load_average()
     configs = "\n".join(f"- {system}: {server.config}" for system, server in servers.items())
     report = "\n".join(
         [
             "# Serving benchmark\n",
             f"Written by `bench/serving/run.py --duration {args.duration:g} --runs {args.runs}` at commit "
             f"{git_commit()}, {started:%Y-%m-%d %H:%M} UTC, on {os.cpu_count()} cores; load average (1, 5, 15 min) "
-            f"{_load(load_before)} before, {_load(load_after)} after. Medians of {args.runs} interleaved runs; "
+            f"{load_before} before, {load_after} after. Medians of {args.runs} interleaved runs; "
             f"one-row requests; h2load (1 in flight: 1 connection x 1 stream; 32 in flight: 4 connections x 8 "
             f"streams), a sample answer checked for an OK status first; server-side errors: the server's own "
             f"failure counter on /metrics, read before and after every point (summed over the runs).\n",
@@ -511,10 +498,6 @@ def main() -> None:
     )
     args.out.write_text(report + "\n")
     print(report)
-
-
-def _load(average: tuple[float, float, float]) -> str:
-    return " / ".join(f"{v:.1f}" for v in average)
 
 
 if __name__ == "__main__":
