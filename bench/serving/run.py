@@ -36,6 +36,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
@@ -185,17 +186,29 @@ def h2load(
     return rps, latencies
 
 
+def samples(url: str) -> list[Sample]:
+    text = httpx.get(url, timeout=10).raise_for_status().text
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
 def server_errors(server: Server) -> float | None:
     """The server's own count of failed inferences (None: it exposes none)."""
     if server.metrics_url is None:
         return None
-    text = httpx.get(server.metrics_url, timeout=10).raise_for_status().text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == server.error_metric and server.error_filter(sample.labels)
-    )
+    wanted = server.error_metric
+    return sum(s.value for s in samples(server.metrics_url) if s.name == wanted and server.error_filter(s.labels))
+
+
+def batching(server: Server) -> str:
+    """Modelyard's dynamic batching over the whole run, per model: how many runs and requests per run."""
+    assert server.metrics_url is not None
+    found = {(s.name, s.labels.get("model")): s.value for s in samples(server.metrics_url)}
+    parts = []
+    for model in server.ports:
+        runs = found.get(("modelyard_serving_batch_size_count", model), 0.0)
+        total = found.get(("modelyard_serving_batch_size_sum", model), 0.0)
+        parts.append(f"{model}: {total / runs:.1f} requests per run ({runs:,.0f} runs)" if runs else f"{model}: off")
+    return "; ".join(parts)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -360,6 +373,7 @@ SERVERS: dict[str, Callable[[Path, dict[str, Path]], contextlib.AbstractContextM
     "pytriton 0.7": pytriton,
 }
 IN_PROCESS = "onnxruntime in process"
+MODELYARD = "modelyard (stream on)"
 SYSTEM_KEYS = {"raw": IN_PROCESS, "bare": "bare grpc.aio", "modelyard": "modelyard (stream on)",
                "mlserver": "mlserver 1.7", "pytriton": "pytriton 0.7"}  # fmt: skip
 
@@ -470,6 +484,7 @@ def main() -> None:
                             errors[key] = (errors.get(key) or 0.0) + after - before
                         measured[system, name, in_flight].append((rps, latencies))
                         print(f"run {run + 1} {system} {name} x{in_flight}: {rps:,.0f} req/s", flush=True)
+        batched = batching(servers[MODELYARD]) if MODELYARD in servers else "not run"
     points = [summarize(system, name, in_flight, runs) for (system, name, in_flight), runs in measured.items()]
     limit_lines = [
         f"- {name}: {p.rps:,.0f} calls/s, p50 {p.p50_us:,.0f} µs, p99 {p.p99_us:,.0f} µs"
@@ -489,6 +504,8 @@ def main() -> None:
             f"failure counter on /metrics, read before and after every point (summed over the runs).\n",
             "Systems:\n",
             configs + "\n",
+            f"Modelyard's dynamic batching over the run (it batches a version whose fixed cost per call, measured at "
+            f"warm-up, exceeds `batch_overhead_us`): {batched}.\n",
             "Physical limit, onnxruntime `session.run` in this process (1 intra-op thread, one caller):\n",
             "\n".join(limit_lines) + "\n",
             table(points, errors) + "\n",
