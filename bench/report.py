@@ -15,12 +15,12 @@ UV = [os.environ["UV"]] if os.environ.get("UV") else (["uv"] if shutil.which("uv
 
 
 def git_commit() -> str:
-    """The checked-out commit, and whether the work tree differs from it."""
+    """The checked-out commit, and whether tracked files differ from it (untracked ones are no part of the code)."""
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=HERE, check=True).stdout.strip()
 
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain") else ""
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
     return git("rev-parse", "--short=12", "HEAD") + dirty
 
 

@@ -249,7 +249,10 @@ def in_process(path: Path, row: np.ndarray, duration_s: float) -> tuple[float, l
 @contextlib.contextmanager
 def process(command: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[None]:
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
+    # In the bench's temporary directory: what a server leaves in its working directory (MLServer's metrics
+    # files) stays out of the work tree.
+    cwd = log.parent if log else None
+    proc = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
     try:
         yield
     finally:
@@ -435,7 +438,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny", "heavy"], choices=["tiny", "heavy"])
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
-    load_before, started = load_average(), datetime.now(UTC)
+    load_before, started, commit = load_average(), datetime.now(UTC), git_commit()
 
     binary = ensure_h2load()
     work = Path(tempfile.mkdtemp(prefix="modelyard-bench-"))
@@ -497,7 +500,7 @@ def main() -> None:
         [
             "# Serving benchmark\n",
             f"Written by `bench/serving/run.py --duration {args.duration:g} --runs {args.runs}` at commit "
-            f"{git_commit()}, {started:%Y-%m-%d %H:%M} UTC, on {os.cpu_count()} cores; load average (1, 5, 15 min) "
+            f"{commit}, {started:%Y-%m-%d %H:%M} UTC, on {os.cpu_count()} cores; load average (1, 5, 15 min) "
             f"{load_before} before, {load_after} after. Medians of {args.runs} interleaved runs; "
             f"one-row requests; h2load (1 in flight: 1 connection x 1 stream; 32 in flight: 4 connections x 8 "
             f"streams), a sample answer checked for an OK status first; server-side errors: the server's own "
