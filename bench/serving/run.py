@@ -507,8 +507,9 @@ def main() -> None:
             f"failure counter on /metrics, read before and after every point (summed over the runs).\n",
             "Systems:\n",
             configs + "\n",
-            f"Modelyard's dynamic batching over the run (it batches a version whose fixed cost per call, measured at "
-            f"warm-up, exceeds `batch_overhead_us`): {batched}.\n",
+            f"Modelyard's dynamic batching over the run (on for a version whose warm-up says a full batch saves "
+            f"more than batching costs, `batch_overhead_us`; off where a one-row call costs less than that): "
+            f"{batched}.\n",
             "Physical limit, onnxruntime `session.run` in this process (1 intra-op thread, one caller):\n",
             "\n".join(limit_lines) + "\n",
             table(points, errors) + "\n",
