@@ -32,6 +32,7 @@ from modelyard.monitor.adapters.schema import labels
 from modelyard.monitor.bootstrap import build, service
 from modelyard.monitor.domain.views import VersionStatus
 from modelyard.monitor.testing import (
+    answers,
     consumed,
     consumed_feedback,
     prediction_events,
@@ -48,9 +49,9 @@ def label_events(model: str, predictions: list[Event]) -> list[Event]:
     events: list[Event] = []
     for event in predictions:
         assert isinstance(event.payload, serving_events_pb2.PredictionBatch)
-        for record in event.payload.records:
-            truth = str(int(record.outputs[0].values[0]) ^ int(len(events) % 10 == 0))
-            payload = monitor_events_pb2.FeedbackReceived(request_id=record.request_id, model_name=model, label=truth)
+        for request_id, predicted in answers(event.payload):
+            truth = str(int(predicted) ^ int(len(events) % 10 == 0))
+            payload = monitor_events_pb2.FeedbackReceived(request_id=request_id, model_name=model, label=truth)
             events.append(Event.new(model, payload, "bench"))
     return events
 

@@ -28,16 +28,23 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+import httpx
 import numpy as np
 import onnxruntime as ort
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from report import UV, git_commit, load_average, package_versions  # noqa: E402  (bench/report.py)
+
 VENVS = HERE / ".venvs"
 PEERS = {
     "mlserver": ["mlserver==1.7.*", "onnxruntime", "numpy", "uvloop<0.22"],
@@ -45,6 +52,17 @@ PEERS = {
 }
 LOADS = {1: (1, 1), 32: (4, 8)}  # in flight -> (h2load connections, streams per connection)
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
+
+
+@dataclass(frozen=True)
+class Server:
+    """A system under test: its gRPC port per model, how it is configured, and where its error counter is."""
+
+    ports: dict[str, int]
+    config: str
+    metrics_url: str | None = None  # Prometheus text exposition
+    error_metric: str = ""  # summed over its samples ...
+    error_filter: Callable[[dict[str, str]], bool] = lambda labels: True  # ... whose labels pass this
 
 
 @dataclass(frozen=True)
@@ -77,8 +95,9 @@ def ensure_venv(name: str) -> Path:
     if not marker.exists():
         print(f"creating the {name} virtualenv", flush=True)
         # The interpreter behind uv's environment: the same Python for every system compared.
-        subprocess.run([str(Path(sys.base_prefix) / "bin" / "python3"), "-m", "venv", str(VENVS / name)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEERS[name]], check=True)
+        interpreter = str(Path(sys.base_prefix) / "bin" / "python3")
+        subprocess.run([*UV, "venv", "-q", "--python", interpreter, str(VENVS / name)], check=True)
+        subprocess.run([*UV, "pip", "install", "-q", "--python", str(python), *PEERS[name]], check=True)
         marker.touch()
     return python
 
@@ -167,6 +186,31 @@ def h2load(
     return rps, latencies
 
 
+def samples(url: str) -> list[Sample]:
+    text = httpx.get(url, timeout=10).raise_for_status().text
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def server_errors(server: Server) -> float | None:
+    """The server's own count of failed inferences (None: it exposes none)."""
+    if server.metrics_url is None:
+        return None
+    wanted = server.error_metric
+    return sum(s.value for s in samples(server.metrics_url) if s.name == wanted and server.error_filter(s.labels))
+
+
+def batching(server: Server) -> str:
+    """Modelyard's dynamic batching over the whole run, per model: how many runs and requests per run."""
+    assert server.metrics_url is not None
+    found = {(s.name, s.labels.get("model")): s.value for s in samples(server.metrics_url)}
+    parts = []
+    for model in server.ports:
+        runs = found.get(("modelyard_serving_batch_size_count", model), 0.0)
+        total = found.get(("modelyard_serving_batch_size_sum", model), 0.0)
+        parts.append(f"{model}: {total / runs:.1f} requests per run ({runs:,.0f} runs)" if runs else f"{model}: off")
+    return "; ".join(parts)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
@@ -205,7 +249,10 @@ def in_process(path: Path, row: np.ndarray, duration_s: float) -> tuple[float, l
 @contextlib.contextmanager
 def process(command: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[None]:
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
+    # In the bench's temporary directory: what a server leaves in its working directory (MLServer's metrics
+    # files) stays out of the work tree.
+    cwd = log.parent if log else None
+    proc = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
     try:
         yield
     finally:
@@ -228,7 +275,7 @@ def bare(work: Path, models: dict[str, Path]) -> Iterator[dict[str, int]]:
                 process([sys.executable, str(HERE / "bare_server.py"), str(path), str(ports[name])],
                         log=work / f"bare-{name}.log")
             )  # fmt: skip
-        yield ports
+        yield Server(ports, f"1 process, {package_versions(sys.executable, 'grpcio', 'onnxruntime')}")
 
 
 @contextlib.contextmanager
@@ -251,12 +298,12 @@ def modelyard(work: Path, models: dict[str, Path]) -> Iterator[dict[str, int]]:
             {"modelName": name, "revision": "1", "primary": {"modelName": name, "version": "1", "digest": digest}}
         )
     (repository / "plans.json").write_text(json.dumps({"plans": plans}))
-    port = free_port()
+    port, http_port = free_port(), free_port()
     with EmbeddedBroker() as broker:
         asyncio.run(ensure_topics(broker.bootstrap))
         env = {
             "MODELYARD_SERVING_GRPC_PORT": str(port),
-            "MODELYARD_SERVING_HTTP_PORT": str(free_port()),
+            "MODELYARD_SERVING_HTTP_PORT": str(http_port),
             "MODELYARD_SERVING_DATA_DIR": str(repository),
             "MODELYARD_SERVING_PLAN_FILE": str(repository / "plans.json"),
             "MODELYARD_SERVING_MODEL_DIR": str(repository / "models"),
@@ -266,7 +313,14 @@ def modelyard(work: Path, models: dict[str, Path]) -> Iterator[dict[str, int]]:
             "MODELYARD_SERVING_LOG_LEVEL": "WARNING",
         }
         with process([sys.executable, "-m", "modelyard.serving"], env, work / "modelyard.log"):
-            yield dict.fromkeys(models, port)
+            yield Server(
+                dict.fromkeys(models, port),
+                f"1 process (no serving.workers yet), serving's default batching, prediction stream on (embedded "
+                f"broker), {package_versions(sys.executable, 'grpcio', 'onnxruntime')}",
+                f"http://127.0.0.1:{http_port}/metrics",
+                "modelyard_serving_requests_total",
+                lambda labels: labels.get("code") != "OK",
+            )
 
 
 @contextlib.contextmanager
@@ -288,7 +342,11 @@ def mlserver(work: Path, models: dict[str, Path]) -> Iterator[dict[str, int]]:
         (root / name / "model-settings.json").write_text(json.dumps(model_settings))
     mlserver_bin = str(python.parent / "mlserver")
     with process([mlserver_bin, "start", str(root)], {"PYTHONPATH": str(root)}, work / "mlserver.log"):
-        yield dict.fromkeys(models, port)
+        yield Server(
+            dict.fromkeys(models, port),
+            f"MLServer's default settings (parallel workers, no adaptive batching), "
+            f"{package_versions(str(python), 'mlserver', 'onnxruntime')}",
+        )
 
 
 @contextlib.contextmanager
@@ -298,19 +356,27 @@ def pytriton(work: Path, models: dict[str, Path]) -> Iterator[dict[str, int]]:
     # The bundled tritonserver links libpython of the interpreter it runs under.
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     env = {"LD_LIBRARY_PATH": ":".join(p for p in (libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p)}
-    command = [str(python), str(HERE / "pytriton_server.py"), str(port), str(free_port()), str(free_port())]
+    metrics_port = free_port()
+    command = [str(python), str(HERE / "pytriton_server.py"), str(port), str(free_port()), str(metrics_port)]
     command += [f"{name}={path}" for name, path in models.items()]
     with process(command, env, work / "pytriton.log"):
-        yield dict.fromkeys(models, port)
+        yield Server(
+            dict.fromkeys(models, port),
+            f"Triton's dynamic batcher (max batch 64, max queue delay 100 µs), "
+            f"{package_versions(str(python), 'nvidia-pytriton', 'onnxruntime')}",
+            f"http://127.0.0.1:{metrics_port}/metrics",
+            "nv_inference_request_failure",
+        )
 
 
-SERVERS: dict[str, Callable[[Path, dict[str, Path]], contextlib.AbstractContextManager[dict[str, int]]]] = {
+SERVERS: dict[str, Callable[[Path, dict[str, Path]], contextlib.AbstractContextManager[Server]]] = {
     "bare grpc.aio": bare,
     "modelyard (stream on)": modelyard,
     "mlserver 1.7": mlserver,
     "pytriton 0.7": pytriton,
 }
 IN_PROCESS = "onnxruntime in process"
+MODELYARD = "modelyard (stream on)"
 SYSTEM_KEYS = {"raw": IN_PROCESS, "bare": "bare grpc.aio", "modelyard": "modelyard (stream on)",
                "mlserver": "mlserver 1.7", "pytriton": "pytriton 0.7"}  # fmt: skip
 
@@ -318,11 +384,12 @@ SYSTEM_KEYS = {"raw": IN_PROCESS, "bare": "bare grpc.aio", "modelyard": "modelya
 # --- report -------------------------------------------------------------------------------------------------
 
 
-def table(points: list[Point]) -> str:
+def table(points: list[Point], errors: dict[tuple[str, str, int], float | None]) -> str:
     floor = {(p.model, p.in_flight): p for p in points if p.system == "bare grpc.aio"}
     lines = [
-        "| model | in flight | system | req/s | p50 µs | p99 µs | req/s vs bare | p50 vs bare | p99 vs bare |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | in flight | system | req/s | p50 µs | p99 µs | req/s vs bare | p50 vs bare | p99 vs bare | "
+        "server-side errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in sorted(points, key=lambda p: (p.model, p.in_flight, list(SYSTEM_KEYS.values()).index(p.system))):
         base = floor.get((p.model, p.in_flight))
@@ -331,12 +398,36 @@ def table(points: list[Point]) -> str:
             if base
             else ["", "", ""]
         )
+        counted = errors.get((p.system, p.model, p.in_flight))
         lines.append(
             f"| {p.model} | {p.in_flight} | {p.system} | {p.rps:,.0f} | {p.p50_us:,.0f} | {p.p99_us:,.0f} | "
             + " | ".join(ratios)
-            + " |"
+            + f" | {'no counter' if counted is None else f'{counted:,.0f}'} |"
         )
     return "\n".join(lines)
+
+
+def targets(points: list[Point]) -> list[str]:
+    """Issue 18's targets, each met or missed, on this run's medians."""
+    at = {(p.system, p.model, p.in_flight): p for p in points}
+    me, bare_, triton, mls = "modelyard (stream on)", "bare grpc.aio", "pytriton 0.7", "mlserver 1.7"
+    checks = []
+    for model in ("tiny", "heavy"):
+        ours = at.get((me, model, 32))
+        for peer, factor, what in ((bare_, 1.0, "req/s"), (mls, 2.0, "req/s")) + (
+            ((triton, 1.0, "req/s"),) if model == "heavy" else ()
+        ):
+            base = at.get((peer, model, 32))
+            if ours and base:
+                ratio = ours.rps / base.rps
+                verdict = "met" if ratio >= factor else "MISSED"
+                checks.append(f"- {model}, 32 in flight: {ratio:.2f}x {peer} {what} (target >= {factor:g}x): {verdict}")
+        one, floor = at.get((me, model, 1)), at.get((bare_, model, 1))
+        if one and floor:
+            ratio = one.p50_us / floor.p50_us
+            verdict = "met" if ratio <= 1.1 else "MISSED"
+            checks.append(f"- {model}, 1 in flight: p50 {ratio:.2f}x bare (target <= 1.1x): {verdict}")
+    return checks
 
 
 def main() -> None:
@@ -347,6 +438,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny", "heavy"], choices=["tiny", "heavy"])
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
+    load_before, started, commit = load_average(), datetime.now(UTC), git_commit()
 
     binary = ensure_h2load()
     work = Path(tempfile.mkdtemp(prefix="modelyard-bench-"))
@@ -363,41 +455,69 @@ def main() -> None:
 
     systems = [SYSTEM_KEYS[key] for key in args.systems]
     measured: dict[tuple[str, str, int], list[tuple[float, Sequence[float]]]] = defaultdict(list)
+    limits: dict[str, list[tuple[float, Sequence[float]]]] = defaultdict(list)
+    errors: dict[tuple[str, str, int], float | None] = {}
+    servers: dict[str, Server] = {}
     with contextlib.ExitStack() as stack:
         # Every server up at once and the runs interleaved (run 1 of every system, then run 2...): this machine
-        # is shared, and systems measured minutes apart would see different background load.
-        ports = {}
+        # is shared, and systems measured minutes apart would see different background load. A system that does
+        # not start or answer stops the bench (non-zero exit, no table): a one-sided table compares nothing.
         for system in systems:
             if system != IN_PROCESS:
                 print(f"starting {system}", flush=True)
-                ports[system] = stack.enter_context(SERVERS[system](work, paths))
-        for by_model in ports.values():
+                servers[system] = stack.enter_context(SERVERS[system](work, paths))
+        for server in servers.values():
             for name in args.models:
-                check_sample(by_model[name], name, bodies[name])
+                check_sample(server.ports[name], name, bodies[name])
         for run in range(args.runs):
             for name in args.models:
-                for system in systems:
-                    if system == IN_PROCESS:
-                        # One caller is the limit either way: there is nothing to overlap in process.
-                        result = in_process(paths[name], row, args.duration)
-                        for in_flight in LOADS:
-                            measured[system, name, in_flight].append(result)
-                        continue
+                if IN_PROCESS in systems:  # one caller is the limit either way: there is nothing to overlap
+                    limits[name].append(in_process(paths[name], row, args.duration))
+                for system, server in servers.items():
                     for in_flight in LOADS:
+                        before = server_errors(server)
                         rps, latencies = h2load(
-                            binary, ports[system][name], frames[name], in_flight, args.duration, work / "h2load.log"
+                            binary, server.ports[name], frames[name], in_flight, args.duration, work / "h2load.log"
                         )
+                        after = server_errors(server)
+                        key = (system, name, in_flight)
+                        if before is None or after is None:
+                            errors[key] = None
+                        else:
+                            errors[key] = (errors.get(key) or 0.0) + after - before
                         measured[system, name, in_flight].append((rps, latencies))
                         print(f"run {run + 1} {system} {name} x{in_flight}: {rps:,.0f} req/s", flush=True)
+        batched = batching(servers[MODELYARD]) if MODELYARD in servers else "not run"
     points = [summarize(system, name, in_flight, runs) for (system, name, in_flight), runs in measured.items()]
-    report = table(points)
-    header = (
-        f"# Serving benchmark\n\n`uv run python bench/serving/run.py --duration {args.duration:g} --runs {args.runs}`"
-        f" on {os.cpu_count()} cores (1-minute load average at the end: {os.getloadavg()[0]:.1f}); medians of "
-        f"{args.runs} interleaved runs; one-row requests; h2load "
-        f"(1 in flight: 1 connection x 1 stream; 32 in flight: 4 connections x 8 streams).\n\n"
+    limit_lines = [
+        f"- {name}: {p.rps:,.0f} calls/s, p50 {p.p50_us:,.0f} µs, p99 {p.p99_us:,.0f} µs"
+        for name in args.models
+        if limits[name] and (p := summarize(IN_PROCESS, name, 1, limits[name]))
+    ]
+    load_after = load_average()
+    configs = "\n".join(f"- {system}: {server.config}" for system, server in servers.items())
+    report = "\n".join(
+        [
+            "# Serving benchmark\n",
+            f"Written by `bench/serving/run.py --duration {args.duration:g} --runs {args.runs}` at commit "
+            f"{commit}, {started:%Y-%m-%d %H:%M} UTC, on {os.cpu_count()} cores; load average (1, 5, 15 min) "
+            f"{load_before} before, {load_after} after. Medians of {args.runs} interleaved runs; "
+            f"one-row requests; h2load (1 in flight: 1 connection x 1 stream; 32 in flight: 4 connections x 8 "
+            f"streams), a sample answer checked for an OK status first; server-side errors: the server's own "
+            f"failure counter on /metrics, read before and after every point (summed over the runs).\n",
+            "Systems:\n",
+            configs + "\n",
+            f"Modelyard's dynamic batching over the run (on for a version whose warm-up says a full batch saves "
+            f"more than batching costs, `batch_overhead_us`; off where a one-row call costs less than that): "
+            f"{batched}.\n",
+            "Physical limit, onnxruntime `session.run` in this process (1 intra-op thread, one caller):\n",
+            "\n".join(limit_lines) + "\n",
+            table(points, errors) + "\n",
+            "Targets (issue 18):\n",
+            "\n".join(targets(points)),
+        ]
     )
-    args.out.write_text(header + report + "\n")
+    args.out.write_text(report + "\n")
     print(report)
 
 

@@ -113,7 +113,7 @@ def test_every_event_message_in_the_contracts_has_a_topic() -> None:
 
     modules = (registry_events_pb2, governance_events_pb2, serving_events_pb2, monitor_events_pb2)
     # Messages that are parts of events rather than events themselves.
-    parts = {"PredictionTensor", "PredictionRecord", "Evidence"}
+    parts = {"TensorColumn", "Evidence"}
     declared = {
         m.full_name for mod in modules for name, m in mod.DESCRIPTOR.message_types_by_name.items() if name not in parts
     }

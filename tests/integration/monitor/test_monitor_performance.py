@@ -22,7 +22,7 @@ from modelyard.kafka.producer import EventPublisher
 from modelyard.monitor.bootstrap import build, service
 from modelyard.monitor.config import MonitorSettings
 from modelyard.monitor.domain.incidents import Severity, Signal
-from modelyard.monitor.testing import prediction_events, setting_values, until, write_classifier_reference
+from modelyard.monitor.testing import answers, prediction_events, setting_values, until, write_classifier_reference
 from modelyard.testing.signing import read_records
 
 pytestmark = pytest.mark.integration
@@ -34,9 +34,8 @@ def wrong_labels(events: Sequence[envelope.Event], every: int) -> list[tuple[str
     labels = []
     for event in events:
         assert isinstance(event.payload, serving_events_pb2.PredictionBatch)
-        for record in event.payload.records:
-            predicted = int(record.outputs[0].values[0])
-            labels.append((record.request_id, str(predicted ^ int(len(labels) % every == 0))))
+        for request_id, predicted in answers(event.payload):
+            labels.append((request_id, str(int(predicted) ^ int(len(labels) % every == 0))))
     return labels
 
 

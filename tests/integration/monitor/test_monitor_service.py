@@ -87,7 +87,7 @@ async def test_seeded_drift_opens_an_incident_and_a_null_stream_does_not(kafka_b
         batch = drift_events[0].payload
         assert isinstance(batch, serving_events_pb2.PredictionBatch)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc.port}") as channel:
-            feedback = pb.SendFeedbackRequest(request_id=batch.records[0].request_id, model_name=drifted, label="1")
+            feedback = pb.SendFeedbackRequest(request_id=batch.request_ids[0], model_name=drifted, label="1")
             await pb_grpc.MonitorServiceStub(channel).SendFeedback(feedback)
         await until(lambda: store.statuses(drifted)[0].label_coverage > 0, "the label to join its prediction")
     assert store.incident_views(steady) == []

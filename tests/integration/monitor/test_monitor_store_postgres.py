@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelyard.contracts.events.v1 import serving_events_pb2
+from modelyard.events import columns
 from modelyard.monitor.bootstrap import MonitorParts, build
 from modelyard.monitor.domain.incidents import Change
 from modelyard.monitor.domain.simulation import Shift
@@ -46,10 +47,11 @@ def test_windows_incidents_and_labels_on_postgresql(parts: MonitorParts) -> None
     assert opened == [(Change.OPENED, "", ["x[3]"])]
     batch = events[0].payload
     assert isinstance(batch, serving_events_pb2.PredictionBatch)
-    assert monitor.handle_feedback([consumed_feedback(0, batch.records[0].request_id, "1")]) == 1
+    assert monitor.handle_feedback([consumed_feedback(0, batch.request_ids[0], "1")]) == 1
     assert store.statuses("credit")[0].label_coverage == pytest.approx(1 / 1000)
     assert store.incident_views("credit", open_only=True)[0].evidence[0].statistic == "ks"
     # The prediction log (issue 16): the entry, its tensors from its batch's block, the joined label.
-    traced = monitor.prediction_trace(batch.records[0].request_id)
+    traced = monitor.prediction_trace(batch.request_ids[0])
     assert traced.prediction.truth == "1" and traced.prediction.window == traced.window.window  # type: ignore[union-attr]
-    assert traced.prediction.inputs["x"] == pytest.approx(list(batch.records[0].inputs[0].values))
+    first = columns.read_batch(batch).inputs[0]
+    assert traced.prediction.inputs["x"] == pytest.approx(first.values[: first.counts[0]].tolist())

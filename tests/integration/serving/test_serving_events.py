@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -13,11 +14,12 @@ from aiokafka import AIOKafkaConsumer
 from google.protobuf.message import Message
 from prometheus_client import REGISTRY
 
+from modelyard.contracts.events.v1 import common_pb2
 from modelyard.contracts.events.v1 import governance_events_pb2 as gov
 from modelyard.contracts.events.v1 import serving_events_pb2 as srv
 from modelyard.contracts.inference import grpc_service_pb2 as pb
 from modelyard.contracts.inference import grpc_service_pb2_grpc as pb_grpc
-from modelyard.events import envelope
+from modelyard.events import columns, envelope
 from modelyard.events.envelope import Event
 from modelyard.events.topics import GOVERNANCE_DECISIONS, SERVING_PREDICTIONS, SERVING_STATUS, Topic
 from modelyard.runtime import Service
@@ -59,15 +61,34 @@ class TopicReader:
         return payloads
 
 
-def records_of(reader: TopicReader, run: str) -> dict[str, srv.PredictionRecord]:
+@dataclass(frozen=True)
+class Seen:
+    """One record of the stream: its version, status, latency and each tensor's (shape, elements carried)."""
+
+    version: common_pb2.ModelVersionRef
+    status_code: int
+    latency_ms: float
+    inputs: dict[str, tuple[list[int], int]]
+    outputs: dict[str, tuple[list[int], int]]
+
+
+def records_of(reader: TopicReader, run: str) -> dict[str, Seen]:
     """The prediction records of this run so far (the topic also carries other tests' predictions), by request id."""
-    return {
-        r.request_id: r
-        for p in reader.events
-        if isinstance(p.payload, srv.PredictionBatch)
-        for r in p.payload.records
-        if r.request_id.startswith(run)
-    }
+    seen = {}
+    for event in reader.events:
+        if not isinstance(event.payload, srv.PredictionBatch):
+            continue
+        records = columns.read_batch(event.payload)
+        for i, request_id in enumerate(records.request_ids):
+            if request_id.startswith(run):
+                seen[request_id] = Seen(
+                    event.payload.version,
+                    int(records.status_codes[i]),
+                    float(records.latency_ms[i]),
+                    {c.name: (c.shapes[i].tolist(), int(c.counts[i])) for c in records.inputs},
+                    {c.name: (c.shapes[i].tolist(), int(c.counts[i])) for c in records.outputs},
+                )
+    return seen
 
 
 def stub_for(service: Service) -> tuple[grpc.aio.Channel, pb_grpc.GRPCInferenceServiceStub]:
@@ -89,7 +110,7 @@ async def test_stream_carries_every_prediction(
         with pytest.raises(grpc.aio.AioRpcError):
             await stub.ModelInfer(bad)
 
-        def records() -> dict[str, srv.PredictionRecord]:
+        def records() -> dict[str, Seen]:
             return records_of(reader, run)
 
         await reader.wait_for(lambda _: len(records()) == len(ids) + 1)
@@ -99,8 +120,8 @@ async def test_stream_carries_every_prediction(
     record = seen[ids[0]]
     assert (record.version.model_name, record.version.version) == ("breast_cancer", 1)
     assert record.version.digest.startswith("sha256:") and record.status_code == 0 and record.latency_ms > 0
-    assert [(t.name, list(t.shape), len(t.values)) for t in record.inputs] == [("X", [2, 30], 60)]
-    assert [t.name for t in record.outputs] == ["label", "probabilities"]
+    assert record.inputs == {"X": ([2, 30], 60)}
+    assert list(record.outputs) == ["label", "probabilities"] and record.outputs["label"] == ([2], 2)
     assert seen[f"{run}-bad"].status_code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     batch_keys = {e.key for e in reader.events if isinstance(e.payload, srv.PredictionBatch)}
     assert "breast_cancer" in batch_keys
@@ -144,16 +165,17 @@ async def test_one_oversized_request_is_cut_and_counted_and_the_stream_goes_on(
         for request_id in ids:  # one at a time: they land in batches after the oversized records
             await stub.ModelInfer(infer_request("breast_cancer", rows, request_id))
 
-        def records() -> dict[str, srv.PredictionRecord]:
+        def records() -> dict[str, Seen]:
             return records_of(reader, run)
 
         await reader.wait_for(lambda _: len(records()) == len(ids) + 2)
 
     seen = records()
     assert set(ids) <= set(seen)
-    assert huge_id[:128] in seen and seen[huge_id[:128]].inputs[0].name == "X"
-    tensorless = seen[f"{run}-big-tensor"]
-    assert (list(tensorless.inputs), list(tensorless.outputs), tensorless.status_code) == ([], [], 0)
+    assert huge_id[:128] in seen and seen[huge_id[:128]].inputs == {"X": ([2, 30], 60)}
+    tensorless = seen[f"{run}-big-tensor"]  # its tensors' shapes are kept, their elements left out
+    assert tensorless.status_code == 0 and tensorless.inputs and tensorless.outputs
+    assert {count for _, count in [*tensorless.inputs.values(), *tensorless.outputs.values()]} == {0}
     assert stream_count("truncated_total", model="breast_cancer", reason="request_id") == cut_ids + 1
     assert stream_count("truncated_total", model="identity_all", reason="tensors") == cut_tensors + 1
     assert stream_count("delivery_failures_total", outcome="refused") == refused

@@ -4,13 +4,14 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from modelyard.auth import PermissionDenied, Principal
 from modelyard.contracts.events.v1 import common_pb2, governance_events_pb2, monitor_events_pb2, serving_events_pb2
 from modelyard.contracts.governance.v1 import governance_service_pb2 as gpb
-from modelyard.events import topics
+from modelyard.events import columns, topics
 from modelyard.events.envelope import Event
 from modelyard.governance.adapters.sql import schema
 from modelyard.governance.bootstrap import GovernanceParts
@@ -238,11 +239,13 @@ def test_an_alias_move_lost_after_the_decision_is_made_again_by_reconciliation(
 
 
 def test_prediction_traffic_is_audited_by_reference_not_copied(governance: GovernanceParts) -> None:
-    batch = serving_events_pb2.PredictionBatch(model_name="credit")
-    for i in range(50):
-        record = batch.records.add(request_id=f"r{i}", status_code=3 if i % 10 == 0 else 0)
-        record.version.CopyFrom(common_pb2.ModelVersionRef(model_name="credit", version=1 + i % 2))
-        record.inputs.add(name="X", shape=[1, 100], values=[float(v) for v in range(100)])
+    batch = serving_events_pb2.PredictionBatch(
+        model_name="credit",
+        version=common_pb2.ModelVersionRef(model_name="credit", version=2),
+        request_ids=[f"r{i}" for i in range(50)],
+        inputs=[columns.write_rows("X", np.tile(np.arange(100.0), (50, 1, 1)))],
+    )
+    columns.set_per_record(batch, np.zeros(50), np.ones(50), [3 if i % 10 == 0 else 0 for i in range(50)])
     event = Event.new("credit", batch, "serving")
     governance.handlers.record_event(event)
     (entry,) = governance.store.audit_entries(model_name="credit")
@@ -250,7 +253,7 @@ def test_prediction_traffic_is_audited_by_reference_not_copied(governance: Gover
         "model_name": "credit",
         "batch_sha256": hashlib.sha256(batch.SerializeToString(deterministic=True)).hexdigest(),
         "records": 50,
-        "records_by_version": {"1": 25, "2": 25},
+        "records_by_version": {"2": 50},
         "errors": 5,
     }
     assert len(entry.body) < 400 < len(batch.SerializeToString())  # the tensors stay on the stream

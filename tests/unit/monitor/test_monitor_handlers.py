@@ -26,7 +26,7 @@ from modelyard.monitor.domain.simulation import Shift, TabularGenerator
 from modelyard.monitor.entrypoints import dashboard
 from modelyard.monitor.handlers import Monitor
 from modelyard.monitor.profiles import ReferenceProfiles
-from modelyard.monitor.testing import consumed, consumed_feedback
+from modelyard.monitor.testing import answers, consumed, consumed_feedback, prediction_batch
 from modelyard.sql.engine import create_engine
 
 pytestmark = pytest.mark.unit
@@ -60,17 +60,17 @@ def reference(seed: int, error_rate: float = 0.1) -> dict[str, npt.NDArray[np.ge
 
 def batch(model: str, start: int, n: int, seed: int, shift: Shift | None = None) -> serving_events_pb2.PredictionBatch:
     columns = GENERATOR.columns(np.random.default_rng(seed), n, shift or Shift())
-    version = common_pb2.ModelVersionRef(model_name=model, version=1, digest="sha256:ab")
-    message = serving_events_pb2.PredictionBatch(model_name=model)
-    for i in range(n):
-        score = float(columns["output:score"][i])
-        record = message.records.add(request_id=f"{model}-{start + i}", version=version, latency_ms=3.0)
-        record.timestamp.FromMilliseconds(1_700_000_000_000 + start + i)
-        record.inputs.add(name="x", values=[float(columns[f"x[{j}]"][i]) for j in range(3)])
-        record.inputs.add(name="segment", strings=[str(columns["segment"][i])])
-        record.outputs.add(name="label", values=[float(score > 0.5)])
-        record.outputs.add(name="probabilities", values=[1 - score, score])
-    return message
+    score = np.asarray(columns["output:score"], dtype=np.float64)
+    return prediction_batch(
+        common_pb2.ModelVersionRef(model_name=model, version=1, digest="sha256:ab"),
+        [f"{model}-{start + i}" for i in range(n)],
+        1_700_000_000_000_000_000 + (start + np.arange(n)) * 1_000_000,
+        {
+            "x": np.stack([np.asarray(columns[f"x[{j}]"], dtype=np.float64) for j in range(3)], axis=1),
+            "segment": np.asarray(columns["segment"]).astype(str)[:, None],
+        },
+        {"label": (score > 0.5).astype(np.float64)[:, None], "probabilities": np.stack([1 - score, score], axis=1)},
+    )
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ def test_labels_join_predictions_and_give_realised_metrics(
     references.data[("m", 1)] = reference(0)
     message = batch("m", 0, 150, seed=4)
     monitor.handle_predictions([consumed(0, message)])
-    truth = {r.request_id: str(int(r.outputs[0].values[0])) for r in message.records[:100]}
+    truth = {request_id: str(int(label)) for request_id, label in answers(message)[:100]}
     truth["m-0"] = "0" if truth["m-0"] == "1" else "1"  # one wrong prediction
     labels = [consumed_feedback(i, request_id, label) for i, (request_id, label) in enumerate(truth.items())]
     assert monitor.handle_feedback(labels[:60]) == 60
@@ -136,8 +136,8 @@ def test_labels_join_predictions_and_give_realised_metrics(
     (status,) = store.statuses("m")
     assert status.performance["accuracy"] == pytest.approx(0.99)
     assert status.label_coverage == pytest.approx(100 / 150)
-    scores = np.array([r.outputs[1].values[1] for r in message.records[:100]])
-    positive = np.array([truth[r.request_id] == "1" for r in message.records[:100]])
+    scores = np.frombuffer(message.outputs[1].data, "<f8").reshape(-1, 2)[:100, 1]
+    positive = np.array([truth[request_id] == "1" for request_id in message.request_ids[:100]])
     assert status.performance["roc_auc"] == pytest.approx(roc_auc_score(positive, scores))
 
 
@@ -158,8 +158,8 @@ def test_labels_worse_than_the_reference_open_a_critical_performance_incident(
         changes += monitor.handle_predictions([consumed(w, message)])
         # Two in five labels say the prediction was wrong: accuracy falls from 0.9 to 0.6.
         labels = [
-            consumed_feedback(w * 200 + i, r.request_id, str(int(r.outputs[0].values[0]) ^ int(i % 5 < 2)))
-            for i, r in enumerate(message.records)
+            consumed_feedback(w * 200 + i, request_id, str(int(label) ^ int(i % 5 < 2)))
+            for i, (request_id, label) in enumerate(answers(message))
         ]
         assert monitor.handle_feedback(labels) == 200
     (state,) = [store.load_state("m", 1)]

@@ -7,6 +7,7 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -24,7 +25,7 @@ from modelyard.monitor.domain.profile import Role
 from modelyard.monitor.domain.records import TensorRows
 from modelyard.monitor.handlers import Monitor
 from modelyard.monitor.profiles import ReferenceProfiles
-from modelyard.monitor.testing import consumed, consumed_feedback
+from modelyard.monitor.testing import consumed, consumed_feedback, prediction_batch
 from modelyard.sql.engine import create_engine, transaction
 
 pytestmark = pytest.mark.unit
@@ -42,14 +43,16 @@ class NoReferences:
 
 def batch(first: int, n: int, at: float, revision: int = 7) -> serving_events_pb2.PredictionBatch:
     version = common_pb2.ModelVersionRef(model_name="m", version=2, digest="sha256:cafe")
-    message = serving_events_pb2.PredictionBatch(model_name="m")
-    for i in range(first, first + n):
-        record = message.records.add(request_id=f"r{i}", version=version, latency_ms=1.0, plan_revision=revision)
-        record.timestamp.FromMilliseconds(round((at + i) * 1000))
-        record.inputs.add(name="x", shape=[1, 2], values=[float(i), math.nan])
-        record.inputs.add(name="city", shape=[1, 1], strings=["Oslo"])
-        record.outputs.add(name="label", shape=[1], values=[1.0])
-    return message
+    rows = range(first, first + n)
+    return prediction_batch(
+        version,
+        [f"r{i}" for i in rows],
+        [round((at + i) * 1000) * 1_000_000 for i in rows],
+        {"x": np.array([[float(i), math.nan] for i in rows]), "city": np.array([["Oslo"]] * n)},
+        {"label": np.ones(n)},
+        latency_ms=1.0,
+        plan_revisions=[revision] * n,
+    )
 
 
 @pytest.fixture
@@ -107,7 +110,7 @@ def test_pruning_drops_expired_entries_then_the_oldest_over_the_cap_then_unused_
     store = SqlMonitorStore(create_engine(f"sqlite:///{tmp_path / 'monitor.db'}"), POLICY)
     store.migrate()
     now = time.time()
-    tensors = {(Role.INPUT, "x"): TensorRows(numbers=[1.0], number_widths=[1], string_widths=[0], rows=[0])}
+    tensors = {(Role.INPUT, "x"): TensorRows(np.array([1.0]), np.array([1], np.int64))}
 
     def batch(i: int) -> LoggedBatch:
         return LoggedBatch(tensors, [(f"r{i}", "m", 1, "sha256:ab", 1, now, "", 0)])

@@ -22,7 +22,7 @@ from modelyard.monitor.domain.errors import ReferenceUnavailable
 from modelyard.monitor.domain.policy import MonitorPolicy, RetrainingPolicy, WindowPolicy
 from modelyard.monitor.handlers import Monitor, Retraining
 from modelyard.monitor.profiles import ReferenceProfiles
-from modelyard.monitor.testing import consumed, consumed_feedback
+from modelyard.monitor.testing import answers, consumed, consumed_feedback
 from modelyard.sql.engine import create_engine
 from tests.unit.monitor.test_monitor_handlers import FakeReferences, batch, reference
 
@@ -62,8 +62,8 @@ def degrade(monitor: Monitor, windows: int, *, labelled: int = 200) -> None:
         message = batch("m", w * 200, 200, seed=10 + w)
         monitor.handle_predictions([consumed(w, message)])
         feedback = [
-            consumed_feedback(w * 200 + i, r.request_id, str(int(r.outputs[0].values[0]) ^ int(i % 5 < 2)))
-            for i, r in enumerate(message.records[:labelled])
+            consumed_feedback(w * 200 + i, request_id, str(int(answer) ^ int(i % 5 < 2)))
+            for i, (request_id, answer) in enumerate(answers(message)[:labelled])
         ]
         monitor.handle_feedback(feedback)
 
@@ -120,7 +120,7 @@ def test_too_few_labels_wait_for_more_while_the_incident_is_open(tmp_path: Path)
     degrade_more = batch("m", 6 * 200, 400, seed=99)
     monitor_.handle_predictions([consumed(6, degrade_more)])
     monitor_.handle_feedback(
-        [consumed_feedback(2000 + i, r.request_id, "1") for i, r in enumerate(degrade_more.records)]
+        [consumed_feedback(2000 + i, request_id, "1") for i, request_id in enumerate(degrade_more.request_ids)]
     )
     (suggested,) = retraining.suggest()
     assert suggested == store.incident_views("m", open_only=True)[0].incident_id

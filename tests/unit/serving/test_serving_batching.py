@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from modelyard.serving.domain.batching import Batcher, batchable
+from modelyard.serving.domain.batching import Batcher, batchable, worth_batching
 from modelyard.serving.domain.model import Signature, TensorSpec
 from modelyard.serving.domain.ports import NoMetrics
 from modelyard.serving.domain.tensors import Array
@@ -91,3 +91,15 @@ def test_only_models_with_a_batch_dimension_everywhere_are_batchable() -> None:
     assert batchable(SIGNATURE)
     fixed = Signature((TensorSpec("x", "FP32", (1, 2)),), SIGNATURE.outputs)
     assert not batchable(fixed)
+
+
+@pytest.mark.parametrize(
+    ("call_us", "per_row_us", "batched"),
+    [
+        (900.0, 500.0, True),  # an MLP: rows are expensive, yet 31 saved calls are worth far more than the overhead
+        (20.0, 0.5, False),  # a small linear model: a lone request would pay more for batching than for its call
+        (400.0, 399.0, False),  # no fixed cost per call: nothing to share
+    ],
+)
+def test_batching_is_decided_from_measured_costs(call_us: float, per_row_us: float, batched: bool) -> None:
+    assert worth_batching(call_us * 1e-6, per_row_us * 1e-6, 32, 50e-6) is batched

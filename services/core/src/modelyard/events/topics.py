@@ -94,8 +94,9 @@ SERVING_PREDICTIONS = Topic(
     "modelyard.serving.predictions",
     partitions=6,
     producer="serving",
-    summary="Every inference, in batches per model: request id, version and artifact digest, the plan revision "
-    "that routed it, inputs, outputs, latency, status.",
+    summary=(
+        "Every inference, in columnar batches of one model version: inputs, outputs, latency, status (format below)."
+    ),
     payloads=(srv.PredictionBatch,),
     sources=("serving",),
     configs=(("retention.ms", str(PREDICTIONS_RETENTION_MS)), ("retention.bytes", str(PREDICTIONS_RETENTION_BYTES))),

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
+from modelyard.events import columns
 from modelyard.events.envelope import Event, Position
 from modelyard.events.topics import MONITOR_FEEDBACK, SERVING_PREDICTIONS
 from modelyard.monitor.config import MonitorSettings
@@ -68,38 +69,61 @@ def prediction_events(
     """`n` predictions of `model` in PredictionBatch events of `batch` records, one millisecond apart; a
     `classifier`'s records answer with `label` and `probabilities` (its class is score > 0.5), others `score`."""
     columns = generator.columns(np.random.default_rng(seed), n, shift or Shift())
-    ref = common_pb2.ModelVersionRef(model_name=model, version=version, digest="sha256:" + "0" * 64)
-    records = [_record(ref, columns, generator.n_numeric, i, start + i / 1000.0, classifier) for i in range(n)]
-    return [
-        Event.new(
-            model, serving_events_pb2.PredictionBatch(model_name=model, records=records[i : i + batch]), "serving"
-        )
-        for i in range(0, n, batch)
-    ]
-
-
-def _record(
-    ref: common_pb2.ModelVersionRef,
-    columns: Mapping[str, npt.NDArray[np.generic]],
-    width: int,
-    i: int,
-    at: float,
-    classifier: bool,
-) -> serving_events_pb2.PredictionRecord:
-    record = serving_events_pb2.PredictionRecord(
-        request_id=uuid.uuid4().hex, version=ref, latency_ms=4.0 + (i % 7), status_code=0
-    )
-    record.timestamp.FromNanoseconds(int(at * 1e9))
-    x = [float(columns[f"x[{j}]"][i]) for j in range(width)]
-    record.inputs.add(name="x", shape=[1, len(x)], values=x)
-    record.inputs.add(name="segment", shape=[1, 1], strings=[str(columns["segment"][i])])
-    score = float(columns["output:score"][i])
+    x = np.stack([np.asarray(columns[f"x[{j}]"], dtype=np.float64) for j in range(generator.n_numeric)], axis=1)
+    score = np.asarray(columns["output:score"], dtype=np.float64)
+    inputs = {"x": x[:, None, :], "segment": np.asarray(columns["segment"]).astype(str)[:, None, None]}
     if classifier:
-        record.outputs.add(name="label", shape=[1], values=[float(score > 0.5)])
-        record.outputs.add(name="probabilities", shape=[1, 2], values=[1 - score, score])
+        outputs = {"label": (score > 0.5).astype(np.float64)[:, None], "probabilities": np.stack([1 - score, score], 1)}
     else:
-        record.outputs.add(name="score", shape=[1, 1], values=[score])
-    return record
+        outputs = {"score": score[:, None, None]}
+    times_ns = (start * 1e9 + np.arange(n) * 1e6).astype(np.int64)
+    events = []
+    for i in range(0, n, batch):
+        part = slice(i, i + batch)
+        payload = prediction_batch(
+            common_pb2.ModelVersionRef(model_name=model, version=version, digest="sha256:" + "0" * 64),
+            [uuid.uuid4().hex for _ in range(len(times_ns[part]))],
+            times_ns[part],
+            {name: array[part] for name, array in inputs.items()},
+            {name: array[part] for name, array in outputs.items()},
+            latency_ms=4.0 + np.arange(i, i + len(times_ns[part])) % 7,
+        )
+        events.append(Event.new(model, payload, "serving"))
+    return events
+
+
+def prediction_batch(
+    version: common_pb2.ModelVersionRef,
+    request_ids: Sequence[str],
+    times_ns: npt.ArrayLike,
+    inputs: Mapping[str, npt.NDArray[np.generic]],
+    outputs: Mapping[str, npt.NDArray[np.generic]],
+    *,
+    latency_ms: npt.ArrayLike = 3.0,
+    status: npt.ArrayLike = 0,
+    plan_revisions: Sequence[int] = (),
+) -> serving_events_pb2.PredictionBatch:
+    """A PredictionBatch of one version whose tensors are records-first arrays (record i holds `array[i]`)."""
+    n = len(request_ids)
+    batch = serving_events_pb2.PredictionBatch(
+        model_name=version.model_name,
+        version=version,
+        request_ids=request_ids,
+        inputs=[columns.write_rows(name, array) for name, array in inputs.items()],
+        outputs=[columns.write_rows(name, array) for name, array in outputs.items()],
+    )
+    shape = (n,)  # a scalar latency or status is every record's
+    return columns.set_per_record(
+        batch, times_ns, np.broadcast_to(latency_ms, shape), np.broadcast_to(status, shape), plan_revisions
+    )
+
+
+def answers(batch: serving_events_pb2.PredictionBatch, output: int = 0) -> list[tuple[str, float]]:
+    """Each record's request id and the first element of its `output`-th output tensor."""
+    records = columns.read_batch(batch)
+    column = records.outputs[output]
+    starts = np.concatenate(([0], np.cumsum(column.counts)[:-1]))
+    return list(zip(records.request_ids, column.values[starts].astype(np.float64).tolist(), strict=True))
 
 
 def consumed(offset: int, batch: serving_events_pb2.PredictionBatch) -> Consumed[Sequence[PredictionRows]]:

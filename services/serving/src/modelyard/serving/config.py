@@ -84,7 +84,10 @@ class ServingSettings(ServiceSettings):
         0.0, ge=0, description="dynamic batching: how long a request may wait for others (0: only while busy)"
     )
     batch_overhead_us: float = Field(
-        50.0, ge=0, description="batch a version when its per-call fixed cost (from warm-up) exceeds this"
+        50.0,
+        ge=0,
+        description="what batching costs per run (queue, concatenate, split); a version is batched when its one-row "
+        "call costs at least this and the calls a full batch saves (warm-up) cost more than it",
     )
     drain_timeout_s: float = Field(30.0, gt=0, description="how long a replaced version may finish its requests")
     reject_non_finite: list[str] = Field(

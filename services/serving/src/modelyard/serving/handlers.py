@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from modelyard.retry import Backoff
 from modelyard.serving.codec import TensorCodec
-from modelyard.serving.domain.batching import Batcher, batchable
+from modelyard.serving.domain.batching import Batcher, batchable, worth_batching
 from modelyard.serving.domain.deployment import Deployment, ModelManager, ServedVersion
 from modelyard.serving.domain.errors import ArtifactError, NotFound, PlanSourceError, ServingError
 from modelyard.serving.domain.model import Plan, VersionRef
@@ -265,7 +265,9 @@ class Lifecycle:
         batched = (
             policy.max_batch_rows > 1
             and batchable(runner.signature)
-            and result.call_s - result.per_row_s > policy.batch_overhead_s
+            and worth_batching(
+                result.call_s, result.per_row_s, min(result.rows, policy.max_batch_rows), policy.batch_overhead_s
+            )
         )
         log.info(
             "loaded %s (%s) in warm-up %.1f ms: %.1f us per call, %.2f us per extra row, running %s%s",

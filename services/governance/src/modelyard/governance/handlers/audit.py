@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -129,13 +129,13 @@ def audited_body(event: Event) -> dict[str, Any]:
     if isinstance(event.payload, serving_events_pb2.PredictionBatch):
         batch = event.payload
         digest = hashlib.sha256(batch.SerializeToString(deterministic=True)).hexdigest()
-        versions = Counter(str(record.version.version) for record in batch.records)
+        records, codes = len(batch.request_ids), batch.status_codes
         return {
             "model_name": batch.model_name,
             "batch_sha256": digest,
-            "records": len(batch.records),
-            "records_by_version": dict(sorted(versions.items())),
-            "errors": sum(1 for record in batch.records if record.status_code != 0),
+            "records": records,
+            "records_by_version": {str(batch.version.version): records},
+            "errors": sum(1 for (code,) in struct.iter_unpack("<i", codes[: len(codes) // 4 * 4]) if code != 0),
         }
     return MessageToDict(event.payload, preserving_proto_field_name=True)
 

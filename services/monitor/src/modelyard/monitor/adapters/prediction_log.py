@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -117,27 +118,29 @@ def incidents_open_at(logged: LoggedPrediction) -> sa.Select[Any]:
 
 
 def tensors_to_bytes(tensors: Tensors) -> bytes:
-    """A batch's flattened tensors in one block: a JSON header (each tensor's role, name and sizes, and every string),
-    then every number as float64 and every width and row as int64, little-endian. No pickled objects (the store is
-    not trusted to run code) and no per-tensor framing: this runs for every batch."""
+    """A batch's tensor columns in one block: a JSON header (each tensor's role, name, whether it is text, its element
+    and record counts, and every string), then every number as float64 and every record's element count as int64,
+    little-endian. No pickled objects (the store is not trusted to run code) and no per-tensor framing: this runs for
+    every batch."""
     layout: list[list[Any]] = []
-    numbers: list[float] = []
-    integers: list[int] = []
+    numbers: list[npt.NDArray[np.float64]] = []
+    counts: list[npt.NDArray[np.int64]] = []
     strings: list[str] = []
     for (role, name), tensor in tensors.items():
-        layout.append([role.value, name, len(tensor.numbers), len(tensor.strings), len(tensor.rows)])
-        numbers += tensor.numbers
-        strings += tensor.strings
-        integers += tensor.number_widths
-        integers += tensor.string_widths
-        integers += tensor.rows
+        text = tensor.values.dtype.kind in "OSU"
+        layout.append([role.value, name, text, int(tensor.values.size), int(tensor.counts.size)])
+        if text:
+            strings += tensor.values.tolist()
+        else:
+            numbers.append(tensor.values.astype("<f8", copy=False))
+        counts.append(tensor.counts.astype("<i8", copy=False))
     header = json.dumps({"tensors": layout, "strings": strings}).encode()
     return b"".join(
         (
             _HEADER.pack(len(header)),
             header,
-            np.asarray(numbers, dtype="<f8").tobytes(),
-            np.asarray(integers, dtype="<i8").tobytes(),
+            np.concatenate(numbers).tobytes() if numbers else b"",
+            np.concatenate(counts).tobytes() if counts else b"",
         )
     )
 
@@ -146,19 +149,19 @@ def tensors_from_bytes(data: bytes) -> Tensors:
     (size,) = _HEADER.unpack_from(data)
     header = json.loads(data[_HEADER.size : _HEADER.size + size])
     at = _HEADER.size + size
-    n_numbers = sum(t[2] for t in header["tensors"])
-    numbers = np.frombuffer(data, dtype="<f8", count=n_numbers, offset=at).tolist()
-    integers = np.frombuffer(data, dtype="<i8", offset=at + 8 * n_numbers).tolist()
+    n_numbers = sum(t[3] for t in header["tensors"] if not t[2])
+    numbers = np.frombuffer(data, dtype="<f8", count=n_numbers, offset=at)
+    counts = np.frombuffer(data, dtype="<i8", offset=at + 8 * n_numbers)
     strings: list[str] = header["strings"]
     tensors: dict[tuple[Role, str], TensorRows] = {}
-    n = s = i = 0
-    for role, name, count, text, entries in header["tensors"]:
-        tensors[(Role(role), name)] = TensorRows(
-            numbers[n : n + count],
-            strings[s : s + text],
-            integers[i : i + entries],
-            integers[i + entries : i + 2 * entries],
-            integers[i + 2 * entries : i + 3 * entries],
-        )
-        n, s, i = n + count, s + text, i + 3 * entries
+    n = s = c = 0
+    for role, name, text, size_, records in header["tensors"]:
+        if text:
+            values: npt.NDArray[np.generic] = np.array(strings[s : s + size_], dtype=str)
+            s += size_
+        else:
+            values = numbers[n : n + size_]
+            n += size_
+        tensors[(Role(role), name)] = TensorRows(values, counts[c : c + records])
+        c += records
     return tensors

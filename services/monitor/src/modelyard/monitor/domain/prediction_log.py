@@ -85,10 +85,11 @@ def logged_batch(rows: PredictionRows, windows: Sequence[tuple[WindowId, Sequenc
         label = str(window)
         for row in taken:
             window_of[row] = label
-    revisions = rows.plan_revisions or [0] * len(rows)
+    revisions = rows.plan_revisions.tolist()
+    times = rows.event_time.tolist()
     name, version, digest = rows.model_name, rows.model_version, rows.digest
     entries = [
-        (request_id, name, version, digest, revisions[i], rows.event_time[i], window_of[i], i)
+        (request_id, name, version, digest, revisions[i], times[i], window_of[i], i)
         for i, request_id in enumerate(rows.request_ids)
         if request_id
     ]
@@ -96,17 +97,12 @@ def logged_batch(rows: PredictionRows, windows: Sequence[tuple[WindowId, Sequenc
 
 
 def record_values(tensors: Tensors, row: int) -> tuple[dict[str, Values], dict[str, Values]]:
-    """One record's inputs and outputs, each tensor's values as it sent them, from the batch's flattened columns."""
+    """One record's inputs and outputs, each tensor's values as it sent them, from the batch's columns (a record that
+    lacks a tensor holds no elements of it)."""
     found: dict[Role, dict[str, Values]] = {Role.INPUT: {}, Role.OUTPUT: {}}
     for (role, name), tensor in tensors.items():
-        numbers = strings = 0
-        for entry, entry_row in enumerate(tensor.rows):
-            n, s = tensor.number_widths[entry], tensor.string_widths[entry]
-            if entry_row == row:
-                found[role][name] = (
-                    tensor.numbers[numbers : numbers + n] if n else tensor.strings[strings : strings + s]
-                )
-                break
-            numbers += n
-            strings += s
+        count = int(tensor.counts[row])
+        if count:
+            start = int(tensor.counts[:row].sum())
+            found[role][name] = tensor.values[start : start + count].tolist()
     return found[Role.INPUT], found[Role.OUTPUT]

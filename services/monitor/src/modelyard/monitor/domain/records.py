@@ -11,16 +11,13 @@ from modelyard.monitor.domain.profile import FloatArray, Kind, ReferenceProfile,
 from modelyard.monitor.domain.windows import Columns
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class TensorRows:
-    """One named tensor over many records, flattened: the records' values one after another, with how many each
-    entry holds and which record it belongs to. A tensor is text when any of its entries has strings."""
+    """One named tensor over the records of a batch: every record's elements one after another (numbers, or text),
+    typed as sent, and how many each record holds (0 where a record lacks it)."""
 
-    numbers: list[float] = field(default_factory=list)
-    strings: list[str] = field(default_factory=list)
-    number_widths: list[int] = field(default_factory=list)  # per entry
-    string_widths: list[int] = field(default_factory=list)  # per entry
-    rows: list[int] = field(default_factory=list)  # per entry: its record
+    values: npt.NDArray[np.generic]
+    counts: npt.NDArray[np.int64]
 
 
 @dataclass
@@ -30,12 +27,12 @@ class PredictionRows:
     model_name: str
     model_version: int
     digest: str
-    request_ids: list[str] = field(default_factory=list)
-    event_time: list[float] = field(default_factory=list)
-    latency_ms: list[float] = field(default_factory=list)
-    status: list[int] = field(default_factory=list)
-    traceparents: list[str] = field(default_factory=list)  # W3C, of the inference behind each record ("" if none)
-    plan_revisions: list[int] = field(default_factory=list)  # of the plan that routed each record (provenance)
+    request_ids: list[str]
+    event_time: FloatArray
+    latency_ms: FloatArray
+    status: npt.NDArray[np.int32]
+    traceparents: list[str]  # W3C, of the inference behind each record ("" if none); empty when none has one
+    plan_revisions: npt.NDArray[np.int64]  # of the plan that routed each record (provenance; 0: outside any plan)
     tensors: dict[tuple[Role, str], TensorRows] = field(default_factory=dict)
     _matrices: dict[tuple[Role, str], Matrix] = field(default_factory=dict, repr=False)
 
@@ -77,9 +74,10 @@ class PredictionRows:
 
 @dataclass(frozen=True, eq=False)
 class Matrix:
-    """A tensor's values as a rows x width matrix (padded where records differ in width) and each row's width."""
+    """A tensor's values as a rows x width matrix (padded where records differ in width) and each row's width;
+    numbers typed as sent (padded ones as float64, NaN where missing)."""
 
-    numbers: FloatArray
+    numbers: npt.NDArray[np.generic]
     strings: npt.NDArray[np.str_] | None
     widths: npt.NDArray[np.int64]
 
@@ -89,33 +87,25 @@ class Matrix:
 
     @classmethod
     def of(cls, tensor: TensorRows, n: int) -> Matrix:
-        is_text = bool(tensor.strings)
-        flat = np.array(tensor.strings, dtype=str) if is_text else np.array(tensor.numbers, dtype=np.float64)
-        lengths = np.array(tensor.string_widths if is_text else tensor.number_widths, dtype=np.int64)
-        width = int(lengths.max()) if lengths.size else 0
-        widths = np.zeros(n, dtype=np.int64)
-        widths[tensor.rows] = lengths
-        rows = np.asarray(tensor.rows, dtype=np.int64)
-        if lengths.size and (lengths == width).all():
-            values = flat.reshape(lengths.size, width)  # the usual case: every record has the same width
+        flat, widths = tensor.values, tensor.counts
+        is_text = flat.dtype.kind == "U"
+        width = int(widths.max()) if n else 0
+        if (widths == width).all():
+            values = flat.reshape(n, width)  # the usual case, every record as wide: a view of the payload
         else:
-            # Ragged: place each entry's values at (its row, 0..its width) of a padded matrix.
-            values = np.full((lengths.size, width), "" if is_text else np.nan, dtype=flat.dtype)
-            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-            entry = np.repeat(np.arange(lengths.size), lengths)
-            values[entry, np.arange(flat.size) - starts[entry]] = flat
+            # Ragged: place each record's values at (its row, 0..its width) of a padded matrix.
+            values = np.full((n, width), "" if is_text else np.nan, dtype=flat.dtype if is_text else np.float64)
+            starts = np.concatenate(([0], np.cumsum(widths)[:-1]))
+            row = np.repeat(np.arange(n), widths)
+            values[row, np.arange(flat.size) - starts[row]] = flat
         if is_text:
-            text = np.full((n, width), "", dtype=values.dtype)
-            text[rows] = values
-            return cls(np.full((n, width), np.nan), text, widths)
-        numbers = np.full((n, width), np.nan)
-        numbers[rows] = values
-        return cls(numbers, None, widths)
+            return cls(np.full((n, width), np.nan), values.astype(str, copy=False), widths)
+        return cls(values, None, widths)
 
     def numeric_column(self, index: int) -> FloatArray:
         if index >= self.numbers.shape[1]:
             return np.full(self.numbers.shape[0], np.nan)
-        return self.numbers[:, index].copy()
+        return self.numbers[:, index].astype(np.float64)  # a copy: the matrix may be a view of the payload
 
     def label_column(self, index: int) -> npt.NDArray[np.str_]:
         """Strings as they are; numbers as labels ("3", not "3.0"), so numeric class codes match the reference."""

@@ -1,12 +1,15 @@
-"""Kafka entrypoints: prediction batches decoded into per-version rows and handed to the monitor, ground truth from
-feedback, and ready versions from the registry (their references profiled ahead of traffic). The bootstrap runs
-each consumer as a background task (`runtime.kit.consume_forever`)."""
+"""Kafka entrypoints: prediction batches decoded into per-version rows (numpy views of their columns) and handed to
+the monitor, ground truth from feedback, and ready versions from the registry (their references profiled ahead of
+traffic). The bootstrap runs each consumer as a background task (`runtime.kit.consume_forever`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from modelyard.contracts.events.v1 import monitor_events_pb2, registry_events_pb2, serving_events_pb2
+from modelyard.events.columns import read_batch
 from modelyard.events.envelope import Event
 from modelyard.events.topics import MONITOR_FEEDBACK, REGISTRY_EVENTS, SERVING_PREDICTIONS
 from modelyard.kafka.consumer import Delivery, EventConsumer, PermanentError
@@ -18,50 +21,30 @@ from modelyard.monitor.handlers import Monitor
 
 
 def rows_by_version(batch: serving_events_pb2.PredictionBatch, fallback_time: float) -> list[PredictionRows]:
-    """The batch's records grouped by model version, tensors kept as flattened values per record.
-
-    One pass over the records (the only per-record Python loop of the hot path), so it avoids every lookup it can:
-    tensors are found by name in a dict per version and role, and a tensor entry is numbers or strings, never both.
-    """
-    grouped: dict[tuple[str, int], tuple[PredictionRows, dict[str, TensorRows], dict[str, TensorRows]]] = {}
-    default_model = batch.model_name
-    for record in batch.records:
-        ref = record.version
-        key = (ref.model_name or default_model, ref.version)
-        group = grouped.get(key)
-        if group is None:
-            group = grouped[key] = (PredictionRows(key[0], key[1], ref.digest), {}, {})
-        rows = group[0]
-        index = len(rows.event_time)
-        rows.request_ids.append(record.request_id)
-        stamp = record.timestamp
-        seconds, nanos = stamp.seconds, stamp.nanos
-        rows.event_time.append(seconds + nanos * 1e-9 if seconds or nanos else fallback_time)
-        rows.latency_ms.append(record.latency_ms)
-        rows.status.append(record.status_code)
-        rows.traceparents.append(record.traceparent)
-        rows.plan_revisions.append(record.plan_revision)
-        for role, by_name, message_tensors in (
-            (Role.INPUT, group[1], record.inputs),
-            (Role.OUTPUT, group[2], record.outputs),
-        ):
-            for tensor in message_tensors:
-                name = tensor.name
-                column = by_name.get(name)
-                if column is None:
-                    column = by_name[name] = rows.tensors[(role, name)] = TensorRows()
-                column.rows.append(index)
-                values = tensor.values
-                if values:
-                    column.numbers += values
-                    column.number_widths.append(len(values))
-                    column.string_widths.append(0)
-                else:
-                    strings = tensor.strings
-                    column.strings += strings
-                    column.string_widths.append(len(strings))
-                    column.number_widths.append(0)
-    return [group[0] for group in grouped.values()]
+    """The batch's records (of one model version) with their tensors as numpy views of the payload's columns; a
+    batch whose columns disagree with its record count is a PermanentError (dead-lettered with the reason)."""
+    try:
+        records = read_batch(batch)
+    except ValueError as exc:
+        raise PermanentError(f"undecodable prediction batch: {exc}") from exc
+    ref = batch.version
+    times = records.time_unix_nano
+    event_time = np.where(times != 0, times * 1e-9, fallback_time)
+    rows = PredictionRows(
+        ref.model_name or batch.model_name,
+        ref.version,
+        ref.digest,
+        records.request_ids,
+        event_time,
+        records.latency_ms.astype(np.float64),
+        records.status_codes,
+        records.traceparents,
+        records.plan_revisions,
+    )
+    for role, columns in ((Role.INPUT, records.inputs), (Role.OUTPUT, records.outputs)):
+        for column in columns:
+            rows.tensors[role, column.name] = TensorRows(column.values, column.counts)
+    return [rows]
 
 
 class PredictionsConsumer:

@@ -10,7 +10,7 @@ from typing import Protocol
 
 import grpc
 
-from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
+from modelyard.contracts.events.v1 import common_pb2
 from modelyard.contracts.monitor.v1 import monitor_service_pb2 as pb
 from modelyard.contracts.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
 from modelyard.events.envelope import Event
@@ -262,7 +262,7 @@ def prediction_message(found: PredictionTrace) -> pb.GetPredictionResponse:
     return response
 
 
-def _tensor(name: str, values: list[float] | list[str]) -> serving_events_pb2.PredictionTensor:
+def _tensor(name: str, values: list[float] | list[str]) -> pb.LoggedTensor:
     if values and isinstance(values[0], str):
-        return serving_events_pb2.PredictionTensor(name=name, strings=[str(v) for v in values])
-    return serving_events_pb2.PredictionTensor(name=name, values=[float(v) for v in values])
+        return pb.LoggedTensor(name=name, strings=[str(v) for v in values])
+    return pb.LoggedTensor(name=name, values=[float(v) for v in values])

@@ -98,7 +98,7 @@ class PredictionPublisher:
     @property
     def waiting(self) -> int:
         """Records not published yet: buffered, or in a batch waiting for a retry."""
-        return len(self.buffer) + sum(len(batch.records) for batch in self._pending)
+        return len(self.buffer) + sum(len(batch.request_ids) for batch in self._pending)
 
     async def run(self) -> None:
         retry = Backoff(first_s=self.interval_s, max_s=self.max_backoff_s)
@@ -159,10 +159,10 @@ class PredictionPublisher:
                 continue
             if refused_for_good(outcome):
                 self.metrics.delivery_failed(Dropped.REFUSED)
-                self.metrics.dropped(batch.model_name, Dropped.REFUSED, len(batch.records))
+                self.metrics.dropped(batch.model_name, Dropped.REFUSED, len(batch.request_ids))
                 self._refused_log.warning(
                     "prediction stream: the broker refused a batch of %d records of %s for good (%r): dropped",
-                    len(batch.records),
+                    len(batch.request_ids),
                     batch.model_name,
                     outcome,
                 )
@@ -176,7 +176,7 @@ class PredictionPublisher:
     def _batch_span(self, batch: srv.PredictionBatch) -> trace.Span | None:
         """A span for one batch, linked to the inference spans of (a sample of) its records; None when its records
         carry no trace context (inference spans are only opened when they are exported)."""
-        traceparents = [record.traceparent for record in batch.records if record.traceparent]
+        traceparents = [traceparent for traceparent in batch.traceparents if traceparent]
         if not traceparents:
             return None
         links = [
@@ -193,7 +193,7 @@ class PredictionPublisher:
                 "messaging.system": "kafka",
                 "messaging.operation.type": "create",
                 "messaging.destination.name": SERVING_PREDICTIONS.name,
-                "messaging.batch.message_count": len(batch.records),
+                "messaging.batch.message_count": len(batch.request_ids),
                 "modelyard.model.name": batch.model_name,
                 "modelyard.traced_records": len(traceparents),
             },

@@ -1,21 +1,25 @@
-"""The prediction record's wire format: predictions to PredictionBatch payloads, within the policy's caps.
+"""Predictions to PredictionBatches (the columnar format of `modelyard.events.columns`), within the policy's caps.
 
 A record is capped (request id, then tensors) and batches are cut by bytes, so that no batch can exceed the
-broker's message limit: one oversized request must not stop the stream for every model.
+broker's message limit: one oversized request must not stop the stream for every model. Each batch holds one model
+version's records, each tensor as one typed column, built once through the message API: the per-record work is
+a few list appends, the per-tensor work one numpy concatenation per batch.
 """
 
 from __future__ import annotations
 
 import random
-import struct
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
+from modelyard.events.columns import TEXT, set_per_record, write_column
 from modelyard.serving.domain.model import VersionRef
 from modelyard.serving.domain.ports import StreamMetrics
 from modelyard.serving.domain.stream import Cut, Dropped, Prediction, RateLimitedLog
-from modelyard.serving.domain.tensors import Array
+from modelyard.serving.domain.tensors import Array, datatype_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,54 +52,49 @@ class RecordEncoder:
         self._cut_log = RateLimitedLog()
 
     def batches(self, predictions: Sequence[Prediction]) -> list[serving_events_pb2.PredictionBatch]:
-        """PredictionBatches of one model each, records in arrival order (a model's batches too), each batch's
-        payload at most `max_batch_bytes` (a lone record above it, possible only when the caps are set so, goes
-        alone).
-
-        Records are written straight in protobuf wire format and parsed once per batch: building them field by
-        field through the Python message API cost several times the inference of a small model, per prediction.
-        """
-        full: list[bytes] = []
-        open_batches: dict[str, _Batch] = {}
-        refs: dict[VersionRef, bytes] = {}
+        """PredictionBatches of one model version each, records in arrival order (a version's batches too), each
+        batch's payload at most `max_batch_bytes` (a lone record above it, possible only when the caps are set so,
+        goes alone)."""
+        full: list[_Batch] = []
+        open_batches: dict[VersionRef, _Batch] = {}
         for prediction in predictions:
-            ref = prediction.ref
-            ref_bytes = refs.get(ref)
-            if ref_bytes is None:
-                ref_bytes = refs[ref] = version_ref_message(ref).SerializeToString()
-            record = self._record(prediction, ref_bytes)
+            record = self._record(prediction)
             if record is None:
                 continue
-            field = _field(_RECORDS, record)
-            batch = open_batches.get(ref.model)
+            ref = prediction.ref
+            batch = open_batches.get(ref)
             if batch is None:
-                batch = open_batches[ref.model] = _Batch(ref.model)
-            elif batch.size + len(field) > self.policy.max_batch_bytes:
-                full.append(batch.payload())
-                batch = open_batches[ref.model] = _Batch(ref.model)
-            batch.add(field)
-        full += [batch.payload() for batch in open_batches.values()]
-        return [serving_events_pb2.PredictionBatch.FromString(payload) for payload in full]
+                batch = open_batches[ref] = _Batch(ref)
+            elif batch.size + batch.growth(record) > self.policy.max_batch_bytes:
+                full.append(batch)
+                batch = open_batches[ref] = _Batch(ref)
+            batch.add(prediction, record)
+        return [batch.message() for batch in full + list(open_batches.values())]
 
-    def _record(self, prediction: Prediction, version: bytes) -> bytes | None:
+    def _record(self, prediction: Prediction) -> _Record | None:
         policy, model = self.policy, prediction.ref.model
-        request_id = prediction.request_id.encode()
-        if len(request_id) > policy.max_request_id_bytes:
-            self._cut(model, Cut.REQUEST_ID, len(request_id), policy.max_request_id_bytes)
-            request_id = _utf8_prefix(request_id, policy.max_request_id_bytes)
-        record = encode_record(prediction, request_id, version, policy)
-        if len(record) <= policy.max_record_bytes:
+        request_id = prediction.request_id
+        encoded = request_id.encode()
+        if len(encoded) > policy.max_request_id_bytes:
+            self._cut(model, Cut.REQUEST_ID, len(encoded), policy.max_request_id_bytes)
+            request_id = _utf8_prefix(encoded, policy.max_request_id_bytes).decode()
+        record = _Record(request_id, _RECORD_BYTES + len(request_id.encode()) + len(prediction.traceparent))
+        outputs = zip(prediction.output_names, prediction.outputs, strict=True)
+        for role, named in ((_INPUT, prediction.inputs.items()), (_OUTPUT, outputs)):
+            for name, array in named:
+                record.add(role, name, array, policy)
+        if record.size <= policy.max_record_bytes:
             return record
-        size = len(record)
-        record = encode_record(prediction, request_id, version, policy, tensors=False)
-        if len(record) <= policy.max_record_bytes:
+        size = record.size
+        record.drop_values()
+        if record.size <= policy.max_record_bytes:
             self._cut(model, Cut.TENSORS, size, policy.max_record_bytes)
             return record
         self._metrics.dropped(model, Dropped.RECORD_TOO_LARGE)
         self._cut_log.warning(
             "prediction stream: a record of %s is %d bytes even without tensors (cap %d): dropped",
             model,
-            len(record),
+            record.size,
             policy.max_record_bytes,
         )
         return None
@@ -105,98 +104,116 @@ class RecordEncoder:
         self._cut_log.warning("prediction stream: %s of a record of %s cut (%d bytes, cap %d)", what, model, size, cap)
 
 
+# Upper bounds of the wire bytes a record adds: its fixed-width fields and the keys and lengths of its strings; a
+# tensor's shape, count and per-string keys; a column's name, datatype and field keys (charged once per batch).
+_RECORD_BYTES = 8 + 8 + 4 + 2 * 6
+_TENSOR_BYTES = 8
+_STRING_BYTES = 6
+_COLUMN_BYTES = 64
+_INPUT, _OUTPUT = 0, 1
+
+
+@dataclass(slots=True)
+class _Tensor:
+    shape: tuple[int, ...]
+    values: Array | list[str]  # flattened, possibly cut or empty (sampled out, or the record lost its tensors)
+    datatype: str
+    size: int  # an upper bound of the values' wire bytes
+
+
+@dataclass(slots=True)
+class _Record:
+    """What a prediction's record will carry, and an upper bound of its size in the batch."""
+
+    request_id: str
+    size: int
+    tensors: dict[tuple[int, str], _Tensor] = field(default_factory=dict)
+
+    def add(self, role: int, name: str, array: Array, policy: RecordPolicy) -> None:
+        flat = array.ravel()
+        if flat.size > policy.max_values:
+            flat = flat[: policy.max_values] if random.random() < policy.large_sample_rate else flat[:0]
+        if flat.dtype.kind in "OSU":
+            texts = [_text(e) for e in flat.tolist()]
+            tensor = _Tensor(array.shape, texts, TEXT, sum(len(t.encode()) + _STRING_BYTES for t in texts))
+        else:
+            tensor = _Tensor(array.shape, flat, datatype_of(flat), flat.nbytes)
+        self.tensors[role, name] = tensor
+        self.size += _TENSOR_BYTES + 8 * array.ndim + tensor.size
+
+    def drop_values(self) -> None:
+        for tensor in self.tensors.values():
+            self.size -= tensor.size
+            tensor.values, tensor.size = tensor.values[:0], 0
+
+
 class _Batch:
-    """The wire format of one PredictionBatch being filled, and its size so far."""
+    """One version's records being gathered, column by column, and an upper bound of its payload's size."""
 
-    def __init__(self, model: str) -> None:
-        self.parts = [_field(_MODEL_NAME, model.encode())]
-        self.size = len(self.parts[0])
+    def __init__(self, ref: VersionRef) -> None:
+        self.ref = ref
+        self.size = 16 + 2 * len(ref.model.encode()) + len(ref.digest) + 16
+        self.request_ids: list[str] = []
+        self.times_ns: list[int] = []
+        self.latency_ms: list[float] = []
+        self.status: list[int] = []
+        self.traceparents: list[str] = []
+        self.plan_revisions: list[int] = []
+        self.columns: dict[tuple[int, str], list[tuple[int, _Tensor]]] = {}  # each tensor's (record, values)
 
-    def add(self, record_field: bytes) -> None:
-        self.parts.append(record_field)
-        self.size += len(record_field)
+    def growth(self, record: _Record) -> int:
+        new = [key for key in record.tensors if key not in self.columns]
+        return record.size + sum(_COLUMN_BYTES + len(name.encode()) for _, name in new)
 
-    def payload(self) -> bytes:
-        return b"".join(self.parts)
+    def add(self, prediction: Prediction, record: _Record) -> None:
+        self.size += self.growth(record)
+        index = len(self.request_ids)
+        self.request_ids.append(record.request_id)
+        self.times_ns.append(prediction.time_ns)
+        self.latency_ms.append(prediction.latency_s * 1000.0)
+        self.status.append(prediction.status_code)
+        self.traceparents.append(prediction.traceparent)
+        self.plan_revisions.append(prediction.plan_revision)
+        for key, tensor in record.tensors.items():
+            self.columns.setdefault(key, []).append((index, tensor))
+
+    def message(self) -> serving_events_pb2.PredictionBatch:
+        columns: tuple[list[serving_events_pb2.TensorColumn], ...] = ([], [])
+        for (role, name), entries in self.columns.items():
+            columns[role].append(self._column(name, entries))
+        batch = serving_events_pb2.PredictionBatch(
+            model_name=self.ref.model,
+            version=version_ref_message(self.ref),
+            request_ids=self.request_ids,
+            traceparents=self.traceparents if any(self.traceparents) else [],
+            inputs=columns[_INPUT],
+            outputs=columns[_OUTPUT],
+        )
+        return set_per_record(batch, self.times_ns, self.latency_ms, self.status, self.plan_revisions)
+
+    def _column(self, name: str, entries: list[tuple[int, _Tensor]]) -> serving_events_pb2.TensorColumn:
+        """The column of one tensor: records that lack it hold no elements (shape all zeros)."""
+        n = len(self.request_ids)
+        shapes: list[tuple[int, ...]] = [()] * n
+        parts: list[Array | list[str]] = [_NO_VALUES] * n
+        texts = any(tensor.datatype == TEXT for _, tensor in entries)
+        # One column, one datatype: that of every record's values together (text if any record sent text).
+        datatype = TEXT if texts else datatype_of(np.empty(0, np.result_type(*{t.values.dtype for _, t in entries})))  # type: ignore[union-attr]
+        for index, tensor in entries:
+            shapes[index] = tensor.shape
+            values = tensor.values
+            if texts and not isinstance(values, list):
+                values = [_text(e) for e in values.tolist()]
+            parts[index] = values
+        return write_column(name, datatype, shapes, parts)
+
+
+_NO_VALUES: list[str] = []
 
 
 def _utf8_prefix(data: bytes, limit: int) -> bytes:
     """The longest prefix of UTF-8 `data` within `limit` bytes that does not split a character."""
     return data[:limit].decode(errors="ignore").encode()
-
-
-# Field keys (field number << 3 | wire type) of PredictionBatch, PredictionRecord, PredictionTensor, Timestamp.
-_MODEL_NAME, _RECORDS = b"\x0a", b"\x12"
-_REQUEST_ID, _VERSION, _TIMESTAMP, _INPUTS, _OUTPUTS, _LATENCY, _STATUS, _TRACEPARENT, _PLAN_REVISION = (
-    b"\x0a",
-    b"\x12",
-    b"\x1a",
-    b"\x22",
-    b"\x2a",
-    b"\x31",
-    b"\x38",
-    b"\x42",
-    b"\x48",
-)
-_NAME, _SHAPE, _VALUES, _STRINGS, _TRUNCATED = b"\x0a", b"\x12", b"\x1a", b"\x22", b"\x28"
-_SECONDS, _NANOS = b"\x08", b"\x10"
-_DOUBLE = struct.Struct("<d")
-
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # negative int64 values take ten bytes, as two's complement
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(key: bytes, payload: bytes) -> bytes:
-    return key + _varint(len(payload)) + payload
-
-
-def encode_record(
-    prediction: Prediction, request_id: bytes, version: bytes, policy: RecordPolicy, *, tensors: bool = True
-) -> bytes:
-    """A PredictionRecord in wire format; `version` is its ModelVersionRef, already serialized."""
-    seconds, nanos = divmod(prediction.time_ns, 1_000_000_000)
-    parts = [
-        _field(_REQUEST_ID, request_id),
-        _field(_VERSION, version),
-        _field(_TIMESTAMP, _SECONDS + _varint(seconds) + _NANOS + _varint(nanos)),
-    ]
-    if tensors:
-        parts += [_field(_INPUTS, t) for t in _tensors(prediction.inputs.items(), policy)]
-        outputs = zip(prediction.output_names, prediction.outputs, strict=True)
-        parts += [_field(_OUTPUTS, t) for t in _tensors(outputs, policy)]
-    parts.append(_LATENCY + _DOUBLE.pack(prediction.latency_s * 1000.0))
-    if prediction.status_code:
-        parts.append(_STATUS + _varint(prediction.status_code))
-    if prediction.traceparent:
-        parts.append(_field(_TRACEPARENT, prediction.traceparent.encode()))
-    if prediction.plan_revision:
-        parts.append(_PLAN_REVISION + _varint(prediction.plan_revision))
-    return b"".join(parts)
-
-
-def _tensors(named: Iterable[tuple[str, Array]], policy: RecordPolicy) -> Iterator[bytes]:
-    for name, array in named:
-        flat = array.ravel()
-        truncated = flat.size > policy.max_values
-        if truncated:
-            if random.random() >= policy.large_sample_rate:
-                continue
-            flat = flat[: policy.max_values]
-        parts = [_field(_NAME, name.encode()), _field(_SHAPE, b"".join(_varint(d) for d in array.shape))]
-        if flat.dtype.kind in "OSU":
-            parts += [_field(_STRINGS, _text(e).encode()) for e in flat.tolist()]
-        else:
-            parts.append(_field(_VALUES, flat.astype("<f8").tobytes()))
-        if truncated:
-            parts.append(_TRUNCATED + b"\x01")
-        yield b"".join(parts)
 
 
 def _text(element: object) -> str:

@@ -27,6 +27,14 @@ def batchable(signature: Signature) -> bool:
     return all(spec.shape and spec.shape[0] < 0 for spec in (*signature.inputs, *signature.outputs))
 
 
+def worth_batching(call_s: float, per_row_s: float, rows: int, overhead_s: float) -> bool:
+    """Whether batching pays, from the warm-up's measured costs: a lone request (low load) pays the batching
+    overhead on top of its call, so the call must cost at least that much; and `rows` requests run as one call
+    (high load) must save more than the overhead: the fixed cost of the `rows - 1` calls saved. A model whose rows
+    are expensive (an MLP) batches; a model cheaper than the overhead (a small linear model) never does."""
+    return call_s >= overhead_s and (rows - 1) * (call_s - per_row_s) > overhead_s
+
+
 @dataclass(slots=True)
 class _Waiting:
     inputs: Mapping[str, Array]

@@ -8,23 +8,11 @@ import struct
 import numpy as np
 import numpy.typing as npt
 
+from modelyard.datatypes import NUMERIC_DTYPES
+
 Array = npt.NDArray[np.generic]
 
-DTYPES: dict[str, np.dtype[np.generic]] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype("<u1"),
-    "UINT16": np.dtype("<u2"),
-    "UINT32": np.dtype("<u4"),
-    "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("<i1"),
-    "INT16": np.dtype("<i2"),
-    "INT32": np.dtype("<i4"),
-    "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"),
-    "FP32": np.dtype("<f4"),
-    "FP64": np.dtype("<f8"),
-    "BYTES": np.dtype(np.object_),
-}
+DTYPES: dict[str, np.dtype[np.generic]] = {**NUMERIC_DTYPES, "BYTES": np.dtype(np.object_)}
 
 _DATATYPE_OF: dict[np.dtype[np.generic], str] = {dtype: name for name, dtype in DTYPES.items()}
 _LENGTH = struct.Struct("<I")

@@ -21,6 +21,7 @@ from modelyard.serving.domain.tensors import DTYPES, Array
 class WarmupResult:
     call_s: float  # median time of a one-row call
     per_row_s: float  # marginal cost of one more row, from a `rows`-row call
+    rows: int
     total_ms: float
 
 
@@ -44,7 +45,7 @@ def warm_up(runner: ModelRunner, *, calls: int = 20, rows: int = 32) -> WarmupRe
     single = _median_call(runner, one, outputs, calls)
     batch = _median_call(runner, many, outputs, calls)
     per_row = max(batch - single, 0.0) / (rows - 1) if rows > 1 else single
-    return WarmupResult(single, per_row, (time.perf_counter() - began) * 1000.0)
+    return WarmupResult(single, per_row, rows, (time.perf_counter() - began) * 1000.0)
 
 
 def _median_call(runner: ModelRunner, inputs: dict[str, Array], outputs: list[str], calls: int) -> float:

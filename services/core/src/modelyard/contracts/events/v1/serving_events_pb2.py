@@ -22,27 +22,24 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from modelyard.contracts.events.v1 import common_pb2 as modelyard_dot_events_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(modelyard/events/v1/serving_events.proto\x12\x13modelyard.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a modelyard/events/v1/common.proto\"h\n\x0bModelLoaded\x12\x35\n\x07version\x18\x01 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0f\n\x07replica\x18\x02 \x01(\t\x12\x11\n\twarmup_ms\x18\x03 \x01(\x01\"i\n\x0fModelLoadFailed\x12\x35\n\x07version\x18\x01 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0f\n\x07replica\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"W\n\rModelUnloaded\x12\x35\n\x07version\x18\x01 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0f\n\x07replica\x18\x02 \x01(\t\"c\n\x10PredictionTensor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x01\x12\x0f\n\x07strings\x18\x04 \x03(\t\x12\x11\n\ttruncated\x18\x05 \x01(\x08\"\xd0\x02\n\x10PredictionRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x02 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x06inputs\x18\x04 \x03(\x0b\x32%.modelyard.events.v1.PredictionTensor\x12\x36\n\x07outputs\x18\x05 \x03(\x0b\x32%.modelyard.events.v1.PredictionTensor\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x13\n\x0bstatus_code\x18\x07 \x01(\x05\x12\x13\n\x0btraceparent\x18\x08 \x01(\t\x12\x15\n\rplan_revision\x18\t \x01(\x03\"]\n\x0fPredictionBatch\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x36\n\x07records\x18\x02 \x03(\x0b\x32%.modelyard.events.v1.PredictionRecordb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(modelyard/events/v1/serving_events.proto\x12\x13modelyard.events.v1\x1a modelyard/events/v1/common.proto\"h\n\x0bModelLoaded\x12\x35\n\x07version\x18\x01 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0f\n\x07replica\x18\x02 \x01(\t\x12\x11\n\twarmup_ms\x18\x03 \x01(\x01\"i\n\x0fModelLoadFailed\x12\x35\n\x07version\x18\x01 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0f\n\x07replica\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"W\n\rModelUnloaded\x12\x35\n\x07version\x18\x01 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x0f\n\x07replica\x18\x02 \x01(\t\"{\n\x0cTensorColumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64\x61tatype\x18\x02 \x01(\t\x12\x0c\n\x04rank\x18\x03 \x01(\r\x12\x0e\n\x06shapes\x18\x04 \x01(\x0c\x12\x0e\n\x06\x63ounts\x18\x05 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\x12\x0f\n\x07strings\x18\x07 \x03(\t\"\xd7\x02\n\x0fPredictionBatch\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x03 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12\x13\n\x0brequest_ids\x18\x04 \x03(\t\x12\x16\n\x0etime_unix_nano\x18\x05 \x01(\x0c\x12\x12\n\nlatency_ms\x18\x06 \x01(\x0c\x12\x14\n\x0cstatus_codes\x18\x07 \x01(\x0c\x12\x14\n\x0ctraceparents\x18\x08 \x03(\t\x12\x31\n\x06inputs\x18\t \x03(\x0b\x32!.modelyard.events.v1.TensorColumn\x12\x32\n\x07outputs\x18\n \x03(\x0b\x32!.modelyard.events.v1.TensorColumn\x12\x16\n\x0eplan_revisions\x18\x0b \x01(\x0cJ\x04\x08\x02\x10\x03R\x07recordsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelyard.events.v1.serving_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODELLOADED']._serialized_start=132
-  _globals['_MODELLOADED']._serialized_end=236
-  _globals['_MODELLOADFAILED']._serialized_start=238
-  _globals['_MODELLOADFAILED']._serialized_end=343
-  _globals['_MODELUNLOADED']._serialized_start=345
-  _globals['_MODELUNLOADED']._serialized_end=432
-  _globals['_PREDICTIONTENSOR']._serialized_start=434
-  _globals['_PREDICTIONTENSOR']._serialized_end=533
-  _globals['_PREDICTIONRECORD']._serialized_start=536
-  _globals['_PREDICTIONRECORD']._serialized_end=872
-  _globals['_PREDICTIONBATCH']._serialized_start=874
-  _globals['_PREDICTIONBATCH']._serialized_end=967
+  _globals['_MODELLOADED']._serialized_start=99
+  _globals['_MODELLOADED']._serialized_end=203
+  _globals['_MODELLOADFAILED']._serialized_start=205
+  _globals['_MODELLOADFAILED']._serialized_end=310
+  _globals['_MODELUNLOADED']._serialized_start=312
+  _globals['_MODELUNLOADED']._serialized_end=399
+  _globals['_TENSORCOLUMN']._serialized_start=401
+  _globals['_TENSORCOLUMN']._serialized_end=524
+  _globals['_PREDICTIONBATCH']._serialized_start=527
+  _globals['_PREDICTIONBATCH']._serialized_end=870
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,3 @@
-import datetime
-
-from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from modelyard.contracts.events.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -38,46 +35,44 @@ class ModelUnloaded(_message.Message):
     replica: str
     def __init__(self, version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., replica: _Optional[str] = ...) -> None: ...
 
-class PredictionTensor(_message.Message):
-    __slots__ = ("name", "shape", "values", "strings", "truncated")
+class TensorColumn(_message.Message):
+    __slots__ = ("name", "datatype", "rank", "shapes", "counts", "data", "strings")
     NAME_FIELD_NUMBER: _ClassVar[int]
-    SHAPE_FIELD_NUMBER: _ClassVar[int]
-    VALUES_FIELD_NUMBER: _ClassVar[int]
+    DATATYPE_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    SHAPES_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
     STRINGS_FIELD_NUMBER: _ClassVar[int]
-    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     name: str
-    shape: _containers.RepeatedScalarFieldContainer[int]
-    values: _containers.RepeatedScalarFieldContainer[float]
+    datatype: str
+    rank: int
+    shapes: bytes
+    counts: bytes
+    data: bytes
     strings: _containers.RepeatedScalarFieldContainer[str]
-    truncated: bool
-    def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., strings: _Optional[_Iterable[str]] = ..., truncated: _Optional[bool] = ...) -> None: ...
-
-class PredictionRecord(_message.Message):
-    __slots__ = ("request_id", "version", "timestamp", "inputs", "outputs", "latency_ms", "status_code", "traceparent", "plan_revision")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    VERSION_FIELD_NUMBER: _ClassVar[int]
-    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
-    INPUTS_FIELD_NUMBER: _ClassVar[int]
-    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
-    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
-    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
-    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
-    PLAN_REVISION_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
-    version: _common_pb2.ModelVersionRef
-    timestamp: _timestamp_pb2.Timestamp
-    inputs: _containers.RepeatedCompositeFieldContainer[PredictionTensor]
-    outputs: _containers.RepeatedCompositeFieldContainer[PredictionTensor]
-    latency_ms: float
-    status_code: int
-    traceparent: str
-    plan_revision: int
-    def __init__(self, request_id: _Optional[str] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[PredictionTensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[PredictionTensor, _Mapping]]] = ..., latency_ms: _Optional[float] = ..., status_code: _Optional[int] = ..., traceparent: _Optional[str] = ..., plan_revision: _Optional[int] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., datatype: _Optional[str] = ..., rank: _Optional[int] = ..., shapes: _Optional[bytes] = ..., counts: _Optional[bytes] = ..., data: _Optional[bytes] = ..., strings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PredictionBatch(_message.Message):
-    __slots__ = ("model_name", "records")
+    __slots__ = ("model_name", "version", "request_ids", "time_unix_nano", "latency_ms", "status_codes", "traceparents", "inputs", "outputs", "plan_revisions")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
-    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_IDS_FIELD_NUMBER: _ClassVar[int]
+    TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODES_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENTS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    PLAN_REVISIONS_FIELD_NUMBER: _ClassVar[int]
     model_name: str
-    records: _containers.RepeatedCompositeFieldContainer[PredictionRecord]
-    def __init__(self, model_name: _Optional[str] = ..., records: _Optional[_Iterable[_Union[PredictionRecord, _Mapping]]] = ...) -> None: ...
+    version: _common_pb2.ModelVersionRef
+    request_ids: _containers.RepeatedScalarFieldContainer[str]
+    time_unix_nano: bytes
+    latency_ms: bytes
+    status_codes: bytes
+    traceparents: _containers.RepeatedScalarFieldContainer[str]
+    inputs: _containers.RepeatedCompositeFieldContainer[TensorColumn]
+    outputs: _containers.RepeatedCompositeFieldContainer[TensorColumn]
+    plan_revisions: bytes
+    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., request_ids: _Optional[_Iterable[str]] = ..., time_unix_nano: _Optional[bytes] = ..., latency_ms: _Optional[bytes] = ..., status_codes: _Optional[bytes] = ..., traceparents: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[TensorColumn, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorColumn, _Mapping]]] = ..., plan_revisions: _Optional[bytes] = ...) -> None: ...

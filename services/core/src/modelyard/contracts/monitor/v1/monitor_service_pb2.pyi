@@ -3,7 +3,6 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from modelyard.contracts.events.v1 import common_pb2 as _common_pb2
 from modelyard.contracts.events.v1 import monitor_events_pb2 as _monitor_events_pb2
-from modelyard.contracts.events.v1 import serving_events_pb2 as _serving_events_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -307,6 +306,16 @@ class GetPredictionRequest(_message.Message):
     request_id: str
     def __init__(self, request_id: _Optional[str] = ...) -> None: ...
 
+class LoggedTensor(_message.Message):
+    __slots__ = ("name", "values", "strings")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    STRINGS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    values: _containers.RepeatedScalarFieldContainer[float]
+    strings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., values: _Optional[_Iterable[float]] = ..., strings: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class LoggedPrediction(_message.Message):
     __slots__ = ("request_id", "version", "plan_revision", "event_time", "inputs", "outputs", "label", "target", "logged_at")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -322,12 +331,12 @@ class LoggedPrediction(_message.Message):
     version: _common_pb2.ModelVersionRef
     plan_revision: int
     event_time: _timestamp_pb2.Timestamp
-    inputs: _containers.RepeatedCompositeFieldContainer[_serving_events_pb2.PredictionTensor]
-    outputs: _containers.RepeatedCompositeFieldContainer[_serving_events_pb2.PredictionTensor]
+    inputs: _containers.RepeatedCompositeFieldContainer[LoggedTensor]
+    outputs: _containers.RepeatedCompositeFieldContainer[LoggedTensor]
     label: str
     target: float
     logged_at: _timestamp_pb2.Timestamp
-    def __init__(self, request_id: _Optional[str] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., plan_revision: _Optional[int] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_serving_events_pb2.PredictionTensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_serving_events_pb2.PredictionTensor, _Mapping]]] = ..., label: _Optional[str] = ..., target: _Optional[float] = ..., logged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., version: _Optional[_Union[_common_pb2.ModelVersionRef, _Mapping]] = ..., plan_revision: _Optional[int] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[LoggedTensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[LoggedTensor, _Mapping]]] = ..., label: _Optional[str] = ..., target: _Optional[float] = ..., logged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetPredictionResponse(_message.Message):
     __slots__ = ("prediction", "window", "incidents")
