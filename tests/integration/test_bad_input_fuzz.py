@@ -63,17 +63,20 @@ async def running(name: str, tmp: Path, kafka_bootstrap: str, model: TrainedMode
             yield registry
             return
         if name == "governance":
-            settings = governance_settings(tmp, registry_address=registry_address, kafka_bootstrap=kafka_bootstrap)
-            service = governance_bootstrap.service(governance_bootstrap.build(settings))
-        elif name == "monitor":
-            values = setting_values(kafka_bootstrap, tmp)
-            service = monitor_bootstrap.service(
-                monitor_bootstrap.build(
-                    MonitorSettings.model_validate(
-                        {**values, "reference_source": "registry", "registry_address": registry_address}
-                    )
+            # Governance asks the real monitor too (prediction traces): a peer that is down is not bad input.
+            async with _monitor(tmp / "monitor", kafka_bootstrap, registry_address).running() as monitor:
+                settings = governance_settings(
+                    tmp,
+                    registry_address=registry_address,
+                    monitor_address=f"127.0.0.1:{monitor.grpc.port}",
+                    kafka_bootstrap=kafka_bootstrap,
                 )
-            )
+                async with governance_bootstrap.service(governance_bootstrap.build(settings)).running() as service:
+                    await wait_until(lambda: service.ready)
+                    yield service
+            return
+        if name == "monitor":
+            service = _monitor(tmp, kafka_bootstrap, registry_address)
         else:
             repository = ModelRepository(tmp)
             repository.write_plans(plan(repository.add("breast_cancer", 1, model.onnx)))
@@ -85,6 +88,13 @@ async def running(name: str, tmp: Path, kafka_bootstrap: str, model: TrainedMode
             # answers UNAVAILABLE for every model, which is not the bad-input answer under test.
             await wait_until(lambda: service.ready)
             yield service
+
+
+def _monitor(tmp: Path, kafka_bootstrap: str, registry_address: str) -> Service:
+    tmp.mkdir(exist_ok=True)
+    values = setting_values(kafka_bootstrap, tmp)
+    settings = {**values, "reference_source": "registry", "registry_address": registry_address}
+    return monitor_bootstrap.service(monitor_bootstrap.build(MonitorSettings.model_validate(settings)))
 
 
 def _explain(report: FuzzReport) -> str:
