@@ -21,10 +21,10 @@ from modelyard.cli.demo import prepare_demo
 from modelyard.cli.demo_data import LABEL_COLUMN, DemoData, TrainedVersion, load_data, train
 from modelyard.cli.demo_scenario import MODEL, ROWS_PER_ROUND, Scenario, _is
 from modelyard.cli.demo_timeline import Timeline
-from modelyard.cli.stack import SERVICES, StackState
+from modelyard.cli.stack import StackState
 from modelyard.cli.up import StackOptions, running_stack
 from modelyard.contracts.events.v1 import monitor_events_pb2 as mon
-from modelyard.testing.stack import distinct_free_ports
+from modelyard.testing.stack import planned_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -98,13 +98,14 @@ async def loop(state: StackState, work: Path, tokens: dict[str, str]) -> None:
 
 @pytest.mark.timeout(600)
 def test_labels_in_bulk_open_a_critical_performance_incident_that_rolls_back(tmp_path: Path) -> None:
-    ports = distinct_free_ports(1 + 2 * len(SERVICES))
+    broker_port, ports = planned_ports()
+    planned = tuple(f"{service}.{kind}={port}" for service, kinds in ports.items() for kind, port in kinds.items())
     options = StackOptions(
         data_dir=tmp_path / "stack",
-        broker_port=ports.pop(),
-        ports=tuple(f"{service}.{kind}={ports.pop()}" for service in SERVICES for kind in ("grpc", "http")),
+        broker_port=broker_port,
+        ports=planned,
         timeout=180.0,
-        env=("monitor.performance_window_labels=50",),
+        env=("monitor.performance_window_labels=50",),  # small label windows: the incident comes sooner
     )
     options, work, tokens = prepare_demo(options)
     with running_stack(options) as stack:
