@@ -47,10 +47,14 @@ def promote(governance: GovernanceParts, catalog: InMemoryCatalog, version: int)
     return request.id
 
 
-def incident(version: int, severity: int = monitor_events_pb2.SEVERITY_CRITICAL) -> monitor_events_pb2.IncidentChanged:
+def incident(
+    version: int,
+    severity: int = monitor_events_pb2.SEVERITY_CRITICAL,
+    state: int = monitor_events_pb2.IncidentChanged.STATE_OPENED,
+) -> monitor_events_pb2.IncidentChanged:
     return monitor_events_pb2.IncidentChanged(
         incident_id=f"inc-{version}",
-        state=monitor_events_pb2.IncidentChanged.STATE_OPENED,
+        state=state,
         version=common_pb2.ModelVersionRef(model_name="credit", version=version),
         signal=monitor_events_pb2.SIGNAL_PERFORMANCE,
         severity=severity,
@@ -131,7 +135,8 @@ def test_a_critical_alert_on_the_canary_rolls_back_once(governance: GovernancePa
     promote(governance, catalog, 1)
     promote(governance, catalog, 2)
     assert handlers.handle_incident(incident(2, monitor_events_pb2.SEVERITY_WARNING)) is None
-    plan = handlers.handle_incident(incident(2))
+    # The monitor escalates the open warning: the same incident, updated to critical, meets the rollback rule.
+    plan = handlers.handle_incident(incident(2, state=monitor_events_pb2.IncidentChanged.STATE_UPDATED))
     assert plan is not None and plan.primary.version == 1 and plan.canary is None
     assert handlers.handle_incident(incident(2)) is None  # flapping: one rollback per incident
     assert decisions(governance)[-1] == "modelyard.events.v1.RollbackOrdered"

@@ -115,3 +115,39 @@ def test_regression_decay_is_relative_to_the_reference_mae() -> None:
     errors = np.abs(np.concatenate([rng.normal(0, 1, 3000), rng.normal(0, 2, 3000)]))
     (_, opened), *_ = run(profile, errors)
     assert opened.key.feature == "mae" and opened.severity is Severity.CRITICAL  # the MAE doubled
+
+
+def evenly(n: int, rate: float) -> np.ndarray:
+    """n labels with mistakes spread evenly at `rate`: a decay of exactly known size, with no sampling luck."""
+    i = np.arange(n + 1, dtype=np.float64)
+    return np.diff(np.floor(i * rate)).astype(np.float64)
+
+
+def test_the_labels_since_the_change_are_those_after_the_cusums_last_zero() -> None:
+    profile = classifier_reference(0.945)
+    state = VersionState.new("m", 1, POLICY)
+    state.records_per_second = RATE
+    observe_errors(state, profile, np.zeros(100), np.arange(100.0), POLICY)
+    assert state.error_cusum == 0.0 and state.since_change.n == 0  # in control: no change to date
+    observe_errors(state, profile, np.array([0.0, 1.0, 0.0, 1.0]), np.arange(100.0, 104.0), POLICY)
+    assert state.since_change.n == 3 and state.since_change.error_sum == 2.0  # from the first mistake on
+    assert (state.since_change.first, state.since_change.last) == (101.0, 103.0)
+    observe_errors(state, profile, np.zeros(200), np.arange(104.0, 304.0), POLICY)
+    assert state.error_cusum == 0.0 and state.since_change.n == 0  # back at zero: that was noise
+
+
+def test_an_incident_opened_as_a_warning_escalates_to_critical_with_the_labels_since_the_change() -> None:
+    profile = classifier_reference(0.945)
+    error = 1 - profile.baseline["accuracy"].value
+    # 6.2 points lost: the ~750 labels to the CUSUM's crossing are not sure it is beyond the critical 5 points, and
+    # no 500-label window ever is; the ~1,250 labels since the change by the next window are.
+    errors = np.concatenate([evenly(3000, error), evenly(5000, error + 0.062)])
+    changes = run(profile, errors)
+    (_, opened), (labels_seen, escalated), *_ = changes
+    assert (opened.change, opened.severity) == (Change.OPENED, Severity.WARNING)
+    assert (escalated.change, escalated.severity) == (Change.UPDATED, Severity.CRITICAL)
+    assert escalated.incident_id == opened.incident_id  # the same incident, now critical: governance can act
+    since = next(e for e in escalated.evidence if e.statistic == "decay_since_change")
+    assert since.n_current > POLICY.performance.window_labels and since.threshold == 0.05
+    assert since.value == pytest.approx(0.062, abs=0.005) and since.window_start >= 1.7e9 + 3000 / RATE - 1
+    assert labels_seen - 3000 <= 2000

@@ -311,3 +311,18 @@ def test_a_quiet_stream_is_flushed_by_the_wall_clock(parts: tuple[Monitor, SqlMo
     restarted.handle_predictions([consumed(1, batch("m", 150, 10, seed=2))])
     state = store.load_state("m", 1)
     assert state is not None and state.late_records == 10 and state.windows_closed == 1
+
+
+def test_the_idle_flush_covers_a_version_whose_traffic_never_came_back_after_a_restart(
+    parts: tuple[Monitor, SqlMonitorStore, FakeReferences],
+) -> None:
+    monitor, store, references = parts
+    references.data[("m", 1)] = reference(0)
+    monitor.handle_predictions([consumed(0, batch("m", 0, 150, seed=1))])  # one open window, checkpointed
+    restarted = Monitor(store, ReferenceProfiles(references), POLICY, PrometheusMetrics())
+    assert restarted.flush_idle(1_700_000_000.149 + POLICY.window.idle_flush_s - 1) == []  # not quiet long enough
+    assert store.window_reports("m", 1) == []
+    # No prediction of m/1 since the restart: the stored open window is flushed all the same.
+    restarted.flush_idle(1_700_000_000.149 + 2 * POLICY.window.max_seconds)
+    (report,) = store.window_reports("m", 1)
+    assert (report.n, report.closed_by, report.tested) == (150, "watermark", True)

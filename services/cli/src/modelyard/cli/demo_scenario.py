@@ -208,7 +208,10 @@ class Scenario:
         await self.registry.UploadArtifact(requests(), metadata=self.auth("alice"))
         return digest
 
-    async def register(self, data: DemoData, model: TrainedVersion, expected_version: int) -> None:
+    async def register(
+        self, data: DemoData, model: TrainedVersion, expected_version: int, reference_csv: bytes | None = None
+    ) -> None:
+        """Register `model` with the training data as its reference, or `reference_csv` when given."""
         from modelyard.contracts.events.v1 import registry_events_pb2 as reg_events
         from modelyard.contracts.registry.v1 import registry_service_pb2 as reg
 
@@ -222,7 +225,9 @@ class Scenario:
                 metadata=self.auth("alice"),
             )
         features = list(data.feature_names)
-        reference = await self.upload(data.csv(data.x_train, data.y_train, features), "text/csv")
+        if reference_csv is None:
+            reference_csv = data.csv(data.x_train, data.y_train, features)
+        reference = await self.upload(reference_csv, "text/csv")
         evaluation = await self.upload(data.csv(data.x_test, data.y_test, features), "text/csv")
         artifact = await self.upload(model.onnx, "application/onnx")
         request = reg.CreateModelVersionRequest(

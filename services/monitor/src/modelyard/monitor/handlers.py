@@ -88,6 +88,7 @@ class Monitor:
         self.reference_wait_s = reference_wait_s
         self._versions: dict[tuple[str, int], _Version] = {}
         self._positions: dict[Partition, int] | None = None  # the store's, once read
+        self._restored = False  # the stored versions with open windows are in memory (for the idle flush)
         # The consumer's worker thread and API calls (rebaseline) both touch version state.
         self._lock = threading.Lock()
 
@@ -207,6 +208,7 @@ class Monitor:
         """After a failed checkpoint: in-memory state may be ahead of the store, which has the truth."""
         self._versions.clear()
         self._positions = None
+        self._restored = False
 
     def statuses(self, model_name: str = "") -> list[VersionStatus]:
         return self.store.statuses(model_name)
@@ -292,6 +294,7 @@ class Monitor:
         with self._lock:
             checkpoints: dict[tuple[str, int], Checkpoint] = {}
             try:
+                self._restore_open_windows()
                 for key, version in self._versions.items():
                     if version.state.assembler.idle(now):
                         closed = version.state.assembler.advance(now - self.policy.window.allowed_lateness_s)
@@ -340,9 +343,22 @@ class Monitor:
             version.drop_open_windows()  # collected without the features the new profile tests
         return version
 
-    def _load(self, model_name: str, model_version: int) -> _Version:
-        state = self.store.load_state(model_name, model_version) or VersionState.new(
-            model_name, model_version, self.policy
+    def _restore_open_windows(self) -> None:
+        """Once after a start (or a failed checkpoint): the stored versions with open windows, into memory, so the
+        idle flush closes them even when their traffic never comes back (under the lock)."""
+        if self._restored:
+            return
+        for status in self.store.statuses():
+            key = (status.model_name, status.model_version)
+            if key not in self._versions and (state := self.store.load_state(*key)) and state.assembler.open:
+                self._versions[key] = self._load(*key, state)
+        self._restored = True
+
+    def _load(self, model_name: str, model_version: int, state: VersionState | None = None) -> _Version:
+        state = (
+            state
+            or self.store.load_state(model_name, model_version)
+            or VersionState.new(model_name, model_version, self.policy)
         )
         profile = self.store.active_profile(model_name, model_version)
         return _Version(state, profile or ReferenceProfile.empty(model_name, model_version))

@@ -19,8 +19,10 @@ error of a value), both against the baseline measured on the reference (`Referen
   effect.
 
 The two, with the CBPE estimate (cbpe.py), share the performance family's third of the budget equally. The
-severity follows the size of the decay: critical from `critical_*` on (reached at 95% confidence by the window's
-decay), so the shipped rollback rule can act on a large drop.
+severity follows the size of the decay: critical from `critical_*` on, reached at 95% confidence by the window's
+decay or by that of all the labels since the change (after the CUSUM last stood at zero), so an incident the
+CUSUM opened early as a warning is updated to critical once the labels support it, and the shipped rollback rule
+can act on a large drop.
 """
 
 from __future__ import annotations
@@ -147,13 +149,14 @@ def observe_errors(
 
 def _advance(state: VersionState, path: FloatArray, errors: FloatArray, times: FloatArray) -> None:
     state.error_cusum = float(path[-1])
-    w = state.labels
-    state.labels = LabelWindow(
-        w.n + int(errors.size),
-        w.error_sum + float(errors.sum()),
-        min(w.first, float(times.min())),
-        max(w.last, float(times.max())),
-    )
+    state.labels = state.labels.plus(errors, times)
+    # The CUSUM's change-point estimate: the labels after it last stood at zero.
+    zeros = np.flatnonzero(path <= 0.0)
+    if zeros.size:
+        state.since_change = LabelWindow()
+        errors, times = errors[zeros[-1] + 1 :], times[zeros[-1] + 1 :]
+    if errors.size:
+        state.since_change = state.since_change.plus(errors, times)
 
 
 def _h(state: VersionState, baseline: Baseline, policy: MonitorPolicy) -> float:
@@ -172,8 +175,7 @@ def _close(state: VersionState, baseline: Baseline, policy: MonitorPolicy, h: fl
     state.label_windows += 1
     alarm = state.error_cusum >= h
     key = IncidentKey(state.model_name, state.model_version, Signal.PERFORMANCE, baseline.metric)
-    decay = baseline.decay(mean_error)
-    standard_error = math.sqrt(baseline.std**2 / w.n + baseline.standard_error**2)
+    decay, standard_error = _decay_of(baseline, w)
     p_value = float(stats.norm.sf(decay / standard_error))
     # The labels took at least as long as the predictions they are about: the fastest the windows can come.
     duration = w.n / max(state.records_per_second, 1e-9)
@@ -186,9 +188,37 @@ def _close(state: VersionState, baseline: Baseline, policy: MonitorPolicy, h: fl
         evidence.append(Evidence(baseline.metric, "cusum_up", statistic, math.nan, h, decay, 0, w.n, w.first, w.last))
     if not evidence:
         return LabelWindowResult(window, baseline.metric, value, Outcome(key, False))
-    # Critical when the decay is at least the critical one with 95% confidence, not merely in a noisy estimate.
-    critical = decay - CRITICAL_CONFIDENCE_Z * standard_error >= baseline.critical_effect
+    # Critical when the decay is at least the critical one with 95% confidence, not merely in a noisy estimate: in
+    # this window, or in all the labels since the change (which escalates an incident the CUSUM opened early).
+    critical = _surely_critical(baseline, decay, standard_error)
+    run = state.since_change
+    if not critical and run.n > w.n and _surely_critical(baseline, *(run_decay := _decay_of(baseline, run))):
+        critical = True
+        evidence.append(
+            Evidence(
+                baseline.metric,
+                "decay_since_change",
+                run_decay[0],
+                math.nan,
+                baseline.critical_effect,
+                run_decay[0],
+                0,
+                run.n,
+                run.first,
+                run.last,
+            )
+        )
     severity = Severity.CRITICAL if critical else Severity.WARNING
     # The CUSUM spent its share of the budget in time by itself: its breach needs no k-of-m.
     outcome = Outcome(key, True, severity, tuple(evidence), decisive=alarm)
     return LabelWindowResult(window, baseline.metric, value, outcome)
+
+
+def _decay_of(baseline: Baseline, labels: LabelWindow) -> tuple[float, float]:
+    """The decay over some labels and its standard error (their sampling variance and the baseline's own)."""
+    decay = baseline.decay(labels.error_sum / labels.n)
+    return decay, math.sqrt(baseline.std**2 / labels.n + baseline.standard_error**2)
+
+
+def _surely_critical(baseline: Baseline, decay: float, standard_error: float) -> bool:
+    return decay - CRITICAL_CONFIDENCE_Z * standard_error >= baseline.critical_effect

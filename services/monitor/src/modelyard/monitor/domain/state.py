@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.monitor.domain.incidents import IncidentBook, IncidentKey, Severity, Signal, Tracker
+from modelyard.monitor.domain.metrics import FloatArray
 from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.monitor.domain.sequential import CusumState
 from modelyard.monitor.domain.windows import Columns, OpenWindow, WindowAssembler, WindowId
@@ -26,6 +27,15 @@ class LabelWindow:
     error_sum: float = 0.0
     first: float = math.inf
     last: float = -math.inf
+
+    def plus(self, errors: FloatArray, times: FloatArray) -> LabelWindow:
+        """This window with more labels' errors and their predictions' event times (non-empty)."""
+        return LabelWindow(
+            self.n + int(errors.size),
+            self.error_sum + float(errors.sum()),
+            min(self.first, float(times.min())),
+            max(self.last, float(times.max())),
+        )
 
 
 @dataclass
@@ -43,6 +53,9 @@ class VersionState:
     error_cusum: float = 0.0  # the performance CUSUM on the per-example error stream (degradation.py)
     labels: LabelWindow = field(default_factory=LabelWindow)  # the label window filling now
     label_windows: int = 0  # label windows closed so far
+    # The labels since the error CUSUM last stood at zero (its estimate of the change point): what escalates an
+    # open performance incident, with more labels than the window that crossed.
+    since_change: LabelWindow = field(default_factory=LabelWindow)
 
     @classmethod
     def new(cls, model_name: str, model_version: int, policy: MonitorPolicy) -> VersionState:
@@ -72,7 +85,8 @@ class VersionState:
             "digest": self.digest,
             "records_per_second": self.records_per_second,
             "error_cusum": self.error_cusum,
-            "labels": [self.labels.n, self.labels.error_sum, *_finite_or_none(self.labels.first, self.labels.last)],
+            "labels": _label_window_json(self.labels),
+            "since_change": _label_window_json(self.since_change),
             "label_windows": self.label_windows,
         }
         return json.dumps(document, sort_keys=True)
@@ -119,11 +133,12 @@ class VersionState:
             _error_cusum(doc["error_cusum"]),
             _label_window(doc.get("labels")),
             doc.get("label_windows", 0),
+            _label_window(doc.get("since_change")),
         )
 
 
-def _finite_or_none(*values: float) -> list[float | None]:
-    return [v if math.isfinite(v) else None for v in values]
+def _label_window_json(w: LabelWindow) -> list[float | None]:
+    return [w.n, w.error_sum, *(v if math.isfinite(v) else None for v in (w.first, w.last))]
 
 
 def _error_cusum(stored: float | list[float]) -> float:
