@@ -18,7 +18,11 @@ from modelyard.registry.adapters.sql.store import SqlRegistryStore
 from modelyard.registry.config import RegistrySettings
 from modelyard.registry.entrypoints.access import ACCESS
 from modelyard.registry.entrypoints.grpc_api import registry_grpc_api
+from modelyard.registry.entrypoints.mlflow_common import ARTIFACTS, PREFIX, unsupported_router
+from modelyard.registry.entrypoints.mlflow_registry import mlflow_artifacts_router, mlflow_registry_router
+from modelyard.registry.entrypoints.mlflow_tracking import mlflow_tracking_router
 from modelyard.registry.entrypoints.rest import registry_router
+from modelyard.registry.entrypoints.rest_tracking import tracking_router
 from modelyard.registry.handlers import RegistryHandlers, RegistryPolicy
 from modelyard.runtime import Service
 from modelyard.sql.engine import create_engine, database_ready, disposal
@@ -73,8 +77,15 @@ def service(parts: RegistryParts) -> Service:
         settings,
         access=ACCESS,
         grpc_apis=[registry_grpc_api(handlers)],
-        routers=[registry_router(handlers)],
-        body_limits={"/v1/artifacts": settings.max_artifact_bytes},
+        routers=[
+            registry_router(handlers),
+            tracking_router(handlers),
+            mlflow_tracking_router(handlers, PREFIX),
+            mlflow_registry_router(handlers, PREFIX),
+            mlflow_artifacts_router(handlers),
+            unsupported_router(),  # last: every MLflow path not matched above
+        ],
+        body_limits={"/v1/artifacts": settings.max_artifact_bytes, ARTIFACTS: settings.max_artifact_bytes},
         background_tasks={
             "outbox-relay": relay_task(settings, parts.engine, schema.outbox, [REGISTRY_EVENTS]),
             "version-checks": check_versions,

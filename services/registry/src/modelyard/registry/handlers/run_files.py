@@ -86,6 +86,13 @@ class RunFileUseCases(ArtifactUseCases, VersionUseCases):
             raise NotFound(f"run {run_id} has no file {path[:200]!r}")
         return found[0], self._artifacts.read(found[0].digest, self.policy.download_chunk_bytes)
 
+    def run_files(self, principal: Principal, run_id: str) -> list[RunArtifact]:
+        """Every file of the run, by path."""
+        principal.require("list run files", READ)
+        with self._store.transaction() as tx:
+            existing_run(tx, validate_run_id(run_id))
+            return tx.run_artifacts(run_id, "")
+
     def list_run_files(self, principal: Principal, run_id: str, path: str = "") -> list[FileEntry]:
         """The files and directories directly under `path` of the run (its root when empty), like MLflow's listing."""
         principal.require("list run files", READ)
