@@ -137,10 +137,10 @@ def unsupported_router() -> APIRouter:
     router = mlflow_router()
 
     async def unsupported(request: Request) -> JSONResponse:
+        # The path is the caller's own, not a server path: named as sent (cut short), not scrubbed.
         call = f"{request.method} {request.url.path}"[:200]
-        return mlflow_error(
-            "NOT_IMPLEMENTED", 501, f"Modelyard does not support the MLflow call {call}: see docs/mlflow.md"
-        )
+        message = f"Modelyard does not support the MLflow call {call}: see docs/mlflow.md"
+        return JSONResponse({"error_code": "NOT_IMPLEMENTED", "message": message}, status_code=501)
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     for root in (PREFIX, ARTIFACTS, "/api/3.0/mlflow", "/ajax-api/2.0/mlflow"):
