@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from modelyard.events.topics import REGISTRY_EVENTS
 from modelyard.registry.adapters.artifacts import LocalArtifactStore
 from modelyard.registry.adapters.ingestion import OnnxArtifactInspector
+from modelyard.registry.adapters.s3_artifacts import S3ArtifactStore, S3Location, s3_client
 from modelyard.registry.adapters.sql import schema
 from modelyard.registry.adapters.sql.store import SqlRegistryStore
 from modelyard.registry.config import RegistrySettings
@@ -47,7 +48,7 @@ def build(settings: RegistrySettings) -> RegistryParts:
     engine = create_engine(settings.resolved_database_url)
     store = SqlRegistryStore(engine)
     store.migrate()
-    artifacts = LocalArtifactStore(settings.resolved_artifacts_dir)
+    artifacts = artifact_store(settings)
     files, size = artifacts.clean_staging(settings.staging_idle_s)
     if files:
         log.warning("removed %d abandoned staged uploads (%d bytes) from %s", files, size, artifacts.staging_dir)
@@ -62,6 +63,19 @@ def build(settings: RegistrySettings) -> RegistryParts:
         ),
     )
     return RegistryParts(settings, engine, store, handlers)
+
+
+def artifact_store(settings: RegistrySettings) -> LocalArtifactStore | S3ArtifactStore:
+    """S3 when `artifacts_url` names a bucket (uploads staged locally first), else the local directory."""
+    if not settings.artifacts_url:
+        return LocalArtifactStore(settings.resolved_artifacts_dir)
+    client = s3_client(
+        settings.s3_endpoint_url,
+        settings.s3_region,
+        settings.s3_access_key_id,
+        settings.s3_secret_access_key.get_secret_value(),
+    )
+    return S3ArtifactStore(client, S3Location.parse(settings.artifacts_url), settings.resolved_artifacts_dir)
 
 
 def service(parts: RegistryParts) -> Service:
