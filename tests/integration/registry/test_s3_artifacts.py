@@ -121,3 +121,16 @@ def test_location_parsing(tmp_path: Path) -> None:
     assert S3Location.parse("s3://bucket") == S3Location("bucket", "")
     with pytest.raises(ValueError, match="not an s3"):
         S3Location.parse("gs://bucket")
+
+
+def test_run_files_on_s3_register_twice(registry: RegistryParts, onnx_models: dict[str, TrainedModel]) -> None:
+    """A run's file read back from S3 (re-hashed) for registration, twice: the second finds the bytes stored."""
+    h, model = registry.handlers, onnx_models["iris"]
+    run = h.create_run(ALICE, h.create_experiment(ALICE, f"s3-{uuid.uuid4().hex[:6]}"))
+    asyncio.run(h.upload_run_file(ALICE, run.run_id, "model/model.onnx", chunked(model.onnx, 100)))
+    for _ in range(2):
+        name = f"iris-{uuid.uuid4().hex[:6]}"
+        h.create_model(ALICE, name)
+        version = h.register_from_run(ALICE, name, f"runs:/{run.run_id}/model")
+        h.check_version(name, version.version)
+        assert h.get_version(ALICE, name, version.version).status is VersionStatus.READY

@@ -47,7 +47,14 @@ class S3Location:
 def s3_client(endpoint_url: str, region: str, access_key_id: str, secret_access_key: str) -> Any:
     """A boto3 S3 client; without keys, boto3's own chain finds them (environment, web identity, instance role)."""
     keys = {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key} if access_key_id else {}
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, s3={"addressing_style": "path"})
+    # Checksums: the store sends each part's SHA-256 itself and re-hashes every read against the digest, so
+    # botocore's own defaults are off (its response check also misreads some servers' multipart checksums).
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        s3={"addressing_style": "path"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
     return boto3.client("s3", endpoint_url=endpoint_url or None, region_name=region, config=config, **keys)
 
 
