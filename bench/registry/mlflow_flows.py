@@ -213,6 +213,8 @@ def mlflow_server(tmp: Path, endpoint: str, bucket: str, workers: int) -> Iterat
         str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}", "--artifacts-destination", f"s3://{bucket}/mlflow",
         "--serve-artifacts",
+        # uvicorn kills a worker that misses a 5 s health check: on a loaded machine they died in a loop.
+        "--uvicorn-opts", "--timeout-worker-healthcheck 120",
     ]  # fmt: skip
     env = {**os.environ, **KEYS, "MLFLOW_S3_ENDPOINT_URL": endpoint}
     with process(command, env, tmp / "mlflow.log") as server:
@@ -284,7 +286,7 @@ def main() -> None:
     parser.add_argument("--log-runs", type=int, default=10)
     parser.add_argument("--search-runs", type=int, default=1000)
     parser.add_argument("--registrations", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=HERE / "MLFLOW.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as raw, moto_server() as endpoint:

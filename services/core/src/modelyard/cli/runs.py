@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelyard.cli.connection import client_tls
+from modelyard.cli.registry import Token
 
 runs_app = typer.Typer(help="Experiment tracking: runs, their parameters, metrics and lineage.", no_args_is_help=True)
 out = Console()
@@ -24,7 +25,6 @@ err = Console(stderr=True, soft_wrap=True)
 RegistryUrl = Annotated[
     str, typer.Option("--registry-url", envvar="MODELYARD_REGISTRY_URL", help="registry HTTP base URL")
 ]
-Token = Annotated[str, typer.Option("--token", envvar="MODELYARD_TOKEN", help="bearer token", show_default=False)]
 
 
 def _fail(message: str) -> NoReturn:
