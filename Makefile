@@ -63,6 +63,7 @@ test: lint browser
 
 bench-registry: setup
 	$(UV) run python bench/registry/run.py
+	$(UV) run python bench/registry/mlflow_flows.py
 
 bench-serving: setup
 	$(UV) run python bench/serving/run.py

@@ -65,8 +65,8 @@ class Row:
 # --- processes ------------------------------------------------------------------------------------------------
 
 
-def wait_http(url: str, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def wait_http(url: str, process: subprocess.Popen[bytes], what: str, timeout_s: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with code {process.returncode}")
@@ -74,7 +74,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], what: str) -> None:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
         time.sleep(0.2)
-    raise RuntimeError(f"{what} not ready within {START_TIMEOUT_S:.0f}s")
+    raise RuntimeError(f"{what} not ready within {timeout_s:.0f}s")
 
 
 @contextlib.contextmanager

@@ -137,7 +137,9 @@ def outcome_of_http(response: httpx.Response) -> str:
 
 
 def route_of(service: Service, method: str, path: str) -> RouteContext:
-    return next(r for r in api_routes(service.http.app) if r.path == path and method.upper() in (r.methods or ()))
+    # OpenAPI writes a path parameter without its converter: `{rest}` for the route's `{rest:path}`.
+    routes = api_routes(service.http.app)
+    return next(r for r in routes if r.path_format == path and method.upper() in (r.methods or ()))
 
 
 def concrete(path: str) -> str:

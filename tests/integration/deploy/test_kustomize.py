@@ -52,7 +52,10 @@ def build(directory: Path) -> list[Doc]:
     for entry in kustomization.get("patches", []):
         patch = yaml.safe_load(entry["patch"])
         [target] = [d for d in docs if (d["kind"], d["metadata"]["name"]) == (patch["kind"], patch["metadata"]["name"])]
-        merge(target, patch)
+        if patch.get("$patch") == "delete":
+            docs.remove(target)
+        else:
+            merge(target, patch)
     for image in kustomization.get("images", []):
         for container in containers(docs):
             name, _, tag = container["image"].partition(":")
@@ -65,18 +68,26 @@ def build(directory: Path) -> list[Doc]:
 
 
 def merge(target: Doc, patch: Doc) -> None:
-    """Strategic merge as deploy/ uses it: maps merge, lists of named items merge by name, other lists replace."""
+    """Strategic merge as deploy/ uses it: maps merge, lists of named items merge by name, other lists replace, a
+    null removes the key."""
     for key, value in patch.items():
         current = target.get(key)
-        if isinstance(value, dict) and isinstance(current, dict):
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(current, dict):
             merge(current, value)
         elif isinstance(value, list) and isinstance(current, list) and all("name" in item for item in value):
+            # As kubectl orders them: the patch's items first (merged into the existing ones), then the others.
             by_name = {item["name"]: item for item in current}
+            patched = []
             for item in value:
                 if item["name"] in by_name:
                     merge(by_name[item["name"]], item)
+                    patched.append(by_name[item["name"]])
                 else:
-                    current.append(copy.deepcopy(item))
+                    patched.append(copy.deepcopy(item))
+            names = {item["name"] for item in value}
+            current[:] = patched + [item for item in current if item["name"] not in names]
         else:
             target[key] = copy.deepcopy(value)
 

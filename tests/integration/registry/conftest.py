@@ -1,1 +1,1 @@
-from modelyard.registry.testing import model_name, registry  # noqa: F401  (fixtures)
+from modelyard.registry.testing import model_name, registry, s3_endpoint  # noqa: F401  (fixtures)

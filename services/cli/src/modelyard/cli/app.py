@@ -16,6 +16,7 @@ from modelyard.cli.connection import CaFile, ClientCert, ClientKey, tls_options
 from modelyard.cli.demo import demo
 from modelyard.cli.registry import admin_app, alias_app, models_app
 from modelyard.cli.retrain import retrain
+from modelyard.cli.runs import runs_app
 from modelyard.cli.stack import StackError
 from modelyard.cli.status import status
 from modelyard.cli.trace import trace_app
@@ -68,6 +69,7 @@ app.add_typer(admin_app, name="registry")
 app.add_typer(backup_app, name="backup")
 governance.register(app)
 app.add_typer(trace_app, name="trace")
+app.add_typer(runs_app, name="runs")
 
 
 def main() -> None:

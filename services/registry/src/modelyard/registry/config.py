@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from modelyard.settings import ServiceSettings
@@ -21,6 +21,15 @@ class RegistrySettings(ServiceSettings):
     artifacts_dir: Path | None = Field(
         None, description="content-addressed artifact store; default: data_dir/artifacts"
     )
+    artifacts_url: str = Field(
+        "",
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,62}(/.*)?)?$",
+        description="s3://bucket/prefix to keep artifacts on S3 (or an S3-compatible server); empty: artifacts_dir",
+    )
+    s3_endpoint_url: str = Field("", description="S3 endpoint (MinIO, Ceph, moto, ...); empty: AWS's")
+    s3_region: str = Field("us-east-1", description="S3 region")
+    s3_access_key_id: str = Field("", description="S3 access key; empty: boto3's chain (env, web identity, role)")
+    s3_secret_access_key: SecretStr = Field(SecretStr(""), description="S3 secret key, with s3_access_key_id")
     max_artifact_bytes: int = Field(2 * 1024**3, gt=0, description="largest artifact accepted, in bytes")
     staging_idle_s: float = Field(
         3600.0,

@@ -94,6 +94,8 @@ def lineage_to_proto(lineage: Lineage) -> pb.Lineage:
         parameters=dict(lineage.parameters),
         metrics=dict(lineage.metrics),
         environment=dict(lineage.environment),
+        run_id=lineage.run_id,
+        source=lineage.source,
     )
 
 
@@ -105,6 +107,8 @@ def lineage_from_proto(message: pb.Lineage) -> Lineage:
         parameters=dict(message.parameters),
         metrics=dict(message.metrics),
         environment=dict(message.environment),
+        run_id=message.run_id,
+        source=message.source,
     )
 
 

@@ -151,6 +151,9 @@ class Lineage:
     parameters: Mapping[str, str] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
     environment: Mapping[str, str] = field(default_factory=dict)
+    # The experiment-tracking run that produced the model, and where in its files the model was.
+    run_id: str = ""
+    source: str = ""
 
 
 @dataclass(frozen=True)

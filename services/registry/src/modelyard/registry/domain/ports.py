@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from modelyard.events.envelope import Event
 from modelyard.registry.domain.model import (
@@ -20,9 +20,68 @@ from modelyard.registry.domain.model import (
     StoredBlob,
     VersionStatus,
 )
+from modelyard.registry.domain.run_filter import Clause, OrderKey
+from modelyard.registry.domain.tracking import (
+    DatasetInput,
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Run,
+    RunArtifact,
+)
 
 
-class RegistryTransaction(Protocol):
+class TrackingTransaction(Protocol):
+    """Experiments and runs, inside the registry's transaction."""
+
+    def add_experiment(self, name: str, tags: Mapping[str, str], now_ms: int) -> str | None:
+        """The new experiment's id; None (nothing written) when the name is taken."""
+
+    def get_experiment(self, experiment_id: str | None = None, name: str | None = None) -> Experiment | None: ...
+
+    def list_experiments(self, stage: LifecycleStage | None, after_id: int, limit: int) -> list[Experiment]: ...
+
+    def set_experiment_tags(self, experiment_id: str, tags: Mapping[str, str]) -> None: ...
+
+    def add_run(self, run: Run) -> None: ...
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        """Change the run's name, status, end_ms or lifecycle_stage."""
+
+    def get_run(self, run_id: str) -> Run | None: ...
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        clauses: Sequence[Clause],
+        order: Sequence[OrderKey],
+        stage: LifecycleStage | None,
+        offset: int,
+        limit: int,
+    ) -> list[Run]: ...
+
+    def params_of(self, run_id: str, keys: Iterable[str]) -> dict[str, str]: ...
+
+    def add_params(self, run_id: str, params: Mapping[str, str]) -> None: ...
+
+    def set_run_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
+
+    def delete_run_tag(self, run_id: str, key: str) -> bool: ...
+
+    def add_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
+        """Append to the history and move each metric's latest value forward."""
+
+    def metric_history(self, run_id: str, key: str, offset: int, limit: int) -> list[Metric]: ...
+
+    def add_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None: ...
+
+    def put_run_artifact(self, run_id: str, artifact: RunArtifact) -> None: ...
+
+    def run_artifacts(self, run_id: str, prefix: str) -> list[RunArtifact]:
+        """The run's files at `prefix` or under it (every file when `prefix` is empty), by path."""
+
+
+class RegistryTransaction(TrackingTransaction, Protocol):
     """Queries and changes inside one transaction over the registry's state; events recorded here are published
     (outbox) only if it commits."""
 

@@ -6,8 +6,45 @@ handlers still decide what depends on the request (only approvers and services m
 
 from __future__ import annotations
 
-from modelyard.access import Rule, roles
+from modelyard.access import ANY_ROLE, Rule, roles
 from modelyard.registry.handlers import ADMINISTER, MOVE_ALIAS, MOVE_PROTECTED_ALIAS, PUBLISH, READ
+
+MLFLOW_WRITES = (
+    "createExperiment",
+    "setExperimentTag",
+    "createRun",
+    "updateRun",
+    "deleteRun",
+    "restoreRun",
+    "logBatch",
+    "logMetric",
+    "logParam",
+    "setTag",
+    "deleteTag",
+    "logInputs",
+    "uploadArtifact",
+    "createRegisteredModel",
+    "setRegisteredModelTag",
+    "createModelVersion",
+    "setModelVersionTag",
+)
+MLFLOW_READS = (
+    "getExperiment",
+    "getExperimentByName",
+    "searchExperiments",
+    "getRun",
+    "searchRuns",
+    "getMetricHistory",
+    "searchLoggedModels",
+    "downloadArtifact",
+    "listArtifacts",
+    "getRegisteredModel",
+    "searchRegisteredModels",
+    "getModelVersion",
+    "searchModelVersions",
+    "getModelVersionDownloadUri",
+    "getModelVersionByAlias",
+)
 
 ACCESS: dict[str, Rule] = {
     "CreateRegisteredModel": roles(PUBLISH),
@@ -25,4 +62,14 @@ ACCESS: dict[str, Rule] = {
     "ResolveAlias": roles(READ),
     "ListAliasHistory": roles(READ),
     "CollectGarbage": roles(ADMINISTER),
+    # Experiment tracking, ours (REST) and MLflow's API (routes named "mlflow:<MLflow's RPC name>").
+    "ListRuns": roles(READ),
+    "GetRun": roles(READ),
+    "GetMetricHistory": roles(READ),
+    **{f"mlflow:{call}": roles(PUBLISH) for call in MLFLOW_WRITES},
+    **{f"mlflow:{call}": roles(READ) for call in MLFLOW_READS},
+    "mlflow:setRegisteredModelAlias": roles(MOVE_ALIAS),
+    "mlflow:deleteRegisteredModelAlias": roles(MOVE_ALIAS),
+    # Every other MLflow path: answered NOT_IMPLEMENTED, to any authenticated caller.
+    "mlflow:unsupported": ANY_ROLE,
 }

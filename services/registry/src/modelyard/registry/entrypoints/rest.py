@@ -27,7 +27,7 @@ from modelyard.runtime.auth_http import CHALLENGE, current_principal
 Json = dict[str, Any]
 
 
-class _ErrorMappingRoute(APIRoute):
+class ErrorMappingRoute(APIRoute):
     """Maps the registry's errors to HTTP statuses in one place (routers cannot carry exception handlers)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -94,7 +94,7 @@ def _tags(pairs: list[str]) -> Mapping[str, str]:
 
 def registry_router(handlers: RegistryHandlers) -> APIRouter:
     """Each route is named after the gRPC method it stands for: its operation in the access table."""
-    router = APIRouter(prefix="/v1", tags=["registry"], route_class=_ErrorMappingRoute)
+    router = APIRouter(prefix="/v1", tags=["registry"], route_class=ErrorMappingRoute)
     Caller = Annotated[Principal, Depends(current_principal)]
     TagFilter = Annotated[list[str] | None, Query(description="key=value; repeat to require several")]
     StatusFilter = Annotated[list[VersionStatus] | None, Query()]

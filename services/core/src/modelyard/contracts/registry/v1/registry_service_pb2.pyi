@@ -95,7 +95,7 @@ class Signature(_message.Message):
     def __init__(self, inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., opsets: _Optional[_Mapping[str, int]] = ..., ir_version: _Optional[int] = ..., producer_name: _Optional[str] = ..., producer_version: _Optional[str] = ...) -> None: ...
 
 class Lineage(_message.Message):
-    __slots__ = ("training_datasets", "evaluation_datasets", "code_revision", "parameters", "metrics", "environment")
+    __slots__ = ("training_datasets", "evaluation_datasets", "code_revision", "parameters", "metrics", "environment", "run_id", "source")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -123,13 +123,17 @@ class Lineage(_message.Message):
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     training_datasets: _containers.RepeatedScalarFieldContainer[str]
     evaluation_datasets: _containers.RepeatedScalarFieldContainer[str]
     code_revision: str
     parameters: _containers.ScalarMap[str, str]
     metrics: _containers.ScalarMap[str, float]
     environment: _containers.ScalarMap[str, str]
-    def __init__(self, training_datasets: _Optional[_Iterable[str]] = ..., evaluation_datasets: _Optional[_Iterable[str]] = ..., code_revision: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., environment: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    run_id: str
+    source: str
+    def __init__(self, training_datasets: _Optional[_Iterable[str]] = ..., evaluation_datasets: _Optional[_Iterable[str]] = ..., code_revision: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., environment: _Optional[_Mapping[str, str]] = ..., run_id: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class DatasetSchema(_message.Message):
     __slots__ = ("columns", "rows")

@@ -58,4 +58,19 @@ def lineage_json(lineage: Lineage) -> dict[str, Any]:
         "parameters": dict(lineage.parameters),
         "metrics": dict(lineage.metrics),
         "environment": dict(lineage.environment),
+        "run_id": lineage.run_id,
+        "source": lineage.source,
     }
+
+
+def lineage(data: Mapping[str, Any]) -> Lineage:
+    return Lineage(
+        training_datasets=tuple(data["training_datasets"]),
+        evaluation_datasets=tuple(data["evaluation_datasets"]),
+        code_revision=data["code_revision"],
+        parameters=data["parameters"],
+        metrics=data["metrics"],
+        environment=data["environment"],
+        run_id=data.get("run_id", ""),  # absent from versions registered before experiment tracking
+        source=data.get("source", ""),
+    )

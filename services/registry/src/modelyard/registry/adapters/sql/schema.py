@@ -93,4 +93,95 @@ alias_history = sa.Table(
     sa.Index("ix_alias_history_lookup", "model_id", "alias", "moved_at"),
 )
 
+# Experiment tracking (MLflow's model): ids are strings to clients, experiments' a number, runs' a uuid4 hex.
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", _id, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(500), nullable=False, unique=True),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False),
+    sa.Column("created_ms", sa.BigInteger(), nullable=False),
+    sa.Column("updated_ms", sa.BigInteger(), nullable=False),
+)
+
+experiment_tags = sa.Table(
+    "experiment_tags",
+    metadata,
+    sa.Column("experiment_id", sa.ForeignKey("experiments.id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("experiment_id", sa.ForeignKey("experiments.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(250), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("start_ms", sa.BigInteger(), nullable=False),
+    sa.Column("end_ms", sa.BigInteger(), nullable=True),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False),
+)
+
+run_params = sa.Table(
+    "run_params",
+    metadata,
+    sa.Column("run_id", sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
+
+run_tags = sa.Table(
+    "run_tags",
+    metadata,
+    sa.Column("run_id", sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
+
+# Every logged value (the history); `run_latest_metrics` keeps each metric's latest for search and display.
+run_metrics = sa.Table(
+    "run_metrics",
+    metadata,
+    sa.Column("id", _id, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.ForeignKey("runs.run_id"), nullable=False),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("step", sa.BigInteger(), nullable=False),
+    sa.Column("timestamp_ms", sa.BigInteger(), nullable=False),
+    sa.Column("value", sa.Float(), nullable=False),
+    sa.Index("ix_run_metrics_history", "run_id", "key", "step"),
+)
+
+run_latest_metrics = sa.Table(
+    "run_latest_metrics",
+    metadata,
+    sa.Column("run_id", sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("step", sa.BigInteger(), nullable=False),
+    sa.Column("timestamp_ms", sa.BigInteger(), nullable=False),
+    sa.Column("value", sa.Float(), nullable=False),
+)
+
+run_inputs = sa.Table(
+    "run_inputs",
+    metadata,
+    sa.Column("run_id", sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("digest", sa.String(128), primary_key=True),
+    sa.Column("context", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("details", sa.JSON(), nullable=False),  # source type, source, schema, profile
+)
+
+# A run's files by path; the bytes are blobs of the artifact store, named by digest (garbage collection keeps them).
+run_artifacts = sa.Table(
+    "run_artifacts",
+    metadata,
+    sa.Column("run_id", sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("digest", sa.String(71), nullable=False, index=True),
+    sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+)
+
 outbox = outbox_table(metadata)

@@ -14,12 +14,12 @@ from sqlalchemy.engine import Connection, Engine
 from modelyard.events.envelope import Event
 from modelyard.events.topics import REGISTRY_EVENTS
 from modelyard.registry.adapters.sql import schema as t
-from modelyard.registry.adapters.sql.rows import alias_move, lineage_json, signature, signature_json
+from modelyard.registry.adapters.sql.rows import alias_move, lineage, lineage_json, signature, signature_json
+from modelyard.registry.adapters.sql.tracking import TrackingQueries
 from modelyard.registry.domain.model import (
     AliasMove,
     Artifact,
     DatasetSchema,
-    Lineage,
     MediaType,
     ModelVersion,
     RegisteredModel,
@@ -44,7 +44,7 @@ class SqlRegistryStore:
             yield RegistryTransaction(connection)
 
 
-class RegistryTransaction:
+class RegistryTransaction(TrackingQueries):
     """Queries and changes inside one database transaction. Model names are resolved to ids here."""
 
     def __init__(self, connection: Connection) -> None:
@@ -278,9 +278,9 @@ class RegistryTransaction:
 
     def referenced_digests(self) -> set[str]:
         """Every digest a version names, whatever its status: its model, its reference dataset and the training
-        and evaluation datasets of its lineage."""
+        and evaluation datasets of its lineage; and every file of a tracked run."""
         v = t.model_versions
-        referenced: set[str] = set()
+        referenced = self.run_artifact_digests()
         for row in self._c.execute(sa.select(v.c.digest, v.c.reference_dataset_digest, v.c.lineage)):
             referenced.update(
                 (row.digest, *row.lineage["training_datasets"], *row.lineage["evaluation_datasets"]),
@@ -336,7 +336,6 @@ class RegistryTransaction:
         )
 
     def _version(self, row: sa.Row[Any]) -> ModelVersion:
-        lineage = row.lineage
         return ModelVersion(
             model_name=row.name,
             version=row.version,
@@ -344,14 +343,7 @@ class RegistryTransaction:
             size_bytes=row.size_bytes,
             media_type=MediaType(row.media_type),
             signature=signature(row.details["signature"]),
-            lineage=Lineage(
-                training_datasets=tuple(lineage["training_datasets"]),
-                evaluation_datasets=tuple(lineage["evaluation_datasets"]),
-                code_revision=lineage["code_revision"],
-                parameters=lineage["parameters"],
-                metrics=lineage["metrics"],
-                environment=lineage["environment"],
-            ),
+            lineage=lineage(row.lineage),
             feature_names={k: tuple(v) for k, v in row.feature_names.items()},
             reference_dataset_digest=row.reference_dataset_digest or "",
             status=VersionStatus(row.status),
