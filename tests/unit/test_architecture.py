@@ -109,11 +109,13 @@ def test_no_source_file_passes_the_line_limit() -> None:
 BLOCK = 6
 _BRACKETS_ONLY = re.compile(r"^[\s\[\](){},:;.]*$")
 _TRIVIAL = frozenset({"else:", "try:", "finally:", "pass", "return", "continue", "break", '"""', "..."})
+# The module attributes Alembic requires of every migration script: the same in every member by Alembic's design.
+_ALEMBIC_HEADER = re.compile(r"^(revision|down_revision|branch_labels|depends_on) = ")
 
 
 def significant_lines(source: str) -> Iterator[tuple[int, str]]:
     """(line number, the line with its whitespace normalised) for every line that says something: not blank, not a
-    comment, not an import, not only brackets or a bare keyword."""
+    comment, not an import, not only brackets or a bare keyword, not a migration's Alembic header."""
     imports = {
         number
         for node in ast.walk(ast.parse(source))
@@ -122,7 +124,13 @@ def significant_lines(source: str) -> Iterator[tuple[int, str]]:
     }
     for number, line in enumerate(source.splitlines(), 1):
         normal = " ".join(line.split())
-        trivial = not normal or normal.startswith("#") or _BRACKETS_ONLY.match(normal) or normal in _TRIVIAL
+        trivial = (
+            not normal
+            or normal.startswith("#")
+            or _BRACKETS_ONLY.match(normal)
+            or normal in _TRIVIAL
+            or _ALEMBIC_HEADER.match(normal)
+        )
         if not trivial and number not in imports:
             yield number, normal
 
