@@ -66,3 +66,9 @@ def test_register_approve_serve_drift_rollback_retrain_audit(tmp_path: Path) -> 
     v1, v3 = (float(part.split()[1]) for part in realised.split(": ", 1)[1].split(", "))
     assert v3 > v1
     assert result.audit_entries > 0 and result.audit_checkpoints > 0
+    # `modelyard trace --explain` of a prediction before the retrain (served by v1) and of one after (by v3).
+    traced = [entry.what for entry in result.timeline if entry.what.startswith("$ modelyard trace:")]
+    for version in (1, 3):
+        assert any(line.endswith(f"breast-cancer v{version}") for line in traced)  # the trace's model row
+        assert any(f"explanation of breast-cancer v{version} (" in line for line in traced)
+    assert sum("top features:" in line for line in traced) == sum("not evidence" in line for line in traced) == 2

@@ -52,12 +52,12 @@ async def loop(state: StackState, work: Path, tokens: dict[str, str]) -> None:
         failing.write_text(
             "def train(datasets, params):\n    print('fitting', [d.name for d in datasets])\n    1 / 0\n"
         )
-        status, output = await retraining.run_cli(failing)
+        status, output = await retraining.run_retrain(failing)
         assert status == 1 and "fitting ['reference', 'snapshot']" in output and "ZeroDivisionError" in output
         assert "nothing was registered" in output and await versions(s) == [1]
         not_onnx = work / "not_onnx.py"
         not_onnx.write_text("def train(datasets, params):\n    return b'\\x00not a model'\n")
-        status, output = await retraining.run_cli(not_onnx)
+        status, output = await retraining.run_retrain(not_onnx)
         assert status == 1 and "not an ONNX model" in output and await versions(s) == [1]
 
         await retraining.retrain()

@@ -7,6 +7,7 @@ export, a tampered one does not, and an unknown request id is NOT_FOUND / 404 wi
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -74,6 +76,10 @@ async def stack(tmp_path: Path, kafka_bootstrap: str, breast_cancer: TrainedMode
     await ensure_topics(kafka_bootstrap)
     repository = ModelRepository(tmp_path / "serving")
     ref = repository.add(MODEL, 1, breast_cancer.onnx)
+    # The background of `trace --explain`: a local model's reference dataset, its columns named by location.
+    reference = np.loadtxt(io.BytesIO(breast_cancer.reference_csv), delimiter=",", skiprows=1)[:, :-1]
+    header = ",".join(f"X[{j}]" for j in range(reference.shape[1]))
+    np.savetxt(repository.models / MODEL / "1" / "reference.csv", reference, delimiter=",", header=header, comments="")
     catalog = InMemoryCatalog()
     catalog.add(facts(MODEL, 1))
     catalog.change_digest(MODEL, 1, ref.digest)
@@ -249,3 +255,51 @@ async def test_an_unknown_request_id_is_not_found_on_every_edge(stack: Stack) ->
     assert monitor_rest.status_code == 404 and "no prediction with request id" in monitor_rest.text
     code, output = await cli("trace", "no-such-id", "--governance", stack.governance_address, "--token", TOKENS["eve"])
     assert code == 1 and "NOT_FOUND" in output
+
+
+async def test_a_traced_prediction_is_explained_beside_its_signed_trace(
+    stack: Stack, breast_cancer: TrainedModel, tmp_path: Path
+) -> None:
+    row = breast_cancer.sample[:1]
+    serving = f"127.0.0.1:{stack.serving.grpc.port}"
+    async with grpc.aio.insecure_channel(serving) as channel:
+        infer = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        await infer.ModelInfer(infer_request(MODEL, row, "explain-me-1"), metadata=auth("serving"))
+    async with grpc.aio.insecure_channel(stack.governance_address) as channel:
+        governance = gpb_grpc.GovernanceServiceStub(channel)  # type: ignore[no-untyped-call]
+        await trace_when_logged(governance, "explain-me-1")
+        export_lines = await audit_export(governance)
+    where = ("--governance", stack.governance_address, "--serving", serving, "--token", TOKENS["eve"])
+
+    trace_file, export_file = tmp_path / "trace.json", tmp_path / "audit.jsonl"
+    code, output = await cli("trace", "explain-me-1", "--explain", "--json", "--export", str(trace_file), *where)
+    assert code == 0, output
+    document = json.loads(trace_file.read_text())
+    assert set(document) == {"trace", "explanation"} and document["trace"]["request_id"] == "explain-me-1"
+    explanation = document["explanation"]
+    logged = document["trace"]["monitor"]["prediction"]["outputs"]
+    probabilities = next(o["values"] for o in logged if o["name"] == "probabilities")  # what was served
+    assert explanation["signed"] is False and "not evidence" in explanation["note"]
+    assert (explanation["model_name"], explanation["model_version"]) == (MODEL, "1")
+    assert explanation["feature_values"][0] == f"{row[0, 0]:.4g}" and len(explanation["feature_names"]) == 30
+    ((explained,),) = [r["outputs"] for r in explanation["rows"]]  # one row, its predicted class
+    assert explained["prediction"] == pytest.approx(max(probabilities), abs=1e-5)
+    # Additivity: the attributions of the logged inputs add up to the prediction that was served.
+    assert explained["base_value"] + sum(explained["attributions"]) == pytest.approx(max(probabilities), abs=1e-4)
+    printed, _ = json.JSONDecoder().raw_decode(output)  # then the line that says where it was written
+    assert printed == document  # --json prints what was exported
+
+    export_file.write_text("".join(line + "\n" for line in export_lines))
+    code, output = await cli("trace", "verify", str(trace_file), "--audit-export", str(export_file))
+    assert code == 0 and "trace of explain-me-1 verifies" in output, output
+    assert "explanation beside it is not signed" in output and "not evidence" in output
+
+    code, output = await cli("trace", "explain-me-1", "--explain", *where)
+    top = max(range(30), key=lambda j: abs(explained["attributions"][j]))
+    assert code == 0 and "top features" in output and "not evidence" in output, output
+    assert f"{explanation['feature_names'][top]}" in output and f"{explained['attributions'][top]:+.4f}" in output
+
+    stopped = ("--governance", stack.governance_address, "--serving", "127.0.0.1:1", "--token", TOKENS["eve"])
+    code, output = await cli("trace", "explain-me-1", "--explain", "--export", str(tmp_path / "no.json"), *stopped)
+    assert code == 1 and "cannot explain breast_cancer v1: serving answered UNAVAILABLE" in output
+    assert not (tmp_path / "no.json").exists()  # nothing half-written

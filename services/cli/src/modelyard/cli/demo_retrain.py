@@ -6,8 +6,9 @@ monitor registers a snapshot of the labelled traffic and says so (`RetrainingSug
 `modelyard retrain` with the demo's training script (`demo_train.py`): v3, trained on the reference and the
 snapshot, is registered with its lineage and its promotion requested; governance's checks (among them `not_worse`:
 v3 against the serving v1 on held-out snapshot rows) pass, carol and dave approve, v3 goes out as a canary and is
-promoted once its observation ends without an incident. The realised accuracy on the new data, from the labels the
-monitor joined, shows v1's and v3's.
+promoted once its observation ends without an incident. Carol traces one prediction before the retrain (served by
+v1) and one after (by v3), each with its explanation (`modelyard trace ID --explain`). The realised accuracy on
+the new data, from the labels the monitor joined, shows v1's and v3's.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ DEADLINE_CHECKS = 180.0
 DEADLINE_DECISION = 90.0
 DEADLINE_LOAD = 120.0
 DEADLINE_PROMOTION = 300.0  # the canary's observation (the demo policy's observation_s) and then some
+DEADLINE_TRACE = 180.0  # serving's first explanation starts a worker (shap's import, numba's compilation)
 LABELLED_ROUNDS = 2
 
 
@@ -44,11 +46,13 @@ class Retraining:
         tls = scenario.state.client_tls
         self.monitor = httpx.AsyncClient(base_url=monitor, verify=tls.ssl_context() if tls else True, timeout=30)
         self.round = 0
+        self.last_tag = ""  # of the last labelled round: its request ids are `<tag>-<row>`
 
     async def run(self) -> None:
         s = self.s
         try:
             await s.step("labelled drifted traffic sent to v1", DEADLINE_LABELS, self.labelled_rounds())
+            await s.step("traced a v1 prediction, with its explanation", DEADLINE_TRACE, self.trace(1))
             suggested = await s.step(
                 "monitor suggested retraining", DEADLINE_SNAPSHOT, s.log.wait_for(_retraining_suggested)
             )
@@ -71,6 +75,7 @@ class Retraining:
             await s.step("v3 promoted after its canary", DEADLINE_PROMOTION, self.canary_until_promoted())
             traffic = await s.step("traffic answered by v3", DEADLINE_LABELS, self.labelled("after promotion"))
             s.expect("traffic answered by v3", traffic == {"3": ROWS_PER_ROUND}, f"answers by version {traffic}")
+            await s.step("traced a v3 prediction, with its explanation", DEADLINE_TRACE, self.trace(3))
             await s.step("realised accuracy recovered", DEADLINE_LABELS, self.accuracy_recovered())
         finally:
             await self.monitor.aclose()
@@ -85,7 +90,7 @@ class Retraining:
         """A round of shifted traffic, then (once the monitor has its predictions) the true diagnoses."""
         x, y = self.data.labelled_traffic(ROWS_PER_ROUND, SEED + 200 + self.round, shifted=True)
         self.round += 1
-        tag = self.s.traffic_tag(phase)
+        tag = self.last_tag = self.s.traffic_tag(phase)
         before = await self.records_seen()
         versions = await self.s.traffic(phase, x)
         # A label that arrives before its prediction is counted, not joined: wait until the monitor has them all.
@@ -102,17 +107,41 @@ class Retraining:
 
     async def retrain(self) -> None:
         """`modelyard retrain` with the demo's training script, as alice."""
-        status, output = await self.run_cli(Path(demo_train.__file__))
-        for line in output.splitlines():
-            if line.strip() and "━" not in line:  # the progress bars' last frames say nothing here
-                self.s.timeline.add("alice", f"$ modelyard retrain: {line.strip()}")
+        status, output = await self.run_retrain(Path(demo_train.__file__))
+        self.show("alice", "retrain", output)
         if status != 0:
             raise RuntimeError(f"modelyard retrain exited with {status}")
 
-    async def run_cli(self, script: Path) -> tuple[int, str]:
-        """`modelyard retrain MODEL --script SCRIPT` as alice, in a process of its own: exit status and output."""
-        state = self.s.state
-        tls = state.tls
+    async def run_retrain(self, script: Path) -> tuple[int, str]:
+        """`modelyard retrain MODEL --script SCRIPT` as alice: exit status and output."""
+        services = self.s.state.services
+        return await self.run_cli(
+            "retrain", MODEL, "--script", str(script), "--param", "C=1.0",
+            "--registry", services["registry"].grpc, "--governance", services["governance"].grpc,
+            "--monitor", services["monitor"].http, "--token", self.s.tokens["alice"],
+        )  # fmt: skip
+
+    async def trace(self, version: int) -> None:
+        """`modelyard trace ID --explain` as carol, for the first request of the last labelled round."""
+        services = self.s.state.services
+        status, output = await self.run_cli(
+            "trace", f"{self.last_tag}-0", "--explain", "--governance", services["governance"].grpc,
+            "--serving", services["serving"].grpc, "--token", self.s.tokens["carol"],
+        )  # fmt: skip
+        self.show("carol", "trace", output)
+        if status != 0:
+            raise RuntimeError(f"modelyard trace exited with {status}")
+        if f"{MODEL} v{version}" not in output or "top features" not in output:
+            raise RuntimeError(f"the trace names no explained prediction of v{version}")
+
+    def show(self, who: str, command: str, output: str) -> None:
+        for line in output.splitlines():
+            if line.strip() and "━" not in line:  # the progress bars' last frames say nothing here
+                self.s.timeline.add(who, f"$ modelyard {command}: {line.strip()}")
+
+    async def run_cli(self, *args: str) -> tuple[int, str]:
+        """`modelyard ARGS` in a process of its own, with the stack's TLS: exit status and output."""
+        tls = self.s.state.tls
         flags = ("--ca-file", "--client-cert", "--client-key")
         options = (
             [
@@ -123,26 +152,7 @@ class Retraining:
             if tls
             else []
         )
-        command = [
-            sys.executable,
-            "-m",
-            "modelyard.cli",
-            *options,
-            "retrain",
-            MODEL,
-            "--script",
-            str(script),
-            "--param",
-            "C=1.0",
-            "--registry",
-            state.services["registry"].grpc,
-            "--governance",
-            state.services["governance"].grpc,
-            "--monitor",
-            state.services["monitor"].http,
-            "--token",
-            self.s.tokens["alice"],
-        ]
+        command = [sys.executable, "-m", "modelyard.cli", *options, *args]
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=_plain_env()
         )

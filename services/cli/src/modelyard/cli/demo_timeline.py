@@ -37,6 +37,7 @@ STEPS = (
     "serving unloaded v2",
     "traffic answered by v1 again",
     "labelled drifted traffic sent to v1",
+    "traced a v1 prediction, with its explanation",
     "monitor suggested retraining",
     "retrained v3 on the drifted traffic",
     "checks of v3 passed",
@@ -44,6 +45,7 @@ STEPS = (
     "serving loaded v3 as canary",
     "v3 promoted after its canary",
     "traffic answered by v3",
+    "traced a v3 prediction, with its explanation",
     "realised accuracy recovered",
     "audit chain verified",
 )

@@ -28,6 +28,10 @@ class _TraceGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
+Serving = Annotated[
+    str, typer.Option("--serving", envvar="MODELYARD_SERVING_ADDRESS", help="serving gRPC address (for --explain)")
+]
+
 trace_app = typer.Typer(
     cls=_TraceGroup, help="Prediction provenance: what stood behind one prediction.", no_args_is_help=True
 )
@@ -38,18 +42,30 @@ def show(
     request_id: str,
     as_json: Annotated[bool, typer.Option("--json", help="print the signed trace document")] = False,
     export: Annotated[Path | None, typer.Option("--export", help="write the signed trace document here")] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="add the prediction's feature attributions, computed now by serving")
+    ] = False,
     governance: Governance = "127.0.0.1:50054",
+    serving: Serving = "127.0.0.1:8001",
     token: Token = "",
 ) -> None:
-    """Trace one prediction: model, version, digest, plan revision, approvals, policy, evidence, window, incidents."""
+    """Trace one prediction: model, version, digest, plan revision, approvals, policy, evidence, window, incidents;
+    with --explain, its attributions (not signed: `{"trace": <signed trace>, "explanation": ...}` in the JSON)."""
+    from modelyard.cli import trace_explain
+
     with _governance(governance, token) as rpc:
         answer = rpc("TracePrediction", pb.TracePredictionRequest(request_id=request_id))
+    trace = json.loads(answer.document)
+    explanation = trace_explain.explain(trace, serving, token) if explain else None
+    document = answer.document if explanation is None else json.dumps({"trace": trace, "explanation": explanation})
     if export is not None:
-        export.write_text(answer.document + "\n", encoding="utf-8")
+        export.write_text(document + "\n", encoding="utf-8")
     if as_json:
-        out.print_json(answer.document)
+        out.print_json(document)
     else:
-        _render(json.loads(answer.document))
+        _render(trace)
+        if explanation is not None:
+            trace_explain.render(explanation)
     if export is not None:
         out.print(f"signed trace (key {answer.key_id}) written to {export}")
 
@@ -66,6 +82,9 @@ def verify(
     from modelyard.governance.domain.provenance import verify_trace  # the workspace has it; the core does not need it
 
     trace = _json_object(document)
+    explanation = trace.get("explanation") if "trace" in trace and "signature" not in trace else None
+    if explanation is not None:  # `--explain`'s export: the signed trace, and beside it what is not signed
+        trace = trace["trace"] if isinstance(trace["trace"], dict) else {}
     records = [_json_line(audit_export, n, line) for n, line in enumerate(_lines(audit_export), 1) if line.strip()]
     result = verify_trace(trace, records)
     if not result.ok:
@@ -75,6 +94,8 @@ def verify(
         f"trace of {trace['request_id']} verifies: signed by key {trace['key_id']}, {cited} cited audit entries in "
         f"the export's hash chain"
     )
+    if explanation is not None:
+        out.print(f"the explanation beside it is not signed (computed {explanation.get('computed_at')}): not evidence")
 
 
 def _render(trace: dict[str, Any]) -> None:
