@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -57,6 +57,11 @@ class MlflowRoute(APIRoute):
             except RequestValidationError as exc:
                 where = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:3])
                 return mlflow_error("INVALID_PARAMETER_VALUE", 400, f"malformed request: {where}")
+            except HTTPException as exc:  # FastAPI's own refusals, e.g. a body that is not UTF-8 JSON
+                code = "INVALID_PARAMETER_VALUE" if exc.status_code < 500 else "INTERNAL_ERROR"
+                return mlflow_error(
+                    code, exc.status_code, str(exc.detail) if exc.status_code < 500 else "internal error"
+                )
             except Exception as exc:
                 code, status = MLFLOW_ERRORS.get(kind_of(exc), ("INTERNAL_ERROR", 500))
                 if isinstance(exc, Unauthenticated):
