@@ -31,7 +31,7 @@ from rich.table import Table
 
 from modelyard.cli.demo_data import LABEL_COLUMN
 from modelyard.cli.demo_scenario import ALIAS, CANARY_WEIGHT, MODEL, Scenario
-from modelyard.cli.demo_timeline import STEPS, DemoResult, StepFailed, Timeline
+from modelyard.cli.demo_timeline import ROLLBACK_STEPS, STEPS, DemoResult, StepFailed, Timeline
 from modelyard.cli.stack import DEFAULT_DATA_DIR, StackError, StackState
 from modelyard.cli.up import StackOptions, running_stack, stack_errors_exit
 from modelyard.cli.users import SERVICE_PRINCIPALS, Identity, UsersFile, identity_settings
@@ -129,8 +129,9 @@ def prepare_demo(options: StackOptions) -> tuple[StackOptions, Path, dict[str, s
     return replace(options, env=(*demo_settings(work, tokens), *options.env)), work, tokens
 
 
-def run_demo(options: StackOptions, *, keep: bool = False, console: Console = out) -> DemoResult:
-    """Start the stack, run the loop, print the timeline; with `keep`, leave the stack running until Ctrl-C.
+def run_demo(options: StackOptions, *, keep: bool = False, retrain: bool = True, console: Console = out) -> DemoResult:
+    """Start the stack, run the loop, print the timeline; with `keep`, leave the stack running until Ctrl-C;
+    without `retrain`, stop after the rollback (and the audit).
 
     Raises what `running_stack` raises when the stack itself cannot start.
     """
@@ -139,8 +140,9 @@ def run_demo(options: StackOptions, *, keep: bool = False, console: Console = ou
     with running_stack(options) as stack:
         timeline = Timeline(console)
         scenario = Scenario(stack.state, work, tokens, timeline)
+        scenario.result.expected = STEPS if retrain else ROLLBACK_STEPS
         try:
-            asyncio.run(scenario.run())
+            asyncio.run(scenario.run(retrain=retrain))
         except StepFailed as exc:
             scenario.result.failure = exc
             timeline.add("demo", f"[red]✗ {exc.step}: {exc.why}[/]")
@@ -196,6 +198,9 @@ def demo(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be ready.")] = 120.0,
     tls: Annotated[bool, typer.Option(help="Everything over mutual TLS, as `modelyard up --tls`.")] = False,
+    retrain: Annotated[
+        bool, typer.Option(help="Play the retraining act after the rollback (--no-retrain: stop after the rollback).")
+    ] = True,
 ) -> None:
     """Run the whole loop on this machine: register, approve, serve, drift, roll back, retrain, promote, audit."""
     options = StackOptions(
@@ -208,6 +213,6 @@ def demo(
     )
     result: DemoResult | None = None
     with stack_errors_exit():
-        result = run_demo(options, keep=keep)
+        result = run_demo(options, keep=keep, retrain=retrain)
     if result is None or not result.ok:  # None: interrupted
         raise typer.Exit(1)

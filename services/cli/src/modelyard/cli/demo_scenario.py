@@ -89,15 +89,17 @@ class Scenario:
             self.timeline.add("demo", f"[green]✓[/] {name}")
         return value
 
-    async def run(self, *, full: bool = True) -> None:
-        """The whole loop; without `full`, only up to "traffic answered by v1" (a first version, served)."""
+    async def run(self, *, full: bool = True, retrain: bool = True) -> None:
+        """The whole loop; without `full`, only up to "traffic answered by v1" (a first version, served); without
+        `retrain`, up to the rollback and the audit (ROLLBACK_STEPS)."""
         from modelyard.cli.demo_retrain import Retraining
 
         async with self.connected():
             data, v2 = await self._first_version()
             if full:
                 await self._canary_drift_rollback(data, v2)
-                await Retraining(self, data).run()
+                if retrain:
+                    await Retraining(self, data).run()
                 await self.step("audit chain verified", DEADLINE_AUDIT, self.verify_audit())
 
     @contextlib.asynccontextmanager
