@@ -216,7 +216,7 @@ def test_mlflow_errors_have_mlflow_shape(registry: RunningService, client: Mlflo
             json={"run_id": run.info.run_id, "metrics": [{"key": "x", "value": "high"}]},
             headers={"authorization": f"Bearer {TOKENS['alice']}"},
         )
-    assert unsupported.status_code == 501 and unsupported.json()["error_code"] == "NOT_IMPLEMENTED"
+    assert unsupported.status_code == 404 and unsupported.json()["error_code"] == "ENDPOINT_NOT_FOUND"
     assert "POST /api/2.0/mlflow/traces" in unsupported.json()["message"]
     assert anonymous.status_code == 401 and anonymous.json()["error_code"] == "UNAUTHENTICATED"
     assert garbage.status_code == 400 and garbage.json()["error_code"] == "INVALID_PARAMETER_VALUE"

@@ -70,6 +70,6 @@ ACCESS: dict[str, Rule] = {
     **{f"mlflow:{call}": roles(READ) for call in MLFLOW_READS},
     "mlflow:setRegisteredModelAlias": roles(MOVE_ALIAS),
     "mlflow:deleteRegisteredModelAlias": roles(MOVE_ALIAS),
-    # Every other MLflow path: answered NOT_IMPLEMENTED, to any authenticated caller.
+    # Every other MLflow path: answered ENDPOINT_NOT_FOUND, to any authenticated caller.
     "mlflow:unsupported": ANY_ROLE,
 }

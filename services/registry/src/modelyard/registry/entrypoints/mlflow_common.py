@@ -9,10 +9,11 @@ import re
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Request, Response
+from fastapi import APIRouter, Body, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from modelyard.auth import Unauthenticated
 from modelyard.errors import ErrorKind
@@ -57,7 +58,9 @@ class MlflowRoute(APIRoute):
             except RequestValidationError as exc:
                 where = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:3])
                 return mlflow_error("INVALID_PARAMETER_VALUE", 400, f"malformed request: {where}")
-            except HTTPException as exc:  # FastAPI's own refusals, e.g. a body that is not UTF-8 JSON
+            except (
+                HTTPException
+            ) as exc:  # FastAPI's own refusals (starlette's class), e.g. a body that is not UTF-8 JSON
                 code = "INVALID_PARAMETER_VALUE" if exc.status_code < 500 else "INTERNAL_ERROR"
                 return mlflow_error(
                     code, exc.status_code, str(exc.detail) if exc.status_code < 500 else "internal error"
@@ -138,14 +141,15 @@ def name_filter(filter_text: str) -> str:
 
 
 def unsupported_router() -> APIRouter:
-    """Included last: every other MLflow path answers NOT_IMPLEMENTED, naming the call (never a 404 page or 500)."""
+    """Included last: every other MLflow path answers ENDPOINT_NOT_FOUND (404, as MLflow's own server answers a call
+    it lacks), naming the call: never an HTML 404 page, never a 5xx (it is the caller's call, not a server fault)."""
     router = mlflow_router()
 
     async def unsupported(request: Request) -> JSONResponse:
         # The path is the caller's own, not a server path: named as sent (cut short), not scrubbed.
         call = f"{request.method} {request.url.path}"[:200]
         message = f"Modelyard does not support the MLflow call {call}: see docs/mlflow.md"
-        return JSONResponse({"error_code": "NOT_IMPLEMENTED", "message": message}, status_code=501)
+        return JSONResponse({"error_code": "ENDPOINT_NOT_FOUND", "message": message}, status_code=404)
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     for root in (PREFIX, ARTIFACTS, "/api/3.0/mlflow", "/ajax-api/2.0/mlflow"):
@@ -154,6 +158,6 @@ def unsupported_router() -> APIRouter:
             unsupported,
             methods=methods,
             name=UNSUPPORTED,
-            summary="Any other MLflow call: NOT_IMPLEMENTED",
+            summary="Any other MLflow call: ENDPOINT_NOT_FOUND",
         )
     return router
