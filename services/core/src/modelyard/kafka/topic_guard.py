@@ -94,6 +94,11 @@ class TopicGuard:
                 if self.last_error is None:
                     log.warning("cannot verify topics on %s: %r", self._bootstrap, exc)
                 self.last_error = exc
+            except Exception as exc:
+                # Anything else (a client library's own error, the repair callback's): the guard must outlive it,
+                # or the degraded state it reports would stay on after the broker came back.
+                log.exception("verifying topics on %s failed unexpectedly; trying again", self._bootstrap)
+                self.last_error = exc
             else:
                 if self.last_error is not None:
                     log.info("topics on %s verified again", self._bootstrap)
