@@ -70,7 +70,9 @@ async def loop(state: StackState, work: Path, tokens: dict[str, str]) -> None:
         assert v2.tags["parent_version"] == "1" and v2.tags["retrained_from_snapshot"].startswith("sha256:")
         assert len(v2.lineage.training_datasets) == 2 and len(v2.lineage.evaluation_datasets) == 1
         assert v2.lineage.parameters["C"] == "1.0" and v2.lineage.metrics["accuracy"] > 0.5
-        assert v2.reference_dataset_digest == v2.lineage.training_datasets[1]  # the snapshot's training part
+        # The whole snapshot is its reference (the traffic it is meant for); it trained on the snapshot's training part.
+        assert v2.reference_dataset_digest == v2.tags["retrained_from_snapshot"]
+        assert v2.lineage.training_datasets[1] != v2.reference_dataset_digest
 
         requested = await s.log.wait_for(lambda p: _is(p, "PromotionRequested") and p.version.version == 2)
         await s.checks_passed(requested.request_id)

@@ -6,10 +6,11 @@
 3. The script's `train(datasets, params) -> bytes` (see `retrain_runner`) runs in a subprocess on the reference
    and the training part. A script that fails, times out or returns something that is not an ONNX model is
    reported with its output, and nothing is registered.
-4. The model is registered as the next version, its reference dataset the snapshot's training part (the data it is
-   meant for, so the monitor measures drift from there), with lineage: training datasets (reference, training
-   part), evaluation dataset (the held-out part), the parameters, and tags naming the parent version, the snapshot
-   and its incident.
+4. The model is registered as the next version, its reference dataset the whole snapshot (the traffic it is meant
+   for, so the monitor measures drift and data quality from there: the training part alone leaves out the held-out
+   inputs, which live traffic keeps sending), with lineage: training datasets (reference, training part),
+   evaluation dataset (the held-out part), the parameters, and tags naming the parent version, the snapshot and
+   its incident.
 5. Governance is asked to promote it to the alias; its `not_worse` check compares it with the serving version on
    the held-out rows.
 """
@@ -117,7 +118,7 @@ def retrain(
         request = pb.CreateModelVersionRequest(
             model_name=model,
             artifact_digest=artifact.digest,
-            reference_dataset_digest=uploaded[train_part.name],
+            reference_dataset_digest=str(found["digest"]),
             feature_names={parent.signature.inputs[0].name: pb.FeatureNames(names=features)},
             label_column=label,
             lineage=pb.Lineage(

@@ -10,11 +10,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from modelyard.governance.config import GovernanceSettings
-from modelyard.monitor.config import MonitorSettings
-from modelyard.registry.config import RegistrySettings
 from modelyard.runtime.ports import client_host, format_address
-from modelyard.serving.config import ServingSettings
 from modelyard.settings import ServiceSettings
 from modelyard.tls import ClientTls
 
@@ -33,17 +29,26 @@ class StackError(Exception):
     """A problem the user can fix (port taken, bad option); printed without a traceback."""
 
 
-SETTINGS: dict[str, type[ServiceSettings]] = {
-    "registry": RegistrySettings,
-    "serving": ServingSettings,
-    "monitor": MonitorSettings,
-    "governance": GovernanceSettings,
-}
-
-
 def settings_class(service: str) -> type[ServiceSettings]:
-    """The service's settings: the source of its env prefix and default ports."""
-    return SETTINGS[service]
+    """The service's settings: the source of its env prefix and default ports. Imported when asked for: a service's
+    config module imports its domain (the monitor's: scipy), which every `modelyard` command would pay at start."""
+    if service == "registry":
+        from modelyard.registry.config import RegistrySettings
+
+        return RegistrySettings
+    if service == "serving":
+        from modelyard.serving.config import ServingSettings
+
+        return ServingSettings
+    if service == "monitor":
+        from modelyard.monitor.config import MonitorSettings
+
+        return MonitorSettings
+    if service == "governance":
+        from modelyard.governance.config import GovernanceSettings
+
+        return GovernanceSettings
+    raise KeyError(service)
 
 
 def env_prefix(service: str) -> str:
