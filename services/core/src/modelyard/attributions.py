@@ -109,3 +109,9 @@ def attribute(
 def global_importance(attributions: Attributions) -> npt.NDArray[np.float64]:
     """Mean |attribution| of each feature over the rows (and the outputs): (features,)."""
     return np.abs(attributions.values).mean(axis=(0, 2))  # type: ignore[no-any-return]
+
+
+def warm() -> None:
+    """Import shap and compile its numba kernels (seconds of CPU) before a first real request has to wait for it."""
+    rows = [np.zeros(1), np.zeros(1)]
+    attribute(lambda columns: columns[0] + columns[1], rows, [np.ones(2), np.ones(2)], permutations=1)

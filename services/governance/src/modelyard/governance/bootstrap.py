@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from modelyard.events import topics
 from modelyard.events.signing import EVENT_KEY_FILE, EventSigner, TrustedKeys, load_private_key
-from modelyard.governance.adapters.evaluation import OnnxEvaluator
+from modelyard.governance.adapters.evaluation import IsolatedEvaluator
 from modelyard.governance.adapters.metrics import ALIAS_DIVERGED, ALIAS_REPAIRS
 from modelyard.governance.adapters.monitor import MonitorPredictionLog
 from modelyard.governance.adapters.published import published_checkpoints
@@ -37,6 +37,7 @@ from modelyard.governance.entrypoints.transports import SERVICE, governance_grpc
 from modelyard.governance.handlers import GovernanceHandlers
 from modelyard.runtime import Service, StartupError
 from modelyard.runtime.kit import BROKER_RETRY, consume_forever
+from modelyard.runtime.service import Hook
 from modelyard.sql.engine import create_engine, database_ready, disposal
 from modelyard.sql.outbox import relay_task
 
@@ -102,7 +103,7 @@ def build(
     handlers = GovernanceHandlers(
         store,
         catalog,
-        evaluator or OnnxEvaluator(),
+        evaluator or IsolatedEvaluator(),
         policy,
         signer.public_key,
         checkpoint_every=settings.checkpoint_every,
@@ -172,8 +173,17 @@ def service(parts: GovernanceParts) -> Service:
         readiness_checks={"database": database_ready(engine)},
         # Decisions are taken without the broker; a topic whose events go unread shows as degraded.
         degraded_checks={"audit-consumer": auditor.delivering, "alert-consumer": alerts.delivering},
-        on_stop=[disposal(engine)],
+        on_stop=[disposal(engine), _closing(handlers.evaluator)],
     )
+
+
+def _closing(evaluator: Evaluator) -> Hook:
+    """A stop hook: stop the evaluator's worker."""
+
+    async def close() -> None:
+        evaluator.close()
+
+    return close
 
 
 async def _published_checkpoints(settings: GovernanceSettings) -> list[Checkpoint]:

@@ -143,6 +143,9 @@ class FixedEvaluator:
     def latency_p95_ms(self, model: bytes, signature: Signature) -> float:
         return self.latency_ms
 
+    def close(self) -> None:
+        """Nothing to release."""
+
 
 def governance_settings(tmp: Path, database_url: str = "", **overrides: Any) -> GovernanceSettings:
     policy = tmp / "policy.yaml"

@@ -145,7 +145,7 @@ class ServingSettings(ServiceSettings):
     )
     explain_max_rows: int = Field(16, ge=1, description="rows one explanation request may ask for")
     explain_niceness: int = Field(
-        10, ge=0, le=19, description="nice increment of the explanation workers: inference first when cores are short"
+        19, ge=0, le=19, description="nice increment of the explanation workers: inference first when cores are short"
     )
 
     @model_validator(mode="after")

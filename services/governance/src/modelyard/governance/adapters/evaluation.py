@@ -3,7 +3,12 @@ version's registered evaluation dataset (CSV), rather than trusting the metrics 
 
 Global importance explains a classifier's class probabilities (every class; a skl2onnx classifier's second output)
 or a regressor's prediction, over a seeded sample of the evaluation rows against a seeded background sample of
-the same dataset (`modelyard.attributions`, as serving's explanations)."""
+the same dataset (`modelyard.attributions`, as serving's explanations).
+
+Governance runs it as `IsolatedEvaluator`, in a worker process: measuring a model is seconds of GIL-heavy work
+(shap's explainer, scikit-learn, fairlearn) that in a thread would starve governance's event loop, its alert
+consumer among them, which must order a rollback at once; and a model that crashes onnxruntime takes the worker
+down, not governance."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from modelyard.governance.domain.checks import Measurements
 from modelyard.governance.domain.errors import FailedPrecondition
 from modelyard.governance.domain.model import Signature
 from modelyard.governance.domain.policy import EvaluationCheck, FairnessCheck
+from modelyard.worker_pool import WorkerDied, WorkerPool
 
 LATENCY_RUNS = 50  # single-row predictions timed for the p95: enough for a stable tail on small models
 
@@ -82,6 +88,40 @@ class OnnxEvaluator:
         session = _session(model)
         width = next((d for d in (session.get_inputs()[0].shape or [])[1:] if isinstance(d, int)), 1)
         return _p95_ms(session, np.zeros((1, width), dtype=np.float32))
+
+
+class IsolatedEvaluator:
+    """`OnnxEvaluator` in one worker process, started on the first evaluation. At normal CPU priority: it times the
+    model's latency, which a lower priority would inflate whenever the machine is busy."""
+
+    def __init__(self) -> None:
+        self._pool = WorkerPool(1, niceness=0)
+        self._evaluator = OnnxEvaluator()
+
+    def measure(
+        self,
+        model: bytes,
+        dataset: bytes,
+        dataset_digest: str,
+        signature: Signature,
+        evaluation: EvaluationCheck,
+        fairness: FairnessCheck | None,
+    ) -> Measurements:
+        try:
+            return self._pool.call(
+                self._evaluator.measure, model, dataset, dataset_digest, signature, evaluation, fairness
+            )
+        except WorkerDied as exc:
+            raise FailedPrecondition(f"measuring the model failed: {exc}") from exc
+
+    def latency_p95_ms(self, model: bytes, signature: Signature) -> float:
+        try:
+            return self._pool.call(self._evaluator.latency_p95_ms, model, signature)
+        except WorkerDied as exc:
+            raise FailedPrecondition(f"timing the model failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._pool.close()
 
 
 def _sample(x: np.ndarray[Any, Any], rows: int, seed: int) -> np.ndarray[Any, Any]:

@@ -54,6 +54,9 @@ class Evaluator(Protocol):
 
     def latency_p95_ms(self, model: bytes, signature: Signature) -> float: ...
 
+    def close(self) -> None:
+        """Release what measuring holds (worker processes)."""
+
 
 class Unit(Protocol):
     """One transaction over governance's state; events added here are published (outbox) and audited

@@ -1,10 +1,10 @@
 """Attributions in worker processes, off the inference path.
 
 shap's explainers are Python- and GIL-heavy and run a model thousands of times per explained row; in a thread they
-would take the GIL from the event loop that answers inferences. They run in a small process pool instead (spawned,
-never forked: the server process holds gRPC and onnxruntime threads), at a lower CPU priority (`niceness`) so
-that inference keeps the cores when they are short. A worker loads each version's model once,
-from a file the server writes when the version is first explained, and keeps a few sessions by digest.
+would take the GIL from the event loop that answers inferences. They run in a small `WorkerPool` of spawned
+processes instead, at a lower CPU priority (`niceness`) so that inference keeps the cores when they are short. A
+worker loads each version's model once, from a file the server writes when the version is first explained, and
+keeps a few sessions by digest.
 
 The pool is bounded: `workers` explanations run, `queue` more may wait; beyond that `reserve` refuses with
 `PoolFull` (RESOURCE_EXHAUSTED) at once rather than letting callers pile up.
@@ -16,25 +16,22 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import multiprocessing
-import os
 import shutil
 import tempfile
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from modelyard.attributions import Attributions, Column, attribute
+from modelyard.attributions import Attributions, Column, attribute, warm
 from modelyard.serving.adapters.onnx import OnnxLoader, OnnxRunner
 from modelyard.serving.domain.errors import ArtifactError, Unavailable
 from modelyard.serving.domain.explanation import ExplanationFailed, InputLayout, PoolFull
 from modelyard.serving.domain.model import VersionRef
 from modelyard.serving.domain.tensors import DTYPES
+from modelyard.worker_pool import WorkerDied, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -84,22 +81,12 @@ def run_job(job: Job) -> Attributions:
     return attribute(model, job.rows, job.background, permutations=job.permutations)
 
 
-def _start_worker(niceness: int) -> None:
-    """Worker initializer: lower the worker's CPU priority (inference comes first when cores are short), import
-    shap and compile its numba kernels before the first request needs them."""
-    os.nice(niceness)
-    rows = [np.zeros(1), np.zeros(1)]
-    attribute(lambda columns: columns[0] + columns[1], rows, [np.ones(2), np.ones(2)], permutations=1)
-
-
 class ProcessExplainer:
-    def __init__(self, workers: int, queue: int, permutations: int, niceness: int = 10) -> None:
-        self.workers = workers
-        self.niceness = niceness
+    def __init__(self, workers: int, queue: int, permutations: int, niceness: int = 19) -> None:
         self.capacity = workers + queue
         self.permutations = permutations
         self.in_flight = 0
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool = WorkerPool(workers, niceness, warm=warm)
         self._files = Path(tempfile.mkdtemp(prefix="modelyard-explain-"))
         self._writing: dict[str, asyncio.Lock] = {}
 
@@ -127,26 +114,13 @@ class ProcessExplainer:
     ) -> Attributions:
         path = await self._artifact_file(ref, artifact)
         job = Job(ref, path, tuple(inputs), output, rows, background, self.permutations)
-        pool = self._executor()
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, run_job, job)
-        except BrokenProcessPool as exc:
-            # A worker died (killed, out of memory): start a fresh pool for the next request.
-            log.error("an explanation worker died: restarting the pool")
-            if self._pool is pool:
-                self._pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
+            return await self._pool.run(run_job, job)
+        except WorkerDied as exc:  # the next request gets a fresh pool
+            log.error("an explanation worker died: %s", exc)
             raise Unavailable("the explanation worker stopped: try again") from exc
         except Exception as exc:  # whatever shap or onnxruntime raised in the worker
             raise ExplanationFailed(f"explaining {ref} failed: {exc}") from exc
-
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_start_worker, initargs=(self.niceness,)
-            )
-        return self._pool
 
     async def _artifact_file(self, ref: VersionRef, artifact: Callable[[], Awaitable[bytes]]) -> Path:
         path = self._files / f"{ref.digest.removeprefix('sha256:')}.onnx"
@@ -162,7 +136,5 @@ class ProcessExplainer:
         return path
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self._pool.close()
         shutil.rmtree(self._files, ignore_errors=True)
