@@ -120,3 +120,26 @@ async def test_failing_commits_are_bounded_degrade_the_consumer_and_make_it_rejo
     fake.hang = False
     await commit(4)
     assert await consumer.delivering()
+
+
+async def test_an_idle_consumer_rejoins_once_after_a_failed_commit_and_recovers_at_its_assignment() -> None:
+    # A seldom-written topic: no later commit comes to succeed, so without the rejoin the consumer would stay
+    # degraded until the next record.
+    consumer = EventConsumer("127.0.0.1:9", "g", [topics.GOVERNANCE_DECISIONS], commit_timeout_s=0.05)
+    fake = _StuckCommits()
+    consumer._consumer = fake  # type: ignore[assignment]
+    recovery = consumer._recovery
+    recovery.idle()
+    assert fake.subscriptions == 0  # nothing failed: an idle consumer is left alone
+
+    partition = TopicPartition(topics.GOVERNANCE_DECISIONS.name, 0)
+    consumer._handled[partition] = 1
+    await consumer._commit({partition})
+    with pytest.raises(ConnectionError, match="1 commits failed in a row"):
+        await consumer.delivering()
+    recovery.idle()
+    recovery.idle()
+    assert fake.subscriptions == 1  # once per failure streak, not at every empty fetch
+
+    recovery.assigned()
+    assert await consumer.delivering()

@@ -263,6 +263,8 @@ class EventConsumer(Routes):
     async def _run(self) -> None:
         while True:
             fetched = await self._consumer.getmany(timeout_ms=1_000, max_records=self._max_records)
+            if not fetched:
+                self._recovery.idle()
             revocations = self._revocations
             # Each partition's records arrive in offset order and are handled in that order: one at a time, or
             # a run of them by a batch handler.

@@ -50,6 +50,7 @@ class GroupRecovery:
             bootstrap, topics, interval_s=topic_check_interval_s, on_repair=self._on_repair, security=security
         )
         self._failed_commits = 0  # in a row
+        self._rejoining = False  # a rejoin was asked for and its assignment has not come yet
         self._last_commit_error: BaseException | None = None
         self._cluster_id: str | None = None  # of the broker at the last assignment: another one lost our partitions
         # Once the broker lost partitions (restarted, or a topic re-created), each is read from its start once.
@@ -95,12 +96,22 @@ class GroupRecovery:
                 self._failed_commits,
                 error,
             )
+            self._rejoining = True
+            self._rejoin()
+
+    def idle(self) -> None:
+        """A fetch brought nothing. After a failed commit no later one may come to succeed (a topic that is seldom
+        written): rejoin once now, so that the assignment settles the failure instead of the next record."""
+        if self._failed_commits and not self._rejoining:
+            log.info("consumer %s: idle after a failed commit; rejoining the group", self._group_id)
+            self._rejoining = True
             self._rejoin()
 
     def assigned(self) -> None:
         """The member (re)joined its group and has an assignment of the new generation: commits that failed before
         are stale news (their records are delivered again), no longer a degradation."""
         self._failed_commits = 0
+        self._rejoining = False
 
     async def _on_repair(self, repaired: list[str]) -> None:
         if set(repaired) & self._topics:
