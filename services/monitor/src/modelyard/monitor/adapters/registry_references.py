@@ -64,6 +64,13 @@ class RegistryReferenceSource(PeerClient):
         self._channel: grpc.Channel | None = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled (for a profiling child process) without its channel and lock: the copy dials its own."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_channel", "_lock")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state, _channel=None, _lock=threading.Lock())
+
     def _stub(self) -> registry_grpc.RegistryServiceStub:
         with self._lock:
             if self._channel is None:
