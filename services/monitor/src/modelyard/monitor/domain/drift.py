@@ -149,12 +149,12 @@ def numeric_drift(features: Mapping[str, NumericProfile], window: Mapping[str, F
         en = n * m / (n + m)
         root_en = np.sqrt(np.maximum(en, 1.0))
         p_values = np.clip(special.kolmogorov((root_en + 0.12 + 0.11 / root_en) * d), 0.0, 1.0)
-        for (name, profile, values), d_i, w1_i, p in zip(
-            group, d.tolist(), w1.tolist(), p_values.tolist(), strict=True
+        for (name, profile, _), row, d_i, w1_i, p in zip(
+            group, cur, d.tolist(), w1.tolist(), p_values.tolist(), strict=True
         ):
             # A constant reference has std 0: any move is then a full-size change, so normalise by 1 unit instead.
             normed = w1_i / profile.std if profile.std > 0 else w1_i
-            psi = population_stability_index(profile, values)
+            psi = population_stability_index(profile, row)  # sorted: the same counts, found faster
             tests[name] = FeatureTest(
                 feature=name,
                 statistic="ks",
