@@ -64,3 +64,24 @@ def test_registered_columns_are_renamed_with_the_signatures_feature_names() -> N
         reference_columns({"age": values, "x[0]": values}, {"x": ["age", "income"]})
     with pytest.raises(ReferenceDataError, match="no reference column"):
         reference_columns({"target": values}, {"x": ["age"]})
+
+
+def test_parquet_nulls_become_nan_and_empty_text(tmp_path: Path) -> None:
+    """Numbers are read from Arrow's buffers (validity bitmap included), over chunk and slice offsets."""
+    (tmp_path / "m").mkdir()
+    ints = pa.chunked_array([pa.array([1, None, 3]), pa.array([None, 5, 6, 7, 8, None, 10])])
+    table = pa.table(
+        {
+            "i": ints,
+            "f": pa.chunked_array([pa.array([1.5, None, float("nan")]), pa.array([2.0] * 7)]),
+            "b": pa.chunked_array([pa.array([True, None, False] * 3 + [True])]),
+            "s": pa.chunked_array([pa.array(["a", None, "c"] * 3 + [None])]),
+        }
+    )
+    pq.write_table(table, tmp_path / "m" / "1.parquet", row_group_size=4)  # several row groups: several chunks
+    columns = LocalReferenceSource(tmp_path).load("m", 1).columns
+    np.testing.assert_array_equal(columns["i"], [1, np.nan, 3, np.nan, 5, 6, 7, 8, np.nan, 10])
+    np.testing.assert_array_equal(columns["f"], [1.5, np.nan, np.nan] + [2.0] * 7)
+    np.testing.assert_array_equal(columns["b"], [1, np.nan, 0] * 3 + [1])
+    assert columns["s"].tolist() == ["a", "", "c"] * 3 + [""]
+    assert columns["i"].dtype == np.float64 and columns["s"].dtype.kind == "U"

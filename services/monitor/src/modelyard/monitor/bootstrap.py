@@ -64,7 +64,10 @@ def build(
     store.migrate()
     source = references or reference_source(settings)
     profiles = ReferenceProfiles(
-        source, ProfileOptions(performance=policy.performance), retry_s=settings.reference_retry_s
+        source,
+        ProfileOptions(performance=policy.performance),
+        retry_s=settings.reference_retry_s,
+        isolated=references is None,  # the settings' sources pickle; a test's fake may not, and stays in process
     )
     monitor = Monitor(
         store,

@@ -273,10 +273,7 @@ class Monitor:
         features = feature_rows(columns, profile) if self.policy.retraining.enabled and profile.features else None
         checkpoint.pending += pending_predictions(rows, self.policy.performance, features)
         if self.prediction_log.max_rows:
-            taken = [
-                (window, sources.tolist())
-                for (window, _), sources in zip(outcome.appended, outcome.sources, strict=True)
-            ]
+            taken = [(window, sources) for (window, _), sources in zip(outcome.appended, outcome.sources, strict=True)]
             if (logged := logged_batch(rows, taken)) is not None:
                 checkpoint.logged.append(logged)
         slots, counts = np.unique(

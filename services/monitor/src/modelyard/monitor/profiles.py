@@ -6,12 +6,18 @@ monitor prefetches it long before traffic), or at the latest when its first pred
 waits a bounded time for it (`reference_wait_s`), outside the lock, so a version whose reference is fetched in time
 is drift-tested from its first record. A source that is away or slow never blocks the stream for longer: the
 version is monitored for operations only and adopts its profile when the fetch completes.
+
+With `isolated` (the sources the settings name), each fetch and profile runs in a short-lived child process that
+hands back the profile's bytes and exits: reading Parquet maps pyarrow's libraries and the build's working set is
+several times the profile's, ~100 MB the monitor would otherwise keep resident for the rest of its life (freed
+memory stays in the allocator's arenas), all for a job it does once per version.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import logging
+import multiprocessing
 import threading
 import time
 from collections.abc import Collection
@@ -35,9 +41,11 @@ class ReferenceProfiles:
         *,
         retry_s: float = 60.0,
         workers: int = 2,
+        isolated: bool = False,
     ) -> None:
         self.source = source
         self.options = options or ProfileOptions()
+        self.isolated = isolated  # profile in a child process (the source must pickle)
         self.retry_s = retry_s  # how long after a failed fetch a version's reference is asked for again
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reference")
         self._fetches: dict[Key, concurrent.futures.Future[ReferenceProfile]] = {}
@@ -45,11 +53,14 @@ class ReferenceProfiles:
         self._lock = threading.Lock()
 
     def build(self, model_name: str, model_version: int) -> ReferenceProfile:
-        """Fetch and profile now, in the caller's thread (a rebaseline asked for by a person)."""
-        data = self.source.load(model_name, model_version)
-        return build_profile(
-            model_name, model_version, data.columns, source=data.source, options=self.options, names=data.names
-        )
+        """Fetch and profile now, in the caller's thread (a rebaseline asked for by a person), or in a child process
+        the caller waits for when `isolated`."""
+        if not self.isolated:
+            return profile_of(self.source, model_name, model_version, self.options)
+        context = multiprocessing.get_context("spawn")  # not fork: the parent has threads and open connections
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as child:
+            data = child.submit(profile_bytes, self.source, model_name, model_version, self.options).result()
+        return ReferenceProfile.from_bytes(data)
 
     def request(self, model_name: str, model_version: int) -> concurrent.futures.Future[ReferenceProfile] | None:
         """Start fetching the version's profile unless a fetch is under way or failed less than `retry_s` ago;
@@ -100,3 +111,15 @@ class ReferenceProfiles:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.source.close()
+
+
+def profile_of(
+    source: ReferenceSource, model_name: str, model_version: int, options: ProfileOptions
+) -> ReferenceProfile:
+    data = source.load(model_name, model_version)
+    return build_profile(model_name, model_version, data.columns, source=data.source, options=options, names=data.names)
+
+
+def profile_bytes(source: ReferenceSource, model_name: str, model_version: int, options: ProfileOptions) -> bytes:
+    """In the child process: the profile as `ReferenceProfile.to_bytes` (exact: arrays as arrays)."""
+    return profile_of(source, model_name, model_version, options).to_bytes()

@@ -27,14 +27,11 @@ from collections.abc import Iterator, Mapping, Sequence
 import grpc
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
 from modelyard.contracts.events.v1 import registry_events_pb2 as registry_events
 from modelyard.contracts.registry.v1 import registry_service_pb2 as registry_pb
 from modelyard.contracts.registry.v1 import registry_service_pb2_grpc as registry_grpc
-from modelyard.monitor.adapters.references import table_columns
+from modelyard.monitor.adapters.references import Format, read_columns
 from modelyard.monitor.domain.errors import (
     InvalidArgument,
     ReferenceDataError,
@@ -66,6 +63,13 @@ class RegistryReferenceSource(PeerClient):
         super().__init__(address, token, timeout_s, tls)
         self._channel: grpc.Channel | None = None
         self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled (for a profiling child process) without its channel and lock: the copy dials its own."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_channel", "_lock")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state, _channel=None, _lock=threading.Lock())
 
     def _stub(self) -> registry_grpc.RegistryServiceStub:
         with self._lock:
@@ -140,16 +144,10 @@ class RegistryReferenceSource(PeerClient):
             if f"sha256:{hasher.hexdigest()}" != digest:
                 raise ReferenceUnavailable(f"{what}: the download of {digest} does not match its digest")
             file.seek(0)
-            try:
-                if media_type == PARQUET:
-                    table = pq.read_table(file)
-                elif media_type == CSV:
-                    table = pa_csv.read_csv(file)
-                else:
-                    raise ReferenceDataError(f"{what}: reference {digest} is {media_type!r}, not CSV or Parquet")
-            except (pa.ArrowException, OSError) as exc:
-                raise ReferenceDataError(f"{what}: cannot read reference {digest}: {exc}") from exc
-        return table_columns(table)
+            kinds: dict[str, Format] = {PARQUET: "parquet", CSV: "csv"}
+            if media_type not in kinds:
+                raise ReferenceDataError(f"{what}: reference {digest} is {media_type!r}, not CSV or Parquet")
+            return read_columns(file, kinds[media_type], f"{what}: cannot read reference {digest}")
 
     def _error(self, exc: grpc.RpcError, what: str) -> Exception:
         code: grpc.StatusCode = exc.code()

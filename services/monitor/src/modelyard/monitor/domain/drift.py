@@ -11,11 +11,10 @@ land there too), with the Jensen-Shannon distance and total variation as effect 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 from scipy import special
 
 from modelyard.monitor.domain.profile import CategoricalProfile, FloatArray, IntArray, NumericProfile
@@ -39,64 +38,87 @@ class FeatureTest:
 
 
 def ks_statistic(reference_sorted: FloatArray, current: FloatArray) -> float:
-    """Exact two-sample KS D = sup |F_ref - F_cur|, in O(m log n) for a window of m against n reference values.
-
-    The supremum of two step functions is reached at a jump of one of them; between two consecutive window
-    values F_cur is flat and F_ref monotone, so checking F_ref just before and at every window value (both with
-    `searchsorted`) covers every interval, ties included.
-    """
-    cur = np.sort(current)
-    return _ks_of_sorted(reference_sorted, cur, np.searchsorted(reference_sorted, cur, side="right"))
-
-
-def _ks_of_sorted(reference_sorted: FloatArray, cur: FloatArray, at: npt.NDArray[np.intp]) -> float:
-    """KS D of a sorted window `cur`, with `at` the reference values <= each window value."""
-    n, m = reference_sorted.size, cur.size
-    ref_at = at / n
-    ref_before = np.searchsorted(reference_sorted, cur, side="left") / n
-    cur_at = np.searchsorted(cur, cur, side="right") / m
-    cur_before = np.searchsorted(cur, cur, side="left") / m
-    return float(max(np.abs(ref_at - cur_at).max(), np.abs(ref_before - cur_before).max()))
+    """Exact two-sample KS D = sup |F_ref - F_cur|, in O(m log n) for a window of m against n reference values."""
+    d, _ = _ks_and_wasserstein([reference_sorted], [_prefix_sums(reference_sorted)], np.sort(current)[None, :])
+    return float(d[0])
 
 
 def wasserstein_distance(reference_sorted: FloatArray, prefix_sums: FloatArray, current: FloatArray) -> float:
-    """Exact W1 = integral |F_ref - F_cur| dx, in O(m log n) using the reference's prefix sums.
+    """Exact W1 = integral |F_ref - F_cur| dx, in O(m log n) using the reference's prefix sums."""
+    _, w1 = _ks_and_wasserstein([reference_sorted], [prefix_sums], np.sort(current)[None, :])
+    return float(w1[0])
 
-    With G(x) = integral of F_ref up to x = (k(x)·x - S_k(x)) / n (k(x) reference values <= x, S_k their sum),
-    the integral over an interval where F_cur is the constant c splits where F_ref crosses c into two pieces
-    whose integrals are differences of G.
+
+def _ks_and_wasserstein(
+    references: Sequence[FloatArray], prefix_sums: Sequence[FloatArray], cur: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """KS D and W1 of F features at once: row f of `cur` (F x m, each row sorted) against `references[f]` (sorted,
+    n_f values; `prefix_sums[f][i]` the sum of its first i). Only the reference lookups loop over the features;
+    the rest is one numpy operation per step for the whole window, which is what makes a window of many features
+    cheap (per-feature loops spent their time in numpy's per-call overhead, not in arithmetic).
+
+    KS: the supremum of two step functions is reached at a jump of one of them; between two consecutive window
+    values F_cur is flat and F_ref monotone, so F_ref just before and at every window value covers every interval,
+    ties included. W1: with G(x) = integral of F_ref up to x = (k(x)·x - S_k(x)) / n (k(x) reference values <= x,
+    S_k their sum), the integral over an interval where F_cur is the constant c splits where F_ref crosses c into
+    two pieces whose integrals are differences of G.
     """
-    cur = np.sort(current)
-    return _wasserstein_of_sorted(reference_sorted, prefix_sums, cur, np.searchsorted(reference_sorted, cur, "right"))
-
-
-def _wasserstein_of_sorted(
-    ref: FloatArray, prefix_sums: FloatArray, cur: FloatArray, at: npt.NDArray[np.intp]
-) -> float:
-    """W1 of a sorted window `cur`, with `at` the reference values <= each window value."""
-    n, m = ref.size, cur.size
-
-    def integral_of_ref_cdf(x: FloatArray, k: npt.NDArray[np.intp] | None = None) -> FloatArray:
-        k = np.searchsorted(ref, x, side="right") if k is None else k
-        result: FloatArray = (k * x - prefix_sums[k]) / n
-        return result
-
-    # Left tail (F_cur = 0) and right tail (F_cur = 1).
-    lo, hi = cur[0], cur[-1]
-    total = float(integral_of_ref_cdf(np.array([lo]))[0])
-    if ref[-1] > hi:
-        g = integral_of_ref_cdf(np.array([hi, ref[-1]]))
-        total += float((ref[-1] - hi) - (g[1] - g[0]))
-    # Interior intervals [cur[j], cur[j+1]) where F_cur = (j + 1) / m.
-    a, b = cur[:-1], cur[1:]
-    level = np.arange(1, m) / m
-    # Smallest x where F_ref(x) >= level is the ceil(level·n)-th reference value; clip it into [a, b].
+    features, m = cur.shape
+    n = np.array([r.size for r in references], dtype=np.int64)[:, None]
+    at = np.empty((features, m), dtype=np.int64)  # reference values <= each window value
+    before = np.empty((features, m), dtype=np.int64)  # ... < each window value
+    level = np.arange(1, m) / m  # F_cur on [cur[j], cur[j + 1])
+    # Smallest x where F_ref(x) >= level is the ceil(level·n)-th reference value; clipped into [a, b] below.
     crossing_index = np.clip(np.ceil(level * n - 1e-12).astype(np.int64) - 1, 0, n - 1)
-    x_star = np.clip(ref[crossing_index], a, b)
-    g_a, g_x, g_b = integral_of_ref_cdf(a, at[:-1]), integral_of_ref_cdf(x_star), integral_of_ref_cdf(b, at[1:])
+    crossing = np.empty((features, m - 1))
+    crossing_tied = np.empty((features, m - 1), dtype=np.bool_)  # the crossing value recurs after its index
+    ref_last = np.empty((features, 1))
+    for f, ref in enumerate(references):
+        # One binary search per feature: the other two lookups follow from it unless values tie (then searched).
+        at[f] = np.searchsorted(ref, cur[f], side="right")
+        tied = (at[f] > 0) & (ref[np.maximum(at[f] - 1, 0)] == cur[f])
+        before[f] = np.searchsorted(ref, cur[f], side="left") if tied.any() else at[f]
+        crossing[f] = ref[crossing_index[f]]
+        crossing_tied[f] = ref[np.minimum(crossing_index[f] + 1, ref.size - 1)] == crossing[f]
+        crossing_tied[f] &= crossing_index[f] + 1 < ref.size
+        ref_last[f] = ref[-1]
+    a, b = cur[:, :-1], cur[:, 1:]
+    x_star = np.clip(crossing, a, b)
+    # Reference values <= x*: x* is a window value where clipped (`at` has it), else the crossing value itself,
+    # which has crossing_index + 1 of them unless it recurs (then searched).
+    k_star = np.where(crossing <= a, at[:, :-1], np.where(crossing >= b, at[:, 1:], crossing_index + 1))
+    inside = (crossing > a) & (crossing < b)
+    sum_at, sum_star, sum_all = np.empty((features, m)), np.empty((features, m - 1)), np.empty((features, 1))
+    for f, (ref, sums) in enumerate(zip(references, prefix_sums, strict=True)):
+        if (inside[f] & crossing_tied[f]).any():
+            k_star[f] = np.searchsorted(ref, x_star[f], side="right")
+        sum_at[f], sum_star[f], sum_all[f] = sums[at[f]], sums[k_star[f]], sums[-1]
+
+    # KS. A window value's rank among the window's own values: the end (<=) and start (<) of its run of ties.
+    index = np.arange(m)
+    tie_next = np.zeros((features, m), dtype=np.bool_)
+    tie_next[:, :-1] = b == a
+    run_end = np.minimum.accumulate(np.where(tie_next, m, index)[:, ::-1], axis=1)[:, ::-1] + 1
+    tie_before = np.zeros((features, m), dtype=np.bool_)
+    tie_before[:, 1:] = tie_next[:, :-1]
+    run_start = np.maximum.accumulate(np.where(tie_before, 0, index), axis=1)
+    d = np.maximum(np.abs(at / n - run_end / m).max(axis=1), np.abs(before / n - run_start / m).max(axis=1))
+
+    # W1. Left tail (F_cur = 0), right tail (F_cur = 1), then the interior intervals.
+    g_at = (at * cur - sum_at) / n  # G at every window value
+    total = g_at[:, 0]
+    g_last = (n * ref_last - sum_all) / n
+    right_tail = (ref_last - cur[:, -1:]) - (g_last - g_at[:, -1:])
+    total = np.where(ref_last[:, 0] > cur[:, -1], total + right_tail[:, 0], total)
+    g_a, g_b, g_x = g_at[:, :-1], g_at[:, 1:], (k_star * x_star - sum_star) / n
     below = level * (x_star - a) - (g_x - g_a)  # F_ref < level on [a, x*)
     above = (g_b - g_x) - level * (b - x_star)  # F_ref >= level on [x*, b)
-    return total + float(below.sum() + above.sum())
+    w1: FloatArray = total + (below.sum(axis=1) + above.sum(axis=1))
+    return d, w1
+
+
+def _prefix_sums(values: FloatArray) -> FloatArray:
+    return np.concatenate(([0.0], np.cumsum(values)))
 
 
 def population_stability_index(profile: NumericProfile, current: FloatArray) -> float:
@@ -109,43 +131,41 @@ def population_stability_index(profile: NumericProfile, current: FloatArray) -> 
 
 
 def numeric_drift(features: Mapping[str, NumericProfile], window: Mapping[str, FloatArray]) -> list[FeatureTest]:
-    """KS, normed Wasserstein and PSI of every numeric feature (missing values are data quality, not drift)."""
-    names: list[str] = []
-    d: list[float] = []
-    en: list[float] = []
-    partial: list[tuple[str, float, float, int, int]] = []
+    """KS, normed Wasserstein and PSI of every numeric feature (missing values are data quality, not drift). The
+    features with as many finite values in the window (all of them, unless some values are missing) are tested
+    together (`_ks_and_wasserstein`)."""
+    by_size: dict[int, list[tuple[str, NumericProfile, FloatArray]]] = {}
     for name, profile in features.items():
         values = window[name]
         values = values[np.isfinite(values)]
-        if values.size == 0:
-            continue
-        n, m = profile.n, values.size
-        names.append(name)
-        cur = np.sort(values)
-        at = np.searchsorted(profile.sorted_values, cur, side="right")  # shared by KS and W1
-        d.append(_ks_of_sorted(profile.sorted_values, cur, at))
-        en.append(n * m / (n + m))
-        w1 = _wasserstein_of_sorted(profile.sorted_values, profile.prefix_sums, cur, at)
-        # A constant reference has std 0: any move is then a full-size change, so normalise by 1 unit instead.
-        normed = w1 / profile.std if profile.std > 0 else w1
-        partial.append((name, normed, population_stability_index(profile, values), n, m))
-    if not names:
-        return []
-    root_en = np.sqrt(np.maximum(np.asarray(en, dtype=np.float64), 1.0))
-    p_values = np.clip(special.kolmogorov((root_en + 0.12 + 0.11 / root_en) * np.asarray(d)), 0.0, 1.0)
-    return [
-        FeatureTest(
-            feature=name,
-            statistic="ks",
-            value=d_i,
-            p_value=float(p),
-            effect_size=normed,
-            n_reference=n,
-            n_current=m,
-            effects={"wasserstein_normed": normed, "psi": psi},
-        )
-        for (name, normed, psi, n, m), d_i, p in zip(partial, d, p_values, strict=True)
-    ]
+        if values.size:
+            by_size.setdefault(values.size, []).append((name, profile, values))
+    tests: dict[str, FeatureTest] = {}
+    for group in by_size.values():
+        profiles = [p for _, p, _ in group]
+        cur = np.sort(np.stack([v for _, _, v in group]), axis=1)
+        d, w1 = _ks_and_wasserstein([p.sorted_values for p in profiles], [p.prefix_sums for p in profiles], cur)
+        n, m = np.array([p.n for p in profiles], dtype=np.float64), cur.shape[1]
+        en = n * m / (n + m)
+        root_en = np.sqrt(np.maximum(en, 1.0))
+        p_values = np.clip(special.kolmogorov((root_en + 0.12 + 0.11 / root_en) * d), 0.0, 1.0)
+        for (name, profile, _), row, d_i, w1_i, p in zip(
+            group, cur, d.tolist(), w1.tolist(), p_values.tolist(), strict=True
+        ):
+            # A constant reference has std 0: any move is then a full-size change, so normalise by 1 unit instead.
+            normed = w1_i / profile.std if profile.std > 0 else w1_i
+            psi = population_stability_index(profile, row)  # sorted: the same counts, found faster
+            tests[name] = FeatureTest(
+                feature=name,
+                statistic="ks",
+                value=d_i,
+                p_value=p,
+                effect_size=normed,
+                n_reference=profile.n,
+                n_current=m,
+                effects={"wasserstein_normed": normed, "psi": psi},
+            )
+    return [tests[name] for name in features if name in tests]
 
 
 def categorical_drift(profile: CategoricalProfile, feature: str, codes: IntArray) -> FeatureTest | None:

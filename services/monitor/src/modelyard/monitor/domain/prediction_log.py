@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+
+import numpy as np
+import numpy.typing as npt
 
 from modelyard.errors import ErrorKind
 from modelyard.monitor.domain.errors import MonitorError
@@ -77,22 +81,27 @@ class PredictionTrace:
     incidents: Sequence[IncidentView] = field(default_factory=tuple)
 
 
-def logged_batch(rows: PredictionRows, windows: Sequence[tuple[WindowId, Sequence[int]]]) -> LoggedBatch | None:
+def logged_batch(rows: PredictionRows, windows: Sequence[tuple[WindowId, npt.NDArray[np.int64]]]) -> LoggedBatch | None:
     """The log entries of the records of `rows` that carry a request id (None: none does); `windows` says which
-    rows each window took."""
-    window_of = [""] * len(rows)
-    for window, taken in windows:
-        label = str(window)
-        for row in taken:
-            window_of[row] = label
-    revisions = rows.plan_revisions.tolist()
-    times = rows.event_time.tolist()
-    name, version, digest = rows.model_name, rows.model_version, rows.digest
-    entries = [
-        (request_id, name, version, digest, revisions[i], times[i], window_of[i], i)
-        for i, request_id in enumerate(rows.request_ids)
-        if request_id
-    ]
+    rows each window took. Built by zip and repeat, not a loop per record: this runs for every prediction."""
+    labels = [""] + [str(window) for window, _ in windows]
+    window_of = np.zeros(len(rows), dtype=np.int64)  # index into labels; 0: no window (late)
+    for i, (_, taken) in enumerate(windows, start=1):
+        window_of[taken] = i
+    entries: list[LogEntry] = list(
+        zip(
+            rows.request_ids,
+            repeat(rows.model_name),
+            repeat(rows.model_version),
+            repeat(rows.digest),
+            rows.plan_revisions.tolist(),
+            rows.event_time.tolist(),
+            [labels[i] for i in window_of.tolist()],
+            range(len(rows)),
+        )
+    )
+    if not all(rows.request_ids):
+        entries = [entry for entry in entries if entry[0]]
     return LoggedBatch(rows.tensors, entries) if entries else None
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.linalg import solve_banded
 
 from modelyard.monitor.domain.profile import FloatArray
 
@@ -73,6 +72,8 @@ def bernoulli_threshold(p0: float, r: int, arl0: float) -> int:
 
 def bernoulli_arl(p0: float, r: int, h: int) -> float:
     """Expected values until the Bernoulli CUSUM (+r with probability p0, else -1, floored at 0) reaches h from 0."""
+    from scipy.linalg import solve_banded  # label path only: kept off the monitor's start-up imports
+
     # (I - Q) in banded form: one sub-diagonal (a correct answer steps down) and r super-diagonals (a mistake steps
     # up r; from h on the chain has stopped). Row s, column j is at band[r + s - j, j].
     band = np.zeros((r + 2, h))
