@@ -151,13 +151,20 @@ async def test_a_version_is_profiled_when_the_registry_makes_it_ready_before_any
     async with service(parts).running():
         # The prefetching consumer starts from the latest event once it has joined its group: a version made
         # ready before that is profiled with its first predictions instead, so register until one is prefetched.
+        # A prefetch may finish after its attempt's wait (its profile is built in a child process): any counts.
+        registered: list[tuple[str, int]] = []
+
+        def prefetched() -> list[tuple[str, int]]:
+            return [(n, v) for n, v in registered if parts.store.active_profile(n, v) is not None]
+
         for _ in range(10):
-            name, version = await asyncio.to_thread(register, stub, onnx_models["iris"], PUBLISHER)
+            registered.append(await asyncio.to_thread(register, stub, onnx_models["iris"], PUBLISHER))
             try:
-                await until(lambda n=name, v=version: parts.store.active_profile(n, v) is not None, "the prefetch", 5.0)
+                await until(lambda: bool(prefetched()), "the prefetch", 10.0)
                 break
             except TimeoutError:
                 continue
+        name, version = prefetched()[0]
         profile = parts.store.active_profile(name, version)
         assert profile is not None and sorted(profile.numeric) == sorted(onnx_models["iris"].feature_names)
         assert profile.source == f"registry:{onnx_models['iris'].reference_digest}"

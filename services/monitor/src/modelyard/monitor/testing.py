@@ -148,6 +148,9 @@ def setting_values(bootstrap: str, data_dir: Path) -> dict[str, str]:
         "window_min_events": "200",
         "window_max_seconds": "3600",
         "shutdown_grace_s": "2",
+        # A test's traffic follows its reference at once (a deployment prefetches it when the version is ready,
+        # long before traffic); on a loaded machine the profile's child process may take longer than the default.
+        "reference_wait_s": "60",
         "event_signing_key": seed_hex(MONITOR_KEY),
     }
 
