@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import ClassVar, Literal, Self
@@ -11,6 +12,7 @@ from pydantic_settings import SettingsConfigDict
 
 from modelyard.auth import AuthSettings
 from modelyard.events.signing import PublicKeyHex
+from modelyard.runtime.workers import WorkerSettings
 from modelyard.settings import ServiceSettings
 
 # Kafka's default message.max.bytes and the producer's max_request_size are 1 MiB, headers included: a batch's
@@ -34,6 +36,16 @@ class ServingSettings(ServiceSettings):
     grpc_port: int = Field(default=8001, ge=0, le=65535)
     http_port: int = Field(default=8000, ge=0, le=65535)
 
+    workers: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)),
+        ge=1,
+        description="worker processes sharing the gRPC and HTTP ports (SO_REUSEPORT), each a full replica under one "
+        "supervisor, which restarts a worker that dies; readiness and /metrics are those of all of them. "
+        "Default: the cores this process may use; 1: one process, no supervisor",
+    )
+    worker: WorkerSettings | None = Field(
+        None, description="set by the supervisor in the environment of each worker process; never set by hand"
+    )
     kafka_required: bool = Field(
         False,
         description="serving answers without the broker: a broker outage shows as degraded (/readyz, status, "
@@ -168,6 +180,11 @@ class ServingSettings(ServiceSettings):
         if self.auth.require_inference_token is None:
             return self.profile == "production"
         return self.auth.require_inference_token
+
+    @property
+    def worker_replica(self) -> str:
+        """This process's replica name: each worker is a replica of its own, seeing every decision."""
+        return self.replica if self.worker is None else f"{self.replica}-w{self.worker.index}"
 
     @property
     def plans_path(self) -> Path:
