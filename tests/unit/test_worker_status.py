@@ -76,3 +76,10 @@ def test_the_supervisors_word_on_a_dead_worker_fails_the_check(tmp_path: Path) -
     write_json(worker.status_dir / SUPERVISOR_FILE, SupervisorView(2, down={1: "exited with code 1"}).as_json())
     with pytest.raises(WorkersNotReady, match="worker 1: exited with code 1"):
         asyncio.run(table.readiness_check()())
+
+
+def test_modelyard_status_names_the_worker_and_why() -> None:
+    from modelyard.cli.status import _checks
+
+    failing = {"workers": "WorkersNotReady: worker 1: exited with code -9, restarting in 1s", "planned-models": "x"}
+    assert _checks(failing) == "workers (worker 1: exited with code -9, restarting in 1s), planned-models"

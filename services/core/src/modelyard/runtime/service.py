@@ -18,6 +18,7 @@ from fastapi import APIRouter
 
 from modelyard.access import OPEN, AccessEdge, Authenticator, Rule, roles
 from modelyard.auth import AuthSettings, Role
+from modelyard.runtime import gauges
 from modelyard.runtime.grpc_server import GrpcApi, GrpcEndpoint
 from modelyard.runtime.http_server import HEALTHZ, METRICS, READYZ, HttpEndpoint, api_routes, build_app
 from modelyard.runtime.readiness import Readiness, ReadinessCheck, kafka_check
@@ -189,6 +190,7 @@ class Service:
             report = await self.readiness.evaluate()
             if self.workers is not None:
                 self.workers.publish(report)
+                gauges.refresh()
             if report.ready != serving:
                 serving = report.ready
                 await self.grpc.set_serving(serving)
