@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from pathlib import Path
@@ -18,6 +19,22 @@ from modelyard.settings import ServiceSettings
 # Kafka's default message.max.bytes and the producer's max_request_size are 1 MiB, headers included: a batch's
 # payload stays under that with room for the CloudEvents headers and the key.
 MAX_MESSAGE_BYTES = 1_000_000
+
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The cores this process may run on: its affinity, capped by the cgroup v2 quota ("200000 100000" is two
+    cores, rounded up; "max" is no cap), so that a container limited to 2 CPUs on a 64-core node runs 2 workers."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cores
+    if quota == "max":
+        return cores
+    return max(1, min(cores, math.ceil(int(quota) / int(period))))
 
 
 class ServingAuthSettings(AuthSettings):
@@ -37,11 +54,12 @@ class ServingSettings(ServiceSettings):
     http_port: int = Field(default=8000, ge=0, le=65535)
 
     workers: int = Field(
-        default_factory=lambda: len(os.sched_getaffinity(0)),
+        default_factory=usable_cores,
         ge=1,
         description="worker processes sharing the gRPC and HTTP ports (SO_REUSEPORT), each a full replica under one "
         "supervisor, which restarts a worker that dies; readiness and /metrics are those of all of them. "
-        "Default: the cores this process may use; 1: one process, no supervisor",
+        "Default: the cores this process may use (its CPU affinity, capped by a cgroup v2 CPU limit: a container's "
+        "share, not the node's); 1: one process, no supervisor",
     )
     worker: WorkerSettings | None = Field(
         None, description="set by the supervisor in the environment of each worker process; never set by hand"
