@@ -111,13 +111,16 @@ class ServingSettings(ServiceSettings):
     intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads per session")
     max_batch_rows: int = Field(64, ge=1, description="dynamic batching: most rows per run (1 turns batching off)")
     max_queue_delay_us: float = Field(
-        0.0, ge=0, description="dynamic batching: how long a request may wait for others (0: only while busy)"
+        100.0,
+        ge=0,
+        description="dynamic batching (Triton's max queue delay): under load (the last batch had company), how "
+        "long a batch may wait for more requests; never at one request in flight. 0: batches only form while busy",
     )
     batch_overhead_us: float = Field(
         50.0,
         ge=0,
-        description="what batching costs per run (queue, concatenate, split); a version is batched when its one-row "
-        "call costs at least this and the calls a full batch saves (warm-up) cost more than it",
+        description="what batching costs per run (queue, concatenate, split); a version whose one-row call costs at "
+        "least this batches while its measured runs (warm-up, then every run) say a full batch saves more than it",
     )
     drain_timeout_s: float = Field(30.0, gt=0, description="how long a replaced version may finish its requests")
     reject_non_finite: list[str] = Field(
