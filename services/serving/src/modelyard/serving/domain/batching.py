@@ -127,12 +127,14 @@ class Batcher:
         return results
 
     async def _execute(self, feed: Mapping[str, Array], rows: int, outputs: Sequence[str]) -> list[Array]:
-        """One run, in the pool or inline, its cost measured where it runs (not the wait for a pool thread)."""
+        """One run, in the pool or inline, its cost measured as the CPU time of the thread that runs it (onnxruntime
+        computes in the calling thread with one intra-op thread): wall time would count the wait for a core or for
+        the GIL after the run, which grows with load and would turn batching off exactly when it pays most."""
 
         def timed() -> list[Array]:
-            started = time.perf_counter()
+            started = time.thread_time()
             results = self.runner.run(feed, outputs)
-            self.cost.observe(rows, time.perf_counter() - started)
+            self.cost.observe(rows, time.thread_time() - started)
             return results
 
         if self.pool is None:
