@@ -525,9 +525,9 @@ def main() -> None:
             f"failure counter on /metrics, read before and after every point (summed over the runs).\n",
             "Systems:\n",
             configs + "\n",
-            f"Modelyard's dynamic batching over the run (on for a version whose warm-up says a full batch saves "
-            f"more than batching costs, `batch_overhead_us`; off where a one-row call costs less than that): "
-            f"{batched}.\n",
+            f"Modelyard's dynamic batching over the run (a version whose one-row call costs at least "
+            f"`batch_overhead_us` batches while its measured runs say a full batch saves more than that; runs of "
+            f"one request at one in flight count as batches of one): {batched}.\n",
             "Physical limit, onnxruntime `session.run` in this process (1 intra-op thread, one caller):\n",
             "\n".join(limit_lines) + "\n",
             table(points, errors) + "\n",

@@ -94,7 +94,8 @@ async def test_a_failed_run_fails_every_request_of_its_batch_only() -> None:
 
 async def test_queue_delay_waits_for_company_under_load_only() -> None:
     runner = SumRunner()
-    batcher = Batcher(runner, NoMetrics(), expensive(), max_batch_rows=4, max_delay_s=0.05)
+    slow = RunCost(call_s=0.05, per_row_s=1e-6)  # a 50 ms run: worth waiting 10 ms for company
+    batcher = Batcher(runner, NoMetrics(), slow, max_batch_rows=4, max_delay_s=0.2)
     # One in flight: nobody comes, so nobody waits.
     await batcher.submit(rows(1.0), ["sum"])
     await batcher.submit(rows(1.0), ["sum"])
@@ -104,8 +105,14 @@ async def test_queue_delay_waits_for_company_under_load_only() -> None:
     first = asyncio.create_task(batcher.submit(rows(1.0), ["sum"]))
     await asyncio.sleep(0.01)
     await asyncio.gather(first, batcher.submit(rows(2.0), ["sum"]))
+    # Nobody within a run's cost: the batch goes without the rest of the delay.
+    slow.call_s = 0.005
+    await asyncio.gather(batcher.submit(rows(1.0), ["sum"]), batcher.submit(rows(1.0), ["sum"]))
+    first = asyncio.create_task(batcher.submit(rows(1.0), ["sum"]))
+    await asyncio.sleep(0.05)
+    await asyncio.gather(first, batcher.submit(rows(2.0), ["sum"]))
     batcher.close()
-    assert runner.batches == [1, 1, 2, 2]
+    assert runner.batches == [1, 1, 2, 2, 2, 1, 1]
 
 
 class SlowRunner(SumRunner):

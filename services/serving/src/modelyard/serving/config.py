@@ -111,10 +111,12 @@ class ServingSettings(ServiceSettings):
     intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads per session")
     max_batch_rows: int = Field(64, ge=1, description="dynamic batching: most rows per run (1 turns batching off)")
     max_queue_delay_us: float = Field(
-        100.0,
+        0.0,
         ge=0,
-        description="dynamic batching (Triton's max queue delay): under load (the last batch had company), how "
-        "long a batch may wait for more requests; never at one request in flight. 0: batches only form while busy",
+        description="dynamic batching (Triton's max queue delay): under load (the last batch had company), a batch "
+        "waits for more requests while they keep coming (each within a one-row run's measured cost), up to this in "
+        "all; never at one request in flight. 0 (default): batches only form while a run is busy, which measured "
+        "best where per-request work outweighs the model (docs/serving.md)",
     )
     batch_overhead_us: float = Field(
         50.0,

@@ -48,7 +48,7 @@ class ExecutionPolicy:
     reject_non_finite: frozenset[str] = frozenset()  # model names, or "*" for every model
     max_elements: int = 1 << 26
     max_batch_rows: int = 64  # dynamic batching cap; 1 turns batching off
-    max_queue_delay_s: float = 100e-6  # under load only
+    max_queue_delay_s: float = 0.0  # under load only
     # Batching pays when a call's fixed cost (one-row call minus the cost of a row) exceeds what queueing and
     # splitting a request costs in Python.
     batch_overhead_s: float = 50e-6

@@ -3,10 +3,11 @@
 A request joins the queue; one batch runs at a time. While it runs, the next requests queue up and then run
 together, so batches grow with load. A request that finds the batcher idle runs at once, alone and without a copy
 (a version in the worker pool), so a lone request never waits for company and pays nothing for batching. Under load
-(the last batch had company), a batch may wait up to `max_delay_s` (Triton's max queue delay) to fill; at one
-request in flight it never does. Rows are concatenated along the first dimension and every output is split back by
-each request's row count, so it only applies to models whose inputs and outputs all have a variable batch dimension
-first (checked when the version loads).
+(the last batch had company), a batch waits for more while they keep coming, each at most a one-row run's cost
+apart, up to `max_delay_s` in all (Triton's max queue delay); at one request in flight it never waits. Rows are
+concatenated along the first dimension and every output is split back by each request's row count, so it only
+applies to models whose inputs and outputs all have a variable batch dimension first (checked when the version
+loads).
 
 Whether batching pays is decided continuously, from the cost of the version's own runs (`RunCost`, which the
 warm-up starts), not once: a version batches while a full batch saves more than batching costs, and otherwise runs
@@ -181,15 +182,16 @@ class Batcher:
         self._answer(batch, results)
 
     async def _wait_for_company(self) -> None:
+        """Wait while requests keep coming: each pause at most what a one-row run costs (if nobody came meanwhile,
+        running now is cheaper), all together at most `max_delay_s` from the oldest request's arrival. A plain
+        sleep per pause: an event wait with a timeout costs a task per pause, more than it saves."""
         deadline = self._queue[0].queued_at + self.max_delay_s if self._queue else 0.0
-        while sum(w.rows for w in self._queue) < self.max_batch_rows:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
+        while (queued := len(self._queue)) and sum(w.rows for w in self._queue) < self.max_batch_rows:
+            pause = min(deadline - time.perf_counter(), self.cost.call_s)
+            if pause <= 0:
                 return
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
+            await asyncio.sleep(pause)
+            if len(self._queue) == queued:
                 return
 
     def _take(self) -> list[_Waiting]:
