@@ -17,10 +17,10 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """In the child, before exec: the kernel sends SIGTERM when the parent dies, even by SIGKILL."""
+def die_with_parent(parent_pid: int, signum: int = signal.SIGTERM) -> None:
+    """In the child, before exec: the kernel sends `signum` when the parent dies, even by SIGKILL."""
     if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        _libc.prctl(_PR_SET_PDEATHSIG, signum)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 

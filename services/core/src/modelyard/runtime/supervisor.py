@@ -12,7 +12,8 @@ multiprocess directory, both under one directory per start. The supervisor:
 - forwards SIGTERM/SIGINT to every worker, which drain as one process would; a second signal kills them.
 
 Workers run in their own sessions (a terminal's Ctrl-C reaches the supervisor only, which forwards it once) and
-die with the supervisor (PR_SET_PDEATHSIG), so none is left behind.
+die with the supervisor (PR_SET_PDEATHSIG, SIGKILL: a supervisor killed outright is restarted, and its successor
+needs the ports), so none is left behind.
 """
 
 from __future__ import annotations
@@ -138,7 +139,9 @@ class WorkerSupervisor:
             env=env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=functools.partial(die_with_parent, os.getpid()),
+            # Killed outright with the supervisor: a supervisor that died without stopping its workers is restarted
+            # by whoever runs it, and its successor needs the ports that draining workers would still hold.
+            preexec_fn=functools.partial(die_with_parent, os.getpid(), signal.SIGKILL),
         )
         worker.restart_at = None
         self.view.down.pop(worker.index, None)
