@@ -219,3 +219,17 @@ def test_a_port_in_use_fails_the_start(tmp_path: Path, kafka_bootstrap: str) -> 
         process = serving_process(tmp_path, kafka_bootstrap, "clash", free_port(), taken.getsockname()[1], log)
         assert process.wait(timeout=30) == 1
     assert "already in use" in log.read_text()
+
+
+def test_a_worker_that_cannot_start_stops_the_service_with_exit_code_one(tmp_path: Path, kafka_bootstrap: str) -> None:
+    asyncio.run(ensure_topics(kafka_bootstrap))
+    plans = ModelRepository(tmp_path).plan_file
+    plans.parent.mkdir(parents=True)
+    plans.write_text("not a plan file")  # every worker's startup plans fail
+    log = tmp_path / "serving.log"
+    process = serving_process(tmp_path, kafka_bootstrap, "broken", free_port(), free_port(), log)
+    try:
+        assert process.wait(timeout=90) == 1
+    finally:
+        process.kill()
+    assert "exited with code 1 before it was ready; stopping" in log.read_text()
