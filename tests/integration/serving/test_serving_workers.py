@@ -208,7 +208,9 @@ def test_sigterm_drains_every_worker_and_exits_zero(served: Served) -> None:
     assert served.process.wait(timeout=30) == 0
     _, alive = psutil.wait_procs(workers, timeout=5)
     assert alive == []
-    assert "serving stopped" in served.log.read_text()
+    log = served.log.read_text()
+    assert "serving stopped" in log
+    assert all(f'"worker": {i}' in log for i in range(WORKERS))  # each worker's lines say whose they are
 
 
 def test_a_port_in_use_fails_the_start(tmp_path: Path, kafka_bootstrap: str) -> None:

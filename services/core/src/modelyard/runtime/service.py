@@ -24,7 +24,7 @@ from modelyard.runtime.http_server import HEALTHZ, METRICS, READYZ, HttpEndpoint
 from modelyard.runtime.readiness import Readiness, ReadinessCheck, kafka_check
 from modelyard.runtime.workers import DEGRADED_WORKERS_CHECK, WORKERS_CHECK, WorkerSettings, WorkerTable
 from modelyard.settings import ServiceSettings
-from modelyard.telemetry import setup_telemetry
+from modelyard.telemetry import setup_telemetry, tag_logs
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ class Service:
     async def start(self) -> None:
         """Raises `StartupError` (e.g. `PortInUseError`) with nothing left running."""
         setup_telemetry(self.settings)
+        if self.workers is not None:
+            tag_logs(worker=self.workers.worker.index)
         await self.http.start()  # bound first: the HTTP port is the one probes and `modelyard up` watch
         try:
             await self.grpc.start()
