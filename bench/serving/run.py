@@ -167,6 +167,17 @@ def check_sample(port: int, model: str, body: bytes) -> None:
             raise SystemExit(f"{model} on port {port} answered without outputs")
 
 
+def wait_ready(url: str, timeout_s: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} not ready within {timeout_s:g}s")
+        time.sleep(0.5)
+
+
 def h2load(
     binary: str, port: int, frame: Path, in_flight: int, duration_s: float, log: Path
 ) -> tuple[float, list[int]]:
@@ -286,6 +297,7 @@ def modelyard(work: Path, models: dict[str, Path]) -> Iterator[dict[str, int]]:
 
     from modelyard.kafka.admin import ensure_topics
     from modelyard.kafka.embedded import EmbeddedBroker
+    from modelyard.serving.config import usable_cores
 
     repository = work / "modelyard"
     plans = []
@@ -311,11 +323,17 @@ def modelyard(work: Path, models: dict[str, Path]) -> Iterator[dict[str, int]]:
             "MODELYARD_SERVING_STREAM_INTERVAL_S": os.environ.get("MODELYARD_SERVING_STREAM_INTERVAL_S", "0.05"),
             "MODELYARD_SERVING_STREAM_ENABLED": os.environ.get("MODELYARD_SERVING_STREAM_ENABLED", "true"),
             "MODELYARD_SERVING_LOG_LEVEL": "WARNING",
+            # Serving's default (the cores this process may use) unless the caller's environment sets it, stated
+            # in the report's header either way.
+            "MODELYARD_SERVING_WORKERS": os.environ.get("MODELYARD_SERVING_WORKERS") or str(usable_cores()),
         }
         with process([sys.executable, "-m", "modelyard.serving"], env, work / "modelyard.log"):
+            # Ready only when every worker is: a sample answer comes from one worker, which says nothing of the rest.
+            wait_ready(f"http://127.0.0.1:{http_port}/readyz")
             yield Server(
                 dict.fromkeys(models, port),
-                f"1 process (no serving.workers yet), serving's default batching, prediction stream on (embedded "
+                f"{env['MODELYARD_SERVING_WORKERS']} worker processes (serving.workers; its default, the usable "
+                f"cores, is {usable_cores()} here), serving's default batching, prediction stream on (embedded "
                 f"broker), {package_versions(sys.executable, 'grpcio', 'onnxruntime')}",
                 f"http://127.0.0.1:{http_port}/metrics",
                 "modelyard_serving_requests_total",
@@ -507,9 +525,9 @@ def main() -> None:
             f"failure counter on /metrics, read before and after every point (summed over the runs).\n",
             "Systems:\n",
             configs + "\n",
-            f"Modelyard's dynamic batching over the run (on for a version whose warm-up says a full batch saves "
-            f"more than batching costs, `batch_overhead_us`; off where a one-row call costs less than that): "
-            f"{batched}.\n",
+            f"Modelyard's dynamic batching over the run (a version whose one-row call costs at least "
+            f"`batch_overhead_us` batches while its measured runs say a full batch saves more than that; runs of "
+            f"one request at one in flight count as batches of one): {batched}.\n",
             "Physical limit, onnxruntime `session.run` in this process (1 intra-op thread, one caller):\n",
             "\n".join(limit_lines) + "\n",
             table(points, errors) + "\n",

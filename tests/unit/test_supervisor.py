@@ -1,9 +1,10 @@
-"""`modelyard up`'s restart policy: exponential backoff, and a crash loop recognised rather than restarted forever."""
+"""The restart policy of `modelyard up` and of a service's worker supervisor: exponential backoff, and a crash loop
+recognised rather than restarted forever."""
 
 import pytest
 
-from modelyard.cli.supervisor import Restarts
 from modelyard.retry import Backoff
+from modelyard.runtime.children import Restarts
 
 pytestmark = pytest.mark.unit
 

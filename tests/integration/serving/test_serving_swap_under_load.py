@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 
 from modelyard.serving.adapters.plans import plan_from_message
-from modelyard.serving.testing import Harness, ModelRepository, infer_request, plan, serving_on_loopback, variant
+from modelyard.serving.testing import (
+    Harness,
+    InferenceLoad,
+    ModelRepository,
+    infer_request,
+    plan,
+    serving_on_loopback,
+    variant,
+)
 from modelyard.testing.models import TrainedModel
 
 pytestmark = pytest.mark.integration
@@ -44,22 +50,8 @@ async def test_no_request_fails_across_a_version_change_and_a_canary(
     v1 = plan(repository.add("bc", 1, breast_cancer.onnx)).primary
     v2 = repository.add("bc", 2, variant(breast_cancer.onnx, "v2"))
     v3 = repository.add("bc", 3, variant(breast_cancer.onnx, "v3"))
-    rows = breast_cancer.sample
-    answered: collections.Counter[str] = collections.Counter()
-    failures: list[BaseException] = []
-    stop = asyncio.Event()
-
-    async def client(number: int) -> None:
-        sent = 0
-        while not stop.is_set() and sent < 5_000:  # bounded even if the swaps hang
-            try:
-                response = await stub.ModelInfer(infer_request("bc", rows, request_id=f"c{number}-{sent}"))
-                answered[response.model_version] += 1
-            except grpc.aio.AioRpcError as exc:
-                failures.append(exc)
-            sent += 1
-
-    clients = [asyncio.create_task(client(n)) for n in range(CLIENTS)]
+    load = InferenceLoad("bc", breast_cancer.sample)
+    clients = [asyncio.create_task(load.client(stub, n)) for n in range(CLIENTS)]
     steps = [
         plan(v2, revision=2),
         plan(v2, revision=3, canary=v3, canary_weight=0.5),
@@ -70,13 +62,11 @@ async def test_no_request_fails_across_a_version_change_and_a_canary(
         for step in steps:
             await asyncio.sleep(0.3)
             assert await core.lifecycle.enact(plan_from_message(step))
-        await asyncio.sleep(0.3)
-        stop.set()
-        await asyncio.gather(*clients)
+        await load.finish(clients)
 
-    assert failures == []
-    assert set(answered) == {"1", "2", "3"}
-    assert sum(answered.values()) > 100
+    assert load.failures == []
+    assert set(load.answered) == {"1", "2", "3"}
+    assert sum(load.answered.values()) > 100
     assert [ref.version for ref in status.of("loaded")] == [1, 2, 3, 1]
     assert [ref.version for ref in status.of("unloaded")] == [1, 2]  # v3 stays as the shadow
     assert all(v.in_flight == 0 for d in core.manager for v in d.versions)

@@ -105,6 +105,23 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         root.addHandler(_handler)
 
 
+class _Tagged(logging.Filter):
+    def __init__(self, fields: dict[str, object]) -> None:
+        super().__init__()
+        self.fields = fields
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in self.fields.items():
+            setattr(record, key, value)
+        return True
+
+
+def tag_logs(**fields: object) -> None:
+    """Add `fields` to every log line of this process (a worker process's number, say)."""
+    if _handler is not None:
+        _handler.addFilter(_Tagged(fields))
+
+
 def setup_telemetry(settings: ServiceSettings) -> None:
     """Logging plus global tracer and meter providers for `settings.service_name`; idempotent per process.
 

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -309,14 +309,28 @@ class Scenario:
         await self.log.wait_for(approved, rejected)
 
     async def loaded(self, version: int) -> None:
+        """Until every serving worker loaded `version` (each reports as a replica of its own)."""
+
         def failed(p: Any) -> str | None:
             ok = _is(p, "ModelLoadFailed") and p.version.version == version
             return f"serving could not load v{version}: {p.reason}" if ok else None
 
-        await self.log.wait_for(lambda p: _is(p, "ModelLoaded") and p.version.version == version, failed)
+        await self.log.wait_for(self._on_every_worker("ModelLoaded", version), failed)
 
     async def unloaded(self, version: int) -> None:
-        await self.log.wait_for(lambda p: _is(p, "ModelUnloaded") and p.version.version == version)
+        await self.log.wait_for(self._on_every_worker("ModelUnloaded", version))
+
+    def _on_every_worker(self, event: str, version: int) -> Callable[[Any], bool]:
+        """Accepts the event that completes `event` of `version` on all of serving's workers (each event once)."""
+        replicas: set[str] = set()
+        workers = self.state.services["serving"].workers
+
+        def seen(p: Any) -> bool:
+            if _is(p, event) and p.version.version == version:
+                replicas.add(p.replica)
+            return len(replicas) >= workers
+
+        return seen
 
     async def traffic(self, phase: str, rows: np.ndarray[Any, Any]) -> dict[str, int]:
         """`rows` as single-row requests through stock tritonclient (a process of its own: see demo_traffic)."""

@@ -108,6 +108,7 @@ class ServiceRecord(BaseModel):
     http: str  # base URL
     pid: int
     log: Path
+    workers: int = 1  # worker processes of the service (serving's `workers`), each a replica of its own
     restarts: int = 0  # by `modelyard up`, after the process exited on its own
     last_exit: int | None = None  # of the last exit that caused a restart (negative: killed by that signal)
 
@@ -213,7 +214,16 @@ def service_env(
     # Likewise the monitor profiles each version's reference dataset as registered in this stack's registry.
     if "reference_source" in fields and "registry_address" in fields:
         env[f"{prefix}REFERENCE_SOURCE"] = "registry"
+    # Serving's worker count, stated (its default, the usable cores): the stack shows it, and whoever waits for a
+    # model to be loaded everywhere waits for every worker.
+    if "workers" in fields:
+        env[f"{prefix}WORKERS"] = str(fields["workers"].get_default(call_default_factory=True))
     return env
+
+
+def worker_count(service: str, env: dict[str, str]) -> int:
+    """How many worker processes `service` runs with `env` (1 for a service without workers)."""
+    return int(env.get(f"{env_prefix(service)}WORKERS", "1"))
 
 
 def stack_pki(directory: Path, host: str) -> LocalPki:

@@ -126,10 +126,21 @@ async def _readyz(client: httpx.AsyncClient, base_url: str | None) -> Probe | No
     except httpx.HTTPError as exc:
         return Probe(False, f"unreachable ({type(exc).__name__})")
     if response.status_code == 200:
-        degraded = ", ".join(_json_field(response, "degraded"))
+        degraded = _checks(_json_field(response, "degraded"))
         return Probe(True, f"ready, [yellow]degraded: {degraded}[/]" if degraded else "ready")
-    failing = ", ".join(_json_field(response, "failing"))
+    failing = _checks(_json_field(response, "failing"))
     return Probe(False, f"not ready: {failing or response.status_code}")
+
+
+# modelyard.runtime.workers' checks, named here: importing the runtime would slow every CLI command's start.
+_WORKER_CHECKS = ("workers", "workers-degraded")
+
+
+def _checks(failing: dict[str, str]) -> str:
+    """The failing checks by name; the workers' with which worker and why (a service's worker processes)."""
+    return ", ".join(
+        f"{name} ({why.partition(': ')[2]})" if name in _WORKER_CHECKS else name for name, why in failing.items()
+    )
 
 
 def _json_field(response: httpx.Response, name: str) -> dict[str, str]:

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from modelyard.retry import Backoff
+from modelyard.runtime.children import Restarts, die_with_parent
 
-_PR_SET_PDEATHSIG = 1
-# Loaded before any fork: the preexec function must not load libraries in the child.
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """In the child, before exec: the kernel sends SIGTERM when `modelyard up` dies, even by SIGKILL."""
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
+__all__ = ["Child", "Restarts", "respawn", "spawn", "stop_all"]
 
 
 @dataclass
@@ -78,7 +65,7 @@ def spawn(name: str, argv: list[str], env: Mapping[str, str], log_path: Path) ->
             stderr=subprocess.STDOUT,
             # Own process group: Ctrl-C in the terminal reaches `up` only, which stops children in order.
             start_new_session=True,
-            preexec_fn=functools.partial(_die_with_parent, os.getpid()),
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
         )
     return Child(name, process, log_path, argv, env)
 
@@ -86,36 +73,6 @@ def spawn(name: str, argv: list[str], env: Mapping[str, str], log_path: Path) ->
 def respawn(child: Child) -> Child:
     """The same command, environment and log (appended to) in a new process."""
     return spawn(child.name, child.argv, child.env, child.log_path)
-
-
-RESTART_BACKOFF = Backoff(first_s=1.0, max_s=30.0)
-
-
-@dataclass
-class Restarts:
-    """When to restart a process that exited on its own: after `backoff.first_s`, doubling with every crash in the
-    last `window_s` (up to `backoff.max_s`); not at all once it crashed `limit` times in that window (a crash loop
-    that restarting will not fix)."""
-
-    backoff: Backoff = RESTART_BACKOFF
-    limit: int = 5
-    window_s: float = 60.0
-    count: int = 0  # restarts so far
-    last_exit: int | None = None
-    _crashes: deque[float] = field(default_factory=deque)
-
-    def crashed(self, exit_code: int, now: float) -> float | None:
-        """Record an exit; the seconds to wait before restarting, or None when it crash-loops."""
-        self.last_exit = exit_code
-        self._crashes.append(now)
-        while now - self._crashes[0] > self.window_s:
-            self._crashes.popleft()
-        if len(self._crashes) >= self.limit:
-            return None
-        return self.backoff.wait_s(len(self._crashes))
-
-    def describe(self) -> str:
-        return f"{self.count} restarts, last exit code {self.last_exit}" if self.count else "no restarts"
 
 
 def stop_all(children: Iterable[Child], grace_s: float) -> None:

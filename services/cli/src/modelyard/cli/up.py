@@ -36,6 +36,7 @@ from modelyard.cli.stack import (
     stack_pki,
     tls_env,
     trust_env,
+    worker_count,
 )
 from modelyard.cli.supervisor import Child, Restarts, respawn, spawn, stop_all
 from modelyard.cli.users import USERS_FILE, ensure_users, identity_settings, parse_users
@@ -286,6 +287,7 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
                 asyncio.run(ensure_topics(bootstrap))
             # The embedded broker rejects InitProducerId; a real cluster gets idempotent producers.
             idempotence = options.kafka_idempotence if options.kafka_idempotence is not None else broker is None
+            workers: dict[str, int] = {}
             for service in SERVICES:
                 env = service_env(service, host, plan, data_dir, bootstrap, idempotence=idempotence)
                 env.update(trust_env(service, data_dir))  # signed decisions and incidents, keys made here
@@ -293,6 +295,7 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
                 env.update(extra_env.get(service, {}))
                 argv = [sys.executable, "-m", f"modelyard.{service}"]
                 children.append(spawn(service, argv, env, logs / f"{service}.log"))
+                workers[service] = worker_count(service, env)
             state = StackState(
                 pid=os.getpid(),
                 data_dir=data_dir,
@@ -311,6 +314,7 @@ def running_stack(options: StackOptions) -> Iterator[RunningStack]:
                         http=f"{scheme}://{format_address(client_host(host), plan[child.name]['http'])}",
                         pid=child.pid,
                         log=child.log_path,
+                        workers=workers[child.name],
                     )
                     for child in children
                 },
@@ -394,11 +398,11 @@ def _failing_checks(response: httpx.Response) -> str:
 def addresses_table(state: StackState) -> Table:
     kind = "embedded" if state.broker.embedded else "external"
     table = Table(title=f"modelyard up: {state.data_dir}", caption=f"logs in {state.data_dir / 'logs'}")
-    for column in ("service", "gRPC", "HTTP", "pid"):
+    for column in ("service", "gRPC", "HTTP", "pid", "workers"):
         table.add_column(column, no_wrap=True)
     for name, record in state.services.items():
-        table.add_row(name, record.grpc, record.http, str(record.pid))
-    table.add_row("kafka", state.broker.bootstrap, kind, "")
+        table.add_row(name, record.grpc, record.http, str(record.pid), str(record.workers))
+    table.add_row("kafka", state.broker.bootstrap, kind, "", "")
     return table
 
 

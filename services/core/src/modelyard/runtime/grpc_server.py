@@ -21,8 +21,9 @@ from modelyard.runtime.ports import StartupError, check_port_free, format_addres
 from modelyard.tls import TlsError, TlsSettings
 
 # grpc-python sets SO_REUSEPORT by default: a second server on the same port would then bind silently and steal
-# half the connections instead of failing.
+# half the connections instead of failing. Only the worker processes of one service share their port on purpose.
 _SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
+_SHARED_PORT_OPTIONS = [("grpc.so_reuseport", 1)]
 
 
 class _Undecodable:
@@ -122,8 +123,11 @@ class GrpcEndpoint:
         health_names: Iterable[str],
         edge: AccessEdge,
         tls: TlsSettings | None = None,
+        *,
+        shared_port: bool = False,
     ) -> None:
         self.host = host
+        self.shared_port = shared_port
         self.port = port
         self.tls = tls or TlsSettings()
         self.apis = list(apis)
@@ -134,7 +138,8 @@ class GrpcEndpoint:
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
-        check_port_free("gRPC", self.host, self.port)
+        if not self.shared_port:  # the supervisor checked a shared port before it started the workers
+            check_port_free("gRPC", self.host, self.port)
         try:
             credentials = self.tls.grpc_server_credentials()
         except TlsError as exc:
@@ -142,7 +147,10 @@ class GrpcEndpoint:
         # Created here, not in __init__: a grpc.aio server belongs to the loop that is running when it is made.
         interceptor = AccessInterceptor(self.edge, [api.name for api in self.apis])
         # The caller is checked first, from metadata alone; only then is the request decoded.
-        self._server = grpc.aio.server(interceptors=[interceptor, UndecodableRequests()], options=_SERVER_OPTIONS)
+        self._server = grpc.aio.server(
+            interceptors=[interceptor, UndecodableRequests()],
+            options=_SHARED_PORT_OPTIONS if self.shared_port else _SERVER_OPTIONS,
+        )
         for api in self.apis:
             api.add_to_server(self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

@@ -8,13 +8,15 @@ import logging
 import math
 import ssl
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from modelyard.access import AccessEdge
 from modelyard.auth import AuthError
@@ -37,9 +39,11 @@ def build_app(
     edge: AccessEdge,
     max_body_bytes: int = 1 << 20,
     body_limits: Mapping[str, int] | None = None,
+    metrics_dir: Path | None = None,
 ) -> FastAPI:
     """Probes, metrics and `routers`, every route behind `edge` (the app-wide dependency); `max_body_bytes` for
-    every request body, except under the path prefixes of `body_limits` (413 beyond)."""
+    every request body, except under the path prefixes of `body_limits` (413 beyond). With `metrics_dir` (a worker
+    process; prometheus_client's multiprocess directory), /metrics adds up the metrics of all the workers."""
     app = FastAPI(title=title, dependencies=[Depends(edge_dependency(edge))])
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, limits=body_limits)
     app.add_exception_handler(AuthError, refusal)
@@ -57,7 +61,14 @@ def build_app(
     async def prometheus_metrics(request: Request) -> Response:
         # Negotiated: OpenMetrics when the scraper asks for it, else the classic text format every scraper reads.
         encode, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encode(REGISTRY), headers={"content-type": content_type})
+        return Response(encode(metrics_registry()), headers={"content-type": content_type})
+
+    def metrics_registry() -> CollectorRegistry:
+        if metrics_dir is None:
+            return REGISTRY
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
+        return registry
 
     for router in routers:
         app.include_router(router)
@@ -80,8 +91,11 @@ class HttpEndpoint:
     """uvicorn serving `app` on the caller's event loop from a socket bound up front (clear port errors); HTTPS
     (and mutual TLS) when `tls` has a certificate."""
 
-    def __init__(self, app: FastAPI, host: str, port: int, tls: TlsSettings | None = None) -> None:
+    def __init__(
+        self, app: FastAPI, host: str, port: int, tls: TlsSettings | None = None, *, shared_port: bool = False
+    ) -> None:
         self.app = app
+        self.shared_port = shared_port
         self.host = host
         self.port = port
         self.tls = tls or TlsSettings()
@@ -89,7 +103,7 @@ class HttpEndpoint:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        sock = bind_listener("HTTP", self.host, self.port)
+        sock = bind_listener("HTTP", self.host, self.port, shared=self.shared_port)
         self.port = sock.getsockname()[1]
         # uvicorn narrates a whole process ("Started server process"); here it is one part of one, which the
         # runtime narrates itself.

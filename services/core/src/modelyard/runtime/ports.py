@@ -35,14 +35,18 @@ def check_port_free(what: str, host: str, port: int) -> None:
         raise PortInUseError(what, host, port)
 
 
-def bind_listener(what: str, host: str, port: int) -> socket.socket:
-    """A bound TCP socket for `host:port` (not yet listening); raises `PortInUseError` on a clash."""
+def bind_listener(what: str, host: str, port: int, *, shared: bool = False) -> socket.socket:
+    """A bound TCP socket for `host:port` (not yet listening); raises `PortInUseError` on a clash. `shared`
+    (SO_REUSEPORT): the worker processes of one service each bind the port and the kernel spreads connections
+    over them; a process that does not share it still gets a clash."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
         0
     ]
     sock = socket.socket(family, kind, proto)
     # SO_REUSEADDR lets a restart bind while old connections sit in TIME_WAIT; it never shares a live listener.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
     except OSError as exc:
@@ -51,3 +55,11 @@ def bind_listener(what: str, host: str, port: int) -> socket.socket:
             raise PortInUseError(what, host, port) from None
         raise StartupError(f"cannot bind {what} port {port} on {host}: {exc.strerror}") from None
     return sock
+
+
+def reserve_port(what: str, host: str, port: int) -> socket.socket:
+    """Hold `host:port` (a free one for port 0) for the worker processes that will share it: fails with
+    `PortInUseError` when anyone holds it, then keeps a bound, never listening, SO_REUSEPORT socket, which takes no
+    connections but keeps other programs off the port while workers restart."""
+    check_port_free(what, host, port)
+    return bind_listener(what, host, port, shared=True)

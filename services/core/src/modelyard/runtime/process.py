@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from modelyard.runtime.ports import StartupError
 from modelyard.runtime.service import Service
+from modelyard.runtime.supervisor import supervise_workers
 from modelyard.settings import ServiceSettings
 from modelyard.telemetry import configure_logging, shutdown_telemetry
 
@@ -30,8 +31,15 @@ SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def run_service(settings_class: type[SettingsT], build: Callable[[SettingsT], Service]) -> NoReturn:
-    """Load settings from the environment, build the service, run it until SIGTERM/SIGINT, exit."""
+def run_service(
+    settings_class: type[SettingsT],
+    build: Callable[[SettingsT], Service],
+    *,
+    workers: Callable[[SettingsT], int] | None = None,
+) -> NoReturn:
+    """Load settings from the environment, build the service, run it until SIGTERM/SIGINT, exit. When `workers`
+    asks for more than one, this process supervises that many worker processes instead (each of them runs
+    `run_service` again, as a worker: see `modelyard.runtime.supervisor`)."""
     configure_logging(settings_class.service_name)
     try:
         # The base class's fields take positional Field defaults, which mypy (without the pydantic plugin)
@@ -40,6 +48,10 @@ def run_service(settings_class: type[SettingsT], build: Callable[[SettingsT], Se
     except ValidationError as exc:
         log.error("invalid settings: %s", describe_invalid_settings(settings_class, exc))
         sys.exit(2)
+    count = workers(settings) if workers is not None else 1
+    if count > 1:
+        configure_logging(settings.service_name, settings.log_level)
+        sys.exit(supervise_workers(settings, count))
     try:
         code = asyncio.run(_serve_until_signalled(settings, build))
     except StartupError as exc:

@@ -24,11 +24,23 @@ log = logging.getLogger(__name__)
 ReadinessCheck = Callable[[], Awaitable[bool]]
 """Ready when it returns True; not ready when it returns False, raises, or outlives its timeout."""
 
-_READY = Gauge("modelyard_ready", "1 when every readiness check of the service passes", ["service"])
-_CHECK_PASSING = Gauge(
-    "modelyard_readiness_check_passing", "1 when the named readiness or degradation check passes", ["service", "check"]
+# With worker processes (prometheus_client's multiprocess mode) the live workers' values combine: ready and passing
+# when all are, degraded when one is.
+_READY = Gauge(
+    "modelyard_ready", "1 when every readiness check of the service passes", ["service"], multiprocess_mode="livemin"
 )
-_DEGRADED = Gauge("modelyard_degraded", "1 when a degradation check of the service fails (it stays ready)", ["service"])
+_CHECK_PASSING = Gauge(
+    "modelyard_readiness_check_passing",
+    "1 when the named readiness or degradation check passes",
+    ["service", "check"],
+    multiprocess_mode="livemin",
+)
+_DEGRADED = Gauge(
+    "modelyard_degraded",
+    "1 when a degradation check of the service fails (it stays ready)",
+    ["service"],
+    multiprocess_mode="livemax",
+)
 
 
 @dataclass(frozen=True)

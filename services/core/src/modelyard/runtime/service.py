@@ -18,11 +18,13 @@ from fastapi import APIRouter
 
 from modelyard.access import OPEN, AccessEdge, Authenticator, Rule, roles
 from modelyard.auth import AuthSettings, Role
+from modelyard.runtime import gauges
 from modelyard.runtime.grpc_server import GrpcApi, GrpcEndpoint
 from modelyard.runtime.http_server import HEALTHZ, METRICS, READYZ, HttpEndpoint, api_routes, build_app
 from modelyard.runtime.readiness import Readiness, ReadinessCheck, kafka_check
+from modelyard.runtime.workers import DEGRADED_WORKERS_CHECK, WORKERS_CHECK, WorkerSettings, WorkerTable
 from modelyard.settings import ServiceSettings
-from modelyard.telemetry import setup_telemetry
+from modelyard.telemetry import setup_telemetry, tag_logs
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ Hook = Callable[[], Awaitable[None]]
 HOOK_TIMEOUT_S = 5.0
 READINESS_INTERVAL_S = 5.0
 NOT_READY_INTERVAL_S = 1.0
+WORKER_SILENT_AFTER_S = 15.0  # a worker whose status is older is taken for hung (an evaluation takes up to 5 s)
 
 
 def runtime_rules(settings: AuthSettings) -> dict[str, Rule]:
@@ -55,31 +58,46 @@ class Service:
         on_start: Sequence[Hook] = (),
         on_stop: Sequence[Hook] = (),
         body_limits: Mapping[str, int] | None = None,
+        worker: WorkerSettings | None = None,
     ) -> None:
         """`access` is the service's table: a rule for every method of `grpc_apis` and every route of `routers`
         (by name), else ValueError. `grpc_health_names` are health-checkable names beyond those of `grpc_apis`
         (whose names count too). With `settings.kafka_required`, readiness also waits for the broker ("kafka").
         `degraded_checks` watch non-critical dependencies: reported, but the service stays ready (see
         `modelyard.runtime.readiness`). `body_limits` raise `settings.max_body_bytes` for routes under a path prefix
-        (uploads, inference)."""
+        (uploads, inference). `worker`: this process is one of the service's worker processes (see
+        `modelyard.runtime.supervisor`): it shares its ports with the others, and its readiness and metrics are
+        those of all of them."""
         self.settings = settings
         self.name = settings.service_name
         checks = dict(readiness_checks or {})
         if settings.kafka_required:
             checks.setdefault("kafka", kafka_check(settings.kafka_bootstrap, security=settings.kafka_security))
-        self.readiness = Readiness(self.name, checks, degraded_checks=degraded_checks)
+        degraded = dict(degraded_checks or {})
+        self.workers = WorkerTable(self.name, worker, WORKER_SILENT_AFTER_S) if worker else None
+        if self.workers is not None:
+            checks[WORKERS_CHECK] = self.workers.readiness_check()
+            degraded[DEGRADED_WORKERS_CHECK] = self.workers.degradation_check()
+        self.readiness = Readiness(self.name, checks, degraded_checks=degraded)
         self.edge = AccessEdge(Authenticator(settings.auth), {**runtime_rules(settings.auth), **access})
+        shared = worker is not None
         self.grpc = GrpcEndpoint(
-            settings.host, settings.grpc_port, grpc_apis, grpc_health_names, self.edge, settings.tls
+            settings.host, settings.grpc_port, grpc_apis, grpc_health_names, self.edge, settings.tls, shared_port=shared
         )
         app = build_app(
-            f"modelyard {self.name}", self.readiness, routers, self.edge, settings.max_body_bytes, body_limits
+            f"modelyard {self.name}",
+            self.readiness,
+            routers,
+            self.edge,
+            settings.max_body_bytes,
+            body_limits,
+            metrics_dir=worker.metrics_dir if worker else None,
         )
         operations = [method for api in grpc_apis for method in api.methods]
         operations += [route.name for route in api_routes(app) if route.name is not None]
         if missing := self.edge.missing(operations):
             raise ValueError(f"{self.name}'s access table has no rule for {', '.join(missing)}")
-        self.http = HttpEndpoint(app, settings.host, settings.http_port, settings.tls)
+        self.http = HttpEndpoint(app, settings.host, settings.http_port, settings.tls, shared_port=shared)
         self.background_tasks = dict(background_tasks or {})
         self.on_start = list(on_start)
         self.on_stop = list(on_stop)
@@ -97,6 +115,8 @@ class Service:
     async def start(self) -> None:
         """Raises `StartupError` (e.g. `PortInUseError`) with nothing left running."""
         setup_telemetry(self.settings)
+        if self.workers is not None:
+            tag_logs(worker=self.workers.worker.index)
         await self.http.start()  # bound first: the HTTP port is the one probes and `modelyard up` watch
         try:
             await self.grpc.start()
@@ -170,10 +190,15 @@ class Service:
         serving: bool | None = None
         while True:
             report = await self.readiness.evaluate()
+            if self.workers is not None:
+                self.workers.publish(report)
+                gauges.refresh()
             if report.ready != serving:
                 serving = report.ready
                 await self.grpc.set_serving(serving)
-            await asyncio.sleep(READINESS_INTERVAL_S if serving else NOT_READY_INTERVAL_S)
+            # A worker looks again soon: its peers' readiness is part of its own, and its status is their heartbeat.
+            fast = not serving or self.workers is not None
+            await asyncio.sleep(NOT_READY_INTERVAL_S if fast else READINESS_INTERVAL_S)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():

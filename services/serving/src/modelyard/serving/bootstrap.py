@@ -139,7 +139,7 @@ def build(
         artifacts,
         OnnxLoader(intra_op_threads=settings.intra_op_threads),
         plans or plan_source(settings),
-        status or KafkaStatusReporter(publisher, settings.replica),
+        status or KafkaStatusReporter(publisher, settings.worker_replica),
         metrics or PrometheusMetrics(),
         ExecutionPolicy(
             pool=pool,
@@ -170,14 +170,14 @@ def build(
 def service(parts: ServingParts) -> Service:
     """The runnable serving service around wired parts."""
     settings, publisher = parts.settings, parts.publisher
-    # One group per replica: every replica must enact every decision. It starts at the latest offset because
-    # the startup plans, fetched once the consumer has joined, cover everything decided before: a decision made
-    # between the two is both in the plans and on the topic (enacting it twice is a no-op, by revision), and
-    # none can fall between them.
+    # One group per replica (each worker process is a replica of its own): every replica must enact every
+    # decision. It starts at the latest offset because the startup plans, fetched once the consumer has joined,
+    # cover everything decided before: a decision made between the two is both in the plans and on the topic
+    # (enacting it twice is a no-op, by revision), and none can fall between them.
     # Only decisions signed by a trusted governance key reach the handlers; the rest are dead-lettered.
     consumer = EventConsumer.from_settings(
         settings,
-        f"serving-{settings.replica}",
+        f"serving-{settings.worker_replica}",
         [GOVERNANCE_DECISIONS],
         auto_offset_reset="latest",
         trusted_keys=TrustedKeys.of("governance", settings.trusted_governance_keys),
@@ -261,5 +261,6 @@ def service(parts: ServingParts) -> Service:
         degraded_checks=degraded_checks,
         on_start=[publisher.start, consumer.start],
         on_stop=on_stop,
+        worker=settings.worker,
     )
     return running

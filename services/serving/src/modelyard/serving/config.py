@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import socket
 from pathlib import Path
 from typing import ClassVar, Literal, Self
@@ -11,11 +13,28 @@ from pydantic_settings import SettingsConfigDict
 
 from modelyard.auth import AuthSettings
 from modelyard.events.signing import PublicKeyHex
+from modelyard.runtime.workers import WorkerSettings
 from modelyard.settings import ServiceSettings
 
 # Kafka's default message.max.bytes and the producer's max_request_size are 1 MiB, headers included: a batch's
 # payload stays under that with room for the CloudEvents headers and the key.
 MAX_MESSAGE_BYTES = 1_000_000
+
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The cores this process may run on: its affinity, capped by the cgroup v2 quota ("200000 100000" is two
+    cores, rounded up; "max" is no cap), so that a container limited to 2 CPUs on a 64-core node runs 2 workers."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cores
+    if quota == "max":
+        return cores
+    return max(1, min(cores, math.ceil(int(quota) / int(period))))
 
 
 class ServingAuthSettings(AuthSettings):
@@ -34,6 +53,17 @@ class ServingSettings(ServiceSettings):
     grpc_port: int = Field(default=8001, ge=0, le=65535)
     http_port: int = Field(default=8000, ge=0, le=65535)
 
+    workers: int = Field(
+        default_factory=usable_cores,
+        ge=1,
+        description="worker processes sharing the gRPC and HTTP ports (SO_REUSEPORT), each a full replica under one "
+        "supervisor, which restarts a worker that dies; readiness and /metrics are those of all of them. "
+        "Default: the cores this process may use (its CPU affinity, capped by a cgroup v2 CPU limit: a container's "
+        "share, not the node's); 1: one process, no supervisor",
+    )
+    worker: WorkerSettings | None = Field(
+        None, description="set by the supervisor in the environment of each worker process; never set by hand"
+    )
     kafka_required: bool = Field(
         False,
         description="serving answers without the broker: a broker outage shows as degraded (/readyz, status, "
@@ -81,13 +111,18 @@ class ServingSettings(ServiceSettings):
     intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads per session")
     max_batch_rows: int = Field(64, ge=1, description="dynamic batching: most rows per run (1 turns batching off)")
     max_queue_delay_us: float = Field(
-        0.0, ge=0, description="dynamic batching: how long a request may wait for others (0: only while busy)"
+        0.0,
+        ge=0,
+        description="dynamic batching (Triton's max queue delay): under load (the last batch had company), a batch "
+        "waits for more requests while they keep coming (each within a one-row run's measured cost), up to this in "
+        "all; never at one request in flight. 0 (default): batches only form while a run is busy, which measured "
+        "best where per-request work outweighs the model (docs/serving.md)",
     )
     batch_overhead_us: float = Field(
         50.0,
         ge=0,
-        description="what batching costs per run (queue, concatenate, split); a version is batched when its one-row "
-        "call costs at least this and the calls a full batch saves (warm-up) cost more than it",
+        description="what batching costs per run (queue, concatenate, split); a version whose one-row call costs at "
+        "least this batches while its measured runs (warm-up, then every run) say a full batch saves more than it",
     )
     drain_timeout_s: float = Field(30.0, gt=0, description="how long a replaced version may finish its requests")
     reject_non_finite: list[str] = Field(
@@ -168,6 +203,11 @@ class ServingSettings(ServiceSettings):
         if self.auth.require_inference_token is None:
             return self.profile == "production"
         return self.auth.require_inference_token
+
+    @property
+    def worker_replica(self) -> str:
+        """This process's replica name: each worker is a replica of its own, seeing every decision."""
+        return self.replica if self.worker is None else f"{self.replica}-w{self.worker.index}"
 
     @property
     def plans_path(self) -> Path:

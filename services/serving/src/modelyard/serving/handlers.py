@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from modelyard.retry import Backoff
 from modelyard.serving.codec import TensorCodec
-from modelyard.serving.domain.batching import Batcher, batchable, worth_batching
+from modelyard.serving.domain.batching import Batcher, RunCost, batchable
 from modelyard.serving.domain.deployment import Deployment, ModelManager, ServedVersion
 from modelyard.serving.domain.errors import ArtifactError, NotFound, PlanSourceError, ServingError
 from modelyard.serving.domain.model import Plan, VersionRef
@@ -48,7 +48,7 @@ class ExecutionPolicy:
     reject_non_finite: frozenset[str] = frozenset()  # model names, or "*" for every model
     max_elements: int = 1 << 26
     max_batch_rows: int = 64  # dynamic batching cap; 1 turns batching off
-    max_queue_delay_s: float = 0.0
+    max_queue_delay_s: float = 0.0  # under load only
     # Batching pays when a call's fixed cost (one-row call minus the cost of a row) exceeds what queueing and
     # splitting a request costs in Python.
     batch_overhead_s: float = 50e-6
@@ -262,12 +262,12 @@ class Lifecycle:
             raise LoadFailed(f"{ref}: {exc}") from exc
         policy = self.policy
         inline = result.call_s < policy.inline_below_s
-        batched = (
-            policy.max_batch_rows > 1
-            and batchable(runner.signature)
-            and worth_batching(
-                result.call_s, result.per_row_s, min(result.rows, policy.max_batch_rows), policy.batch_overhead_s
-            )
+        # A version whose one-row call costs less than batching itself never batches; any other batchable one
+        # gets a batcher, which batches while its measured costs say a full batch pays.
+        batcher_cost = (
+            RunCost(result.call_s, result.per_row_s)
+            if policy.max_batch_rows > 1 and batchable(runner.signature) and result.call_s >= policy.batch_overhead_s
+            else None
         )
         log.info(
             "loaded %s (%s) in warm-up %.1f ms: %.1f us per call, %.2f us per extra row, running %s%s",
@@ -277,7 +277,7 @@ class Lifecycle:
             result.call_s * 1e6,
             result.per_row_s * 1e6,
             "inline" if inline else "in the worker pool",
-            ", dynamically batched" if batched else "",
+            ", dynamically batched while it pays" if batcher_cost else "",
         )
         codec = TensorCodec(
             runner.signature,
@@ -288,9 +288,15 @@ class Lifecycle:
         pool = None if inline else policy.pool
         batcher = (
             Batcher(
-                runner, metrics, max_batch_rows=policy.max_batch_rows, max_delay_s=policy.max_queue_delay_s, pool=pool
+                runner,
+                metrics,
+                batcher_cost,
+                max_batch_rows=policy.max_batch_rows,
+                overhead_s=policy.batch_overhead_s,
+                max_delay_s=policy.max_queue_delay_s,
+                pool=pool,
             )
-            if batched
+            if batcher_cost
             else None
         )
         version = ServedVersion(ref, runner, codec, metrics, pool=pool, batcher=batcher, warmup_ms=result.total_ms)

@@ -5,12 +5,13 @@ governance's stand-ins). Needs the dev dependencies (pytest, onnx); used by the 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,33 @@ def infer_request(model: str, rows: np.ndarray, request_id: str = "", version: s
     message.inputs.add(name="X", datatype="FP32", shape=rows.shape)
     message.raw_input_contents.append(to_raw(rows))
     return message
+
+
+@dataclass
+class InferenceLoad:
+    """Clients that send one model's rows until `stop` is set (or 5,000 requests each), counting the answering
+    versions and keeping every failure: the load of the swap-under-load tests."""
+
+    model: str
+    rows: np.ndarray
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    answered: collections.Counter[str] = field(default_factory=collections.Counter)
+    failures: list[grpc.aio.AioRpcError] = field(default_factory=list)
+
+    async def client(self, stub: pb_grpc.GRPCInferenceServiceStub, number: int) -> None:
+        sent = 0
+        while not self.stop.is_set() and sent < 5_000:  # bounded even if the swaps hang
+            try:
+                response = await stub.ModelInfer(infer_request(self.model, self.rows, request_id=f"c{number}-{sent}"))
+                self.answered[response.model_version] += 1
+            except grpc.aio.AioRpcError as exc:
+                self.failures.append(exc)
+            sent += 1
+
+    async def finish(self, clients: list[asyncio.Task[None]]) -> None:
+        await asyncio.sleep(0.3)
+        self.stop.set()
+        await asyncio.gather(*clients)
 
 
 def service_settings(root: Path, kafka_bootstrap: str, **overrides: Any) -> ServingSettings:

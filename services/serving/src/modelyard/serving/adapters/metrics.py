@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from modelyard.errors import ErrorKind
+from modelyard.runtime import gauges
 from modelyard.serving.domain.errors import OUTCOMES
 from modelyard.serving.domain.model import VersionRef
 from modelyard.serving.domain.ports import ReadInFlight
@@ -29,7 +29,9 @@ QUEUE = Histogram(
 BATCH = Histogram(
     "modelyard_serving_batch_size", "Requests per executed batch", _LABELS, buckets=(1, 2, 4, 8, 16, 32, 64, 128)
 )
-IN_FLIGHT = Gauge("modelyard_serving_in_flight", "Requests running on a version now", _LABELS)
+IN_FLIGHT = Gauge(
+    "modelyard_serving_in_flight", "Requests running on a version now", _LABELS, multiprocess_mode="livesum"
+)
 STREAM_DROPPED = Counter(
     "modelyard_serving_stream_dropped", "Prediction records that never reached the stream", ["model", "reason"]
 )
@@ -41,7 +43,9 @@ STREAM_DELIVERY_FAILURES = Counter(
     "Prediction batches the broker did not take: retried (transient) or dropped (refused for good)",
     ["outcome"],
 )
-STREAM_PENDING = Gauge("modelyard_serving_stream_pending", "Prediction records waiting to be published")
+STREAM_PENDING = Gauge(
+    "modelyard_serving_stream_pending", "Prediction records waiting to be published", multiprocess_mode="livesum"
+)
 
 
 class VersionInstruments:
@@ -62,16 +66,14 @@ class VersionInstruments:
 
     def track_in_flight(self, read: ReadInFlight) -> None:
         # Read at scrape time: no gauge update on the request path.
-        IN_FLIGHT.labels(*self._labels).set_function(read)
+        gauges.track(IN_FLIGHT.labels(*self._labels), read)
 
     def close(self) -> None:
         """Forget this version's series, so an unloaded version stops being exported."""
         for metric in (LATENCY, QUEUE, BATCH, IN_FLIGHT):
-            with contextlib.suppress(KeyError):
-                metric.remove(*self._labels)
+            gauges.forget(metric, *self._labels)
         for code in OUTCOMES:
-            with contextlib.suppress(KeyError):
-                REQUESTS.remove(*self._labels, code.name)
+            gauges.forget(REQUESTS, *self._labels, code.name)
 
 
 class PrometheusMetrics:
@@ -90,4 +92,4 @@ class PrometheusStreamMetrics:
         STREAM_DELIVERY_FAILURES.labels(outcome).inc()
 
     def track_pending(self, read: Callable[[], float]) -> None:
-        STREAM_PENDING.set_function(read)  # read at scrape time
+        gauges.track(STREAM_PENDING, read)  # read at scrape time
