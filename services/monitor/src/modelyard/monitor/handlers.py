@@ -129,7 +129,7 @@ class Monitor:
         label too early (its prediction is not windowed yet) or too late (past the TTL) is counted, not joined."""
         with self._lock:
             fresh = self._fresh(events)
-            waiting = self.store.pending_predictions([e.content.request_id for e in fresh])
+            waiting = self.store.pending_predictions([r for e in fresh for r in e.content.request_ids])
             checkpoints: dict[tuple[str, int], Checkpoint] = {}
             joined = join_labels([e.content for e in fresh], waiting)
             closed_windows: list[tuple[Key, str, float]] = []
@@ -271,7 +271,8 @@ class Monitor:
         checkpoint.appended += outcome.appended
         checkpoint.closed += version.dropped
         features = feature_rows(columns, profile) if self.policy.retraining.enabled and profile.features else None
-        checkpoint.pending += pending_predictions(rows, self.policy.performance, features)
+        if (waiting := pending_predictions(rows, self.policy.performance, features)) is not None:
+            checkpoint.pending.append(waiting)
         if self.prediction_log.max_rows:
             taken = [
                 (window, sources.tolist())

@@ -25,6 +25,7 @@ from modelyard.monitor.adapters.labels import (
     labelled_traffic,
     performance_windows,
 )
+from modelyard.monitor.adapters.pending import PendingIndex, insert_pending, prune_pending
 from modelyard.monitor.adapters.prediction_log import (
     incidents_open_at,
     insert_logged,
@@ -45,7 +46,6 @@ from modelyard.monitor.adapters.schema import (
     incidents,
     labels,
     outbox,
-    pending,
     profiles,
     slot_counts,
     stream_positions,
@@ -54,7 +54,7 @@ from modelyard.monitor.adapters.schema import (
 )
 from modelyard.monitor.domain.evaluation import WindowReport
 from modelyard.monitor.domain.incidents import Change, IncidentChange
-from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow
+from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction
 from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.monitor.domain.ports import Checkpoint, Partition
 from modelyard.monitor.domain.prediction_log import DEFAULT_PREDICTION_LOG, PredictionLogPolicy, PredictionTrace
@@ -82,6 +82,7 @@ class SqlMonitorStore:
         self.prediction_log = prediction_log
         self.outbox = outbox
         self._checkpoints = 0
+        self._pending = PendingIndex()
 
     def migrate(self) -> None:
         """Bring the database to the latest schema; safe on every start. A database made before the monitor used
@@ -158,6 +159,7 @@ class SqlMonitorStore:
                 where = (stream_positions.c.topic == topic) & (stream_positions.c.partition == partition)
                 if db.execute(stream_positions.update().where(where).values(next_offset=offset)).rowcount == 0:
                     db.execute(stream_positions.insert().values(topic=topic, partition=partition, next_offset=offset))
+            self._pending.take(db, labels)
             insert_labels(db, labels, self.policy)
             label_logged(db, labels)
             for cp in checkpoints:
@@ -167,22 +169,16 @@ class SqlMonitorStore:
                 self._housekeeping(db)
 
     def pending_predictions(self, request_ids: Sequence[str]) -> dict[str, PendingPrediction]:
-        columns = [pending.c[name] for name in PendingPrediction._fields]  # in the tuple's order: one call per row
         with transaction(self.engine, write=False) as db:
-            rows = db.execute(sa.select(*columns).where(pending.c.request_id.in_(set(request_ids)))).all()
-        return {row[0]: PendingPrediction._make(row) for row in rows}
+            return self._pending.find(db, request_ids)
 
     def _housekeeping(self, db: Connection) -> None:
         """Expired predictions and labels, and the oldest predictions over the cap, go."""
         now = time.time()
         prune_logged(db, self.prediction_log, now)
         horizon = now - self.policy.performance.label_ttl_s
-        db.execute(pending.delete().where(pending.c.stored_at < horizon))
+        prune_pending(db, horizon, self.policy.performance.max_pending)
         db.execute(labels.delete().where(labels.c.stored_at < horizon))
-        excess = (db.scalar(sa.select(sa.func.count()).select_from(pending)) or 0) - self.policy.performance.max_pending
-        if excess > 0:
-            oldest = sa.select(pending.c.request_id).order_by(pending.c.stored_at).limit(excess)
-            db.execute(pending.delete().where(pending.c.request_id.in_(oldest.scalar_subquery())))
 
     def _write(self, db: Connection, cp: Checkpoint, config_hash: str) -> None:
         state = cp.state
@@ -227,8 +223,7 @@ class SqlMonitorStore:
             )
         for change in cp.changes:
             self._write_incident(db, change, cp, config_hash)
-        if cp.pending:
-            self._insert_pending(db, cp.pending)
+        insert_pending(db, cp.pending, time.time())
         insert_logged(db, cp.logged, time.time())
         for slot, count in cp.slot_counts.items():
             where = (slot_counts.c.model_name == name) & (slot_counts.c.model_version == version)
@@ -238,19 +233,6 @@ class SqlMonitorStore:
                 db.execute(
                     slot_counts.insert().values(model_name=name, model_version=version, slot=slot, predictions=count)
                 )
-
-    @staticmethod
-    def _insert_pending(db: Connection, predictions: Sequence[PendingRow]) -> None:
-        """Hot path (every prediction): one driver-level executemany of the rows as they are (the time they were
-        stored is one literal of the statement); a request id seen before (a retried inference) keeps its first
-        prediction. ON CONFLICT DO NOTHING is both SQLite's and PostgreSQL's."""
-        marks = ", ".join(("?",) * 8 if db.dialect.paramstyle == "qmark" else ("%s",) * 8)
-        stored_at = float(time.time())  # a float's repr: a plain SQL numeric literal
-        db.exec_driver_sql(
-            f"INSERT INTO {pending.name} (request_id, model_name, model_version, event_time, label, score, value, "
-            f"features, stored_at) VALUES ({marks}, {stored_at!r}) ON CONFLICT (request_id) DO NOTHING",
-            list(predictions),
-        )
 
     def _write_incident(self, db: Connection, change: IncidentChange, cp: Checkpoint, config_hash: str) -> None:
         evidence = json.dumps(json_safe(change.evidence))
