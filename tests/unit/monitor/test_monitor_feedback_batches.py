@@ -16,30 +16,17 @@ from modelyard.events.envelope import Event, Position
 from modelyard.events.topics import MONITOR_FEEDBACK
 from modelyard.kafka.consumer import PermanentError
 from modelyard.monitor.adapters.events import FEEDBACK_BATCH_LABELS, checked_label, feedback_batches
-from modelyard.monitor.adapters.metrics import PrometheusMetrics
 from modelyard.monitor.adapters.pending import prune_pending
 from modelyard.monitor.adapters.schema import labels, pending
-from modelyard.monitor.adapters.store import SqlMonitorStore
 from modelyard.monitor.domain.performance import PendingPrediction
 from modelyard.monitor.domain.ports import Consumed
 from modelyard.monitor.domain.records import Feedback
 from modelyard.monitor.entrypoints.consumer import feedback_of
-from modelyard.monitor.handlers import Monitor
-from modelyard.monitor.profiles import ReferenceProfiles
 from modelyard.monitor.testing import answers, consumed
-from modelyard.sql.engine import create_engine
-from tests.unit.monitor.test_monitor_handlers import POLICY, FakeReferences, batch, reference
+from tests.unit.monitor.test_monitor_handlers import batch, sqlite_monitor
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 1, 2, tzinfo=UTC)
-
-
-def monitor(path: Path) -> tuple[Monitor, SqlMonitorStore]:
-    store = SqlMonitorStore(create_engine(f"sqlite:///{path}"), POLICY)
-    store.migrate()
-    references = FakeReferences()
-    references.data[("m", 1)] = reference(0)
-    return Monitor(store, ReferenceProfiles(references), POLICY, PrometheusMetrics()), store
 
 
 def delivered(offset: int, request_ids: list[str], truths: list[str]) -> Consumed[Feedback]:
@@ -97,7 +84,7 @@ def test_a_feedback_batch_that_disagrees_with_itself_is_a_permanent_error(
 
 
 def test_batched_labels_join_once_and_their_blocks_go_when_all_are_labelled(tmp_path: Path) -> None:
-    monitor_, store = monitor(tmp_path / "monitor.db")
+    monitor_, store = sqlite_monitor(tmp_path / "monitor.db")
     first, second = batch("m", 0, 150, seed=1), batch("m", 150, 150, seed=2)
     monitor_.handle_predictions([consumed(0, first), consumed(1, second)])
     truth = {r: str(int(label)) for r, label in answers(first) + answers(second)}
@@ -117,7 +104,7 @@ def test_batched_labels_join_once_and_their_blocks_go_when_all_are_labelled(tmp_
 
 
 def test_a_retried_request_id_keeps_its_first_prediction(tmp_path: Path) -> None:
-    monitor_, store = monitor(tmp_path / "monitor.db")
+    monitor_, store = sqlite_monitor(tmp_path / "monitor.db")
     first = batch("m", 0, 10, seed=1)
     retried = batch("m", 0, 10, seed=2)  # the same request ids, later, with other answers
     monitor_.handle_predictions([consumed(0, first), consumed(1, retried)])
@@ -131,8 +118,8 @@ def test_a_retried_request_id_keeps_its_first_prediction(tmp_path: Path) -> None
 
 
 def test_a_second_instance_sees_the_blocks_and_the_labels_the_first_took(tmp_path: Path) -> None:
-    one, _ = monitor(tmp_path / "monitor.db")
-    two, store_two = monitor(tmp_path / "monitor.db")
+    one, _ = sqlite_monitor(tmp_path / "monitor.db")
+    two, store_two = sqlite_monitor(tmp_path / "monitor.db")
     assert store_two.pending_predictions(["m-0"]) == {}  # its index is built before any block exists
     message = batch("m", 0, 100, seed=1)
     one.handle_predictions([consumed(0, message)])
@@ -145,7 +132,7 @@ def test_a_second_instance_sees_the_blocks_and_the_labels_the_first_took(tmp_pat
 
 
 def test_over_the_cap_the_oldest_blocks_go(tmp_path: Path) -> None:
-    monitor_, store = monitor(tmp_path / "monitor.db")
+    monitor_, store = sqlite_monitor(tmp_path / "monitor.db")
     for offset in range(3):
         monitor_.handle_predictions([consumed(offset, batch("m", offset * 100, 100, seed=offset))])
     with store.engine.begin() as db:

@@ -287,7 +287,16 @@ class Monitor:
             checkpoint.slot_counts[slot] = checkpoint.slot_counts.get(slot, 0) + count
         version.dropped = []
         note_batch(version.traces, rows, outcome.appended, outcome.sources)
+        self._merge(version, outcome.merged, checkpoint)
         self._evaluate(version, outcome.closed, checkpoint)
+
+    @staticmethod
+    def _merge(version: _Version, merged: Sequence[tuple[WindowId, WindowId]], checkpoint: Checkpoint) -> None:
+        """Slivers moved into the next open window: their traces go with them, and the store re-keys their rows."""
+        for sliver, target in merged:
+            if (moved := version.traces.pop(sliver, None)) is not None:
+                version.traces.setdefault(target, WindowTrace()).absorb(moved)
+        checkpoint.merged += merged
 
     def flush_idle(self, now: float) -> list[IncidentChange]:
         """Close the windows of the versions in memory whose stream went quiet (`WindowAssembler.idle`), as if an
@@ -298,9 +307,10 @@ class Monitor:
                 self._restore_open_windows()
                 for key, version in self._versions.items():
                     if version.state.assembler.idle(now):
-                        closed = version.state.assembler.advance(now - self.policy.window.allowed_lateness_s)
+                        outcome = version.state.assembler.advance(now - self.policy.window.allowed_lateness_s)
                         checkpoint = checkpoints[key] = Checkpoint(version.state, version.profile)
-                        self._evaluate(version, closed, checkpoint)
+                        self._merge(version, outcome.merged, checkpoint)
+                        self._evaluate(version, outcome.closed, checkpoint)
                 if checkpoints:
                     self.store.checkpoint({}, list(checkpoints.values()), self.policy.config_hash)
             except BaseException:

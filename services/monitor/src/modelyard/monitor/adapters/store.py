@@ -32,6 +32,7 @@ from modelyard.monitor.adapters.prediction_log import (
     label_logged,
     prune_logged,
     read_logged,
+    relabel_logged,
     window_of,
 )
 from modelyard.monitor.adapters.rows import (
@@ -189,19 +190,16 @@ class SqlMonitorStore:
         )
         if updated.rowcount == 0:
             db.execute(versions.insert().values(model_name=name, model_version=version, **values))
-        closed = set(cp.closed)
-        by_window: dict[WindowId, list[Columns]] = {}
+        # A window that took slivers is written anew as one chunk (its rows in memory order, so a restart restores
+        # them in that order); the slivers' chunks go, as the closed windows' do.
+        open_now = {w.id: w for w in state.assembler.open.values()}
+        rewritten = {target: open_now[target] for _, target in cp.merged if target in open_now}
+        gone = set(cp.closed) | {sliver for sliver, _ in cp.merged} | set(rewritten)
+        by_window: dict[WindowId, list[Columns]] = {w: [window.data()] for w, window in rewritten.items()}
         for w, c in cp.appended:
-            if w not in closed:
+            if w not in gone:
                 by_window.setdefault(w, []).append(c)
-        kept = [
-            {"model_name": name, "model_version": version, "slot": w.slot, "part": w.part, "data": columns_to_bytes(c)}
-            for w, parts in by_window.items()
-            for c in [Columns.concat(parts)]
-        ]
-        if kept:
-            db.execute(chunks.insert(), kept)
-        for w in closed:
+        for w in gone:
             db.execute(
                 chunks.delete().where(
                     chunks.c.model_name == name,
@@ -210,6 +208,13 @@ class SqlMonitorStore:
                     chunks.c.part == w.part,
                 )
             )
+        kept = [
+            {"model_name": name, "model_version": version, "slot": w.slot, "part": w.part, "data": columns_to_bytes(c)}
+            for w, parts in by_window.items()
+            for c in [Columns.concat(parts)]
+        ]
+        if kept:
+            db.execute(chunks.insert(), kept)
         for report in cp.reports:
             db.execute(
                 windows.insert().values(
@@ -225,6 +230,7 @@ class SqlMonitorStore:
             self._write_incident(db, change, cp, config_hash)
         insert_pending(db, cp.pending, time.time())
         insert_logged(db, cp.logged, time.time())
+        relabel_logged(db, name, version, cp.merged)  # after this checkpoint's own entries
         for slot, count in cp.slot_counts.items():
             where = (slot_counts.c.model_name == name) & (slot_counts.c.model_version == version)
             where &= slot_counts.c.slot == slot

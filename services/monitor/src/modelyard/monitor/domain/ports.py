@@ -64,6 +64,7 @@ class Checkpoint:
     profile: ReferenceProfile
     appended: list[tuple[WindowId, Columns]] = field(default_factory=list)
     closed: list[WindowId] = field(default_factory=list)
+    merged: list[tuple[WindowId, WindowId]] = field(default_factory=list)  # (sliver, the open window it moved into)
     reports: list[WindowReport] = field(default_factory=list)
     changes: list[IncidentChange] = field(default_factory=list)
     pending: list[PendingBatch] = field(default_factory=list)  # waiting for their labels
