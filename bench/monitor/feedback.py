@@ -1,9 +1,11 @@
 """`make bench-monitor` (part): labels joined per second, through Kafka and the monitor's service.
 
 Predictions of a classifier are windowed first (their request ids wait for labels in the store); the monitor is
-stopped, every label is produced to the feedback topic, and a fresh monitor on the same store resumes from its
-stored positions: timed from its first joined label to the last, per wall-clock second and per CPU second of the
-monitor's process (the embedded broker runs in a process of its own). That covers consume + decode + join + the
+stopped and a fresh monitor on the same store resumes from its stored positions, per wall-clock second and per CPU
+second of the monitor's process (the embedded broker runs in a process of its own). Two ways of sending the labels:
+as the bulk feedback APIs publish them (`FeedbackBatch` events of 5,000: the first before the start, the rest
+published once it joined, timed from then to the last joined label) and one `FeedbackReceived` a label (all produced
+before the start, timed from the first joined label to the last). That covers consume + decode + join + the
 performance tests + the checkpoint. Writes bench/monitor/feedback.md (several runs, the median).
 """
 
