@@ -68,14 +68,14 @@ def prune_pending(db: Connection, horizon: float, max_pending: int) -> None:
     db.execute(pending.delete().where(pending.c.stored_at < horizon))
     rows = db.execute(sa.select(pending.c.id, pending.c.waiting).order_by(pending.c.id.desc())).all()
     waiting = np.cumsum([int(r.waiting) for r in rows])
-    over = [int(r.id) for r, total in zip(rows, waiting.tolist(), strict=True) if total > max_pending]
-    if over:
-        db.execute(pending.delete().where(pending.c.id.in_(over)))
+    over = next((int(r.id) for r, total in zip(rows, waiting.tolist(), strict=True) if total > max_pending), None)
+    if over is not None:  # the newest block past the cap, and every older one
+        db.execute(pending.delete().where(pending.c.id <= over))
 
 
 class PendingIndex:
     """Request id -> (block, row) of the predictions waiting in the store; a request id in two blocks (a retried
-    inference) names the first. Thread-safe: the consumer's worker and API threads may both ask."""
+    inference) names the first. Thread-safe (a lock of its own); the feedback consumer's worker is its one user."""
 
     def __init__(self) -> None:
         self._rows: dict[str, int] = {}
