@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from modelyard.monitor.adapters.schema import metadata, profiles
 from modelyard.monitor.adapters.store import MIGRATIONS, SqlMonitorStore
+from modelyard.monitor.domain.performance import PendingPrediction
 from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.sql.engine import create_engine, scratch_postgres_database
 from modelyard.sql.migrations import alembic_config
@@ -99,3 +100,28 @@ def test_checkpointed_positions_survive_a_new_store(engine: Engine) -> None:
     store(engine).checkpoint({("predictions", 0): 7, ("predictions", 1): 3}, [], "sha256:0")
     store(engine).checkpoint({("predictions", 0): 12}, [], "sha256:0")
     assert store(engine).positions() == {("predictions", 0): 12, ("predictions", 1): 3}
+
+
+def test_predictions_waiting_per_row_move_to_blocks_and_still_join(engine: Engine) -> None:
+    config = alembic_config(engine, MIGRATIONS)
+    old = sa.table("pending_predictions", *(sa.column(c) for c in ("request_id", "model_name", "model_version",
+        "event_time", "label", "score", "value", "features", "stored_at")))  # fmt: skip
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+        connection.execute(
+            old.insert(),
+            [
+                {"request_id": "r1", "model_name": "m", "model_version": 1, "event_time": 10.0, "label": "1",
+                 "score": 0.8, "value": None, "features": None, "stored_at": 5.0},
+                {"request_id": "r2", "model_name": "m", "model_version": 1, "event_time": 11.0, "label": None,
+                 "score": None, "value": 2.5, "features": None, "stored_at": 6.0},
+            ],
+        )  # fmt: skip
+    store(engine).migrate()
+    assert schema_diff(engine) == []
+    found = store(engine).pending_predictions(["r1", "r2", "r3"])
+    assert found == {
+        "r1": PendingPrediction("r1", "m", 1, 10.0, "1", 0.8, None, None),
+        "r2": PendingPrediction("r2", "m", 1, 11.0, None, None, 2.5, None),
+    }

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from modelyard.events.envelope import Event
 from modelyard.events.topics import SERVING_PREDICTIONS
 from modelyard.kafka.admin import ensure_topics
 from modelyard.kafka.producer import EventPublisher
@@ -78,37 +79,52 @@ async def caught_up(bootstrap: str, group: str, tp: TopicPartition, timeout_s: f
         await probe.stop()
 
 
-async def test_kill_mid_window_and_redelivery_keep_exact_counts(kafka_bootstrap: str, tmp_path: Path) -> None:
-    await ensure_topics(kafka_bootstrap)
-    model = f"restart-{uuid.uuid4().hex[:6]}"
-    values = setting_values(kafka_bootstrap, tmp_path)
-    config = settings(kafka_bootstrap, tmp_path).model_copy(update={"consumer_group": values["consumer_group"]})
+def monitored(bootstrap: str, tmp_path: Path, model: str) -> tuple[dict[str, str], SqlMonitorStore]:
+    """The settings of monitor processes for `model` (its reference written) and their store."""
+    values = setting_values(bootstrap, tmp_path)
+    config = settings(bootstrap, tmp_path).model_copy(update={"consumer_group": values["consumer_group"]})
     write_reference(config.resolved_reference_dir, model, 1)
-    events = prediction_events(model, 1, 1700, seed=3)
     store = SqlMonitorStore(create_engine(config.resolved_database_url), config.policy())
     store.migrate()
+    return values, store
+
+
+async def kill_rewind_restart(
+    bootstrap: str, values: dict[str, str], store: SqlMonitorStore, events: list[Event], before: int, log: Path
+) -> None:
+    """Publish `events[:before]`, run a monitor until it has seen every record of them and SIGKILL it, rewind its
+    group to the model's first record, publish the rest and run a second monitor until it caught up."""
 
     def seen() -> int:
-        return sum(s.records_seen for s in store.statuses(model))
+        return sum(s.records_seen for s in store.statuses(events[0].key))
 
-    log = tmp_path / "monitor.log"
-    async with EventPublisher(kafka_bootstrap) as publisher:
-        await publisher.publish_many(SERVING_PREDICTIONS, events[:7])  # 700: one full window and 200 more
+    async with EventPublisher(bootstrap) as publisher:
+        await publisher.publish_many(SERVING_PREDICTIONS, events[:before])
+        records = sum(len(e.payload.request_ids) for e in events[:before])  # type: ignore[attr-defined]
         first = start_monitor(values, log)
         try:
-            await until(lambda: seen() == 700, "the first 700 records", timeout_s=60)
+            await until(lambda: seen() == records, f"the first {records} records", timeout_s=60)
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(10)
-        tp = await rewind(kafka_bootstrap, values["consumer_group"], model)
-        await publisher.publish_many(SERVING_PREDICTIONS, events[7:])
+        tp = await rewind(bootstrap, values["consumer_group"], events[0].key)
+        await publisher.publish_many(SERVING_PREDICTIONS, events[before:])
     second = start_monitor(values, log)
     try:
         # Caught up = the group committed the partition's end: every redelivered record has been handled.
-        await caught_up(kafka_bootstrap, values["consumer_group"], tp)
+        await caught_up(bootstrap, values["consumer_group"], tp)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(20)
+
+
+async def test_kill_mid_window_and_redelivery_keep_exact_counts(kafka_bootstrap: str, tmp_path: Path) -> None:
+    await ensure_topics(kafka_bootstrap)
+    model = f"restart-{uuid.uuid4().hex[:6]}"
+    values, store = monitored(kafka_bootstrap, tmp_path, model)
+    events = prediction_events(model, 1, 1700, seed=3)
+    # 700 first: one full window and 200 more.
+    await kill_rewind_restart(kafka_bootstrap, values, store, events, 7, tmp_path / "monitor.log")
     (status,) = store.statuses(model)
     assert status.records_seen == 1700 and status.windows_closed == 1700 // WINDOW
     reports = store.window_reports(model, 1)
@@ -117,3 +133,28 @@ async def test_kill_mid_window_and_redelivery_keep_exact_counts(kafka_bootstrap:
     assert state is not None
     assert sum(w.count for w in state.assembler.open.values()) == 1700 - 3 * WINDOW
     assert sum(len(c) for w in state.assembler.open.values() for c in w.chunks) == 1700 - 3 * WINDOW
+
+
+async def test_a_sliver_merged_before_a_kill_gives_the_same_windows_after_redelivery(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    await ensure_topics(kafka_bootstrap)
+    model = f"sliver-{uuid.uuid4().hex[:6]}"
+    values, store = monitored(kafka_bootstrap, tmp_path, model)
+    slot_end = (1.7e9 // 3600 + 1) * 3600
+    # 100 predictions in the last 0.1 s of a slot (a sliver: min_events is 200), then 1,000 from 40 s into the next
+    # (past the allowed lateness): the sliver moves into the next slot's first window.
+    sliver = prediction_events(model, 1, 100, seed=1, start=slot_end - 0.1)
+    events = sliver + prediction_events(model, 1, 1000, seed=2, start=slot_end + 40)
+    # The sliver and the 200 that moved it first.
+    await kill_rewind_restart(kafka_bootstrap, values, store, events, 3, tmp_path / "monitor.log")
+    (status,) = store.statuses(model)
+    assert (status.records_seen, status.windows_closed) == (1100, 2)
+    newest, merged = store.window_reports(model, 1)
+    slot = int(slot_end // 3600)
+    assert (merged.window, merged.n, merged.tested, merged.start) == (f"{slot}.0", WINDOW, True, slot_end - 3600)
+    assert (newest.window, newest.n, newest.start) == (f"{slot}.1", WINDOW, slot_end)
+    state = store.load_state(model, 1)
+    assert state is not None and [w.count for w in state.assembler.open.values()] == [100]
+    request_id = sliver[0].payload.request_ids[0]  # type: ignore[attr-defined]
+    assert store.prediction_trace(request_id).prediction.window == f"{slot}.0"  # type: ignore[union-attr]

@@ -81,6 +81,15 @@ def parts(tmp_path: Path) -> tuple[Monitor, SqlMonitorStore, FakeReferences]:
     return Monitor(store, ReferenceProfiles(references), POLICY, PrometheusMetrics()), store, references
 
 
+def sqlite_monitor(path: Path) -> tuple[Monitor, SqlMonitorStore]:
+    """A monitor on its own SQLite file (or on another's, as a second instance) with model m's reference."""
+    store = SqlMonitorStore(create_engine(f"sqlite:///{path}"), POLICY)
+    store.migrate()
+    references = FakeReferences()
+    references.data[("m", 1)] = reference(0)
+    return Monitor(store, ReferenceProfiles(references), POLICY, PrometheusMetrics()), store
+
+
 def test_a_redelivered_event_is_counted_once(parts: tuple[Monitor, SqlMonitorStore, FakeReferences]) -> None:
     monitor, store, references = parts
     references.data[("m", 1)] = reference(0)

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from modelyard.contracts.events.v1 import monitor_events_pb2
 from modelyard.monitor.adapters.metrics import PrometheusMetrics
+from modelyard.monitor.adapters.pending import block_from_bytes
 from modelyard.monitor.adapters.schema import labels, outbox, pending
 from modelyard.monitor.adapters.store import SqlMonitorStore
 from modelyard.monitor.domain.errors import ReferenceUnavailable
@@ -132,7 +133,8 @@ def test_without_a_retraining_policy_predictions_keep_no_features(tmp_path: Path
     monitor_, store = monitor(tmp_path, plain)
     degrade(monitor_, 2, labelled=100)
     with store.engine.connect() as db:
-        assert db.scalar(sa.select(sa.func.count()).where(pending.c.features.is_not(None))) == 0
+        blocks = [block_from_bytes("m", 1, [], bytes(data)) for data in db.scalars(sa.select(pending.c.data))]
+        assert blocks and all(block.features is None for block in blocks)
         assert db.scalar(sa.select(sa.func.count()).select_from(labels)) == 200
         assert db.scalar(sa.select(sa.func.count()).where(labels.c.features.is_not(None))) == 0
     assert store.labelled_traffic("m", 100) == []

@@ -113,8 +113,9 @@ MONITOR_FEEDBACK = Topic(
     "modelyard.monitor.feedback",
     partitions=6,
     producer="applications (or the monitor's feedback API)",
-    summary="Ground truth for earlier predictions, joined by request id.",
-    payloads=(mon.FeedbackReceived,),
+    summary="Ground truth for earlier predictions, joined by request id: one label an event (`FeedbackReceived`), or "
+    "thousands column-wise (`FeedbackBatch`, what the bulk feedback APIs publish).",
+    payloads=(mon.FeedbackReceived, mon.FeedbackBatch),
 )
 MONITOR_ALERTS = Topic(
     "modelyard.monitor.alerts",

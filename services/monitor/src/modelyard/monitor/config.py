@@ -73,7 +73,9 @@ class MonitorSettings(ServiceSettings):
 
     window_max_events: int = Field(1000, ge=1, description="W: a window closes at this many events")
     window_max_seconds: float = Field(300.0, gt=0, description="T: or when the watermark passes start + T")
-    window_min_events: int = Field(200, ge=1, description="no test runs on a window with fewer events")
+    window_min_events: int = Field(
+        200, ge=1, description="no test runs on a window with fewer events (a smaller one moves into the next open one)"
+    )
     allowed_lateness_s: float = Field(30.0, ge=0, description="watermark = latest event time - lateness")
     window_idle_flush_s: float = Field(
         120.0, ge=0, description="no prediction for this long (wall clock): watermark = now - lateness; 0: never"

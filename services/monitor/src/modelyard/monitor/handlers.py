@@ -129,7 +129,7 @@ class Monitor:
         label too early (its prediction is not windowed yet) or too late (past the TTL) is counted, not joined."""
         with self._lock:
             fresh = self._fresh(events)
-            waiting = self.store.pending_predictions([e.content.request_id for e in fresh])
+            waiting = self.store.pending_predictions([r for e in fresh for r in e.content.request_ids])
             checkpoints: dict[tuple[str, int], Checkpoint] = {}
             joined = join_labels([e.content for e in fresh], waiting)
             closed_windows: list[tuple[Key, str, float]] = []
@@ -271,7 +271,8 @@ class Monitor:
         checkpoint.appended += outcome.appended
         checkpoint.closed += version.dropped
         features = feature_rows(columns, profile) if self.policy.retraining.enabled and profile.features else None
-        checkpoint.pending += pending_predictions(rows, self.policy.performance, features)
+        if (waiting := pending_predictions(rows, self.policy.performance, features)) is not None:
+            checkpoint.pending.append(waiting)
         if self.prediction_log.max_rows:
             taken = [(window, sources) for (window, _), sources in zip(outcome.appended, outcome.sources, strict=True)]
             if (logged := logged_batch(rows, taken)) is not None:
@@ -283,7 +284,16 @@ class Monitor:
             checkpoint.slot_counts[slot] = checkpoint.slot_counts.get(slot, 0) + count
         version.dropped = []
         note_batch(version.traces, rows, outcome.appended, outcome.sources)
+        self._merge(version, outcome.merged, checkpoint)
         self._evaluate(version, outcome.closed, checkpoint)
+
+    @staticmethod
+    def _merge(version: _Version, merged: Sequence[tuple[WindowId, WindowId]], checkpoint: Checkpoint) -> None:
+        """Slivers moved into the next open window: their traces go with them, and the store re-keys their rows."""
+        for sliver, target in merged:
+            if (moved := version.traces.pop(sliver, None)) is not None:
+                version.traces.setdefault(target, WindowTrace()).absorb(moved)
+        checkpoint.merged += merged
 
     def flush_idle(self, now: float) -> list[IncidentChange]:
         """Close the windows of the versions in memory whose stream went quiet (`WindowAssembler.idle`), as if an
@@ -294,9 +304,10 @@ class Monitor:
                 self._restore_open_windows()
                 for key, version in self._versions.items():
                     if version.state.assembler.idle(now):
-                        closed = version.state.assembler.advance(now - self.policy.window.allowed_lateness_s)
+                        outcome = version.state.assembler.advance(now - self.policy.window.allowed_lateness_s)
                         checkpoint = checkpoints[key] = Checkpoint(version.state, version.profile)
-                        self._evaluate(version, closed, checkpoint)
+                        self._merge(version, outcome.merged, checkpoint)
+                        self._evaluate(version, outcome.closed, checkpoint)
                 if checkpoints:
                     self.store.checkpoint({}, list(checkpoints.values()), self.policy.config_hash)
             except BaseException:

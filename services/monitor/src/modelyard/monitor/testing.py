@@ -132,7 +132,7 @@ def consumed(offset: int, batch: serving_events_pb2.PredictionBatch) -> Consumed
 
 
 def consumed_feedback(offset: int, request_id: str, truth: str | float) -> Consumed[Feedback]:
-    return Consumed(Position(MONITOR_FEEDBACK.name, 0, offset), Feedback(request_id, truth))
+    return Consumed(Position(MONITOR_FEEDBACK.name, 0, offset), Feedback([request_id], [truth]))  # type: ignore[arg-type]
 
 
 def setting_values(bootstrap: str, data_dir: Path) -> dict[str, str]:

@@ -49,6 +49,11 @@ class WindowTrace:
                 if room == 0:
                     return
 
+    def absorb(self, earlier: WindowTrace) -> None:
+        """Take the links of a window merged into this one (its records and batches came first)."""
+        self.records = (earlier.records + self.records)[:MAX_RECORD_LINKS]
+        self.batches = (earlier.batches + [b for b in self.batches if b not in earlier.batches])[:MAX_BATCH_LINKS]
+
     def links(self, parent: SpanContext) -> list[Link]:
         records = [
             Link(context, {"modelyard.link": "prediction"})

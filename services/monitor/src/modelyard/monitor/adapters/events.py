@@ -1,11 +1,14 @@
-"""Domain incident changes as `IncidentChanged` events (and evidence as protobuf), for the alerts topic."""
+"""Domain incident changes as `IncidentChanged` events (and evidence as protobuf), for the alerts topic; labels from
+the feedback APIs as `FeedbackReceived` (one) and `FeedbackBatch` (bulk) events, for the feedback topic."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
+import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from modelyard.contracts.events.v1 import common_pb2, monitor_events_pb2
@@ -19,6 +22,9 @@ SOURCE = "monitor"
 MAX_REQUEST_ID_CHARS = 128
 MAX_NAME_CHARS = 255
 MAX_LABEL_CHARS = 255
+# A FeedbackBatch event holds at most this many labels, and about this many bytes of them.
+FEEDBACK_BATCH_LABELS = 5000
+FEEDBACK_BATCH_BYTES = 512 * 1024
 
 RETRAINING_NAMESPACE = uuid.UUID("0b8f6c1e-7d43-4b5e-9a51-2f7e3c9d1a64")  # event ids of RetrainingSuggested
 
@@ -111,19 +117,69 @@ def retraining_event(snapshot: Snapshot, digest: str) -> Event:
     return Event(key=request.model_name, payload=payload, source=SOURCE, id=event_id)
 
 
-def feedback_event(request_id: str, model_name: str, truth: str | float, event_time: datetime) -> Event:
-    """Ground truth sent over the API, as the event applications could have produced themselves; BadInput when a
-    field is longer than the store keeps or the time is out of range."""
-    payload = monitor_events_pb2.FeedbackReceived(
-        request_id=capped(request_id, "request_id", MAX_REQUEST_ID_CHARS),
-        model_name=capped(model_name, "model_name", MAX_NAME_CHARS),
-    )
+class Label(NamedTuple):
+    """One label as the feedback APIs take it, checked: what `feedback_event` and `feedback_batches` publish."""
+
+    request_id: str
+    model_name: str
+    truth: str | float
+    time_unix_nano: int
+
+
+def checked_label(request_id: str, model_name: str, truth: str | float, event_time: datetime) -> Label:
+    """BadInput when a field is longer than the store keeps or the time is out of range."""
     if isinstance(truth, str):
-        payload.label = capped(truth, "label", MAX_LABEL_CHARS)
-    else:
-        payload.target = truth
+        truth = capped(truth, "label", MAX_LABEL_CHARS)
     try:
-        payload.event_time.FromDatetime(event_time.astimezone(UTC))
+        nanos = Timestamp()
+        nanos.FromDatetime(event_time.astimezone(UTC))
     except (ValueError, OverflowError):
         raise BadInput("event_time is not a valid time: years 0001-9999") from None
+    return Label(
+        capped(request_id, "request_id", MAX_REQUEST_ID_CHARS),
+        capped(model_name, "model_name", MAX_NAME_CHARS),
+        truth,
+        nanos.ToNanoseconds(),
+    )
+
+
+def feedback_event(label: Label) -> Event:
+    """Ground truth for one prediction, as the event applications could have produced themselves."""
+    payload = monitor_events_pb2.FeedbackReceived(request_id=label.request_id, model_name=label.model_name)
+    if isinstance(label.truth, str):
+        payload.label = label.truth
+    else:
+        payload.target = label.truth
+    payload.event_time.FromNanoseconds(label.time_unix_nano)
+    return Event.new(label.model_name, payload, SOURCE)
+
+
+def feedback_batches(labels: Sequence[Label]) -> list[Event]:
+    """Labels in bulk as `FeedbackBatch` events: one per model and kind of truth (class or number), in the labels'
+    order, each at most `FEEDBACK_BATCH_LABELS` labels and about `FEEDBACK_BATCH_BYTES` (under Kafka's default
+    1 MB record limit)."""
+    groups: dict[tuple[str, bool], list[Label]] = {}
+    for label in labels:
+        groups.setdefault((label.model_name, isinstance(label.truth, str)), []).append(label)
+    events = []
+    for (model_name, text), group in groups.items():
+        start, size = 0, 0
+        for i, label in enumerate(group):
+            size += len(label.request_id) + (len(label.truth) if text else 8) + 16  # type: ignore[arg-type]
+            if i + 1 == len(group) or i + 1 - start >= FEEDBACK_BATCH_LABELS or size >= FEEDBACK_BATCH_BYTES:
+                events.append(_batch_event(model_name, text, group[start : i + 1]))
+                start, size = i + 1, 0
+    return events
+
+
+def _batch_event(model_name: str, text: bool, labels: Sequence[Label]) -> Event:
+    payload = monitor_events_pb2.FeedbackBatch(
+        model_name=model_name,
+        request_ids=[x.request_id for x in labels],
+        time_unix_nano=np.array([x.time_unix_nano for x in labels], dtype="<i8").tobytes(),
+    )
+    if text:
+        payload.labels.extend([x.truth for x in labels])  # type: ignore[misc]
+    else:
+        payload.targets = np.array([x.truth for x in labels], dtype="<f8").tobytes()
     return Event.new(model_name, payload, SOURCE)

@@ -10,21 +10,18 @@ from itertools import groupby
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from modelyard.monitor.adapters.schema import labels, pending, slot_counts
+from modelyard.monitor.adapters.schema import labels, slot_counts
 from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, realised_metrics
 from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.monitor.domain.views import PerformanceWindow
 
 
 def insert_labels(db: Connection, joined: Sequence[LabelledPrediction], policy: MonitorPolicy) -> None:
-    """The labels' predictions stop waiting; the labelled predictions are kept. Hot path (every label): two
-    driver-level executemany statements over plain tuples, the time they were stored one literal."""
+    """The labelled predictions are kept. Hot path (every label): one driver-level executemany over plain tuples,
+    the time they were stored one literal."""
     if not joined:
         return
     mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
-    db.exec_driver_sql(
-        f"DELETE FROM {pending.name} WHERE request_id = {mark}", [(x.prediction.request_id,) for x in joined]
-    )
     width = policy.window.max_seconds
     stored_at = float(time.time())  # a float's repr: a plain SQL numeric literal
     marks = ", ".join((mark,) * 10)

@@ -25,6 +25,7 @@ from modelyard.monitor.domain.prediction_log import (
 )
 from modelyard.monitor.domain.profile import Role
 from modelyard.monitor.domain.records import TensorRows
+from modelyard.monitor.domain.windows import WindowId
 
 _HEADER = struct.Struct("<I")  # the block's header length
 
@@ -52,6 +53,19 @@ def label_logged(db: Connection, joined: Sequence[LabelledPrediction]) -> None:
         db.exec_driver_sql(
             f"UPDATE {prediction_log.name} SET truth_label = {mark}, truth_value = {mark} WHERE request_id = {mark}",
             [(x.truth_label, x.truth_value, x.prediction.request_id) for x in joined],
+        )
+
+
+def relabel_logged(
+    db: Connection, model_name: str, model_version: int, merged: Sequence[tuple[WindowId, WindowId]]
+) -> None:
+    """Entries of slivers point at the window each moved into (in order: a sliver may move on again)."""
+    log = prediction_log
+    for sliver, target in merged:
+        db.execute(
+            log.update()
+            .where(log.c.model_name == model_name, log.c.model_version == model_version, log.c.window_id == str(sliver))
+            .values(window_id=str(target))
         )
 
 

@@ -68,17 +68,17 @@ incidents = sa.Table(
     sa.Index("ix_incidents_model", "model_name", "open"),
 )
 pending = sa.Table(
-    "pending_predictions",
+    "pending_batches",  # predictions waiting for their labels: a block per event of a version (adapters/pending.py)
     metadata,
-    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("model_name", sa.String(255), nullable=False),
     sa.Column("model_version", sa.BigInteger, nullable=False),
-    sa.Column("event_time", sa.Float, nullable=False),
-    sa.Column("label", sa.String(255), nullable=True),
-    sa.Column("score", sa.Float, nullable=True),
-    sa.Column("value", sa.Float, nullable=True),
     sa.Column("stored_at", sa.Float, nullable=False, index=True),
-    sa.Column("features", sa.Text, nullable=True),  # JSON, while the retraining policy names some signal
+    sa.Column("request_ids", sa.Text, nullable=False),  # JSON list, one per row ("" for a row without one)
+    sa.Column("data", sa.LargeBinary, nullable=False),  # the rows' predictions, column-wise
+    sa.Column("taken", sa.LargeBinary, nullable=True),  # rows already labelled (a bit each), none when NULL
+    sa.Column("waiting", sa.BigInteger, nullable=False),  # rows with a request id not yet labelled
+    sqlite_autoincrement=True,  # an id is never reused (the index in memory knows blocks by id)
 )
 labels = sa.Table(
     "labels",

@@ -25,12 +25,14 @@ from modelyard.monitor.adapters.labels import (
     labelled_traffic,
     performance_windows,
 )
+from modelyard.monitor.adapters.pending import PendingIndex, insert_pending, prune_pending
 from modelyard.monitor.adapters.prediction_log import (
     incidents_open_at,
     insert_logged,
     label_logged,
     prune_logged,
     read_logged,
+    relabel_logged,
     window_of,
 )
 from modelyard.monitor.adapters.rows import (
@@ -45,7 +47,6 @@ from modelyard.monitor.adapters.schema import (
     incidents,
     labels,
     outbox,
-    pending,
     profiles,
     slot_counts,
     stream_positions,
@@ -54,7 +55,7 @@ from modelyard.monitor.adapters.schema import (
 )
 from modelyard.monitor.domain.evaluation import WindowReport
 from modelyard.monitor.domain.incidents import Change, IncidentChange
-from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow
+from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction
 from modelyard.monitor.domain.policy import MonitorPolicy
 from modelyard.monitor.domain.ports import Checkpoint, Partition
 from modelyard.monitor.domain.prediction_log import DEFAULT_PREDICTION_LOG, PredictionLogPolicy, PredictionTrace
@@ -82,6 +83,7 @@ class SqlMonitorStore:
         self.prediction_log = prediction_log
         self.outbox = outbox
         self._checkpoints = 0
+        self._pending = PendingIndex()
 
     def migrate(self) -> None:
         """Bring the database to the latest schema; safe on every start. A database made before the monitor used
@@ -158,6 +160,7 @@ class SqlMonitorStore:
                 where = (stream_positions.c.topic == topic) & (stream_positions.c.partition == partition)
                 if db.execute(stream_positions.update().where(where).values(next_offset=offset)).rowcount == 0:
                     db.execute(stream_positions.insert().values(topic=topic, partition=partition, next_offset=offset))
+            self._pending.take(db, labels)
             insert_labels(db, labels, self.policy)
             label_logged(db, labels)
             for cp in checkpoints:
@@ -167,22 +170,16 @@ class SqlMonitorStore:
                 self._housekeeping(db)
 
     def pending_predictions(self, request_ids: Sequence[str]) -> dict[str, PendingPrediction]:
-        columns = [pending.c[name] for name in PendingPrediction._fields]  # in the tuple's order: one call per row
         with transaction(self.engine, write=False) as db:
-            rows = db.execute(sa.select(*columns).where(pending.c.request_id.in_(set(request_ids)))).all()
-        return {row[0]: PendingPrediction._make(row) for row in rows}
+            return self._pending.find(db, request_ids)
 
     def _housekeeping(self, db: Connection) -> None:
         """Expired predictions and labels, and the oldest predictions over the cap, go."""
         now = time.time()
         prune_logged(db, self.prediction_log, now)
         horizon = now - self.policy.performance.label_ttl_s
-        db.execute(pending.delete().where(pending.c.stored_at < horizon))
+        prune_pending(db, horizon, self.policy.performance.max_pending)
         db.execute(labels.delete().where(labels.c.stored_at < horizon))
-        excess = (db.scalar(sa.select(sa.func.count()).select_from(pending)) or 0) - self.policy.performance.max_pending
-        if excess > 0:
-            oldest = sa.select(pending.c.request_id).order_by(pending.c.stored_at).limit(excess)
-            db.execute(pending.delete().where(pending.c.request_id.in_(oldest.scalar_subquery())))
 
     def _write(self, db: Connection, cp: Checkpoint, config_hash: str) -> None:
         state = cp.state
@@ -193,19 +190,16 @@ class SqlMonitorStore:
         )
         if updated.rowcount == 0:
             db.execute(versions.insert().values(model_name=name, model_version=version, **values))
-        closed = set(cp.closed)
-        by_window: dict[WindowId, list[Columns]] = {}
+        # A window that took slivers is written anew as one chunk (its rows in memory order, so a restart restores
+        # them in that order); the slivers' chunks go, as the closed windows' do.
+        open_now = {w.id: w for w in state.assembler.open.values()}
+        rewritten = {target: open_now[target] for _, target in cp.merged if target in open_now}
+        gone = set(cp.closed) | {sliver for sliver, _ in cp.merged} | set(rewritten)
+        by_window: dict[WindowId, list[Columns]] = {w: [window.data()] for w, window in rewritten.items()}
         for w, c in cp.appended:
-            if w not in closed:
+            if w not in gone:
                 by_window.setdefault(w, []).append(c)
-        kept = [
-            {"model_name": name, "model_version": version, "slot": w.slot, "part": w.part, "data": columns_to_bytes(c)}
-            for w, parts in by_window.items()
-            for c in [Columns.concat(parts)]
-        ]
-        if kept:
-            db.execute(chunks.insert(), kept)
-        for w in closed:
+        for w in gone:
             db.execute(
                 chunks.delete().where(
                     chunks.c.model_name == name,
@@ -214,6 +208,13 @@ class SqlMonitorStore:
                     chunks.c.part == w.part,
                 )
             )
+        kept = [
+            {"model_name": name, "model_version": version, "slot": w.slot, "part": w.part, "data": columns_to_bytes(c)}
+            for w, parts in by_window.items()
+            for c in [Columns.concat(parts)]
+        ]
+        if kept:
+            db.execute(chunks.insert(), kept)
         for report in cp.reports:
             db.execute(
                 windows.insert().values(
@@ -227,9 +228,9 @@ class SqlMonitorStore:
             )
         for change in cp.changes:
             self._write_incident(db, change, cp, config_hash)
-        if cp.pending:
-            self._insert_pending(db, cp.pending)
+        insert_pending(db, cp.pending, time.time())
         insert_logged(db, cp.logged, time.time())
+        relabel_logged(db, name, version, cp.merged)  # after this checkpoint's own entries
         for slot, count in cp.slot_counts.items():
             where = (slot_counts.c.model_name == name) & (slot_counts.c.model_version == version)
             where &= slot_counts.c.slot == slot
@@ -238,19 +239,6 @@ class SqlMonitorStore:
                 db.execute(
                     slot_counts.insert().values(model_name=name, model_version=version, slot=slot, predictions=count)
                 )
-
-    @staticmethod
-    def _insert_pending(db: Connection, predictions: Sequence[PendingRow]) -> None:
-        """Hot path (every prediction): one driver-level executemany of the rows as they are (the time they were
-        stored is one literal of the statement); a request id seen before (a retried inference) keeps its first
-        prediction. ON CONFLICT DO NOTHING is both SQLite's and PostgreSQL's."""
-        marks = ", ".join(("?",) * 8 if db.dialect.paramstyle == "qmark" else ("%s",) * 8)
-        stored_at = float(time.time())  # a float's repr: a plain SQL numeric literal
-        db.exec_driver_sql(
-            f"INSERT INTO {pending.name} (request_id, model_name, model_version, event_time, label, score, value, "
-            f"features, stored_at) VALUES ({marks}, {stored_at!r}) ON CONFLICT (request_id) DO NOTHING",
-            list(predictions),
-        )
 
     def _write_incident(self, db: Connection, change: IncidentChange, cp: Checkpoint, config_hash: str) -> None:
         evidence = json.dumps(json_safe(change.evidence))

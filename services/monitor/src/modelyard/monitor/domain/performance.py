@@ -53,40 +53,67 @@ class LabelledPrediction:
         return None
 
 
-# A prediction waiting for its label as the hot path makes it: PendingPrediction's fields, in its order, as a
-# plain tuple (made by zip for every prediction, with no Python code per row).
-PendingRow = tuple[str, str, int, float, str | None, float | None, float | None, str | None]
+@dataclass(frozen=True, eq=False)
+class PendingBatch:
+    """The predictions of one event of a version that wait for their labels, column-wise: stored as one block, not a
+    row each (the store finds a label's row through its index of request ids)."""
+
+    model_name: str
+    model_version: int
+    request_ids: list[str]  # "" for a record without one: never joined
+    event_time: FloatArray
+    label: list[str]  # predicted class ("" when none)
+    score: FloatArray  # positive class score (NaN when none)
+    value: FloatArray  # predicted value (NaN when none)
+    features: list[str] | None = None  # the input features as JSON, kept for retraining snapshots
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+    def predictions(self, rows: Sequence[int]) -> list[PendingPrediction]:
+        """The predictions of `rows`, gathered column-wise (no Python code per field)."""
+        take = np.asarray(rows, dtype=np.intp)
+        n = take.size
+        labels = [self.label[i] or None for i in rows]
+        return list(
+            map(
+                PendingPrediction._make,
+                zip(
+                    [self.request_ids[i] for i in rows],
+                    itertools.repeat(self.model_name, n),
+                    itertools.repeat(self.model_version, n),
+                    self.event_time[take].tolist(),
+                    labels,
+                    _optional(self.score[take]),
+                    _optional(self.value[take]),
+                    itertools.repeat(None, n) if self.features is None else [self.features[i] for i in rows],
+                    strict=True,
+                ),
+            )
+        )
+
+
+def _optional(values: FloatArray) -> list[float | None]:
+    return [None if math.isnan(v) else v for v in values.tolist()]
 
 
 def pending_predictions(
     rows: PredictionRows, policy: PerformancePolicy, features: Sequence[str] | None = None
-) -> list[PendingRow]:
-    """What each record predicted (with its features as JSON, when given), for the records that carry a request
+) -> PendingBatch | None:
+    """What each record predicted (with its features as JSON, when given); None when no record carries a request
     id to join labels on."""
-    labels = rows.matrix(Role.OUTPUT, policy.label_output)
-    label = [v or None for v in labels.label_column(0).tolist()]  # the first element, as a class label ("1")
-    score = _numbers(rows, policy.score_output, policy.score_index)
-    value = _numbers(rows, policy.value_output, 0)
-    n = len(rows)
-    found = list(
-        zip(
-            rows.request_ids,
-            itertools.repeat(rows.model_name, n),
-            itertools.repeat(rows.model_version, n),
-            rows.event_time,
-            label,
-            score,
-            value,
-            itertools.repeat(None, n) if features is None else features,
-            strict=True,
-        )
+    if not any(rows.request_ids):
+        return None
+    return PendingBatch(
+        rows.model_name,
+        rows.model_version,
+        list(rows.request_ids),
+        np.asarray(rows.event_time, dtype=np.float64),
+        rows.matrix(Role.OUTPUT, policy.label_output).label_column(0).tolist(),  # the first element: "1"
+        rows.matrix(Role.OUTPUT, policy.score_output).numeric_column(policy.score_index),
+        rows.matrix(Role.OUTPUT, policy.value_output).numeric_column(0),
+        None if features is None else list(features),
     )
-    return found if all(rows.request_ids) else [p for p in found if p[0]]
-
-
-def _numbers(rows: PredictionRows, tensor: str, index: int) -> list[float | None]:
-    column = rows.matrix(Role.OUTPUT, tensor).numeric_column(index)
-    return [None if math.isnan(v) else v for v in column.tolist()]
 
 
 @dataclass(frozen=True)
@@ -119,16 +146,14 @@ def join_labels(feedback: Sequence[Feedback], waiting: Mapping[str, PendingPredi
     """The labels that found their prediction, in arrival order; a prediction takes its first label only."""
     joined = []
     left = dict(waiting)
-    for label in feedback:
-        prediction = left.pop(label.request_id, None)
-        if prediction is None:
-            continue
-        truth = label.truth
-        joined.append(
-            LabelledPrediction(
-                prediction, truth if isinstance(truth, str) else None, truth if isinstance(truth, float) else None
-            )
-        )
+    for labels in feedback:
+        text = bool(labels.truths) and isinstance(labels.truths[0], str)
+        for request_id, truth in zip(labels.request_ids, labels.truths, strict=True):
+            prediction = left.pop(request_id, None)
+            if prediction is not None:
+                joined.append(
+                    LabelledPrediction(prediction, truth, None) if text else LabelledPrediction(prediction, None, truth)  # type: ignore[arg-type]
+                )
     return joined
 
 

@@ -15,7 +15,7 @@ WEEK_S = 7 * 24 * 3600.0
 class WindowPolicy:
     max_events: int = 1000  # W: a window closes at this many events...
     max_seconds: float = 300.0  # ...or when the watermark passes start + T, whichever first
-    min_events: int = 200  # below this no test runs: the window neither breaches nor counts as clean
+    min_events: int = 200  # below this no test runs: the window neither breaches nor counts as clean (it merges on)
     allowed_lateness_s: float = 30.0  # watermark = latest event time seen - lateness
     idle_flush_s: float = 120.0  # no event for this long (wall clock): the watermark moves to now - lateness; 0: never
 

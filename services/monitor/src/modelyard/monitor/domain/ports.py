@@ -17,7 +17,7 @@ from opentelemetry import trace
 from modelyard.events.envelope import Position
 from modelyard.monitor.domain.evaluation import WindowReport
 from modelyard.monitor.domain.incidents import IncidentChange
-from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction, PendingRow
+from modelyard.monitor.domain.performance import LabelledPrediction, PendingBatch, PendingPrediction
 from modelyard.monitor.domain.prediction_log import LoggedBatch, PredictionTrace
 from modelyard.monitor.domain.profile import ReferenceProfile
 from modelyard.monitor.domain.snapshot import Snapshot, SnapshotRequest
@@ -64,9 +64,10 @@ class Checkpoint:
     profile: ReferenceProfile
     appended: list[tuple[WindowId, Columns]] = field(default_factory=list)
     closed: list[WindowId] = field(default_factory=list)
+    merged: list[tuple[WindowId, WindowId]] = field(default_factory=list)  # (sliver, the open window it moved into)
     reports: list[WindowReport] = field(default_factory=list)
     changes: list[IncidentChange] = field(default_factory=list)
-    pending: list[PendingRow] = field(default_factory=list)  # waiting for their labels
+    pending: list[PendingBatch] = field(default_factory=list)  # waiting for their labels
     logged: list[LoggedBatch] = field(default_factory=list)  # for the prediction log
     slot_counts: dict[int, int] = field(default_factory=dict)  # predictions per window slot (label coverage)
     window_traces: dict[str, dict[str, str]] = field(default_factory=dict)  # W3C context of each closed window's span

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,9 +121,13 @@ class Matrix:
         return labels.astype(str)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Feedback:
-    """Ground truth for one prediction."""
+    """Ground truth for predictions, column-wise: label i is about `request_ids[i]`, its truth `truths[i]` (a class
+    label, or a target value)."""
 
-    request_id: str
-    truth: str | float  # a class label, or a target value
+    request_ids: Sequence[str]
+    truths: Sequence[str] | Sequence[float]
+
+    def __len__(self) -> int:
+        return len(self.request_ids)

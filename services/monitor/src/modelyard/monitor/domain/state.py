@@ -65,7 +65,11 @@ class VersionState:
         a = self.assembler
         document: dict[str, Any] = {
             "watermark": None if math.isinf(a.watermark) else a.watermark,
-            "open": [[w.id.slot, w.id.part, w.count] for w in a.open.values()],
+            # [slot, part, count], and the first slot of the slivers merged into it, if any.
+            "open": [
+                [w.id.slot, w.id.part, w.count, *([] if w.first_slot is None else [w.first_slot])]
+                for w in a.open.values()
+            ],
             "next_part": [[slot, part] for slot, part in a.next_part.items()],
             "cusum": {name: [s.upper, s.lower] for name, s in self.cusum.items()},
             "trackers": [
@@ -103,8 +107,8 @@ class VersionState:
         doc = json.loads(text)
         assembler = WindowAssembler(policy.window)
         assembler.watermark = -math.inf if doc["watermark"] is None else float(doc["watermark"])
-        for slot, part, count in doc["open"]:
-            assembler.open[slot] = OpenWindow(WindowId(slot, part), count=count)
+        for slot, part, count, *first in doc["open"]:
+            assembler.open[slot] = OpenWindow(WindowId(slot, part), count=count, first_slot=(first or [None])[0])
         for slot, part, chunk in chunks:
             window = assembler.open.get(slot)
             if window is not None and window.id.part == part:

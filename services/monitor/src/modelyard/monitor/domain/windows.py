@@ -8,6 +8,11 @@ watermark has already passed are late: counted, not tested. When the stream goes
 `idle_flush_s` of wall clock), the wall clock stands in for the event that did not come: the watermark moves to
 now minus the allowed lateness, so the last window closes and its alarms are raised rather than left pending
 (that move is checkpointed like a batch's, so a replay resumes from it).
+
+A window the watermark closes with fewer than `min_events` (a sliver of the time grid, e.g. at a change point, too
+small to test) is not closed: it moves into the next open window of the version, which then starts at the sliver's
+start (and so spans more than T). Only a window with no open one after it (the last, flushed when the stream went
+quiet) closes small, untested. The merge depends only on the order of batches, so a replay makes the same windows.
 """
 
 from __future__ import annotations
@@ -77,9 +82,16 @@ class OpenWindow:
     id: WindowId
     chunks: list[Columns] = field(default_factory=list)
     count: int = 0
+    first_slot: int | None = None  # the slot of the earliest sliver merged into it (None: none was)
 
     def data(self) -> Columns:
         return Columns.concat(self.chunks)
+
+    def absorb(self, sliver: OpenWindow) -> None:
+        """Take a sliver's rows (before its own) and its start."""
+        self.chunks[:0] = sliver.chunks
+        self.count += sliver.count
+        self.first_slot = sliver.id.slot if sliver.first_slot is None else sliver.first_slot
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +105,7 @@ class ClosedWindow:
     def duration(self, policy: WindowPolicy) -> float:
         """Event-time seconds the window covered: a count-closed one lasted as long as its events span."""
         if self.closed_by != "count" or len(self.data) == 0:
-            return policy.max_seconds
+            return self.end - self.start
         span = float(self.data.event_time.max() - self.data.event_time.min())
         return min(policy.max_seconds, max(span, 1e-3))
 
@@ -104,6 +116,7 @@ class BatchOutcome:
     sources: list[npt.NDArray[np.int64]] = field(default_factory=list)  # per appended chunk: its rows in the batch
     closed: list[ClosedWindow] = field(default_factory=list)
     late_events: int = 0
+    merged: list[tuple[WindowId, WindowId]] = field(default_factory=list)  # (sliver, the window it moved into)
 
 
 @dataclass
@@ -126,17 +139,32 @@ class WindowAssembler:
         for slot in np.unique(slots[~late]).tolist():
             rows = np.nonzero((slots == slot) & ~late)[0]
             self._fill(int(slot), batch.take(rows), rows, outcome)
-        outcome.closed += self.advance(float(batch.event_time.max()) - self.policy.allowed_lateness_s)
+        self.advance(float(batch.event_time.max()) - self.policy.allowed_lateness_s, outcome)
         return outcome
 
-    def advance(self, watermark: float) -> list[ClosedWindow]:
-        """Move the watermark up to `watermark` (never back); the windows it passed, closed."""
+    def advance(self, watermark: float, outcome: BatchOutcome | None = None) -> BatchOutcome:
+        """Move the watermark up to `watermark` (never back); the windows it passed, closed (into `outcome`, if
+        given), but for slivers (below `min_events`), which move into the next open window (`merged`)."""
+        outcome = outcome or BatchOutcome()
         self.watermark = max(self.watermark, watermark)
         t_max = self.policy.max_seconds
-        closed = [self._close(slot, "watermark") for slot in sorted(self.open) if (slot + 1) * t_max <= self.watermark]
+        for slot in [s for s in sorted(self.open) if (s + 1) * t_max <= self.watermark]:
+            window = self.open.get(slot)
+            if window is None:
+                continue  # a sliver filled it, and it closed
+            later = [s for s in self.open if s > slot]
+            if window.count >= self.policy.min_events or not later:
+                outcome.closed.append(self._close(slot, "watermark"))
+                continue
+            target = self.open[min(later)]
+            target.absorb(self.open.pop(slot))
+            outcome.merged.append((window.id, target.id))
+            if target.count >= self.policy.max_events:  # what it took filled it
+                outcome.closed.append(self._close(target.id.slot, "count"))
+                self.next_part[target.id.slot] = target.id.part + 1
         for slot in [s for s in self.next_part if (s + 1) * t_max <= self.watermark]:
             del self.next_part[slot]  # the slot is past: its later events are late, no part will follow
-        return closed
+        return outcome
 
     def idle(self, now: float) -> bool:
         """Open windows, and no event newer than `idle_flush_s` before `now` (wall clock): the stream went quiet."""
@@ -164,4 +192,5 @@ class WindowAssembler:
     def _close(self, slot: int, reason: str) -> ClosedWindow:
         window = self.open.pop(slot)
         t_max = self.policy.max_seconds
-        return ClosedWindow(window.id, slot * t_max, (slot + 1) * t_max, window.data(), reason)
+        first = slot if window.first_slot is None else window.first_slot
+        return ClosedWindow(window.id, first * t_max, (slot + 1) * t_max, window.data(), reason)

@@ -69,16 +69,37 @@ class FeedbackConsumer:
         self.monitor = monitor
 
     def __call__(self, deliveries: Sequence[Delivery]) -> None:
-        self.monitor.handle_feedback([Consumed(d.position, _feedback(d.event), d.span) for d in deliveries])
+        self.monitor.handle_feedback([Consumed(d.position, feedback_of(d.event), d.span) for d in deliveries])
 
 
-def _feedback(event: Event) -> Feedback:
+def feedback_of(event: Event) -> Feedback:
+    """The labels of a `FeedbackReceived` or a `FeedbackBatch`; PermanentError (dead-lettered with the reason) when
+    one lacks a request id or a truth, or a batch's columns disagree with its request ids."""
     feedback = event.payload
+    if isinstance(feedback, monitor_events_pb2.FeedbackBatch):
+        return _batch(feedback)
     assert isinstance(feedback, monitor_events_pb2.FeedbackReceived)
     kind = feedback.WhichOneof("truth")
     if kind is None or not feedback.request_id:
         raise PermanentError("feedback without a request id or a label or target")
-    return Feedback(feedback.request_id, feedback.label if kind == "label" else feedback.target)
+    return Feedback([feedback.request_id], [feedback.label] if kind == "label" else [feedback.target])
+
+
+def _batch(batch: monitor_events_pb2.FeedbackBatch) -> Feedback:
+    request_ids = list(batch.request_ids)
+    n = len(request_ids)
+    if not n or not all(request_ids):
+        raise PermanentError("feedback batch without labels, or with an empty request id")
+    if len(batch.time_unix_nano) not in (0, 8 * n):
+        raise PermanentError(f"feedback batch: time_unix_nano holds {len(batch.time_unix_nano)} bytes, not 8 x {n}")
+    if len(batch.labels) == n and not batch.targets:
+        return Feedback(request_ids, list(batch.labels))
+    if len(batch.targets) == 8 * n and not batch.labels:
+        return Feedback(request_ids, np.frombuffer(batch.targets, dtype="<f8").tolist())
+    raise PermanentError(
+        f"feedback batch of {n} request ids: {len(batch.labels)} labels and {len(batch.targets) // 8} targets "
+        "(exactly one of them must have one per request id)"
+    )
 
 
 class ReadyVersionsConsumer:
@@ -109,6 +130,7 @@ def predictions_consumer(settings: MonitorSettings, monitor: Monitor) -> EventCo
     )
     consumer.register_batch(serving_events_pb2.PredictionBatch, PredictionsConsumer(monitor))
     consumer.register_batch(monitor_events_pb2.FeedbackReceived, FeedbackConsumer(monitor))
+    consumer.register_batch(monitor_events_pb2.FeedbackBatch, FeedbackConsumer(monitor))
     return consumer
 
 

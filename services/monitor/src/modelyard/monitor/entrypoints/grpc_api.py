@@ -20,7 +20,10 @@ from modelyard.monitor.adapters.events import (
     MAX_REQUEST_ID_CHARS,
     SEVERITIES,
     SIGNALS,
+    Label,
+    checked_label,
     evidence_message,
+    feedback_batches,
     feedback_event,
     timestamp,
 )
@@ -36,8 +39,9 @@ from modelyard.runtime.errors import client_message
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["MonitorService"].full_name
 
 
-# Labels of a feedback stream are published in batches of this many (one round of broker acknowledgements each).
-FEEDBACK_BATCH = 5000
+# Labels of a feedback stream are published in rounds of this many (one round of broker acknowledgements each), as
+# `FeedbackBatch` events.
+FEEDBACK_ROUND = 20_000
 
 
 class FeedbackPublisher(Protocol):
@@ -55,7 +59,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         self, request: pb.SendFeedbackRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendFeedbackResponse:
         try:
-            event = _feedback(request)
+            event = feedback_event(_label(request))
         except ERRORS.known as exc:
             await ERRORS.abort(context, exc)
         # Through the topic, not straight into the store: the instance that owns the model's partition joins it.
@@ -66,21 +70,24 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         self, request_iterator: AsyncIterator[pb.SendFeedbackStreamRequest], context: grpc.aio.ServicerContext
     ) -> pb.SendFeedbackStreamResponse:
         accepted = 0
-        batch: list[Event] = []
+        batch: list[Label] = []
         async for request in request_iterator:
             try:
-                batch.append(_feedback(request))
+                batch.append(_label(request))
             except ERRORS.known as exc:
-                await self.feedback.publish_many(MONITOR_FEEDBACK, batch)  # the valid labels before it are kept
+                await self._publish(batch)  # the valid labels before it are kept
                 accepted += len(batch)
                 message = f"label {accepted}: {client_message(exc)}; the {accepted} before it were accepted"
                 await context.abort(ERRORS.grpc(exc), message)
-            if len(batch) >= FEEDBACK_BATCH:
-                await self.feedback.publish_many(MONITOR_FEEDBACK, batch)
+            if len(batch) >= FEEDBACK_ROUND:
+                await self._publish(batch)
                 accepted += len(batch)
                 batch = []
-        await self.feedback.publish_many(MONITOR_FEEDBACK, batch)
+        await self._publish(batch)
         return pb.SendFeedbackStreamResponse(accepted=accepted + len(batch))
+
+    async def _publish(self, labels: Sequence[Label]) -> None:
+        await self.feedback.publish_many(MONITOR_FEEDBACK, feedback_batches(labels))
 
     async def GetStatus(self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext) -> pb.GetStatusResponse:
         statuses = await asyncio.to_thread(self.monitor.statuses, request.model_name)
@@ -148,13 +155,13 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         return pb.RebaselineResponse(reference_id=profile.id)
 
 
-def _feedback(request: pb.SendFeedbackRequest | pb.SendFeedbackStreamRequest) -> Event:
-    """The feedback event a request stands for; InvalidArgument when it lacks a field or one is out of range."""
+def _label(request: pb.SendFeedbackRequest | pb.SendFeedbackStreamRequest) -> Label:
+    """The label a request stands for; InvalidArgument when it lacks a field or one is out of range."""
     kind = request.WhichOneof("truth")
     if not request.request_id or not request.model_name or not kind:
         raise InvalidArgument("request_id, model_name and a label or target are required")
     truth = request.label if kind == "label" else request.target
-    return feedback_event(
+    return checked_label(
         request.request_id, request.model_name, truth, time_of(request, "event_time") or datetime.now(UTC)
     )
 

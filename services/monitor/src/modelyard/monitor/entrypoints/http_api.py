@@ -10,9 +10,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field, model_validator
 
-from modelyard.events.envelope import Event
 from modelyard.events.topics import MONITOR_FEEDBACK
-from modelyard.monitor.adapters.events import MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_REQUEST_ID_CHARS, feedback_event
+from modelyard.monitor.adapters.events import (
+    MAX_LABEL_CHARS,
+    MAX_NAME_CHARS,
+    MAX_REQUEST_ID_CHARS,
+    Label,
+    checked_label,
+    feedback_batches,
+    feedback_event,
+)
 from modelyard.monitor.domain.views import json_safe
 from modelyard.monitor.entrypoints.errors import ERRORS
 from modelyard.monitor.entrypoints.grpc_api import FeedbackPublisher
@@ -107,30 +114,30 @@ def router(monitor: Monitor, feedback: FeedbackPublisher) -> APIRouter:
 
     @api.post("/feedback", status_code=202, name="SendFeedback")
     async def send_feedback(body: Feedback) -> dict[str, str]:
-        (event,) = _events([body])
+        event = feedback_event(*_labels([body]))
         await feedback.publish_many(MONITOR_FEEDBACK, [event])
         return {"event_id": event.id}
 
     @api.post(FEEDBACK_BATCH_PATH, status_code=202, name="SendFeedbackStream")
     async def send_feedback_batch(body: FeedbackBatch) -> dict[str, int]:
-        events = _events(body.labels)
-        await feedback.publish_many(MONITOR_FEEDBACK, events)
-        return {"accepted": len(events)}
+        labels = _labels(body.labels)
+        await feedback.publish_many(MONITOR_FEEDBACK, feedback_batches(labels))
+        return {"accepted": len(labels)}
 
     return api
 
 
-def _events(labels: list[Feedback]) -> list[Event]:
+def _labels(labels: list[Feedback]) -> list[Label]:
     now = datetime.now(UTC)
-    events = []
+    checked = []
     for i, body in enumerate(labels):
         truth: str | float = body.label if body.label is not None else float(body.target or 0.0)
         try:
-            events.append(feedback_event(body.request_id, body.model_name, truth, body.event_time or now))
+            checked.append(checked_label(body.request_id, body.model_name, truth, body.event_time or now))
         except ERRORS.known as exc:
             where = f"label {i}: " if len(labels) > 1 else ""
             raise HTTPException(ERRORS.http(exc), where + client_message(exc)) from exc
-    return events
+    return checked
 
 
 def _http_error(error: Exception) -> HTTPException:

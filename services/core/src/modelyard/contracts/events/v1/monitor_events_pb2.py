@@ -26,25 +26,27 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from modelyard.contracts.events.v1 import common_pb2 as modelyard_dot_events_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(modelyard/events/v1/monitor_events.proto\x12\x13modelyard.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a modelyard/events/v1/common.proto\"\x96\x01\n\x10\x46\x65\x65\x64\x62\x61\x63kReceived\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0f\n\x05label\x18\x03 \x01(\tH\x00\x12\x10\n\x06target\x18\x04 \x01(\x01H\x00\x12.\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05truth\"\x80\x02\n\x08\x45vidence\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x11\n\tstatistic\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x0f\n\x07p_value\x18\x04 \x01(\x01\x12\x11\n\tthreshold\x18\x05 \x01(\x01\x12\x13\n\x0b\x65\x66\x66\x65\x63t_size\x18\x06 \x01(\x01\x12\x13\n\x0bn_reference\x18\x07 \x01(\x03\x12\x11\n\tn_current\x18\x08 \x01(\x03\x12\x30\n\x0cwindow_start\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcf\x03\n\x0fIncidentChanged\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x39\n\x05state\x18\x02 \x01(\x0e\x32*.modelyard.events.v1.IncidentChanged.State\x12\x35\n\x07version\x18\x03 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12+\n\x06signal\x18\x04 \x01(\x0e\x32\x1b.modelyard.events.v1.Signal\x12/\n\x08severity\x18\x05 \x01(\x0e\x32\x1d.modelyard.events.v1.Severity\x12/\n\x08\x65vidence\x18\x06 \x03(\x0b\x32\x1d.modelyard.events.v1.Evidence\x12\x14\n\x0creference_id\x18\x07 \x01(\t\x12\x13\n\x0b\x63onfig_hash\x18\x08 \x01(\t\x12\x0f\n\x07\x66\x65\x61ture\x18\t \x01(\t\x12\x11\n\twindow_id\x18\n \x01(\t\"W\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_OPENED\x10\x01\x12\x11\n\rSTATE_UPDATED\x10\x02\x12\x12\n\x0eSTATE_RESOLVED\x10\x03\"\xeb\x02\n\x13RetrainingSuggested\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x02 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12+\n\x06signal\x18\x03 \x01(\x0e\x32\x1b.modelyard.events.v1.Signal\x12\x16\n\x0e\x64\x61taset_digest\x18\x04 \x01(\t\x12\x12\n\nmedia_type\x18\x05 \x01(\t\x12\x0c\n\x04rows\x18\x06 \x01(\x03\x12\x0f\n\x07\x63olumns\x18\x07 \x03(\t\x12\x14\n\x0clabel_column\x18\x08 \x01(\t\x12\x0f\n\x07windows\x18\t \x03(\t\x12\x34\n\x10\x66irst_event_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_event_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xb0\x01\n\x06Signal\x12\x16\n\x12SIGNAL_UNSPECIFIED\x10\x00\x12\x15\n\x11SIGNAL_DATA_DRIFT\x10\x01\x12\x1b\n\x17SIGNAL_PREDICTION_DRIFT\x10\x02\x12\x16\n\x12SIGNAL_PERFORMANCE\x10\x03\x12\x17\n\x13SIGNAL_DATA_QUALITY\x10\x04\x12\x12\n\x0eSIGNAL_LATENCY\x10\x05\x12\x15\n\x11SIGNAL_ERROR_RATE\x10\x06*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(modelyard/events/v1/monitor_events.proto\x12\x13modelyard.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a modelyard/events/v1/common.proto\"\x96\x01\n\x10\x46\x65\x65\x64\x62\x61\x63kReceived\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0f\n\x05label\x18\x03 \x01(\tH\x00\x12\x10\n\x06target\x18\x04 \x01(\x01H\x00\x12.\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05truth\"q\n\rFeedbackBatch\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x13\n\x0brequest_ids\x18\x02 \x03(\t\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x0f\n\x07targets\x18\x04 \x01(\x0c\x12\x16\n\x0etime_unix_nano\x18\x05 \x01(\x0c\"\x80\x02\n\x08\x45vidence\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x11\n\tstatistic\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x0f\n\x07p_value\x18\x04 \x01(\x01\x12\x11\n\tthreshold\x18\x05 \x01(\x01\x12\x13\n\x0b\x65\x66\x66\x65\x63t_size\x18\x06 \x01(\x01\x12\x13\n\x0bn_reference\x18\x07 \x01(\x03\x12\x11\n\tn_current\x18\x08 \x01(\x03\x12\x30\n\x0cwindow_start\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcf\x03\n\x0fIncidentChanged\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x39\n\x05state\x18\x02 \x01(\x0e\x32*.modelyard.events.v1.IncidentChanged.State\x12\x35\n\x07version\x18\x03 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12+\n\x06signal\x18\x04 \x01(\x0e\x32\x1b.modelyard.events.v1.Signal\x12/\n\x08severity\x18\x05 \x01(\x0e\x32\x1d.modelyard.events.v1.Severity\x12/\n\x08\x65vidence\x18\x06 \x03(\x0b\x32\x1d.modelyard.events.v1.Evidence\x12\x14\n\x0creference_id\x18\x07 \x01(\t\x12\x13\n\x0b\x63onfig_hash\x18\x08 \x01(\t\x12\x0f\n\x07\x66\x65\x61ture\x18\t \x01(\t\x12\x11\n\twindow_id\x18\n \x01(\t\"W\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_OPENED\x10\x01\x12\x11\n\rSTATE_UPDATED\x10\x02\x12\x12\n\x0eSTATE_RESOLVED\x10\x03\"\xeb\x02\n\x13RetrainingSuggested\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x35\n\x07version\x18\x02 \x01(\x0b\x32$.modelyard.events.v1.ModelVersionRef\x12+\n\x06signal\x18\x03 \x01(\x0e\x32\x1b.modelyard.events.v1.Signal\x12\x16\n\x0e\x64\x61taset_digest\x18\x04 \x01(\t\x12\x12\n\nmedia_type\x18\x05 \x01(\t\x12\x0c\n\x04rows\x18\x06 \x01(\x03\x12\x0f\n\x07\x63olumns\x18\x07 \x03(\t\x12\x14\n\x0clabel_column\x18\x08 \x01(\t\x12\x0f\n\x07windows\x18\t \x03(\t\x12\x34\n\x10\x66irst_event_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_event_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xb0\x01\n\x06Signal\x12\x16\n\x12SIGNAL_UNSPECIFIED\x10\x00\x12\x15\n\x11SIGNAL_DATA_DRIFT\x10\x01\x12\x1b\n\x17SIGNAL_PREDICTION_DRIFT\x10\x02\x12\x16\n\x12SIGNAL_PERFORMANCE\x10\x03\x12\x17\n\x13SIGNAL_DATA_QUALITY\x10\x04\x12\x12\n\x0eSIGNAL_LATENCY\x10\x05\x12\x15\n\x11SIGNAL_ERROR_RATE\x10\x06*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelyard.events.v1.monitor_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIGNAL']._serialized_start=1377
-  _globals['_SIGNAL']._serialized_end=1553
-  _globals['_SEVERITY']._serialized_start=1555
-  _globals['_SEVERITY']._serialized_end=1655
+  _globals['_SIGNAL']._serialized_start=1492
+  _globals['_SIGNAL']._serialized_end=1668
+  _globals['_SEVERITY']._serialized_start=1670
+  _globals['_SEVERITY']._serialized_end=1770
   _globals['_FEEDBACKRECEIVED']._serialized_start=133
   _globals['_FEEDBACKRECEIVED']._serialized_end=283
-  _globals['_EVIDENCE']._serialized_start=286
-  _globals['_EVIDENCE']._serialized_end=542
-  _globals['_INCIDENTCHANGED']._serialized_start=545
-  _globals['_INCIDENTCHANGED']._serialized_end=1008
-  _globals['_INCIDENTCHANGED_STATE']._serialized_start=921
-  _globals['_INCIDENTCHANGED_STATE']._serialized_end=1008
-  _globals['_RETRAININGSUGGESTED']._serialized_start=1011
-  _globals['_RETRAININGSUGGESTED']._serialized_end=1374
+  _globals['_FEEDBACKBATCH']._serialized_start=285
+  _globals['_FEEDBACKBATCH']._serialized_end=398
+  _globals['_EVIDENCE']._serialized_start=401
+  _globals['_EVIDENCE']._serialized_end=657
+  _globals['_INCIDENTCHANGED']._serialized_start=660
+  _globals['_INCIDENTCHANGED']._serialized_end=1123
+  _globals['_INCIDENTCHANGED_STATE']._serialized_start=1036
+  _globals['_INCIDENTCHANGED_STATE']._serialized_end=1123
+  _globals['_RETRAININGSUGGESTED']._serialized_start=1126
+  _globals['_RETRAININGSUGGESTED']._serialized_end=1489
 # @@protoc_insertion_point(module_scope)

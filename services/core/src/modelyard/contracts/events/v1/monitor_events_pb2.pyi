@@ -53,6 +53,20 @@ class FeedbackReceived(_message.Message):
     event_time: _timestamp_pb2.Timestamp
     def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., label: _Optional[str] = ..., target: _Optional[float] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class FeedbackBatch(_message.Message):
+    __slots__ = ("model_name", "request_ids", "labels", "targets", "time_unix_nano")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_IDS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    request_ids: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    targets: bytes
+    time_unix_nano: bytes
+    def __init__(self, model_name: _Optional[str] = ..., request_ids: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., targets: _Optional[bytes] = ..., time_unix_nano: _Optional[bytes] = ...) -> None: ...
+
 class Evidence(_message.Message):
     __slots__ = ("feature", "statistic", "value", "p_value", "threshold", "effect_size", "n_reference", "n_current", "window_start", "window_end")
     FEATURE_FIELD_NUMBER: _ClassVar[int]
