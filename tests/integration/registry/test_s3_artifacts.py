@@ -127,10 +127,10 @@ def test_run_files_on_s3_register_twice(registry: RegistryParts, onnx_models: di
     """A run's file read back from S3 (re-hashed) for registration, twice: the second finds the bytes stored."""
     h, model = registry.handlers, onnx_models["iris"]
     run = h.create_run(ALICE, h.create_experiment(ALICE, f"s3-{uuid.uuid4().hex[:6]}"))
-    asyncio.run(h.upload_run_file(ALICE, run.run_id, "model/model.onnx", chunked(model.onnx, 100)))
+    asyncio.run(h.upload_file(ALICE, run.run_id, "model/model.onnx", chunked(model.onnx, 100)))
     for _ in range(2):
         name = f"iris-{uuid.uuid4().hex[:6]}"
         h.create_model(ALICE, name)
-        version = h.register_from_run(ALICE, name, f"runs:/{run.run_id}/model")
+        version = h.register_from_source(ALICE, name, f"runs:/{run.run_id}/model")
         h.check_version(name, version.version)
         assert h.get_version(ALICE, name, version.version).status is VersionStatus.READY

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from modelyard.events.envelope import Event
+from modelyard.registry.domain.logged_models import LoggedModel
 from modelyard.registry.domain.model import (
     AliasMove,
     Artifact,
@@ -26,6 +27,7 @@ from modelyard.registry.domain.tracking import (
     Experiment,
     LifecycleStage,
     Metric,
+    ModelOutput,
     Run,
     RunArtifact,
 )
@@ -75,10 +77,40 @@ class TrackingTransaction(Protocol):
 
     def add_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None: ...
 
-    def put_run_artifact(self, run_id: str, artifact: RunArtifact) -> None: ...
+    def put_file(self, owner: str, artifact: RunArtifact) -> None:
+        """Name a file of a run or of a logged model (`owner`: the run's id or the model's `m-...`)."""
 
-    def run_artifacts(self, run_id: str, prefix: str) -> list[RunArtifact]:
-        """The run's files at `prefix` or under it (every file when `prefix` is empty), by path."""
+    def files(self, owner: str, prefix: str) -> list[RunArtifact]:
+        """The owner's files at `prefix` or under it (every file when `prefix` is empty), by path."""
+
+    # MLflow 3's logged models
+
+    def add_logged_model(self, model: LoggedModel) -> None: ...
+
+    def get_logged_model(self, model_id: str) -> LoggedModel | None: ...
+
+    def update_logged_model(self, model_id: str, **values: Any) -> None:
+        """Change the model's status, status_message, lifecycle_stage or updated_ms."""
+
+    def search_logged_models(
+        self,
+        experiment_ids: Sequence[str],
+        clauses: Sequence[Clause],
+        order: Sequence[OrderKey],
+        offset: int,
+        limit: int,
+    ) -> list[LoggedModel]: ...
+
+    def set_logged_model_params(self, model_id: str, params: Mapping[str, str]) -> None: ...
+
+    def set_logged_model_tags(self, model_id: str, tags: Mapping[str, str]) -> None: ...
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> bool: ...
+
+    def add_logged_model_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
+        """Record values about logged models (each names its model), as logged to `run_id`."""
+
+    def add_run_outputs(self, run_id: str, outputs: Sequence[ModelOutput]) -> None: ...
 
 
 class RegistryTransaction(TrackingTransaction, Protocol):

@@ -13,12 +13,13 @@ from fastapi.responses import StreamingResponse
 
 from modelyard.auth import PermissionDenied, Principal
 from modelyard.registry.domain.errors import InvalidArgument
+from modelyard.registry.domain.logged_models import file_source, is_model_id, proxied_file
 from modelyard.registry.domain.model import ModelVersion, RegisteredModel, VersionStatus
-from modelyard.registry.domain.tracking import run_file
 from modelyard.registry.entrypoints.mlflow_common import (
     ARTIFACTS,
     Json,
     JsonBody,
+    file_infos,
     key_values,
     mlflow_router,
     name_filter,
@@ -65,11 +66,20 @@ def version_json(version: ModelVersion, aliases: dict[str, int]) -> Json:
         "description": "",
         "source": version.lineage.source or f"models:/{version.model_name}/{version.version}",
         "run_id": version.lineage.run_id,
+        **({"model_id": model_id} if (model_id := _logged_model_of(version)) else {}),
         "status": STATUSES[version.status],
         "status_message": version.status_message,
         "tags": pairs(version.tags),
         "aliases": sorted(a for a, v in aliases.items() if v == version.version),
     }
+
+
+def _logged_model_of(version: ModelVersion) -> str:
+    """The logged model a version was registered from ("" for none)."""
+    if not version.lineage.source.startswith(("models:/", "mlflow-artifacts:/")):
+        return ""
+    owner, _ = file_source(version.lineage.source)
+    return owner if is_model_id(owner) else ""
 
 
 def _version_number(data: Json) -> int:
@@ -129,12 +139,13 @@ def mlflow_registry_router(handlers: RegistryHandlers, prefix: str) -> APIRouter
 
     @router.post("/model-versions/create", name="mlflow:createModelVersion")
     def create_version(body: JsonBody, caller: Caller) -> Json:
-        version = handlers.register_from_run(
+        version = handlers.register_from_source(
             caller,
             text(body, "name", required=True),
             text(body, "source", required=True),
             text(body, "run_id"),
             key_values(body, "tags"),
+            text(body, "model_id"),
         )
         return {"model_version": versioned(caller, version)}
 
@@ -174,6 +185,8 @@ def mlflow_registry_router(handlers: RegistryHandlers, prefix: str) -> APIRouter
         version = handlers.get_version(caller, text(data, "name", required=True), _version_number(data))
         if not version.lineage.source:
             raise InvalidArgument("this version was not registered from a run: download it with `modelyard models`")
+        if model_id := _logged_model_of(version):
+            return {"artifact_uri": handlers.get_logged_model(caller, model_id, allow_deleted=True).artifact_uri}
         return {"artifact_uri": version.lineage.source}
 
     @router.post("/registered-models/alias", name="mlflow:setRegisteredModelAlias")
@@ -199,35 +212,29 @@ def mlflow_registry_router(handlers: RegistryHandlers, prefix: str) -> APIRouter
 
 
 def mlflow_artifacts_router(handlers: RegistryHandlers) -> APIRouter:
-    """MLflow's artifact proxy, for run files: `<experiment_id>/<run_id>/artifacts/<path>`."""
+    """MLflow's artifact proxy, for the files of runs (`<experiment_id>/<run_id>/artifacts/<path>`) and of logged
+    models (`<experiment_id>/models/<model_id>/artifacts/<path>`)."""
     router = mlflow_router(f"{ARTIFACTS}/artifacts")
     Caller = Annotated[Principal, Depends(current_principal)]
 
     @router.put("/{artifact_path:path}", name="mlflow:uploadArtifact")
     async def upload(artifact_path: str, request: Request, caller: Caller) -> Json:
-        run_id, path = await asyncio.to_thread(run_file, artifact_path)
+        owner, path = await asyncio.to_thread(proxied_file, artifact_path)
         if not path:
-            raise InvalidArgument("name the file to upload under the run's artifacts")
-        await handlers.upload_run_file(caller, run_id, path, request.stream())
+            raise InvalidArgument("name the file to upload under the artifacts")
+        await handlers.upload_file(caller, owner, path, request.stream())
         return {}
 
     @router.get("/{artifact_path:path}", name="mlflow:downloadArtifact")
     def download(artifact_path: str, caller: Caller) -> StreamingResponse:
-        run_id, path = run_file(artifact_path)
-        stored, chunks = handlers.open_run_file(caller, run_id, path)
+        owner, path = proxied_file(artifact_path)
+        stored, chunks = handlers.open_file(caller, owner, path)
         headers = {"content-length": str(stored.size_bytes), "x-modelyard-digest": stored.digest}
         return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
 
     @router.get("", name="mlflow:listArtifacts")
     def list_files(request: Request, caller: Caller) -> Json:
-        run_id, path = run_file(text(query(request), "path", required=True))
-        base = f"{path}/" if path else ""
-        entries = handlers.list_run_files(caller, run_id, path)
-        return {
-            "files": [
-                {"path": e.path[len(base) :], "is_dir": e.is_dir, **({} if e.is_dir else {"file_size": e.size_bytes})}
-                for e in entries
-            ]
-        }
+        owner, path = proxied_file(text(query(request), "path", required=True))
+        return {"files": file_infos(handlers.list_files(caller, owner, path), path)}
 
     return router

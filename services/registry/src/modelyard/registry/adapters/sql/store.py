@@ -14,8 +14,8 @@ from sqlalchemy.engine import Connection, Engine
 from modelyard.events.envelope import Event
 from modelyard.events.topics import REGISTRY_EVENTS
 from modelyard.registry.adapters.sql import schema as t
+from modelyard.registry.adapters.sql.logged_models import LoggedModelQueries
 from modelyard.registry.adapters.sql.rows import alias_move, lineage, lineage_json, signature, signature_json
-from modelyard.registry.adapters.sql.tracking import TrackingQueries
 from modelyard.registry.domain.model import (
     AliasMove,
     Artifact,
@@ -44,7 +44,7 @@ class SqlRegistryStore:
             yield RegistryTransaction(connection)
 
 
-class RegistryTransaction(TrackingQueries):
+class RegistryTransaction(LoggedModelQueries):
     """Queries and changes inside one database transaction. Model names are resolved to ids here."""
 
     def __init__(self, connection: Connection) -> None:
@@ -278,9 +278,9 @@ class RegistryTransaction(TrackingQueries):
 
     def referenced_digests(self) -> set[str]:
         """Every digest a version names, whatever its status: its model, its reference dataset and the training
-        and evaluation datasets of its lineage; and every file of a tracked run."""
+        and evaluation datasets of its lineage; and every file of a tracked run or logged model."""
         v = t.model_versions
-        referenced = self.run_artifact_digests()
+        referenced = self.tracked_file_digests()
         for row in self._c.execute(sa.select(v.c.digest, v.c.reference_dataset_digest, v.c.lineage)):
             referenced.update(
                 (row.digest, *row.lineage["training_datasets"], *row.lineage["evaluation_datasets"]),
