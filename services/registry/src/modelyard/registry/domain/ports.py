@@ -189,11 +189,8 @@ class RegistryStore(Protocol):
     def transaction(self, *, write: bool = False) -> AbstractContextManager[RegistryTransaction]: ...
 
 
-class StagedArtifact(Protocol):
-    """Bytes being received: a private local file, hashed and counted as it is written, invisible to readers."""
-
-    @property
-    def path(self) -> Path: ...
+class IncomingArtifact(Protocol):
+    """Bytes being received, hashed and counted as they are written, invisible to readers until committed."""
 
     @property
     def size_bytes(self) -> int: ...
@@ -208,14 +205,25 @@ class StagedArtifact(Protocol):
         """Flush to stable storage and return the "sha256:<hex>" digest of everything written."""
 
 
+class StagedArtifact(IncomingArtifact, Protocol):
+    """Incoming bytes in a private local file, for an inspector to read before they are committed."""
+
+    @property
+    def path(self) -> Path: ...
+
+
 class ArtifactStore(Protocol):
     """Content-addressed artifact storage: an artifact's name is the sha256 of its bytes."""
 
     def stage(self, max_bytes: int) -> AbstractContextManager[StagedArtifact]:
-        """A staged artifact that is removed on exit unless it was committed."""
+        """A staged artifact (a local file, for inspection) that is removed on exit unless it was committed."""
 
-    def commit(self, staged: StagedArtifact) -> None:
-        """Make finished staged bytes visible under their digest, atomically; a no-op if already stored."""
+    def receive(self, max_bytes: int) -> AbstractContextManager[IncomingArtifact]:
+        """Incoming bytes that need no inspection, stored as they arrive where the store can (a remote store gets
+        them without a local copy); discarded on exit unless committed."""
+
+    def commit(self, staged: IncomingArtifact) -> None:
+        """Make finished incoming bytes visible under their digest, atomically; a no-op if already stored."""
 
     def exists(self, digest: str) -> bool: ...
 

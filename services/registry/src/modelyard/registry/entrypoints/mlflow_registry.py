@@ -55,7 +55,7 @@ def model_json(model: RegisteredModel) -> Json:
     }
 
 
-def version_json(version: ModelVersion, aliases: dict[str, int]) -> Json:
+def version_json(version: ModelVersion) -> Json:
     return {
         "name": version.model_name,
         "version": str(version.version),
@@ -70,7 +70,7 @@ def version_json(version: ModelVersion, aliases: dict[str, int]) -> Json:
         "status": STATUSES[version.status],
         "status_message": version.status_message,
         "tags": pairs(version.tags),
-        "aliases": sorted(a for a, v in aliases.items() if v == version.version),
+        "aliases": list(version.aliases),
     }
 
 
@@ -91,9 +91,6 @@ def _version_number(data: Json) -> int:
 def mlflow_registry_router(handlers: RegistryHandlers, prefix: str) -> APIRouter:
     router = mlflow_router(prefix)
     Caller = Annotated[Principal, Depends(current_principal)]
-
-    def versioned(caller: Principal, version: ModelVersion) -> Json:
-        return version_json(version, dict(handlers.get_model(caller, version.model_name).aliases))
 
     def unprotected(alias: str, name: str) -> str:
         if alias in handlers.policy.protected_aliases:
@@ -147,13 +144,13 @@ def mlflow_registry_router(handlers: RegistryHandlers, prefix: str) -> APIRouter
             key_values(body, "tags"),
             text(body, "model_id"),
         )
-        return {"model_version": versioned(caller, version)}
+        return {"model_version": version_json(version)}
 
     @router.get("/model-versions/get", name="mlflow:getModelVersion")
     def get_version(request: Request, caller: Caller) -> Json:
         data = query(request)
         version = handlers.get_version(caller, text(data, "name", required=True), _version_number(data))
-        return {"model_version": versioned(caller, version)}
+        return {"model_version": version_json(version)}
 
     @router.get("/model-versions/search", name="mlflow:searchModelVersions")
     def search_versions(request: Request, caller: Caller) -> Json:
@@ -167,11 +164,7 @@ def mlflow_registry_router(handlers: RegistryHandlers, prefix: str) -> APIRouter
             number(data, "max_results", default=0) or 0,
             text(data, "page_token"),
         )
-        aliases: dict[str, dict[str, int]] = {}
-        for v in page.items:
-            aliases.setdefault(v.model_name, dict(handlers.get_model(caller, v.model_name).aliases))
-        found = [version_json(v, aliases[v.model_name]) for v in page.items]
-        return {"model_versions": found, "next_page_token": page.next_page_token}
+        return {"model_versions": [version_json(v) for v in page.items], "next_page_token": page.next_page_token}
 
     @router.post("/model-versions/set-tag", name="mlflow:setModelVersionTag")
     def set_version_tag(body: JsonBody, caller: Caller) -> Json:
@@ -206,7 +199,7 @@ def mlflow_registry_router(handlers: RegistryHandlers, prefix: str) -> APIRouter
     def resolve_alias(request: Request, caller: Caller) -> Json:
         data = query(request)
         name, alias = text(data, "name", required=True), text(data, "alias", required=True)
-        return {"model_version": versioned(caller, handlers.resolve_alias(caller, name, alias, None))}
+        return {"model_version": version_json(handlers.resolve_alias(caller, name, alias, None))}
 
     return router
 

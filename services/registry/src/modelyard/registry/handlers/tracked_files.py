@@ -71,12 +71,13 @@ class TrackedFileUseCases(ArtifactUseCases, VersionUseCases):
     async def upload_file(
         self, principal: Principal, owner: str, path: str, chunks: AsyncIterable[bytes]
     ) -> RunArtifact:
-        """Store a file of a run or a logged model: streamed to a staged blob (hashed as it goes), then named by its
-        path. Nothing is named if the upload fails half way: the staged bytes are removed on the way out."""
+        """Store a file of a run or a logged model: streamed into the store as it arrives (hashed as it goes; no
+        inspector reads it), then named by its path. Nothing is named if the upload fails half way: what was
+        received is dropped on the way out."""
         principal.require("upload run files", PUBLISH)
         validate_artifact_path(path)
         await asyncio.to_thread(self._check_owner, owner)
-        with self._artifacts.stage(self.policy.max_artifact_bytes) as staged:
+        with self._artifacts.receive(self.policy.max_artifact_bytes) as staged:
             async for chunk in chunks:
                 await asyncio.to_thread(staged.write, chunk)
             digest = await asyncio.to_thread(staged.finish)
@@ -146,16 +147,21 @@ class TrackedFileUseCases(ArtifactUseCases, VersionUseCases):
         with self._store.transaction() as tx:
             lineage = self._source_lineage(tx, owner, path, run_id)
             candidates = [f for f in tx.files(owner, path) if f.path.endswith(".onnx")]
+            known = tx.get_artifact(candidates[0].digest) if len(candidates) == 1 else None
         if len(candidates) != 1:
             found = "no .onnx file" if not candidates else f"{len(candidates)} .onnx files"
             raise InvalidArgument(f"{owner} has {found} at {path!r}: register exactly one ONNX model")
-        with self._artifacts.stage(self.policy.max_artifact_bytes) as staged:
-            # A private copy for the inspector, verified against the digest as it is read.
-            for chunk in self._artifacts.read(candidates[0].digest, self.policy.download_chunk_bytes):
-                staged.write(chunk)
-            staged.finish()
-            artifact = self._ingest(principal, MediaType.ONNX, staged)
-        return self.create_version(principal, NewVersion(model_name, artifact.digest, lineage=lineage, tags=tags))
+        digest = candidates[0].digest
+        if known is None or known.media_type is not MediaType.ONNX:
+            # Bytes not ingested yet: the same ingestion as an upload, on a private copy for the inspector, verified
+            # against the digest as it is read. (Ingested bytes, the same by their digest, were inspected then; the
+            # version's checks verify the stored object either way.)
+            with self._artifacts.stage(self.policy.max_artifact_bytes) as staged:
+                for chunk in self._artifacts.read(digest, self.policy.download_chunk_bytes):
+                    staged.write(chunk)
+                staged.finish()
+                digest = self._ingest(principal, MediaType.ONNX, staged).digest
+        return self.create_version(principal, NewVersion(model_name, digest, lineage=lineage, tags=tags))
 
     def _source_lineage(self, tx: RegistryTransaction, owner: str, path: str, run_id: str) -> Lineage:
         if not is_model_id(owner):

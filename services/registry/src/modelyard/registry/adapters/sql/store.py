@@ -351,13 +351,22 @@ class RegistryTransaction(LoggedModelQueries):
             created_by=row.created_by,
             created_at=row.created_at,
             tags=self.tags_of(row.model_id, row.version),
+            aliases=tuple(sorted(row.alias_names.split(","))) if row.alias_names else (),
         )
 
 
 def _versions_query() -> sa.Select[Any]:
-    m, v, a = t.registered_models, t.model_versions, t.artifacts
+    """Versions with their artifact's facts and, in the same query, the aliases naming each (comma-joined: alias
+    names have no commas), so that answering with a version costs one query."""
+    m, v, a, al = t.registered_models, t.model_versions, t.artifacts, t.aliases
+    naming = (
+        sa.select(sa.func.aggregate_strings(al.c.alias, ","))
+        .where(al.c.model_id == v.c.model_id, al.c.version == v.c.version)
+        .scalar_subquery()
+        .label("alias_names")
+    )
     return (
-        sa.select(v, m.c.name, a.c.size_bytes, a.c.media_type, a.c.details)
+        sa.select(v, m.c.name, a.c.size_bytes, a.c.media_type, a.c.details, naming)
         .join(m, m.c.id == v.c.model_id)
         .join(a, a.c.digest == v.c.digest)
     )
