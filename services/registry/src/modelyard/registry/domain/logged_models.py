@@ -59,6 +59,13 @@ class LoggedModel:
         return f"mlflow-artifacts:/{self.experiment_id}/models/{self.model_id}/artifacts"
 
 
+def logged_model_in(source: str) -> str:
+    """The logged model id of a `models:/<model_id>` source, "" for any other source (a lineage's source may be
+    anything a native registration said)."""
+    match = re.fullmatch(r"models:/(m-[0-9a-f]{32})/?", source)
+    return match[1] if match else ""
+
+
 def file_source(source: str) -> tuple[str, str]:
     """(owner, path) of a model source: the owner is a run id or a logged model id (`m-...`), the path is inside
     its files ("" for all of them). Sources: `runs:/<run_id>/<path>`, `models:/<model_id>`, and their
@@ -67,8 +74,8 @@ def file_source(source: str) -> tuple[str, str]:
         return match[1], validate_artifact_path(match[2].strip("/"))
     if match := re.fullmatch(rf"mlflow-artifacts:/+[0-9]+/({_RUN_ID})/artifacts/(.+)", source):
         return match[1], validate_artifact_path(match[2].strip("/"))
-    if match := re.fullmatch(r"models:/(m-[0-9a-f]{32})/?", source):
-        return match[1], ""
+    if model_id := logged_model_in(source):
+        return model_id, ""
     if match := re.fullmatch(r"mlflow-artifacts:/+[0-9]+/models/(m-[0-9a-f]{32})/artifacts(?:/(.*))?", source):
         return match[1], validate_artifact_path(match[2].strip("/")) if match[2] and match[2].strip("/") else ""
     raise InvalidArgument(

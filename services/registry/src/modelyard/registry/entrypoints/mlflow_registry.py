@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from modelyard.auth import PermissionDenied, Principal
 from modelyard.registry.domain.errors import InvalidArgument
-from modelyard.registry.domain.logged_models import file_source, is_model_id, proxied_file
+from modelyard.registry.domain.logged_models import logged_model_in, proxied_file
 from modelyard.registry.domain.model import ModelVersion, RegisteredModel, VersionStatus
 from modelyard.registry.entrypoints.mlflow_common import (
     ARTIFACTS,
@@ -76,10 +76,7 @@ def version_json(version: ModelVersion) -> Json:
 
 def _logged_model_of(version: ModelVersion) -> str:
     """The logged model a version was registered from ("" for none)."""
-    if not version.lineage.source.startswith(("models:/", "mlflow-artifacts:/")):
-        return ""
-    owner, _ = file_source(version.lineage.source)
-    return owner if is_model_id(owner) else ""
+    return logged_model_in(version.lineage.source)
 
 
 def _version_number(data: Json) -> int:
