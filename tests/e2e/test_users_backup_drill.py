@@ -170,7 +170,7 @@ def test_users_approve_then_a_backup_restores_a_stack_serving_the_same(
     backup_s = time.monotonic() - started
     assert "3 databases, 2 artifacts, 1 audit exports" in created, created
     verified = cli(data, "bob", "backup", "verify", str(archive))
-    assert "backup intact" in verified and f"registry {kind} at 0002" in verified
+    assert "backup intact" in verified and f"registry {kind} at 0003" in verified
     stack.stop()
 
     tampered = tmp_path / "tampered.tar"

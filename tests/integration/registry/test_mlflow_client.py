@@ -1,5 +1,6 @@
-"""The stock MLflow client (pinned in the dev dependencies, unmodified) against Modelyard: train -> log -> register
--> promote through governance -> serve, with real registry, governance and serving services, the test broker and a
+"""The stock MLflow client (pinned in the dev dependencies, unmodified) against Modelyard: train ->
+`mlflow.onnx.log_model` (an MLflow 3 logged model) -> `register_model("runs:/...")` -> promote through governance ->
+serve, with real registry, governance and serving services, the test broker and a
 real skl2onnx model; and MLflow's error shape for what Modelyard refuses or does not support."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import onnx
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
 from modelyard.auth import AuthSettings, Role, TokenGrant
@@ -83,18 +85,18 @@ def client(registry: RunningService) -> Iterator[MlflowClient]:
             os.environ[key] = value
 
 
-def train_and_register(model: TrainedModel, name: str, workdir: Path) -> tuple[str, str]:
-    """What a training script does with MLflow: log the run, the ONNX model's files, and register it."""
+def train_and_register(model: TrainedModel, name: str) -> tuple[str, str, str]:
+    """What a training script does with MLflow 3: log the run and the ONNX model (a logged model), and register
+    the run's model. Returns the run id, the logged model id and the version."""
     mlflow.set_experiment(f"cancer-{uuid.uuid4().hex[:6]}")
     with mlflow.start_run(run_name="logreg") as run:
         mlflow.log_params({"C": 1.0, "max_iter": 500})
         for step, loss in enumerate((0.6, 0.3, 0.2)):
             mlflow.log_metrics({"loss": loss}, step=step)
         mlflow.log_metric("accuracy", 0.97)
-        mlflow.onnx.save_model(onnx.load_from_string(model.onnx), workdir / "model", pip_requirements=["onnx"])
-        mlflow.log_artifacts(str(workdir / "model"), artifact_path="model")
+        logged = mlflow.onnx.log_model(onnx.load_from_string(model.onnx), name="model", pip_requirements=["onnx"])
     version = mlflow.register_model(f"runs:/{run.info.run_id}/model", name)  # waits until READY
-    return run.info.run_id, version.version
+    return run.info.run_id, logged.model_id, version.version
 
 
 async def promote(governance_address: str, name: str, version: int) -> None:
@@ -123,10 +125,14 @@ async def test_train_log_register_promote_serve_with_the_stock_mlflow_client(
 ) -> None:
     await ensure_topics(kafka_bootstrap)
     model, name = onnx_models["breast-cancer"], f"cancer-{uuid.uuid4().hex[:8]}"
-    run_id, version = await asyncio.to_thread(train_and_register, model, name, tmp_path)
+    run_id, model_id, version = await asyncio.to_thread(train_and_register, model, name)
 
     registered = client.get_model_version(name, version)
-    assert (registered.status, registered.run_id, registered.source) == ("READY", run_id, f"runs:/{run_id}/model")
+    assert (registered.status, registered.run_id, registered.source) == ("READY", run_id, f"models:/{model_id}")
+    assert client.get_logged_model(model_id).status == LoggedModelStatus.READY
+    # The registered version reads back through MLflow's own loader (download URI -> artifact proxy).
+    loaded = await asyncio.to_thread(mlflow.onnx.load_model, f"models:/{name}/{version}")
+    assert loaded.SerializeToString() == onnx.load_from_string(model.onnx).SerializeToString()
     found = mlflow.search_runs(
         search_all_experiments=True, filter_string="metrics.accuracy > 0.9", output_format="list"
     )
@@ -139,9 +145,12 @@ async def test_train_log_register_promote_serve_with_the_stock_mlflow_client(
     async with httpx.AsyncClient(base_url=registry.http_url, headers=headers) as http:
         native = (await http.get(f"/v1/models/{name}/versions/{version}")).json()
         run = (await http.get(f"/v1/runs/{run_id}")).json()
+        as_mlflow = await http.get("/api/2.0/mlflow/model-versions/get", params={"name": name, "version": version})
     assert native["lineage"]["run_id"] == run_id and native["lineage"]["metrics"]["accuracy"] == 0.97
     assert native["signature"]["inputs"][0]["name"] == "X"  # read from the ONNX by registry ingestion
-    assert run["params"] == {"C": "1.0", "max_iter": "500"} and "model/model.onnx" in [f["path"] for f in run["files"]]
+    assert run["params"] == {"C": "1.0", "max_iter": "500"}
+    assert native["lineage"]["source"] == f"models:/{model_id}"
+    assert as_mlflow.json()["model_version"]["model_id"] == model_id
 
     (tmp_path / "governance").mkdir()
     (tmp_path / "governance" / "policy.yaml").write_text(POLICY)

@@ -1,10 +1,12 @@
 """The registry's artifacts on S3: moto's standalone S3 server (a process of its own), real uploads through the use
-cases, multipart with per-part checksums, digest checks on read, an interrupted upload leaving nothing visible."""
+cases, multipart with per-part checksums, streamed uploads of run files, digest checks on read, an interrupted
+upload leaving nothing visible, and the cleanup of what a killed registry left."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 
 from modelyard.registry.adapters.s3_artifacts import S3ArtifactStore, S3Location, s3_client
 from modelyard.registry.bootstrap import RegistryParts, build
-from modelyard.registry.domain.errors import DataLoss
+from modelyard.registry.domain.errors import DataLoss, ResourceExhausted
 from modelyard.registry.domain.model import VersionStatus
 from modelyard.registry.handlers import NewVersion
 from modelyard.registry.testing import ALICE, S3_KEYS, chunked, digest_of, registry_settings
@@ -127,10 +129,50 @@ def test_run_files_on_s3_register_twice(registry: RegistryParts, onnx_models: di
     """A run's file read back from S3 (re-hashed) for registration, twice: the second finds the bytes stored."""
     h, model = registry.handlers, onnx_models["iris"]
     run = h.create_run(ALICE, h.create_experiment(ALICE, f"s3-{uuid.uuid4().hex[:6]}"))
-    asyncio.run(h.upload_run_file(ALICE, run.run_id, "model/model.onnx", chunked(model.onnx, 100)))
+    asyncio.run(h.upload_file(ALICE, run.run_id, "model/model.onnx", chunked(model.onnx, 100)))
     for _ in range(2):
         name = f"iris-{uuid.uuid4().hex[:6]}"
         h.create_model(ALICE, name)
-        version = h.register_from_run(ALICE, name, f"runs:/{run.run_id}/model")
+        version = h.register_from_source(ALICE, name, f"runs:/{run.run_id}/model")
         h.check_version(name, version.version)
         assert h.get_version(ALICE, name, version.version).status is VersionStatus.READY
+
+
+def _staging_left(store: S3ArtifactStore, bucket: str) -> tuple[list[str], list[str]]:
+    prefix = store._staging
+    objects = store._s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    uploads = store._s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+    return [o["Key"] for o in objects], [u["Key"] for u in uploads]
+
+
+def test_streamed_uploads_are_named_by_their_digest_and_an_interrupted_one_leaves_nothing(
+    registry: RegistryParts, bucket: str
+) -> None:
+    """A run's files go to S3 as they arrive (parts sent while the rest is received), no local copy."""
+    store = store_of(registry)
+    data = os.urandom(2 * FIVE_MIB + 1000)  # three parts
+    for payload in (data, data, b"small: one part, put under its digest directly"):
+        with store.receive(len(payload)) as incoming:
+            for start in range(0, len(payload), 64 * 1024):
+                incoming.write(payload[start : start + 64 * 1024])
+            assert incoming.finish() == digest_of(payload)
+            store.commit(incoming)  # the second time: deduplicated, the staging upload dropped
+        assert b"".join(store.read(digest_of(payload), 1 << 20)) == payload
+    assert not list(store.staging_dir.iterdir()) and _staging_left(store, bucket) == ([], [])
+
+    with pytest.raises(ConnectionResetError), store.receive(len(data)) as incoming:
+        incoming.write(data[: FIVE_MIB + 10])  # a part is sent, then the client goes away
+        raise ConnectionResetError("client went away")
+    with pytest.raises(ResourceExhausted), store.receive(FIVE_MIB) as incoming:
+        incoming.write(data[: FIVE_MIB + 10])
+    assert _staging_left(store, bucket) == ([], [])  # aborted: no object, no parts left behind
+
+
+def test_staging_cleanup_removes_abandoned_uploads(registry: RegistryParts, bucket: str) -> None:
+    """What a killed registry leaves on S3 (an open multipart upload, a staging object) is removed at start."""
+    store = store_of(registry)
+    s3 = store._s3
+    s3.create_multipart_upload(Bucket=bucket, Key=f"{store._staging}abandoned")
+    s3.put_object(Bucket=bucket, Key=f"{store._staging}left", Body=b"x" * 10)
+    assert store.clean_staging(0) == (2, 10)
+    assert _staging_left(store, bucket) == ([], [])

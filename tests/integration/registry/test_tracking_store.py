@@ -99,16 +99,16 @@ def test_register_from_run_records_lineage(
     run = h.create_run(ALICE, experiment, tags={GIT_COMMIT_TAG: "deadbeef"})
     h.log(ALICE, run.run_id, RunLog([Metric("auc", 0.97, 1, 0)], {"C": "1.0"}))
     h.log_inputs(ALICE, run.run_id, [DatasetInput("sha256:" + "b" * 64, "train", "training")])
-    stored = asyncio.run(h.upload_run_file(ALICE, run.run_id, "model/model.onnx", chunked(model.onnx)))
-    asyncio.run(h.upload_run_file(ALICE, run.run_id, "model/MLmodel", chunked(b"flavors: {}\n")))
+    stored = asyncio.run(h.upload_file(ALICE, run.run_id, "model/model.onnx", chunked(model.onnx)))
+    asyncio.run(h.upload_file(ALICE, run.run_id, "model/MLmodel", chunked(b"flavors: {}\n")))
     assert stored.digest == model.digest
-    assert [(e.path, e.is_dir) for e in h.list_run_files(VIEWER, run.run_id)] == [("model", True)]
-    assert [e.path for e in h.list_run_files(VIEWER, run.run_id, "model")] == ["model/MLmodel", "model/model.onnx"]
-    _, chunks = h.open_run_file(VIEWER, run.run_id, "model/model.onnx")
+    assert [(e.path, e.is_dir) for e in h.list_files(VIEWER, run.run_id)] == [("model", True)]
+    assert [e.path for e in h.list_files(VIEWER, run.run_id, "model")] == ["model/MLmodel", "model/model.onnx"]
+    _, chunks = h.open_file(VIEWER, run.run_id, "model/model.onnx")
     assert b"".join(chunks) == model.onnx
 
     h.create_model(ALICE, model_name)
-    version = h.register_from_run(ALICE, model_name, f"runs:/{run.run_id}/model")
+    version = h.register_from_source(ALICE, model_name, f"runs:/{run.run_id}/model")
     assert version.status is VersionStatus.PENDING_REGISTRATION and version.digest == model.digest
     assert version.signature.inputs  # read from the ONNX by the same ingestion as an upload
     lineage = version.lineage
@@ -126,8 +126,8 @@ def test_register_from_run_records_lineage(
     assert h.get_version(ALICE, model_name, version.version).status is VersionStatus.READY
 
     with pytest.raises(InvalidArgument, match=r"no \.onnx file"):
-        h.register_from_run(ALICE, model_name, f"runs:/{run.run_id}/model/MLmodel")
+        h.register_from_source(ALICE, model_name, f"runs:/{run.run_id}/model/MLmodel")
     with pytest.raises(InvalidArgument, match="unsupported model source"):
-        h.register_from_run(ALICE, model_name, "s3://bucket/model")
+        h.register_from_source(ALICE, model_name, "s3://bucket/model")
     with pytest.raises(InvalidArgument, match="artifact path"):
-        asyncio.run(h.upload_run_file(ALICE, run.run_id, "../escape", chunked(b"x")))
+        asyncio.run(h.upload_file(ALICE, run.run_id, "../escape", chunked(b"x")))

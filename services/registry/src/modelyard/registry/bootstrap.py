@@ -20,6 +20,7 @@ from modelyard.registry.config import RegistrySettings
 from modelyard.registry.entrypoints.access import ACCESS
 from modelyard.registry.entrypoints.grpc_api import registry_grpc_api
 from modelyard.registry.entrypoints.mlflow_common import ARTIFACTS, PREFIX, unsupported_router
+from modelyard.registry.entrypoints.mlflow_logged_models import mlflow_logged_models_router
 from modelyard.registry.entrypoints.mlflow_registry import mlflow_artifacts_router, mlflow_registry_router
 from modelyard.registry.entrypoints.mlflow_tracking import mlflow_tracking_router
 from modelyard.registry.entrypoints.rest import registry_router
@@ -95,6 +96,7 @@ def service(parts: RegistryParts) -> Service:
             registry_router(handlers),
             tracking_router(handlers),
             mlflow_tracking_router(handlers, PREFIX),
+            mlflow_logged_models_router(handlers, PREFIX),
             mlflow_registry_router(handlers, PREFIX),
             mlflow_artifacts_router(handlers),
             unsupported_router(),  # last: every MLflow path not matched above

@@ -34,8 +34,9 @@ class RegistrySettings(ServiceSettings):
     staging_idle_s: float = Field(
         3600.0,
         gt=0,
-        description="at start, staged uploads not written to for this long are removed (left by a killed process; "
-        "younger ones may be another replica's upload in progress)",
+        description="at start, staged uploads (local files; on S3 also multipart uploads and objects under "
+        "<prefix>/staging/) not written to for this long are removed (left by a killed process; younger ones may be "
+        "another replica's upload in progress)",
     )
     gc_grace_s: float = Field(
         3600.0,

@@ -13,28 +13,25 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from modelyard.registry.domain.errors import DataLoss, InvalidArgument, NotFound, ResourceExhausted
 from modelyard.registry.domain.model import StoredBlob, validate_digest
-from modelyard.registry.domain.ports import StagedArtifact
+from modelyard.registry.domain.ports import IncomingArtifact
 
 
-class LocalStagedArtifact:
-    def __init__(self, path: Path, file: BinaryIO, max_bytes: int) -> None:
-        self._path = path
-        self._file = file
+class HashedIncoming:
+    """What every incoming artifact does with its bytes: count them against the limit and hash them."""
+
+    def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
         self._hash = hashlib.sha256()
         self._size = 0
         self._digest = ""
         self.committed = False
-
-    @property
-    def path(self) -> Path:
-        return self._path
 
     @property
     def size_bytes(self) -> int:
@@ -43,22 +40,39 @@ class LocalStagedArtifact:
     @property
     def digest(self) -> str:
         if not self._digest:
-            raise RuntimeError("staged artifact not finished")
+            raise RuntimeError("incoming artifact not finished")
         return self._digest
 
-    def write(self, chunk: bytes) -> None:
+    def _count(self, chunk: bytes) -> None:
         self._size += len(chunk)
         if self._size > self._max_bytes:
             raise ResourceExhausted(f"artifact larger than the limit of {self._max_bytes} bytes")
         self._hash.update(chunk)
+
+    def _finished(self) -> str:
+        self._digest = "sha256:" + self._hash.hexdigest()
+        return self._digest
+
+
+class LocalStagedArtifact(HashedIncoming):
+    def __init__(self, path: Path, file: BinaryIO, max_bytes: int) -> None:
+        super().__init__(max_bytes)
+        self._path = path
+        self._file = file
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def write(self, chunk: bytes) -> None:
+        self._count(chunk)
         self._file.write(chunk)
 
     def finish(self) -> str:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        self._digest = "sha256:" + self._hash.hexdigest()
-        return self._digest
+        return self._finished()
 
 
 class LocalArtifactStore:
@@ -104,7 +118,11 @@ class LocalArtifactStore:
             if not staged.committed:
                 path.unlink(missing_ok=True)
 
-    def commit(self, staged: StagedArtifact) -> None:
+    def receive(self, max_bytes: int) -> AbstractContextManager[LocalStagedArtifact]:
+        """On a local disk, receiving is staging: committing the staged file is one rename."""
+        return self.stage(max_bytes)
+
+    def commit(self, staged: IncomingArtifact) -> None:
         if not isinstance(staged, LocalStagedArtifact):
             raise TypeError("commit() takes what this store's stage() gave")
         target = self.path_of(staged.digest)

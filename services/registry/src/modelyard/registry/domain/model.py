@@ -185,6 +185,7 @@ class ModelVersion:
     created_by: str
     created_at: datetime
     tags: Mapping[str, str]
+    aliases: tuple[str, ...] = ()  # the aliases naming this version when it was read, by name
 
 
 @dataclass(frozen=True)

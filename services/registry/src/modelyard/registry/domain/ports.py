@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from modelyard.events.envelope import Event
+from modelyard.registry.domain.logged_models import LoggedModel
 from modelyard.registry.domain.model import (
     AliasMove,
     Artifact,
@@ -26,6 +27,7 @@ from modelyard.registry.domain.tracking import (
     Experiment,
     LifecycleStage,
     Metric,
+    ModelOutput,
     Run,
     RunArtifact,
 )
@@ -75,10 +77,40 @@ class TrackingTransaction(Protocol):
 
     def add_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None: ...
 
-    def put_run_artifact(self, run_id: str, artifact: RunArtifact) -> None: ...
+    def put_file(self, owner: str, artifact: RunArtifact) -> None:
+        """Name a file of a run or of a logged model (`owner`: the run's id or the model's `m-...`)."""
 
-    def run_artifacts(self, run_id: str, prefix: str) -> list[RunArtifact]:
-        """The run's files at `prefix` or under it (every file when `prefix` is empty), by path."""
+    def files(self, owner: str, prefix: str) -> list[RunArtifact]:
+        """The owner's files at `prefix` or under it (every file when `prefix` is empty), by path."""
+
+    # MLflow 3's logged models
+
+    def add_logged_model(self, model: LoggedModel) -> None: ...
+
+    def get_logged_model(self, model_id: str) -> LoggedModel | None: ...
+
+    def update_logged_model(self, model_id: str, **values: Any) -> None:
+        """Change the model's status, status_message, lifecycle_stage or updated_ms."""
+
+    def search_logged_models(
+        self,
+        experiment_ids: Sequence[str],
+        clauses: Sequence[Clause],
+        order: Sequence[OrderKey],
+        offset: int,
+        limit: int,
+    ) -> list[LoggedModel]: ...
+
+    def set_logged_model_params(self, model_id: str, params: Mapping[str, str]) -> None: ...
+
+    def set_logged_model_tags(self, model_id: str, tags: Mapping[str, str]) -> None: ...
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> bool: ...
+
+    def add_logged_model_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
+        """Record values about logged models (each names its model), as logged to `run_id`."""
+
+    def add_run_outputs(self, run_id: str, outputs: Sequence[ModelOutput]) -> None: ...
 
 
 class RegistryTransaction(TrackingTransaction, Protocol):
@@ -157,11 +189,8 @@ class RegistryStore(Protocol):
     def transaction(self, *, write: bool = False) -> AbstractContextManager[RegistryTransaction]: ...
 
 
-class StagedArtifact(Protocol):
-    """Bytes being received: a private local file, hashed and counted as it is written, invisible to readers."""
-
-    @property
-    def path(self) -> Path: ...
+class IncomingArtifact(Protocol):
+    """Bytes being received, hashed and counted as they are written, invisible to readers until committed."""
 
     @property
     def size_bytes(self) -> int: ...
@@ -176,14 +205,25 @@ class StagedArtifact(Protocol):
         """Flush to stable storage and return the "sha256:<hex>" digest of everything written."""
 
 
+class StagedArtifact(IncomingArtifact, Protocol):
+    """Incoming bytes in a private local file, for an inspector to read before they are committed."""
+
+    @property
+    def path(self) -> Path: ...
+
+
 class ArtifactStore(Protocol):
     """Content-addressed artifact storage: an artifact's name is the sha256 of its bytes."""
 
     def stage(self, max_bytes: int) -> AbstractContextManager[StagedArtifact]:
-        """A staged artifact that is removed on exit unless it was committed."""
+        """A staged artifact (a local file, for inspection) that is removed on exit unless it was committed."""
 
-    def commit(self, staged: StagedArtifact) -> None:
-        """Make finished staged bytes visible under their digest, atomically; a no-op if already stored."""
+    def receive(self, max_bytes: int) -> AbstractContextManager[IncomingArtifact]:
+        """Incoming bytes that need no inspection, stored as they arrive where the store can (a remote store gets
+        them without a local copy); discarded on exit unless committed."""
+
+    def commit(self, staged: IncomingArtifact) -> None:
+        """Make finished incoming bytes visible under their digest, atomically; a no-op if already stored."""
 
     def exists(self, digest: str) -> bool: ...
 

@@ -25,8 +25,6 @@ _ENTITIES = {
     **dict.fromkeys(("attribute", "attributes", "attr", "a", "run"), Field.ATTRIBUTE),
     **dict.fromkeys(("dataset", "datasets"), Field.DATASET),
 }
-STRING_ATTRIBUTES = frozenset({"run_id", "run_name", "status", "user_id", "artifact_uri", "lifecycle_stage"})
-NUMERIC_ATTRIBUTES = frozenset({"start_time", "end_time"})
 DATASET_KEYS = frozenset({"name", "digest", "context"})
 NUMERIC_OPS = ("=", "!=", ">", ">=", "<", "<=")
 STRING_OPS = ("=", "!=", "LIKE", "ILIKE")
@@ -34,6 +32,35 @@ SET_OPS = ("IN", "NOT IN")
 _TOKEN = re.compile(
     r"""\s*(?:(?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(?P<quoted>`[^`]*`)|(?P<op>>=|<=|!=|<>|=|>|<)"""
     r"""|(?P<punct>[(),])|(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<word>[A-Za-z_][\w.]*))"""
+)
+
+
+@dataclass(frozen=True)
+class Searchable:
+    """What a search's filter may name: the entity's attributes (compared as strings or numbers), whether it
+    has dataset inputs, and whether an attribute may go without its `attributes.` prefix (MLflow's logged model
+    search writes `name = 'model'`)."""
+
+    strings: frozenset[str]
+    numbers: frozenset[str]
+    datasets: bool
+    bare_attributes: bool = False
+
+    @property
+    def attributes(self) -> frozenset[str]:
+        return self.strings | self.numbers
+
+
+RUNS = Searchable(
+    frozenset({"run_id", "run_name", "status", "user_id", "artifact_uri", "lifecycle_stage"}),
+    frozenset({"start_time", "end_time"}),
+    datasets=True,
+)
+LOGGED_MODELS = Searchable(
+    frozenset({"model_id", "name", "status", "source_run_id", "model_type"}),
+    frozenset({"creation_timestamp", "last_updated_timestamp"}),
+    datasets=False,
+    bare_attributes=True,
 )
 
 
@@ -71,7 +98,8 @@ def _unquote(token: str) -> str:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, searchable: Searchable = RUNS) -> None:
+        self.searchable = searchable
         self.text = text
         self.tokens = _tokens(text)
         self.at = 0
@@ -98,6 +126,8 @@ class _Parser:
 
     def identifier(self) -> tuple[Field, str]:
         kind, text = self.take()
+        if kind == "word" and "." not in text and self.searchable.bare_attributes:
+            return Field.ATTRIBUTE, text
         if kind != "word" or "." not in text:
             raise self.fail(f"expected <metrics|params|tags|attributes|datasets>.<key>, got {text[:40]!r}")
         entity, _, key = text.partition(".")
@@ -157,10 +187,13 @@ class _Parser:
 
 
 def _checked(parser: _Parser, clause: Clause) -> Clause:
-    numeric = clause.field is Field.METRIC or (clause.field is Field.ATTRIBUTE and clause.key in NUMERIC_ATTRIBUTES)
-    if clause.field is Field.ATTRIBUTE and clause.key not in STRING_ATTRIBUTES | NUMERIC_ATTRIBUTES:
-        known = ", ".join(sorted(STRING_ATTRIBUTES | NUMERIC_ATTRIBUTES))
+    searchable = parser.searchable
+    numeric = clause.field is Field.METRIC or (clause.field is Field.ATTRIBUTE and clause.key in searchable.numbers)
+    if clause.field is Field.ATTRIBUTE and clause.key not in searchable.attributes:
+        known = ", ".join(sorted(searchable.attributes))
         raise parser.fail(f"unknown attribute {clause.key[:40]!r}; searchable: {known}")
+    if clause.field is Field.DATASET and not searchable.datasets:
+        raise parser.fail("datasets cannot be searched here")
     if clause.field is Field.DATASET and clause.key not in DATASET_KEYS:
         raise parser.fail(f"datasets can be searched by {', '.join(sorted(DATASET_KEYS))}")
     if numeric:
@@ -175,11 +208,11 @@ def _checked(parser: _Parser, clause: Clause) -> Clause:
     return clause
 
 
-def parse_filter(text: str) -> tuple[Clause, ...]:
+def parse_filter(text: str, searchable: Searchable = RUNS) -> tuple[Clause, ...]:
     """Clauses joined by AND (OR and parentheses are not part of MLflow's grammar either)."""
     if not text.strip():
         return ()
-    parser = _Parser(text)
+    parser = _Parser(text, searchable)
     clauses = [parser.clause()]
     while parser.peek() is not None:
         if not parser.word("AND"):
@@ -188,11 +221,9 @@ def parse_filter(text: str) -> tuple[Clause, ...]:
     return tuple(clauses)
 
 
-def parse_order_by(terms: list[str]) -> tuple[OrderKey, ...]:
-    keys = tuple(_Parser(term).order_key() for term in terms)
+def parse_order_by(terms: list[str], searchable: Searchable = RUNS) -> tuple[OrderKey, ...]:
+    keys = tuple(_Parser(term, searchable).order_key() for term in terms)
     for key in keys:
-        if key.field is Field.DATASET or (
-            key.field is Field.ATTRIBUTE and key.key not in STRING_ATTRIBUTES | NUMERIC_ATTRIBUTES
-        ):
-            raise InvalidArgument(f"cannot order runs by {key.field.value} {key.key[:40]!r}")
+        if key.field is Field.DATASET or (key.field is Field.ATTRIBUTE and key.key not in searchable.attributes):
+            raise InvalidArgument(f"cannot order by {key.field.value} {key.key[:40]!r}")
     return keys

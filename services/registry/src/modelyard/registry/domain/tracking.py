@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 from modelyard.registry.domain.errors import InvalidArgument
 
@@ -29,19 +30,23 @@ RUN_NAME_TAG = "mlflow.runName"
 DEFAULT_EXPERIMENT_ID = "0"
 
 
+S = TypeVar("S", bound=StrEnum)
+
+
+def parse_status(kind: type[S], value: str, what: str) -> S:
+    """A status the client sent, or InvalidArgument naming the ones there are."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidArgument(f"invalid {what} {value[:40]!r}; expected one of: {', '.join(kind)}") from None
+
+
 class RunStatus(StrEnum):
     RUNNING = "RUNNING"
     SCHEDULED = "SCHEDULED"
     FINISHED = "FINISHED"
     FAILED = "FAILED"
     KILLED = "KILLED"
-
-    @classmethod
-    def parse(cls, value: str) -> RunStatus:
-        try:
-            return cls(value)
-        except ValueError:
-            raise InvalidArgument(f"invalid run status {value!r}; expected one of: {', '.join(cls)}") from None
 
 
 class LifecycleStage(StrEnum):
@@ -110,12 +115,13 @@ class Metric:
     value: float
     timestamp_ms: int
     step: int = 0
+    model_id: str = ""  # MLflow 3: the logged model the value is about (the run's history has it too)
 
     def validated(self) -> Metric:
         validate_key(self.key, "metric")
         if not isinstance(self.value, float | int) or isinstance(self.value, bool):
             raise InvalidArgument(f"metric {self.key!r}: value must be a number")
-        return Metric(self.key, float(self.value), int(self.timestamp_ms), int(self.step))
+        return Metric(self.key, float(self.value), int(self.timestamp_ms), int(self.step), self.model_id)
 
     def is_after(self, other: Metric) -> bool:
         """Whether this value supersedes `other` as the metric's latest (MLflow's rule: step, then time, then value;
@@ -148,6 +154,14 @@ class RunArtifact:
 
 
 @dataclass(frozen=True)
+class ModelOutput:
+    """A logged model a run produced, at a step (MLflow 3's run outputs)."""
+
+    model_id: str
+    step: int = 0
+
+
+@dataclass(frozen=True)
 class Run:
     run_id: str
     experiment_id: str
@@ -161,6 +175,7 @@ class Run:
     metrics: Mapping[str, Metric] = field(default_factory=dict)  # the latest value of each
     tags: Mapping[str, str] = field(default_factory=dict)
     inputs: tuple[DatasetInput, ...] = ()
+    outputs: tuple[ModelOutput, ...] = ()
 
     @property
     def source(self) -> str:
@@ -174,27 +189,3 @@ class Run:
     def artifact_uri(self) -> str:
         """Where MLflow's clients put the run's files: the tracking server's artifact proxy."""
         return f"mlflow-artifacts:/{self.experiment_id}/{self.run_id}/artifacts"
-
-
-def run_id_in_source(source: str) -> tuple[str, str]:
-    """(run id, artifact path) of a model source: `runs:/<run_id>/<path>` or the run's artifact URI and a path."""
-    if match := re.fullmatch(r"runs:/([0-9a-f]{32})/(.+)", source):
-        return match[1], validate_artifact_path(match[2].strip("/"))
-    if match := re.fullmatch(r"mlflow-artifacts:/+[0-9]+/([0-9a-f]{32})/artifacts/(.+)", source):
-        return match[1], validate_artifact_path(match[2].strip("/"))
-    raise InvalidArgument(
-        f"unsupported model source {source[:100]!r}: register a run's model as runs:/<run_id>/<path> "
-        "(the run's files are on this server)"
-    )
-
-
-def run_file(proxied_path: str) -> tuple[str, str]:
-    """(run id, path in the run) of a path under MLflow's artifact proxy: `<experiment_id>/<run_id>/artifacts[/...]`
-    (the path is empty for the run's root)."""
-    match = re.fullmatch(r"[0-9]+/([0-9a-f]{32})/artifacts(?:/(.*))?", proxied_path.strip("/"))
-    if match is None:
-        raise InvalidArgument(
-            f"artifact path {proxied_path[:100]!r} is not a run's: expected <experiment_id>/<run_id>/artifacts/<path>"
-        )
-    path = match[2] or ""
-    return match[1], validate_artifact_path(path) if path else ""

@@ -6,7 +6,7 @@ No `from __future__ import annotations`: FastAPI reads the endpoints' annotation
 """
 
 import re
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from modelyard.auth import Unauthenticated
 from modelyard.errors import ErrorKind
 from modelyard.registry.domain.errors import InvalidArgument
+from modelyard.registry.handlers import FileEntry
 from modelyard.runtime.auth_http import CHALLENGE
 from modelyard.runtime.errors import client_message, kind_of
 
@@ -120,6 +121,15 @@ def key_values(data: Mapping[str, Any], name: str) -> dict[str, str]:
 
 def pairs(mapping: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in sorted(mapping.items())]
+
+
+def file_infos(entries: Sequence[FileEntry], path: str) -> list[Json]:
+    """MLflow's FileInfo list of a listing under `path`: paths relative to it, sizes of files."""
+    base = f"{path}/" if path else ""
+    return [
+        {"path": e.path[len(base) :], "is_dir": e.is_dir, **({} if e.is_dir else {"file_size": e.size_bytes})}
+        for e in entries
+    ]
 
 
 def query(request: Request) -> Json:

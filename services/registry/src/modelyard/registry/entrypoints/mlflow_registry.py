@@ -13,12 +13,13 @@ from fastapi.responses import StreamingResponse
 
 from modelyard.auth import PermissionDenied, Principal
 from modelyard.registry.domain.errors import InvalidArgument
+from modelyard.registry.domain.logged_models import logged_model_in, proxied_file
 from modelyard.registry.domain.model import ModelVersion, RegisteredModel, VersionStatus
-from modelyard.registry.domain.tracking import run_file
 from modelyard.registry.entrypoints.mlflow_common import (
     ARTIFACTS,
     Json,
     JsonBody,
+    file_infos,
     key_values,
     mlflow_router,
     name_filter,
@@ -54,7 +55,7 @@ def model_json(model: RegisteredModel) -> Json:
     }
 
 
-def version_json(version: ModelVersion, aliases: dict[str, int]) -> Json:
+def version_json(version: ModelVersion) -> Json:
     return {
         "name": version.model_name,
         "version": str(version.version),
@@ -65,11 +66,17 @@ def version_json(version: ModelVersion, aliases: dict[str, int]) -> Json:
         "description": "",
         "source": version.lineage.source or f"models:/{version.model_name}/{version.version}",
         "run_id": version.lineage.run_id,
+        **({"model_id": model_id} if (model_id := _logged_model_of(version)) else {}),
         "status": STATUSES[version.status],
         "status_message": version.status_message,
         "tags": pairs(version.tags),
-        "aliases": sorted(a for a, v in aliases.items() if v == version.version),
+        "aliases": list(version.aliases),
     }
+
+
+def _logged_model_of(version: ModelVersion) -> str:
+    """The logged model a version was registered from ("" for none)."""
+    return logged_model_in(version.lineage.source)
 
 
 def _version_number(data: Json) -> int:
@@ -81,9 +88,6 @@ def _version_number(data: Json) -> int:
 def mlflow_registry_router(handlers: RegistryHandlers, prefix: str) -> APIRouter:
     router = mlflow_router(prefix)
     Caller = Annotated[Principal, Depends(current_principal)]
-
-    def versioned(caller: Principal, version: ModelVersion) -> Json:
-        return version_json(version, dict(handlers.get_model(caller, version.model_name).aliases))
 
     def unprotected(alias: str, name: str) -> str:
         if alias in handlers.policy.protected_aliases:
@@ -129,20 +133,21 @@ def mlflow_registry_router(handlers: RegistryHandlers, prefix: str) -> APIRouter
 
     @router.post("/model-versions/create", name="mlflow:createModelVersion")
     def create_version(body: JsonBody, caller: Caller) -> Json:
-        version = handlers.register_from_run(
+        version = handlers.register_from_source(
             caller,
             text(body, "name", required=True),
             text(body, "source", required=True),
             text(body, "run_id"),
             key_values(body, "tags"),
+            text(body, "model_id"),
         )
-        return {"model_version": versioned(caller, version)}
+        return {"model_version": version_json(version)}
 
     @router.get("/model-versions/get", name="mlflow:getModelVersion")
     def get_version(request: Request, caller: Caller) -> Json:
         data = query(request)
         version = handlers.get_version(caller, text(data, "name", required=True), _version_number(data))
-        return {"model_version": versioned(caller, version)}
+        return {"model_version": version_json(version)}
 
     @router.get("/model-versions/search", name="mlflow:searchModelVersions")
     def search_versions(request: Request, caller: Caller) -> Json:
@@ -156,11 +161,7 @@ def mlflow_registry_router(handlers: RegistryHandlers, prefix: str) -> APIRouter
             number(data, "max_results", default=0) or 0,
             text(data, "page_token"),
         )
-        aliases: dict[str, dict[str, int]] = {}
-        for v in page.items:
-            aliases.setdefault(v.model_name, dict(handlers.get_model(caller, v.model_name).aliases))
-        found = [version_json(v, aliases[v.model_name]) for v in page.items]
-        return {"model_versions": found, "next_page_token": page.next_page_token}
+        return {"model_versions": [version_json(v) for v in page.items], "next_page_token": page.next_page_token}
 
     @router.post("/model-versions/set-tag", name="mlflow:setModelVersionTag")
     def set_version_tag(body: JsonBody, caller: Caller) -> Json:
@@ -174,6 +175,8 @@ def mlflow_registry_router(handlers: RegistryHandlers, prefix: str) -> APIRouter
         version = handlers.get_version(caller, text(data, "name", required=True), _version_number(data))
         if not version.lineage.source:
             raise InvalidArgument("this version was not registered from a run: download it with `modelyard models`")
+        if model_id := _logged_model_of(version):
+            return {"artifact_uri": handlers.get_logged_model(caller, model_id, allow_deleted=True).artifact_uri}
         return {"artifact_uri": version.lineage.source}
 
     @router.post("/registered-models/alias", name="mlflow:setRegisteredModelAlias")
@@ -193,41 +196,35 @@ def mlflow_registry_router(handlers: RegistryHandlers, prefix: str) -> APIRouter
     def resolve_alias(request: Request, caller: Caller) -> Json:
         data = query(request)
         name, alias = text(data, "name", required=True), text(data, "alias", required=True)
-        return {"model_version": versioned(caller, handlers.resolve_alias(caller, name, alias, None))}
+        return {"model_version": version_json(handlers.resolve_alias(caller, name, alias, None))}
 
     return router
 
 
 def mlflow_artifacts_router(handlers: RegistryHandlers) -> APIRouter:
-    """MLflow's artifact proxy, for run files: `<experiment_id>/<run_id>/artifacts/<path>`."""
+    """MLflow's artifact proxy, for the files of runs (`<experiment_id>/<run_id>/artifacts/<path>`) and of logged
+    models (`<experiment_id>/models/<model_id>/artifacts/<path>`)."""
     router = mlflow_router(f"{ARTIFACTS}/artifacts")
     Caller = Annotated[Principal, Depends(current_principal)]
 
     @router.put("/{artifact_path:path}", name="mlflow:uploadArtifact")
     async def upload(artifact_path: str, request: Request, caller: Caller) -> Json:
-        run_id, path = await asyncio.to_thread(run_file, artifact_path)
+        owner, path = await asyncio.to_thread(proxied_file, artifact_path)
         if not path:
-            raise InvalidArgument("name the file to upload under the run's artifacts")
-        await handlers.upload_run_file(caller, run_id, path, request.stream())
+            raise InvalidArgument("name the file to upload under the artifacts")
+        await handlers.upload_file(caller, owner, path, request.stream())
         return {}
 
     @router.get("/{artifact_path:path}", name="mlflow:downloadArtifact")
     def download(artifact_path: str, caller: Caller) -> StreamingResponse:
-        run_id, path = run_file(artifact_path)
-        stored, chunks = handlers.open_run_file(caller, run_id, path)
+        owner, path = proxied_file(artifact_path)
+        stored, chunks = handlers.open_file(caller, owner, path)
         headers = {"content-length": str(stored.size_bytes), "x-modelyard-digest": stored.digest}
         return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
 
     @router.get("", name="mlflow:listArtifacts")
     def list_files(request: Request, caller: Caller) -> Json:
-        run_id, path = run_file(text(query(request), "path", required=True))
-        base = f"{path}/" if path else ""
-        entries = handlers.list_run_files(caller, run_id, path)
-        return {
-            "files": [
-                {"path": e.path[len(base) :], "is_dir": e.is_dir, **({} if e.is_dir else {"file_size": e.size_bytes})}
-                for e in entries
-            ]
-        }
+        owner, path = proxied_file(text(query(request), "path", required=True))
+        return {"files": file_infos(handlers.list_files(caller, owner, path), path)}
 
     return router

@@ -15,6 +15,7 @@ from modelyard.registry.domain.tracking import (
     Experiment,
     LifecycleStage,
     Metric,
+    ModelOutput,
     Run,
 )
 from modelyard.registry.entrypoints.mlflow_common import (
@@ -62,7 +63,7 @@ def run_json(run: Run) -> Json:
     }
     if run.end_ms is not None:
         info["end_time"] = run.end_ms
-    metrics = [_metric_json(m) for m in sorted(run.metrics.values(), key=lambda m: m.key)]
+    metrics = [metric_json(m) for m in sorted(run.metrics.values(), key=lambda m: m.key)]
     datasets = [
         {
             "tags": [{"key": CONTEXT_TAG, "value": i.context}] if i.context else [],
@@ -78,11 +79,13 @@ def run_json(run: Run) -> Json:
         for i in run.inputs
     ]
     data = {"metrics": metrics, "params": pairs(run.params), "tags": pairs(run.tags)}
-    return {"info": info, "data": data, "inputs": {"dataset_inputs": datasets}}
+    outputs = [{"model_id": o.model_id, "step": o.step} for o in run.outputs]
+    return {"info": info, "data": data, "inputs": {"dataset_inputs": datasets}, "outputs": {"model_outputs": outputs}}
 
 
-def _metric_json(metric: Metric) -> Json:
-    return {"key": metric.key, "value": metric.value, "timestamp": metric.timestamp_ms, "step": metric.step}
+def metric_json(metric: Metric) -> Json:
+    found = {"key": metric.key, "value": metric.value, "timestamp": metric.timestamp_ms, "step": metric.step}
+    return {**found, "model_id": metric.model_id} if metric.model_id else found
 
 
 def _metrics(body: Json) -> list[Metric]:
@@ -100,7 +103,8 @@ def _metric(item: Json) -> Metric:
         raise InvalidArgument(f"metric {str(item.get('key'))[:100]!r}: value must be a number")
     timestamp = number(item, "timestamp", required=True)
     assert timestamp is not None
-    return Metric(text(item, "key", required=True), float(value), timestamp, number(item, "step", default=0) or 0)
+    step = number(item, "step", default=0) or 0
+    return Metric(text(item, "key", required=True), float(value), timestamp, step, text(item, "model_id"))
 
 
 def _view(data: Json, name: str) -> LifecycleStage | None:
@@ -241,11 +245,14 @@ def mlflow_tracking_router(handlers: RegistryHandlers, prefix: str) -> APIRouter
         )
         return {"runs": [run_json(r) for r in page.items], "next_page_token": page.next_page_token}
 
-    @router.post("/logged-models/search", name="mlflow:searchLoggedModels")
-    def search_logged_models(body: JsonBody, caller: Caller) -> Json:
-        """MLflow 3's logged models (`mlflow.<flavor>.log_model`) are not kept: a run's model is its files, so the
-        client's lookup of a `runs:/` URI falls back to them."""
-        return {"models": []}
+    @router.post("/runs/outputs", name="mlflow:logOutputs")
+    def log_outputs(body: JsonBody, caller: Caller) -> Json:
+        items = body.get("models") or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise InvalidArgument("parameter 'models' must be a list of {model_id, step} objects")
+        outputs = [ModelOutput(text(i, "model_id", required=True), number(i, "step", default=0) or 0) for i in items]
+        handlers.log_outputs(caller, text(body, "run_id", required=True), outputs)
+        return {}
 
     @router.get("/metrics/get-history", name="mlflow:getMetricHistory")
     def metric_history(request: Request, caller: Caller) -> Json:
@@ -258,7 +265,7 @@ def mlflow_tracking_router(handlers: RegistryHandlers, prefix: str) -> APIRouter
             number(data, "max_results", default=0) or 0,
             text(data, "page_token"),
         )
-        return {"metrics": [_metric_json(m) for m in page.items], "next_page_token": page.next_page_token}
+        return {"metrics": [metric_json(m) for m in page.items], "next_page_token": page.next_page_token}
 
     return router
 

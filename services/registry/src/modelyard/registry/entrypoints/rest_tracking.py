@@ -48,8 +48,8 @@ def tracking_router(handlers: RegistryHandlers) -> APIRouter:
 
     @router.get("/runs/{run_id}", name="GetRun", summary="A run: parameters, latest metrics, tags, inputs, files")
     def get_run(run_id: str, caller: Caller) -> Json:
-        files = [asdict(f) for f in handlers.run_files(caller, run_id)]
-        return {**run_dict(handlers.get_run(caller, run_id)), "files": files}
+        run = handlers.get_run(caller, run_id)
+        return {**run_dict(run), "files": [asdict(f) for f in handlers.files_of(caller, run.run_id)]}
 
     @router.get("/runs/{run_id}/metrics/{key}", name="GetMetricHistory", summary="Every logged value of a metric")
     def metric_history(run_id: str, key: str, caller: Caller, page_size: int = 0, page_token: str = "") -> Json:

@@ -1,8 +1,8 @@
 """The registry use cases: check access, validate, change state and record its events in one transaction.
 
-One module per use case group (models, artifacts, versions, aliases, experiment tracking, a run's files) over
-the ports and policy of `base`; `RegistryHandlers` is all of them over one store, which is what the transports
-and tests work with.
+One module per use case group (models, artifacts, versions, aliases, experiment tracking, logged models, the files
+of runs and logged models) over the ports and policy of `base`; `RegistryHandlers` is all of them over one store,
+which is what the transports and tests work with.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from modelyard.registry.handlers.base import (
     READ,
     RegistryPolicy,
 )
+from modelyard.registry.handlers.logged_models import LoggedModelUseCases, NewLoggedModel, logged_model_order
 from modelyard.registry.handlers.models import ModelUseCases
-from modelyard.registry.handlers.run_files import FileEntry, RunFileUseCases
-from modelyard.registry.handlers.tracking import RunLog, RunQuery, TrackingUseCases
+from modelyard.registry.handlers.tracked_files import FileEntry, TrackedFileUseCases
+from modelyard.registry.handlers.tracking import RunLog, RunQuery
 from modelyard.registry.handlers.versions import NewVersion, VersionQuery, VersionUseCases
 
 
 class RegistryHandlers(
-    ModelUseCases, RunFileUseCases, ArtifactUseCases, VersionUseCases, AliasUseCases, TrackingUseCases
+    ModelUseCases, TrackedFileUseCases, ArtifactUseCases, VersionUseCases, AliasUseCases, LoggedModelUseCases
 ):
     """Every registry use case, over one store, artifact store, inspector and policy."""
 
@@ -38,10 +39,12 @@ __all__ = [
     "PUBLISH",
     "READ",
     "FileEntry",
+    "NewLoggedModel",
     "NewVersion",
     "RegistryHandlers",
     "RegistryPolicy",
     "RunLog",
     "RunQuery",
     "VersionQuery",
+    "logged_model_order",
 ]

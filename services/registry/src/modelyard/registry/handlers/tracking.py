@@ -24,6 +24,7 @@ from modelyard.registry.domain.tracking import (
     Metric,
     Run,
     RunStatus,
+    parse_status,
     validate_experiment_id,
     validate_experiment_name,
     validate_key,
@@ -60,7 +61,7 @@ def existing_run(tx: RegistryTransaction, run_id: str) -> Run:
     return run
 
 
-def _existing_experiment(tx: RegistryTransaction, experiment_id: str) -> Experiment:
+def existing_experiment(tx: RegistryTransaction, experiment_id: str) -> Experiment:
     experiment = tx.get_experiment(validate_experiment_id(experiment_id))
     if experiment is None:
         raise NotFound(f"experiment {experiment_id!r} not found")
@@ -88,7 +89,7 @@ class TrackingUseCases(UseCases):
                 if experiment is None:
                     raise NotFound(f"experiment {name!r} not found")
                 return experiment
-            return _existing_experiment(tx, experiment_id)
+            return existing_experiment(tx, experiment_id)
 
     def list_experiments(
         self, principal: Principal, stage: LifecycleStage | None, size: int = 0, token: str = ""
@@ -104,7 +105,7 @@ class TrackingUseCases(UseCases):
         principal.require("tag experiments", PUBLISH)
         tags = validate_tags({key: value})
         with self._store.transaction(write=True) as tx:
-            _existing_experiment(tx, experiment_id)
+            existing_experiment(tx, experiment_id)
             tx.set_experiment_tags(experiment_id, tags)
 
     def create_run(
@@ -130,7 +131,7 @@ class TrackingUseCases(UseCases):
             tags={**tags, RUN_NAME_TAG: name},
         )
         with self._store.transaction(write=True) as tx:
-            if _existing_experiment(tx, experiment_id).lifecycle_stage is not LifecycleStage.ACTIVE:
+            if existing_experiment(tx, experiment_id).lifecycle_stage is not LifecycleStage.ACTIVE:
                 raise InvalidArgument(f"experiment {experiment_id} is deleted: runs cannot be added to it")
             tx.add_run(run)
         return run
@@ -141,7 +142,7 @@ class TrackingUseCases(UseCases):
         principal.require("update runs", PUBLISH)
         values: dict[str, object] = {}
         if status:
-            values["status"] = RunStatus.parse(status).value
+            values["status"] = parse_status(RunStatus, status, "run status").value
         if end_ms is not None:
             values["end_ms"] = end_ms
         if name:
@@ -189,6 +190,11 @@ class TrackingUseCases(UseCases):
                     f"parameters are logged once: {', '.join(changed)[:200]} already logged with other values"
                 )
             tx.add_params(run_id, {k: v for k, v in params.items() if k not in known})
+            about_models = [m for m in metrics if m.model_id]
+            for model_id in sorted({m.model_id for m in about_models}):
+                if tx.get_logged_model(model_id) is None:
+                    raise NotFound(f"logged model {model_id[:40]!r} not found")
+            tx.add_logged_model_metrics(run_id, about_models)
             tx.add_metrics(run_id, metrics)
             tx.set_run_tags(run_id, tags)
 

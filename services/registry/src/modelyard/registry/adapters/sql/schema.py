@@ -184,4 +184,68 @@ run_artifacts = sa.Table(
     sa.Column("size_bytes", sa.BigInteger(), nullable=False),
 )
 
+# MLflow 3's logged models: what `log_model` creates, with its own files, parameters, metrics and tags.
+logged_models = sa.Table(
+    "logged_models",
+    metadata,
+    sa.Column("model_id", sa.String(34), primary_key=True),
+    sa.Column("experiment_id", sa.ForeignKey("experiments.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("source_run_id", sa.ForeignKey("runs.run_id"), nullable=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("status_message", sa.Text(), nullable=False),
+    sa.Column("model_type", sa.String(500), nullable=False),
+    sa.Column("creator", sa.String(255), nullable=False),
+    sa.Column("created_ms", sa.BigInteger(), nullable=False),
+    sa.Column("updated_ms", sa.BigInteger(), nullable=False),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False),
+)
+
+logged_model_params = sa.Table(
+    "logged_model_params",
+    metadata,
+    sa.Column("model_id", sa.ForeignKey("logged_models.model_id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
+
+logged_model_tags = sa.Table(
+    "logged_model_tags",
+    metadata,
+    sa.Column("model_id", sa.ForeignKey("logged_models.model_id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
+
+logged_model_metrics = sa.Table(
+    "logged_model_metrics",
+    metadata,
+    sa.Column("id", _id, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.ForeignKey("logged_models.model_id"), nullable=False),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("step", sa.BigInteger(), nullable=False),
+    sa.Column("timestamp_ms", sa.BigInteger(), nullable=False),
+    sa.Column("value", sa.Float(), nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=False),  # the run it was logged to ("" for none)
+    sa.Index("ix_logged_model_metrics_key", "model_id", "key"),
+)
+
+logged_model_artifacts = sa.Table(
+    "logged_model_artifacts",
+    metadata,
+    sa.Column("model_id", sa.ForeignKey("logged_models.model_id"), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("digest", sa.String(71), nullable=False, index=True),
+    sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+)
+
+# The logged models a run produced, at a step (MLflow's run outputs).
+run_outputs = sa.Table(
+    "run_outputs",
+    metadata,
+    sa.Column("run_id", sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("model_id", sa.ForeignKey("logged_models.model_id"), primary_key=True),
+    sa.Column("step", sa.BigInteger(), nullable=False),
+)
+
 outbox = outbox_table(metadata)

@@ -14,8 +14,8 @@ from sqlalchemy.engine import Connection, Engine
 from modelyard.events.envelope import Event
 from modelyard.events.topics import REGISTRY_EVENTS
 from modelyard.registry.adapters.sql import schema as t
+from modelyard.registry.adapters.sql.logged_models import LoggedModelQueries
 from modelyard.registry.adapters.sql.rows import alias_move, lineage, lineage_json, signature, signature_json
-from modelyard.registry.adapters.sql.tracking import TrackingQueries
 from modelyard.registry.domain.model import (
     AliasMove,
     Artifact,
@@ -44,7 +44,7 @@ class SqlRegistryStore:
             yield RegistryTransaction(connection)
 
 
-class RegistryTransaction(TrackingQueries):
+class RegistryTransaction(LoggedModelQueries):
     """Queries and changes inside one database transaction. Model names are resolved to ids here."""
 
     def __init__(self, connection: Connection) -> None:
@@ -278,9 +278,9 @@ class RegistryTransaction(TrackingQueries):
 
     def referenced_digests(self) -> set[str]:
         """Every digest a version names, whatever its status: its model, its reference dataset and the training
-        and evaluation datasets of its lineage; and every file of a tracked run."""
+        and evaluation datasets of its lineage; and every file of a tracked run or logged model."""
         v = t.model_versions
-        referenced = self.run_artifact_digests()
+        referenced = self.tracked_file_digests()
         for row in self._c.execute(sa.select(v.c.digest, v.c.reference_dataset_digest, v.c.lineage)):
             referenced.update(
                 (row.digest, *row.lineage["training_datasets"], *row.lineage["evaluation_datasets"]),
@@ -351,13 +351,22 @@ class RegistryTransaction(TrackingQueries):
             created_by=row.created_by,
             created_at=row.created_at,
             tags=self.tags_of(row.model_id, row.version),
+            aliases=tuple(sorted(row.alias_names.split(","))) if row.alias_names else (),
         )
 
 
 def _versions_query() -> sa.Select[Any]:
-    m, v, a = t.registered_models, t.model_versions, t.artifacts
+    """Versions with their artifact's facts and, in the same query, the aliases naming each (comma-joined: alias
+    names have no commas), so that answering with a version costs one query."""
+    m, v, a, al = t.registered_models, t.model_versions, t.artifacts, t.aliases
+    naming = (
+        sa.select(sa.func.aggregate_strings(al.c.alias, ","))
+        .where(al.c.model_id == v.c.model_id, al.c.version == v.c.version)
+        .scalar_subquery()
+        .label("alias_names")
+    )
     return (
-        sa.select(v, m.c.name, a.c.size_bytes, a.c.media_type, a.c.details)
+        sa.select(v, m.c.name, a.c.size_bytes, a.c.media_type, a.c.details, naming)
         .join(m, m.c.id == v.c.model_id)
         .join(a, a.c.digest == v.c.digest)
     )

@@ -4,18 +4,21 @@ registering a model from a run reads the run and writes the version in one trans
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from modelyard.registry.adapters.sql import schema as t
+from modelyard.registry.domain.logged_models import is_model_id
 from modelyard.registry.domain.run_filter import Clause, Field, OrderKey
 from modelyard.registry.domain.tracking import (
     DatasetInput,
     Experiment,
     LifecycleStage,
     Metric,
+    ModelOutput,
     Run,
     RunArtifact,
     RunStatus,
@@ -35,15 +38,42 @@ _COMPARE: dict[str, Comparison] = {
     "LIKE": lambda col, v: col.like(v),
     "ILIKE": lambda col, v: col.ilike(v),
 }
-_ATTRIBUTE_COLUMNS = {
-    "run_id": _r.c.run_id,
-    "run_name": _r.c.name,
-    "status": _r.c.status,
-    "user_id": _r.c.user_id,
-    "start_time": _r.c.start_ms,
-    "end_time": _r.c.end_ms,
-    "lifecycle_stage": _r.c.lifecycle_stage,
-}
+
+
+@dataclass(frozen=True)
+class SearchScope:
+    """What a parsed filter or ORDER BY names, in SQL: the searched entity's id column, its attributes, and per
+    field (metrics, params, tags, datasets) the table of its values with the name of that table's id column."""
+
+    owner: Any
+    attributes: Mapping[str, Any]
+    tables: Mapping[Field, tuple[sa.Table, str]]
+
+
+RUN_SCOPE = SearchScope(
+    _r.c.run_id,
+    {
+        "run_id": _r.c.run_id,
+        "run_name": _r.c.name,
+        "status": _r.c.status,
+        "user_id": _r.c.user_id,
+        "start_time": _r.c.start_ms,
+        "end_time": _r.c.end_ms,
+        "lifecycle_stage": _r.c.lifecycle_stage,
+        # The artifact URI is derived from the ids, so compare against the same expression.
+        "artifact_uri": sa.literal("mlflow-artifacts:/")
+        + sa.cast(_r.c.experiment_id, sa.String)
+        + "/"
+        + _r.c.run_id
+        + "/artifacts",
+    },
+    {
+        Field.METRIC: (t.run_latest_metrics, "run_id"),
+        Field.PARAM: (t.run_params, "run_id"),
+        Field.TAG: (t.run_tags, "run_id"),
+        Field.DATASET: (t.run_inputs, "run_id"),
+    },
+)
 
 
 class TrackingQueries:
@@ -72,7 +102,7 @@ class TrackingQueries:
         return [self._experiment(row) for row in self._c.execute(query)]
 
     def set_experiment_tags(self, experiment_id: str, tags: Mapping[str, str]) -> None:
-        _upsert(self._c, t.experiment_tags, {"experiment_id": int(experiment_id)}, tags)
+        upsert_pairs(self._c, t.experiment_tags, {"experiment_id": int(experiment_id)}, tags)
 
     def _experiment(self, row: sa.Row[Any]) -> Experiment:
         tags = t.experiment_tags
@@ -125,8 +155,8 @@ class TrackingQueries:
         if stage is not None:
             query = query.where(_r.c.lifecycle_stage == stage.value)
         for clause in clauses:
-            query = query.where(_condition(clause))
-        ordering = [_order_column(key) for key in order]
+            query = query.where(condition(clause, RUN_SCOPE))
+        ordering = [order_column(key, RUN_SCOPE) for key in order]
         query = query.order_by(*ordering, _r.c.start_ms.desc(), _r.c.run_id).offset(offset).limit(limit)
         return self._runs(self._c.execute(query).all())
 
@@ -141,6 +171,10 @@ class TrackingQueries:
         i = t.run_inputs
         for row in self._c.execute(sa.select(i).where(i.c.run_id.in_(ids)).order_by(i.c.name, i.c.digest)):
             inputs.setdefault(row.run_id, []).append(DatasetInput(row.digest, row.name, row.context, **row.details))
+        outputs: dict[str, list[ModelOutput]] = {}
+        o = t.run_outputs
+        for row in self._c.execute(sa.select(o).where(o.c.run_id.in_(ids)).order_by(o.c.step, o.c.model_id)):
+            outputs.setdefault(row.run_id, []).append(ModelOutput(row.model_id, row.step))
         return [
             Run(
                 run_id=row.run_id,
@@ -155,15 +189,17 @@ class TrackingQueries:
                 metrics=metrics.get(row.run_id, {}),
                 tags=tags.get(row.run_id, {}),
                 inputs=tuple(inputs.get(row.run_id, ())),
+                outputs=tuple(outputs.get(row.run_id, ())),
             )
             for row in rows
         ]
 
-    def _pairs(self, table: sa.Table, run_ids: list[str]) -> dict[str, dict[str, str]]:
+    def _pairs(self, table: sa.Table, ids: list[str], owner: str = "run_id") -> dict[str, dict[str, str]]:
+        """Key/value pairs (params, tags) of each of the `ids`, by id (`owner`: the table's id column)."""
         found: dict[str, dict[str, str]] = {}
-        query = sa.select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(run_ids))
-        for run_id, key, value in self._c.execute(query):
-            found.setdefault(run_id, {})[key] = value
+        query = sa.select(table.c[owner], table.c.key, table.c.value).where(table.c[owner].in_(ids))
+        for owner_id, key, value in self._c.execute(query):
+            found.setdefault(owner_id, {})[key] = value
         return found
 
     # -- parameters, metrics, tags, inputs --------------------------------------------------------------------
@@ -180,14 +216,18 @@ class TrackingQueries:
             )
 
     def set_run_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        _upsert(self._c, t.run_tags, {"run_id": run_id}, tags)
+        upsert_pairs(self._c, t.run_tags, {"run_id": run_id}, tags)
 
     def delete_run_tag(self, run_id: str, key: str) -> bool:
         rt = t.run_tags
         return self._c.execute(rt.delete().where(rt.c.run_id == run_id, rt.c.key == key)).rowcount > 0
 
     def add_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
-        """Append to the history and move each metric's latest value forward."""
+        """Append to the history and move each metric's latest value forward. A value about a logged model that the
+        history already holds is not appended again (MLflow's client copies the run's values to its model)."""
+        if any(m.model_id for m in metrics):
+            logged = self._known_values(run_id, {m.key for m in metrics if m.model_id})
+            metrics = [m for m in metrics if not m.model_id or (m.key, m.step, m.timestamp_ms, m.value) not in logged]
         if not metrics:
             return
         rows = [
@@ -208,6 +248,11 @@ class TrackingQueries:
                 self._c.execute(lm.insert().values(run_id=run_id, key=key, **values))
             elif metric.is_after(known[key]):
                 self._c.execute(lm.update().where(lm.c.run_id == run_id, lm.c.key == key).values(**values))
+
+    def _known_values(self, run_id: str, keys: set[str]) -> set[tuple[str, int, int, float]]:
+        m = t.run_metrics
+        query = sa.select(m.c.key, m.c.step, m.c.timestamp_ms, m.c.value).where(m.c.run_id == run_id, m.c.key.in_(keys))
+        return {(row.key, row.step, row.timestamp_ms, row.value) for row in self._c.execute(query)}
 
     def metric_history(self, run_id: str, key: str, offset: int, limit: int) -> list[Metric]:
         m = t.run_metrics
@@ -231,25 +276,36 @@ class TrackingQueries:
 
     # -- files ------------------------------------------------------------------------------------------------
 
-    def put_run_artifact(self, run_id: str, artifact: RunArtifact) -> None:
-        ra = t.run_artifacts
-        self._c.execute(ra.delete().where(ra.c.run_id == run_id, ra.c.path == artifact.path))
+    def put_file(self, owner: str, artifact: RunArtifact) -> None:
+        """Name a file of a run or of a logged model (`owner`: the run's id or the model's `m-...`)."""
+        table, column = _files_of(owner)
+        self._c.execute(table.delete().where(column == owner, table.c.path == artifact.path))
         values = {"path": artifact.path, "digest": artifact.digest, "size_bytes": artifact.size_bytes}
-        self._c.execute(ra.insert().values(run_id=run_id, **values))
+        self._c.execute(table.insert().values({column.name: owner, **values}))
 
-    def run_artifacts(self, run_id: str, prefix: str) -> list[RunArtifact]:
-        """The run's files at `prefix` or under it (every file when `prefix` is empty), by path."""
-        ra = t.run_artifacts
-        query = sa.select(ra.c.path, ra.c.digest, ra.c.size_bytes).where(ra.c.run_id == run_id).order_by(ra.c.path)
+    def files(self, owner: str, prefix: str) -> list[RunArtifact]:
+        """The owner's files at `prefix` or under it (every file when `prefix` is empty), by path."""
+        table, column = _files_of(owner)
+        query = sa.select(table.c.path, table.c.digest, table.c.size_bytes).where(column == owner)
         if prefix:
-            query = query.where(sa.or_(ra.c.path == prefix, ra.c.path.startswith(prefix + "/", autoescape=True)))
-        return [RunArtifact(row.path, row.digest, row.size_bytes) for row in self._c.execute(query)]
+            path = table.c.path
+            query = query.where(sa.or_(path == prefix, path.startswith(prefix + "/", autoescape=True)))
+        return [RunArtifact(row.path, row.digest, row.size_bytes) for row in self._c.execute(query.order_by("path"))]
 
-    def run_artifact_digests(self) -> set[str]:
-        return set(self._c.execute(sa.select(t.run_artifacts.c.digest).distinct()).scalars())
+    def tracked_file_digests(self) -> set[str]:
+        """The digests of every file of a run or a logged model (garbage collection keeps them)."""
+        runs = sa.select(t.run_artifacts.c.digest)
+        models = sa.select(t.logged_model_artifacts.c.digest)
+        return set(self._c.execute(sa.union(runs, models)).scalars())
 
 
-def _upsert(c: Connection, table: sa.Table, owner: Mapping[str, Any], pairs: Mapping[str, str]) -> None:
+def _files_of(owner: str) -> tuple[sa.Table, Any]:
+    if is_model_id(owner):
+        return t.logged_model_artifacts, t.logged_model_artifacts.c.model_id
+    return t.run_artifacts, t.run_artifacts.c.run_id
+
+
+def upsert_pairs(c: Connection, table: sa.Table, owner: Mapping[str, Any], pairs: Mapping[str, str]) -> None:
     if not pairs:
         return
     match = [table.c[name] == value for name, value in owner.items()]
@@ -257,38 +313,31 @@ def _upsert(c: Connection, table: sa.Table, owner: Mapping[str, Any], pairs: Map
     c.execute(table.insert(), [{**owner, "key": k, "value": v} for k, v in pairs.items()])
 
 
-def _condition(clause: Clause) -> Any:
-    compare = _COMPARE[clause.op.removeprefix("NOT ") if clause.op in ("NOT LIKE", "NOT ILIKE") else clause.op]
+def condition(clause: Clause, scope: SearchScope) -> Any:
+    """The WHERE term of one filter clause over the scope's entity."""
     negate = clause.op in ("NOT LIKE", "NOT ILIKE")
+    compare = _COMPARE[clause.op.removeprefix("NOT ") if negate else clause.op]
     if clause.field is Field.ATTRIBUTE:
-        if clause.key == "artifact_uri":
-            # The artifact URI is derived from the ids, so compare against the same expression.
-            column: Any = sa.literal("mlflow-artifacts:/") + sa.cast(_r.c.experiment_id, sa.String) + "/"
-            column = column + _r.c.run_id + "/artifacts"
-        else:
-            column = _ATTRIBUTE_COLUMNS[clause.key]
-        condition = compare(column, clause.value)
-        return sa.not_(condition) if negate else condition
-    table = {
-        Field.METRIC: t.run_latest_metrics,
-        Field.PARAM: t.run_params,
-        Field.TAG: t.run_tags,
-        Field.DATASET: t.run_inputs,
-    }[clause.field]
+        term = compare(scope.attributes[clause.key], clause.value)
+        return sa.not_(term) if negate else term
+    table, owner = scope.tables[clause.field]
     if clause.field is Field.DATASET:
         inner = compare(table.c[clause.key], clause.value)
-        where = [table.c.run_id == _r.c.run_id, sa.not_(inner) if negate else inner]
+        where = [table.c[owner] == scope.owner, sa.not_(inner) if negate else inner]
     else:
         inner = compare(table.c.value, clause.value)
-        where = [table.c.run_id == _r.c.run_id, table.c.key == clause.key, sa.not_(inner) if negate else inner]
+        where = [table.c[owner] == scope.owner, table.c.key == clause.key, sa.not_(inner) if negate else inner]
     return sa.exists().where(*where)
 
 
-def _order_column(key: OrderKey) -> Any:
+def order_column(key: OrderKey, scope: SearchScope) -> Any:
     if key.field is Field.ATTRIBUTE:
-        column: Any = _ATTRIBUTE_COLUMNS.get(key.key, _r.c.run_id)
+        column: Any = scope.attributes.get(key.key, scope.owner)
     else:
-        table = {Field.METRIC: t.run_latest_metrics, Field.PARAM: t.run_params, Field.TAG: t.run_tags}[key.field]
-        column = sa.select(table.c.value).where(table.c.run_id == _r.c.run_id, table.c.key == key.key).scalar_subquery()
-    # Runs without the value sort last either way, as MLflow does.
+        table, owner = scope.tables[key.field]
+        values = sa.select(table.c.value).where(table.c[owner] == scope.owner, table.c.key == key.key)
+        if "step" in table.c:  # a history: its latest value
+            values = values.order_by(table.c.step.desc(), table.c.timestamp_ms.desc()).limit(1)
+        column = values.scalar_subquery()
+    # Entities without the value sort last either way, as MLflow does.
     return (column.desc() if key.descending else column.asc()).nulls_last()
