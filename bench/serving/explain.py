@@ -41,7 +41,7 @@ from modelyard.contracts.serving.v1 import explanation_service_pb2_grpc as epb_g
 from modelyard.testing.models import train_models
 
 HERE = Path(__file__).resolve().parent
-POOL = {"workers": 1, "queue": 1, "background_rows": 50, "permutations": 5}
+POOL = {"workers": 1, "queue": 1, "background_rows": 50, "permutations": 5, "niceness": 19}
 IN_FLIGHT = (1, 32)  # h2load loads of bench/serving/run.py
 
 
@@ -135,8 +135,8 @@ def main() -> None:
     frame.write_bytes(grpc_frame(request_body("tiny", row)))
     explained = data[np.random.default_rng(0).choice(len(data), max(args.tiny_rows, args.heavy_rows), replace=False)]
 
-    with modelyard(work, paths) as ports:
-        port = ports["tiny"]
+    with modelyard(work, paths) as server:
+        port = server.ports["tiny"]
         check_sample(port, "tiny", request_body("tiny", row))
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = epb_grpc.ExplanationServiceStub(channel)  # type: ignore[no-untyped-call]
@@ -167,7 +167,10 @@ def main() -> None:
         f"(1/5/15-minute load average before: {'/'.join(f'{x:.1f}' for x in load_before)}, after: "
         f"{'/'.join(f'{x:.1f}' for x in load_after)}).",
         "",
-        f"Explanation pool: {POOL['workers']} worker process, {POOL['queue']} waiting place; background sample "
+        f"Serving: {server.config}.",
+        "",
+        f"Explanation pool, in each serving worker: {POOL['workers']} worker process at nice {POOL['niceness']}, "
+        f"{POOL['queue']} waiting place; background sample "
         f"{POOL['background_rows']} rows of the reference dataset; shap's permutation explainer with "
         f"{POOL['permutations']} permutations (each (2 x 30 + 1) model runs on the background per row).",
         "",
