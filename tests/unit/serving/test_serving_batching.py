@@ -177,3 +177,19 @@ def test_only_models_with_a_batch_dimension_everywhere_are_batchable() -> None:
 )
 def test_batching_is_decided_from_measured_costs(call_us: float, per_row_us: float, batched: bool) -> None:
     assert worth_batching(call_us * 1e-6, per_row_us * 1e-6, 32, 50e-6) is batched
+
+
+async def test_a_batch_of_one_runs_on_the_requests_own_arrays() -> None:
+    seen: list[Array] = []
+
+    class Seeing(SumRunner):
+        def run(self, inputs: Mapping[str, Array], outputs: Sequence[str]) -> list[Array]:
+            seen.append(inputs["x"])
+            return super().run(inputs, outputs)
+
+    batcher = Batcher(Seeing(), NoMetrics(), expensive(), max_batch_rows=8)  # inline: even a lone request queues
+    request = rows(3.0, 2)
+    (total,) = await batcher.submit(request, ["sum"])
+    batcher.close()
+    assert seen[-1] is request["x"]  # not a concatenated copy
+    assert total.tolist() == [6.0, 6.0]

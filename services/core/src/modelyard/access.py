@@ -75,6 +75,11 @@ class AccessEdge:
         """The operations the table has no rule for (a service with any cannot start)."""
         return sorted({op for op in operations if op not in self.table})
 
+    def is_open(self, operation: str | None) -> bool:
+        """Whether anyone may call `operation` without a token (an operation without a rule is not open)."""
+        rule = self.table.get(operation or "")
+        return rule is not None and rule.open
+
     async def admit(self, operation: str | None, authorization: str | None) -> Principal | None:
         """The caller's principal (None for an open operation); raises an AuthError when the caller may not."""
         rule = self.table.get(operation or "")

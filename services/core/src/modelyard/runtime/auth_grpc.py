@@ -35,6 +35,8 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, edge: AccessEdge, api_names: Iterable[str]) -> None:
         self._edge = edge
         self._apis = frozenset(api_names)
+        # Method paths that need no token, found on their first call: later calls skip the metadata and the edge.
+        self._open: set[str] = set()
 
     async def intercept_service(
         self,
@@ -44,16 +46,17 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None:
             return None  # no such method: grpc answers UNIMPLEMENTED
+        if details.method in self._open:
+            return handler
         service, _, method = details.method.lstrip("/").rpartition("/")
-        if service in OPEN_SERVICES:
+        operation = method if service in self._apis else None
+        if service in OPEN_SERVICES or self._edge.is_open(operation):
+            self._open.add(details.method)
             return handler
         metadata = {key.lower(): value for key, value in (details.invocation_metadata or ())}
         authorization = metadata.get("authorization")
         try:
-            principal = await self._edge.admit(
-                method if service in self._apis else None,
-                authorization if isinstance(authorization, str) else None,
-            )
+            principal = await self._edge.admit(operation, authorization if isinstance(authorization, str) else None)
         except AuthError as exc:
             return _refusal(handler, SHARED.grpc(exc), str(exc))
         if principal is not None:

@@ -79,6 +79,11 @@ def _guard_stream(behavior: Callable[[Any, Any], Any]) -> Callable[[Any, Any], A
 class UndecodableRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Parses every request message tolerantly: one that is not a valid message is answered INVALID_ARGUMENT."""
 
+    def __init__(self) -> None:
+        # A method's handler is the same object on every call: it is wrapped once, not per request (kept per
+        # method path, so the cache is as small as the API, and rewrapped should a method's handler change).
+        self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -87,14 +92,22 @@ class UndecodableRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler
-        deserializer = _tolerant(handler.request_deserializer)
-        if handler.unary_unary is not None:
-            return handler._replace(request_deserializer=deserializer, unary_unary=_guard_unary(handler.unary_unary))
-        if handler.unary_stream is not None:
-            return handler._replace(request_deserializer=deserializer, unary_stream=_guard_unary(handler.unary_stream))
-        if handler.stream_unary is not None:
-            return handler._replace(request_deserializer=deserializer, stream_unary=_guard_stream(handler.stream_unary))
-        return handler._replace(request_deserializer=deserializer, stream_stream=_guard_stream(handler.stream_stream))
+        cached = self._guarded.get(handler_call_details.method)
+        if cached is None or cached[0] is not handler:
+            cached = self._guarded[handler_call_details.method] = (handler, _guard(handler))
+        return cached[1]
+
+
+def _guard(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """`handler` with a tolerant deserializer and a behavior that answers an undecodable request."""
+    deserializer = _tolerant(handler.request_deserializer)
+    if handler.unary_unary is not None:
+        return handler._replace(request_deserializer=deserializer, unary_unary=_guard_unary(handler.unary_unary))
+    if handler.unary_stream is not None:
+        return handler._replace(request_deserializer=deserializer, unary_stream=_guard_unary(handler.unary_stream))
+    if handler.stream_unary is not None:
+        return handler._replace(request_deserializer=deserializer, stream_unary=_guard_stream(handler.stream_unary))
+    return handler._replace(request_deserializer=deserializer, stream_stream=_guard_stream(handler.stream_stream))
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,12 @@ class Batcher:
             return
         self._last_batch = len(batch)
         started = time.perf_counter()
-        feed = {name: np.concatenate([w.inputs[name] for w in batch]) for name in self._inputs}
+        # A batch of one (most of them at low load) runs on its own arrays: no copy.
+        feed = (
+            batch[0].inputs
+            if len(batch) == 1
+            else {name: np.concatenate([w.inputs[name] for w in batch]) for name in self._inputs}
+        )
         try:
             results = await self._execute(feed, sum(w.rows for w in batch), self._outputs)
         except Exception as exc:
