@@ -117,11 +117,11 @@ def logged(request_ids: list[str], revision: int = 1) -> LoggedBatch:
 
 def kept_ids(db: sa.Connection) -> list[str]:
     """The request ids of the entries left, oldest first."""
-    query = sa.select(prediction_log.c.batch_row, prediction_log_batches.c.records).join(
+    query = sa.select(prediction_log.c.batch_row, prediction_log_batches.c.request_ids).join(
         prediction_log_batches, prediction_log_batches.c.id == prediction_log.c.batch_id
     )
     rows = db.execute(query.order_by(prediction_log.c.batch_id, prediction_log.c.batch_row)).all()
-    return [json.loads(r.records)[0][r.batch_row] for r in rows]
+    return [json.loads(r.request_ids)[r.batch_row] for r in rows]
 
 
 def test_pruning_drops_expired_batches_then_the_oldest_entries_over_the_cap(tmp_path: Path) -> None:
@@ -162,17 +162,18 @@ def test_ids_under_one_key_are_told_apart_and_a_retry_keeps_its_first_entry(
 ) -> None:
     # Every id hashes to the same key: the probes, not the hash, keep them apart.
     monkeypatch.setattr(log_adapter, "request_keys", lambda ids: [42] * len(ids))
-    ids = [f"c{i}" for i in range(PROBES + 1)]
+    ids, ids_ = [f"c{i}" for i in range(PROBES + 1)], ["c0", "c2", "zz"]
     with transaction(monitor.store.engine, write=True) as db:  # type: ignore[attr-defined]
         insert_logged(db, [logged(ids[:3], revision=1)], logged_at=time.time())
         insert_logged(db, [logged(["c1", "c3"], revision=2)], logged_at=time.time())  # c1 again, c3 new
         insert_logged(db, [logged(ids[4:], revision=3)], logged_at=time.time())  # c8 finds no free key
-        label_logged(db, [LabelledPrediction(PendingPrediction("c2", "m", 1, T0, "no", None, None), "yes", None)])
+        # labels: c0 holds the key itself, c2 was moved on to another, zz was never logged
+        label_logged(db, [LabelledPrediction(PendingPrediction(i, "m", 1, T0, "no", 0.5, None), i, None) for i in ids_])
     found = {i: monitor.store.prediction_trace(i) for i in ids}
     assert [found[i].prediction.plan_revision for i in ids[:-1]] == [1, 1, 1, 2, 3, 3, 3, 3]  # type: ignore[union-attr]
     assert found["c1"].prediction.inputs == {"x": [1.0]}  # its first batch's row  # type: ignore[union-attr]
     assert found["c8"] is None and "not logged" in caplog.text
-    assert [found[i].prediction.truth for i in ("c1", "c2", "c3")] == [None, "yes", None]  # type: ignore[union-attr]
+    assert [found[i].prediction.truth for i in ("c0", "c1", "c2", "c3")] == ["c0", None, "c2", None]  # type: ignore[union-attr]
 
 
 def test_a_monitor_with_no_log_keeps_nothing(tmp_path: Path) -> None:

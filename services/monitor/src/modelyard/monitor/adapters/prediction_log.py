@@ -70,12 +70,13 @@ def insert_logged(db: Connection, batches: Sequence[LoggedBatch], logged_at: flo
     another id with the same hash) leaves the row out; when some were, `_settle` keeps first entries and moves
     colliding ids on. ON CONFLICT DO NOTHING is both SQLite's and PostgreSQL's."""
     for batch in batches:
-        records = [batch.request_ids, batch.event_times, batch.plan_revisions, batch.windows]
+        records = [batch.event_times, batch.plan_revisions, batch.windows]
         values = dict(
             model_name=batch.model_name,
             model_version=batch.model_version,
             digest=batch.digest,
             logged_at=logged_at,
+            request_ids=json.dumps(batch.request_ids),
             records=json.dumps(records, allow_nan=False),
             tensors=tensors_to_bytes(batch.tensors),
         )
@@ -128,22 +129,39 @@ def _candidates(db: Connection, key: int, request_id: str, *, everything: bool =
         .where(log.c.request_key.between(key, key + PROBES - 1))
         .order_by(log.c.request_key)
     ).all()
-    found = [(int(r.request_key), r, json.loads(r.records)[0][r.batch_row] == request_id) for r in rows]
+    found = [(int(r.request_key), r, json.loads(r.request_ids)[r.batch_row] == request_id) for r in rows]
     return found if everything else [f for f in found if f[2]][:1]
 
 
 def label_logged(db: Connection, joined: Sequence[LabelledPrediction]) -> None:
-    """The joined labels, on the entries of their predictions (found by key and compared by request id)."""
+    """The joined labels, on the entries of their predictions: those under their request id's own key in one query
+    (each batch's request ids read once), those moved on by a collision (or not logged) probed one by one."""
     if not joined:
         return
+    log, batches = prediction_log, prediction_log_batches
     keys = request_keys([x.prediction.request_id for x in joined])
+    at: dict[int, tuple[int, int]] = {}  # key -> its entry's batch and record
+    ids_of: dict[int, list[str]] = {}  # batch -> its request ids
+    for start in range(0, len(keys), 500):  # bounded IN lists
+        chunk = keys[start : start + 500]
+        query = sa.select(log.c.request_key, log.c.batch_id, log.c.batch_row, batches.c.request_ids)
+        query = query.join(batches, batches.c.id == log.c.batch_id).where(log.c.request_key.in_(chunk))
+        for key, batch_id, row, request_ids in db.execute(query):
+            at[key] = (batch_id, row)
+            if batch_id not in ids_of:
+                ids_of[batch_id] = json.loads(request_ids)
+    labels = []
     for x, key in zip(joined, keys, strict=True):
-        for found_key, _, _ in _candidates(db, key, x.prediction.request_id):
-            db.execute(
-                prediction_log.update()
-                .where(prediction_log.c.request_key == found_key)
-                .values(truth_label=x.truth_label, truth_value=x.truth_value)
-            )
+        rid = x.prediction.request_id
+        batch_id, row = at.get(key, (0, 0))
+        if batch_id in ids_of and ids_of[batch_id][row] == rid:
+            labels.append((x.truth_label, x.truth_value, key))
+        else:
+            labels += [(x.truth_label, x.truth_value, k) for k, _, _ in _candidates(db, key, rid)]
+    mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
+    update = f"UPDATE {log.name} SET truth_label = {mark}, truth_value = {mark} WHERE request_key = {mark}"
+    if labels:
+        db.exec_driver_sql(update, labels)
 
 
 def prune_logged(db: Connection, policy: PredictionLogPolicy, now: float) -> int:
@@ -183,7 +201,7 @@ def read_logged(db: Connection, request_id: str) -> LoggedPrediction | None:
     if not found:
         return None
     row = found[0][1]
-    _, event_times, plan_revisions, windows = json.loads(row.records)
+    event_times, plan_revisions, windows = json.loads(row.records)
     inputs, outputs = record_values(tensors_from_bytes(bytes(row.tensors)), int(row.batch_row))
     return LoggedPrediction(
         request_id=request_id,

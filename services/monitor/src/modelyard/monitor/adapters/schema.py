@@ -134,7 +134,8 @@ prediction_log_batches = sa.Table(
     sa.Column("digest", sa.String(100), nullable=False),
     sa.Column("logged_at", sa.Float, nullable=False, index=True),
     sa.Column("entries", sa.BigInteger, nullable=False),  # of its records in prediction_log (the row cap counts them)
-    sa.Column("records", sa.Text, nullable=False),  # JSON: request ids, event times, plan revisions, windows
+    sa.Column("request_ids", sa.Text, nullable=False),  # JSON, of its records ("": none); compared on every lookup
+    sa.Column("records", sa.Text, nullable=False),  # JSON: its records' event times, plan revisions and windows
     sa.Column("tensors", sa.LargeBinary, nullable=False),  # as the decoder flattened them
 )
 prediction_log = sa.Table(

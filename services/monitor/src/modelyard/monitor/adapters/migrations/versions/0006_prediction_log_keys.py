@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("digest", sa.String(length=100), nullable=False),
         sa.Column("logged_at", sa.Float(), nullable=False),
         sa.Column("entries", sa.BigInteger(), nullable=False),
+        sa.Column("request_ids", sa.Text(), nullable=False),
         sa.Column("records", sa.Text(), nullable=False),
         sa.Column("tensors", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
@@ -74,7 +75,8 @@ def upgrade() -> None:
             model_version=first.model_version,
             digest=first.digest,
             logged_at=first.logged_at,
-            records=json.dumps(records, allow_nan=False),
+            request_ids=json.dumps(records[0]),
+            records=json.dumps(records[1:], allow_nan=False),
             tensors=first.data,
         )
         batch_id = log_batch(db, values, [(r.batch_row, r.request_id) for r in entries])
@@ -103,7 +105,8 @@ def downgrade() -> None:
     query = sa.select(entries, batches).join(batches, batches.c.id == entries.c.batch_id)
     for batch_id, group in groupby(db.execute(query.order_by(entries.c.batch_id)).all(), key=lambda r: r.batch_id):
         rows = list(group)
-        request_ids, event_times, plan_revisions, windows = json.loads(rows[0].records)
+        request_ids = json.loads(rows[0].request_ids)
+        event_times, plan_revisions, windows = json.loads(rows[0].records)
         db.execute(blocks.insert().values(id=batch_id, data=rows[0].tensors))
         db.execute(
             old.insert(),
