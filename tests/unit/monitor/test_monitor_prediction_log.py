@@ -16,7 +16,14 @@ from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
 from modelyard.errors import ErrorKind
 from modelyard.monitor.adapters import prediction_log as log_adapter
 from modelyard.monitor.adapters.metrics import PrometheusMetrics
-from modelyard.monitor.adapters.prediction_log import PROBES, insert_logged, label_logged, prune_logged, request_keys
+from modelyard.monitor.adapters.prediction_log import (
+    PROBES,
+    index_logged,
+    insert_logged,
+    label_logged,
+    prune_logged,
+    request_keys,
+)
 from modelyard.monitor.adapters.schema import incidents, prediction_log, prediction_log_batches
 from modelyard.monitor.adapters.store import SqlMonitorStore
 from modelyard.monitor.domain.errors import ReferenceNotFound
@@ -91,7 +98,12 @@ def test_an_unknown_request_id_is_not_found_with_a_clear_message(monitor: Monito
 def test_a_retried_request_keeps_its_first_entry(monitor: Monitor) -> None:
     monitor.handle_predictions([consumed(0, batch(0, 1, T0, revision=7))])
     monitor.handle_predictions([consumed(1, batch(0, 1, T0, revision=8))])
-    assert monitor.prediction_trace("r0").prediction.plan_revision == 7
+    assert monitor.prediction_trace("r0").prediction.plan_revision == 7  # found in the batches not indexed yet
+    with transaction(monitor.store.engine, write=True) as db:  # type: ignore[attr-defined]
+        index_logged(db)
+        assert db.scalar(sa.select(sa.func.count()).select_from(prediction_log)) == 1
+        assert db.scalar(sa.select(sa.func.count()).select_from(prediction_log_batches)) == 1  # the retry's went
+    assert monitor.prediction_trace("r0").prediction.plan_revision == 7  # by its key
 
 
 def test_the_incidents_listed_are_those_open_at_the_event_time(monitor: Monitor) -> None:

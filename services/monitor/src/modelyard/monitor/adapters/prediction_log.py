@@ -1,11 +1,13 @@
-"""The prediction log in the store: written with the checkpoint that windowed the predictions (a row per batch:
-its records' request ids, event times, plan revisions and windows, and a block of its tensors; a narrow entry per
-prediction under an integer key hashed from its request id, pointing at its record), labelled with the checkpoint
-that joined their feedback, pruned by the store's housekeeping, read back by request id.
+"""The prediction log in the store: a row per batch written with the checkpoint that windowed its predictions (its
+records' request ids, event times, plan revisions and windows, and a block of its tensors); a narrow entry per
+prediction under an integer key hashed from its request id, pointing at its record, added in bulk later (the
+store's housekeeping, or the checkpoint that joins labels: `index_logged`); labelled with the checkpoint that joined
+their feedback, pruned by the housekeeping, read back by request id (the batches not indexed yet searched too).
 
-The entries are the hot path's one per-prediction write. A text primary key (the request id) cost ~8 us a row in
-SQLite, most of it the random insert into its index; an integer key is the table's own b-tree (SQLite's rowid),
-and the batch's columns are written once per batch instead of once per row."""
+Why: a text primary key (the request id) written with each checkpoint cost ~8 us a prediction in SQLite, the most
+of it the random insert into its index: each prediction's key landed on a page of its own, which the commit wrote
+out. Random keys inserted in one sorted run write each page once for all the keys that land on it.
+"""
 
 from __future__ import annotations
 
@@ -65,13 +67,10 @@ def _multipliers(width: int) -> npt.NDArray[np.uint64]:
 
 
 def insert_logged(db: Connection, batches: Sequence[LoggedBatch], logged_at: float) -> None:
-    """Hot path (every batch): one row per batch, then one driver-level executemany of a narrow row per prediction
-    under its request id's key. A key taken before (the id logged before: a retried inference, a shadow's copy; or
-    another id with the same hash) leaves the row out; when some were, `_settle` keeps first entries and moves
-    colliding ids on. ON CONFLICT DO NOTHING is both SQLite's and PostgreSQL's."""
+    """Hot path (every batch): one row per batch, its entries indexed later (`index_logged`)."""
     for batch in batches:
         records = [batch.event_times, batch.plan_revisions, batch.windows]
-        values = dict(
+        insert = prediction_log_batches.insert().values(
             model_name=batch.model_name,
             model_version=batch.model_version,
             digest=batch.digest,
@@ -80,32 +79,59 @@ def insert_logged(db: Connection, batches: Sequence[LoggedBatch], logged_at: flo
             records=json.dumps(records, allow_nan=False),
             tensors=tensors_to_bytes(batch.tensors),
         )
-        log_batch(db, values, [(row, rid) for row, rid in enumerate(batch.request_ids) if rid])
+        db.execute(insert)
 
 
-def log_batch(db: Connection, values: dict[str, Any], logged: Sequence[tuple[int, str]]) -> int:
-    """A batch's row (its columns but `entries`) and the entries of its `logged` records (row, request id); its id."""
-    insert = prediction_log_batches.insert().values(entries=len(logged), **values)
-    batch_id = int(db.execute(insert.returning(prediction_log_batches.c.id)).scalar_one())
-    keys = request_keys([rid for _, rid in logged])
+def index_logged(db: Connection) -> None:
+    """The entries of the batches logged since the last time, in one driver-level executemany in key order, so
+    that each page of the key's b-tree is written once for them all rather than once a prediction (the random
+    keys of one checkpoint's predictions each wrote a page of their own, the most of what logging cost). Runs
+    before labels are joined, before pruning and in the store's housekeeping. A key taken (the id logged before:
+    a retried inference, a shadow's copy, or another id with the same hash) leaves the row out; when some were,
+    `_settle` keeps first entries and moves colliding ids on. ON CONFLICT DO NOTHING is SQLite's and PostgreSQL's."""
+    batches = prediction_log_batches
+    fresh = db.execute(sa.select(batches.c.id, batches.c.request_ids).where(batches.c.entries.is_(None))).all()
+    if not fresh:
+        return
+    entries: list[tuple[int, int, int, str]] = []  # key, batch, row, request id
+    for batch_id, request_ids in fresh:
+        logged = [(row, rid) for row, rid in enumerate(json.loads(request_ids)) if rid]
+        keys = request_keys([rid for _, rid in logged])
+        entries += [(key, batch_id, row, rid) for key, (row, rid) in zip(keys, logged, strict=True)]
+    entries.sort()  # by key, then batch: an id's first entry comes first
     mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
     added = db.exec_driver_sql(
-        f"INSERT INTO {prediction_log.name} (request_key, batch_id, batch_row) VALUES ({mark}, {batch_id}, {mark}) "
+        f"INSERT INTO {prediction_log.name} (request_key, batch_id, batch_row) VALUES ({mark}, {mark}, {mark}) "
         f"ON CONFLICT (request_key) DO NOTHING",
-        [(key, row) for key, (row, _) in zip(keys, logged, strict=True)],
+        [entry[:3] for entry in entries],
     ).rowcount
-    if added < len(logged):
-        _settle(db, batch_id, logged, keys)
-    return batch_id
+    ids = [batch_id for batch_id, _ in fresh]
+    if added < len(entries):
+        _settle(db, ids, entries)
+    counted: dict[int, int] = dict.fromkeys(ids, 0)
+    for at in range(0, len(ids), 500):  # bounded IN lists
+        per_batch = sa.select(prediction_log.c.batch_id, sa.func.count()).group_by(prediction_log.c.batch_id)
+        for batch_id, n in db.execute(per_batch.where(prediction_log.c.batch_id.in_(ids[at : at + 500]))):
+            counted[batch_id] = n
+    kept = [{"b_id": batch_id, "b_entries": n} for batch_id, n in counted.items() if n]
+    if kept:
+        update = batches.update().where(batches.c.id == sa.bindparam("b_id"))
+        db.execute(update.values(entries=sa.bindparam("b_entries")), kept)
+    empty = [batch_id for batch_id, n in counted.items() if not n]  # nothing new in them: a shadow's copies, say
+    for at in range(0, len(empty), 500):
+        db.execute(batches.delete().where(batches.c.id.in_(empty[at : at + 500])))
 
 
-def _settle(db: Connection, batch_id: int, logged: Sequence[tuple[int, str]], keys: Sequence[int]) -> None:
-    """The rows a batch's insert left out: an id logged before keeps its first entry; an id whose key another id
-    holds takes the next free key of its PROBES (none free: it is not logged, and a warning says so)."""
+def _settle(db: Connection, ids: Sequence[int], entries: Sequence[tuple[int, int, int, str]]) -> None:
+    """The entries an insert left out: an id logged before keeps its first entry; an id whose key another id holds
+    takes the next free key of its PROBES (none free: it is not logged, and a warning says so)."""
     log = prediction_log
-    inserted = set(db.scalars(sa.select(log.c.batch_row).where(log.c.batch_id == batch_id)))
-    for (row, rid), key in zip(logged, keys, strict=True):
-        if row in inserted:
+    inserted: set[tuple[int, int]] = set()
+    for at in range(0, len(ids), 500):
+        query = sa.select(log.c.batch_id, log.c.batch_row).where(log.c.batch_id.in_(ids[at : at + 500]))
+        inserted.update((batch_id, row) for batch_id, row in db.execute(query))
+    for key, batch_id, row, rid in sorted(entries, key=lambda entry: entry[1:3]):
+        if (batch_id, row) in inserted:
             continue
         taken = {int(k) for k, _, _ in _candidates(db, key, rid, everything=True)}
         if any(found for _, _, found in _candidates(db, key, rid)):
@@ -115,8 +141,6 @@ def _settle(db: Connection, batch_id: int, logged: Sequence[tuple[int, str]], ke
             logger.warning("prediction log: %d keys after request id %r's hash are taken; not logged", PROBES, rid)
             continue
         db.execute(log.insert().values(request_key=free[0], batch_id=batch_id, batch_row=row))
-    counted = sa.select(sa.func.count()).where(log.c.batch_id == batch_id).scalar_subquery()
-    db.execute(prediction_log_batches.update().where(prediction_log_batches.c.id == batch_id).values(entries=counted))
 
 
 def _candidates(db: Connection, key: int, request_id: str, *, everything: bool = False) -> list[tuple[int, Any, bool]]:
@@ -138,6 +162,7 @@ def label_logged(db: Connection, joined: Sequence[LabelledPrediction]) -> None:
     (each batch's request ids read once), those moved on by a collision (or not logged) probed one by one."""
     if not joined:
         return
+    index_logged(db)
     log, batches = prediction_log, prediction_log_batches
     keys = request_keys([x.prediction.request_id for x in joined])
     at: dict[int, tuple[int, int]] = {}  # key -> its entry's batch and record
@@ -167,6 +192,7 @@ def label_logged(db: Connection, joined: Sequence[LabelledPrediction]) -> None:
 def prune_logged(db: Connection, policy: PredictionLogPolicy, now: float) -> int:
     """Batches past the retention go with their entries, then the oldest entries beyond the row cap (whole batches,
     then the first records of the one the cap falls in); how many entries went."""
+    index_logged(db)
     log, batches = prediction_log, prediction_log_batches
     expired = sa.select(batches.c.id).where(batches.c.logged_at < now - policy.retention_s).scalar_subquery()
     gone = db.execute(log.delete().where(log.c.batch_id.in_(expired))).rowcount
@@ -197,24 +223,36 @@ def prune_logged(db: Connection, policy: PredictionLogPolicy, now: float) -> int
 
 
 def read_logged(db: Connection, request_id: str) -> LoggedPrediction | None:
+    """Its entry, else its first record in the batches not indexed yet (a few checkpoints' worth, searched as text
+    first: a JSON string's quotes cannot occur unescaped inside another)."""
     found = _candidates(db, request_keys([request_id])[0], request_id)
-    if not found:
-        return None
-    row = found[0][1]
-    event_times, plan_revisions, windows = json.loads(row.records)
-    inputs, outputs = record_values(tensors_from_bytes(bytes(row.tensors)), int(row.batch_row))
+    if found:
+        row = found[0][1]
+        truth = row.truth_label if row.truth_label is not None else row.truth_value
+        return _logged(row, request_id, int(row.batch_row), truth)
+    batches = prediction_log_batches
+    needle = json.dumps(request_id)
+    for batch in db.execute(sa.select(batches).where(batches.c.entries.is_(None)).order_by(batches.c.id)):
+        if needle in batch.request_ids and request_id in (ids := json.loads(batch.request_ids)):
+            return _logged(batch, request_id, ids.index(request_id), None)  # labels are joined to indexed entries
+    return None
+
+
+def _logged(batch: Any, request_id: str, row: int, truth: str | float | None) -> LoggedPrediction:
+    event_times, plan_revisions, windows = json.loads(batch.records)
+    inputs, outputs = record_values(tensors_from_bytes(bytes(batch.tensors)), row)
     return LoggedPrediction(
         request_id=request_id,
-        model_name=row.model_name,
-        model_version=int(row.model_version),
-        digest=row.digest,
-        plan_revision=int(plan_revisions[row.batch_row]),
-        event_time=float(event_times[row.batch_row]),
-        window=windows[row.batch_row],
+        model_name=batch.model_name,
+        model_version=int(batch.model_version),
+        digest=batch.digest,
+        plan_revision=int(plan_revisions[row]),
+        event_time=float(event_times[row]),
+        window=windows[row],
         inputs=inputs,
         outputs=outputs,
-        truth=row.truth_label if row.truth_label is not None else row.truth_value,
-        logged_at=float(row.logged_at),
+        truth=truth,
+        logged_at=float(batch.logged_at),
     )
 
 

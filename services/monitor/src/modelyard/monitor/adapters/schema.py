@@ -133,7 +133,8 @@ prediction_log_batches = sa.Table(
     sa.Column("model_version", sa.BigInteger, nullable=False),
     sa.Column("digest", sa.String(100), nullable=False),
     sa.Column("logged_at", sa.Float, nullable=False, index=True),
-    sa.Column("entries", sa.BigInteger, nullable=False),  # of its records in prediction_log (the row cap counts them)
+    # Of its records in prediction_log (the row cap counts them); NULL until they are indexed.
+    sa.Column("entries", sa.BigInteger, nullable=True, index=True),
     sa.Column("request_ids", sa.Text, nullable=False),  # JSON, of its records ("": none); compared on every lookup
     sa.Column("records", sa.Text, nullable=False),  # JSON: its records' event times, plan revisions and windows
     sa.Column("tensors", sa.LargeBinary, nullable=False),  # as the decoder flattened them
@@ -142,7 +143,7 @@ prediction_log = sa.Table(
     "prediction_log",  # a logged prediction by its request id's key; bounded by retention and a row cap
     metadata,
     # A 62-bit hash of the request id (the next free one of the 8 after it when two ids collide), compared with the
-    # batch's request id on every lookup: an integer primary key (SQLite's rowid), narrow rows, no text index.
+    # batch's request id on every lookup: an integer primary key (SQLite's rowid), narrow rows, added in bulk.
     sa.Column(
         "request_key", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=False
     ),

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 from alembic.script import ScriptDirectory
 
-from modelyard.monitor.adapters.prediction_log import log_batch
+from modelyard.monitor.adapters.prediction_log import index_logged
 from modelyard.monitor.adapters.schema import prediction_log, prediction_log_batches
 
 revision = "0006"
@@ -43,13 +43,14 @@ def upgrade() -> None:
         sa.Column("model_version", sa.BigInteger(), nullable=False),
         sa.Column("digest", sa.String(length=100), nullable=False),
         sa.Column("logged_at", sa.Float(), nullable=False),
-        sa.Column("entries", sa.BigInteger(), nullable=False),
+        sa.Column("entries", sa.BigInteger(), nullable=True),
         sa.Column("request_ids", sa.Text(), nullable=False),
         sa.Column("records", sa.Text(), nullable=False),
         sa.Column("tensors", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_prediction_log_batches_logged_at", "prediction_log_batches", ["logged_at"])
+    op.create_index("ix_prediction_log_batches_entries", "prediction_log_batches", ["entries"])
     op.create_table(
         "prediction_log",
         sa.Column("request_key", _ID, autoincrement=False, nullable=False),
@@ -62,6 +63,7 @@ def upgrade() -> None:
     op.create_index("ix_prediction_log_batch_id", "prediction_log", ["batch_id"])
     query = sa.select(old, blocks.c.data).join(blocks, blocks.c.id == old.c.batch_id)
     rows = db.execute(query.order_by(old.c.batch_id, old.c.batch_row)).all()
+    labelled: list[tuple[int, int, str | None, float | None]] = []  # new batch, record, label
     for _, group in groupby(rows, key=lambda r: r.batch_id):
         entries = list(group)
         size = max(r.batch_row for r in entries) + 1  # records without an entry keep empty values
@@ -70,7 +72,7 @@ def upgrade() -> None:
             for column, value in zip(records, (r.request_id, r.event_time, r.plan_revision, r.window_id), strict=True):
                 column[r.batch_row] = value
         first = entries[0]
-        values = dict(
+        insert = prediction_log_batches.insert().values(
             model_name=first.model_name,
             model_version=first.model_version,
             digest=first.digest,
@@ -79,12 +81,13 @@ def upgrade() -> None:
             records=json.dumps(records[1:], allow_nan=False),
             tensors=first.data,
         )
-        batch_id = log_batch(db, values, [(r.batch_row, r.request_id) for r in entries])
-        for r in entries:
-            if r.truth_label is not None or r.truth_value is not None:
-                where = (prediction_log.c.batch_id == batch_id) & (prediction_log.c.batch_row == r.batch_row)
-                labelled = prediction_log.update().where(where)
-                db.execute(labelled.values(truth_label=r.truth_label, truth_value=r.truth_value))
+        batch_id = db.execute(insert.returning(prediction_log_batches.c.id)).scalar_one()
+        labelled += [(batch_id, r.batch_row, r.truth_label, r.truth_value) for r in entries]
+    index_logged(db)
+    for batch_id, row, truth_label, truth_value in labelled:
+        if truth_label is not None or truth_value is not None:
+            where = (prediction_log.c.batch_id == batch_id) & (prediction_log.c.batch_row == row)
+            db.execute(prediction_log.update().where(where).values(truth_label=truth_label, truth_value=truth_value))
     op.drop_table("prediction_log_0003")
     op.drop_table("prediction_log_tensors")
 
@@ -130,6 +133,7 @@ def downgrade() -> None:
         )
     op.drop_table("prediction_log_0006")
     op.drop_index("ix_prediction_log_batches_logged_at", table_name="prediction_log_batches")
+    op.drop_index("ix_prediction_log_batches_entries", table_name="prediction_log_batches")
     op.drop_table("prediction_log_batches")
 
 
