@@ -67,19 +67,27 @@ def _multipliers(width: int) -> npt.NDArray[np.uint64]:
 
 
 def insert_logged(db: Connection, batches: Sequence[LoggedBatch], logged_at: float) -> None:
-    """Hot path (every batch): one row per batch, its entries indexed later (`index_logged`)."""
-    for batch in batches:
-        records = [batch.event_times, batch.plan_revisions, batch.windows]
-        insert = prediction_log_batches.insert().values(
-            model_name=batch.model_name,
-            model_version=batch.model_version,
-            digest=batch.digest,
-            logged_at=logged_at,
-            request_ids=json.dumps(batch.request_ids),
-            records=json.dumps(records, allow_nan=False),
-            tensors=tensors_to_bytes(batch.tensors),
+    """Hot path (every batch): one driver-level executemany of a row per batch, its entries indexed later
+    (`index_logged`)."""
+    if not batches:
+        return
+    rows = [
+        (
+            batch.model_name,
+            batch.model_version,
+            batch.digest,
+            json.dumps(batch.request_ids),
+            json.dumps([batch.event_times, batch.plan_revisions, batch.windows], allow_nan=False),
+            tensors_to_bytes(batch.tensors),
         )
-        db.execute(insert)
+        for batch in batches
+    ]
+    marks = ", ".join(("?" if db.dialect.paramstyle == "qmark" else "%s",) * 6)
+    db.exec_driver_sql(
+        f"INSERT INTO {prediction_log_batches.name} (model_name, model_version, digest, request_ids, records, tensors, "
+        f"logged_at) VALUES ({marks}, {float(logged_at)!r})",
+        rows,
+    )
 
 
 def index_logged(db: Connection) -> None:
