@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -15,14 +16,21 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from modelyard.monitor.adapters.prediction_log import tensors_to_bytes
 from modelyard.monitor.adapters.schema import metadata, profiles
 from modelyard.monitor.adapters.store import MIGRATIONS, SqlMonitorStore
 from modelyard.monitor.domain.performance import PendingPrediction
 from modelyard.monitor.domain.policy import MonitorPolicy
+from modelyard.monitor.domain.profile import Role
+from modelyard.monitor.domain.records import TensorRows
 from modelyard.sql.engine import create_engine, scratch_postgres_database
 from modelyard.sql.migrations import alembic_config
 
 pytestmark = pytest.mark.integration
+OLD_LOG_COLUMNS = (  # revision 0003's prediction log
+    *("request_id", "model_name", "model_version", "digest", "plan_revision", "event_time", "window_id"),
+    *("batch_id", "batch_row", "truth_label", "truth_value", "logged_at"),
+)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -125,3 +133,40 @@ def test_predictions_waiting_per_row_move_to_blocks_and_still_join(engine: Engin
         "r1": PendingPrediction("r1", "m", 1, 10.0, "1", 0.8, None, None),
         "r2": PendingPrediction("r2", "m", 1, 11.0, None, None, 2.5, None),
     }
+
+
+def test_logged_predictions_move_to_integer_keys_and_back_with_their_labels(engine: Engine) -> None:
+    config = alembic_config(engine, MIGRATIONS)
+    tensors = tensors_to_bytes({(Role.INPUT, "x"): TensorRows(np.array([1.0, 2.0, 3.0]), np.ones(3, np.int64))})
+    old_log = sa.table("prediction_log", *(sa.column(c) for c in OLD_LOG_COLUMNS))
+    old_rows = [  # batch 5's record 1 had no request id: no entry
+        ("a", "m", 1, "sha256:ab", 7, 100.0, "1.0", 5, 0, "yes", None, 50.0),
+        ("b", "m", 1, "sha256:ab", 7, 101.0, "", 5, 2, None, None, 50.0),
+        ("c", "n", 2, "sha256:cd", 8, 102.0, "1.1", 6, 0, None, 2.5, 60.0),
+    ]
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+        blocks = sa.table("prediction_log_tensors", sa.column("id"), sa.column("data"))
+        connection.execute(blocks.insert(), [{"id": 5, "data": tensors}, {"id": 6, "data": tensors}])
+        connection.execute(old_log.insert(), [dict(zip(OLD_LOG_COLUMNS, row, strict=True)) for row in old_rows])
+    store(engine).migrate()
+    assert schema_diff(engine) == []
+    traced = {rid: store(engine).prediction_trace(rid) for rid in "abc"}
+    moved = [
+        (p.request_id, p.model_name, p.model_version, p.digest, p.plan_revision, p.event_time, p.window, p.truth)
+        for p in (t.prediction for t in traced.values() if t is not None)
+    ]
+    assert moved == [
+        ("a", "m", 1, "sha256:ab", 7, 100.0, "1.0", "yes"),
+        ("b", "m", 1, "sha256:ab", 7, 101.0, "", None),
+        ("c", "n", 2, "sha256:cd", 8, 102.0, "1.1", 2.5),
+    ]
+    assert [t.prediction.inputs for t in traced.values() if t is not None] == [{"x": [1.0]}, {"x": [3.0]}, {"x": [1.0]}]
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+        back = sorted(connection.execute(sa.select(old_log)).all())
+        renumbered = [(*row[:7], *row[8:]) for row in old_rows]  # the batches' ids are renumbered on the way
+        assert [(*row[:7], *row[8:]) for row in back] == renumbered and back[0][7] == back[1][7] != back[2][7]
+        assert connection.scalar(sa.select(sa.func.count()).select_from(blocks)) == 2

@@ -3,6 +3,7 @@ joined and the incidents open at its time; bounded by retention and a row cap, p
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -13,11 +14,20 @@ import sqlalchemy as sa
 
 from modelyard.contracts.events.v1 import common_pb2, serving_events_pb2
 from modelyard.errors import ErrorKind
+from modelyard.monitor.adapters import prediction_log as log_adapter
 from modelyard.monitor.adapters.metrics import PrometheusMetrics
-from modelyard.monitor.adapters.prediction_log import insert_logged, prune_logged
-from modelyard.monitor.adapters.schema import incidents, prediction_log, prediction_log_tensors
+from modelyard.monitor.adapters.prediction_log import (
+    PROBES,
+    index_logged,
+    insert_logged,
+    label_logged,
+    prune_logged,
+    request_keys,
+)
+from modelyard.monitor.adapters.schema import incidents, prediction_log, prediction_log_batches
 from modelyard.monitor.adapters.store import SqlMonitorStore
 from modelyard.monitor.domain.errors import ReferenceNotFound
+from modelyard.monitor.domain.performance import LabelledPrediction, PendingPrediction
 from modelyard.monitor.domain.policy import MonitorPolicy, WindowPolicy
 from modelyard.monitor.domain.ports import ReferenceData
 from modelyard.monitor.domain.prediction_log import LoggedBatch, PredictionLogPolicy, PredictionNotFound
@@ -88,7 +98,12 @@ def test_an_unknown_request_id_is_not_found_with_a_clear_message(monitor: Monito
 def test_a_retried_request_keeps_its_first_entry(monitor: Monitor) -> None:
     monitor.handle_predictions([consumed(0, batch(0, 1, T0, revision=7))])
     monitor.handle_predictions([consumed(1, batch(0, 1, T0, revision=8))])
-    assert monitor.prediction_trace("r0").prediction.plan_revision == 7
+    assert monitor.prediction_trace("r0").prediction.plan_revision == 7  # found in the batches not indexed yet
+    with transaction(monitor.store.engine, write=True) as db:  # type: ignore[attr-defined]
+        index_logged(db)
+        assert db.scalar(sa.select(sa.func.count()).select_from(prediction_log)) == 1
+        assert db.scalar(sa.select(sa.func.count()).select_from(prediction_log_batches)) == 1  # the retry's went
+    assert monitor.prediction_trace("r0").prediction.plan_revision == 7  # by its key
 
 
 def test_the_incidents_listed_are_those_open_at_the_event_time(monitor: Monitor) -> None:
@@ -106,28 +121,71 @@ def test_the_incidents_listed_are_those_open_at_the_event_time(monitor: Monitor)
     assert [i.incident_id for i in monitor.prediction_trace("r0").incidents] == ["before-open"]
 
 
-def test_pruning_drops_expired_entries_then_the_oldest_over_the_cap_then_unused_blocks(tmp_path: Path) -> None:
+def logged(request_ids: list[str], revision: int = 1) -> LoggedBatch:
+    tensors = {(Role.INPUT, "x"): TensorRows(np.arange(len(request_ids), dtype=float), np.ones(len(request_ids), int))}
+    n = len(request_ids)
+    return LoggedBatch("m", 1, "sha256:ab", tensors, request_ids, [T0 + i for i in range(n)], [revision] * n, [""] * n)
+
+
+def kept_ids(db: sa.Connection) -> list[str]:
+    """The request ids of the entries left, oldest first."""
+    query = sa.select(prediction_log.c.batch_row, prediction_log_batches.c.request_ids).join(
+        prediction_log_batches, prediction_log_batches.c.id == prediction_log.c.batch_id
+    )
+    rows = db.execute(query.order_by(prediction_log.c.batch_id, prediction_log.c.batch_row)).all()
+    return [json.loads(r.request_ids)[r.batch_row] for r in rows]
+
+
+def test_pruning_drops_expired_batches_then_the_oldest_entries_over_the_cap(tmp_path: Path) -> None:
     store = SqlMonitorStore(create_engine(f"sqlite:///{tmp_path / 'monitor.db'}"), POLICY)
     store.migrate()
     now = time.time()
-    tensors = {(Role.INPUT, "x"): TensorRows(np.array([1.0]), np.array([1], np.int64))}
 
-    def batch(i: int) -> LoggedBatch:
-        return LoggedBatch(tensors, [(f"r{i}", "m", 1, "sha256:ab", 1, now, "", 0)])
+    def count(db: sa.Connection, table: sa.Table) -> int | None:
+        return db.scalar(sa.select(sa.func.count()).select_from(table))
 
     with transaction(store.engine, write=True) as db:
-        insert_logged(db, [batch(0), batch(1)], logged_at=now - 8 * 24 * 3600)  # past the 7-day default retention
-        for i in range(2, 7):
-            insert_logged(db, [batch(i)], logged_at=now - 100 + i)
-        gone = prune_logged(db, PredictionLogPolicy(max_rows=3), now)
-        kept = db.scalars(sa.select(prediction_log.c.request_id).order_by(prediction_log.c.logged_at)).all()
-        blocks = db.scalar(sa.select(sa.func.count()).select_from(prediction_log_tensors))
-    assert gone == 4 and kept == ["r4", "r5", "r6"] and blocks == 3
+        insert_logged(db, [logged(["r0"]), logged(["r1"])], logged_at=now - 8 * 24 * 3600)  # past the 7 days
+        for i in range(2, 5):
+            insert_logged(db, [logged([f"r{i}"])], logged_at=now - 100 + i)
+        insert_logged(db, [logged(["r5", "", "r6", "r7"])], logged_at=now - 50)  # a record without a request id
+        gone = prune_logged(db, PredictionLogPolicy(max_rows=4), now)  # the cap falls inside the last batch
+        kept, batches = kept_ids(db), count(db, prediction_log_batches)
+    assert gone == 2 + 2 and kept == ["r4", "r5", "r6", "r7"] and batches == 2
     assert store.prediction_trace("r5") is not None and store.prediction_trace("r3") is None
 
     with transaction(store.engine, write=True) as db:
-        assert prune_logged(db, PredictionLogPolicy(retention_s=1.0), now + 10) == 3
-        assert db.scalar(sa.select(sa.func.count()).select_from(prediction_log_tensors)) == 0
+        assert prune_logged(db, PredictionLogPolicy(max_rows=2), now) == 2
+        assert kept_ids(db) == ["r6", "r7"] and count(db, prediction_log_batches) == 1
+        assert prune_logged(db, PredictionLogPolicy(retention_s=1.0), now + 10) == 2
+        assert count(db, prediction_log_batches) == 0 and count(db, prediction_log) == 0
+
+
+def test_request_keys_are_stable_and_independent_of_the_other_ids() -> None:
+    alone = request_keys(["r1"]) + request_keys(["a-much-longer-request-id-é"])
+    assert request_keys(["r1", "a-much-longer-request-id-é"]) == alone
+    assert alone[0] == 207_629_119_759_068_679  # stored keys: a change of the hash needs a migration
+    keys = request_keys([f"req-{i}" for i in range(100_000)])
+    assert len(set(keys)) == len(keys) and all(0 <= k < 2**62 for k in keys)
+
+
+def test_ids_under_one_key_are_told_apart_and_a_retry_keeps_its_first_entry(
+    monitor: Monitor, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every id hashes to the same key: the probes, not the hash, keep them apart.
+    monkeypatch.setattr(log_adapter, "request_keys", lambda ids: [42] * len(ids))
+    ids, ids_ = [f"c{i}" for i in range(PROBES + 1)], ["c0", "c2", "zz"]
+    with transaction(monitor.store.engine, write=True) as db:  # type: ignore[attr-defined]
+        insert_logged(db, [logged(ids[:3], revision=1)], logged_at=time.time())
+        insert_logged(db, [logged(["c1", "c3"], revision=2)], logged_at=time.time())  # c1 again, c3 new
+        insert_logged(db, [logged(ids[4:], revision=3)], logged_at=time.time())  # c8 finds no free key
+        # labels: c0 holds the key itself, c2 was moved on to another, zz was never logged
+        label_logged(db, [LabelledPrediction(PendingPrediction(i, "m", 1, T0, "no", 0.5, None), i, None) for i in ids_])
+    found = {i: monitor.store.prediction_trace(i) for i in ids}
+    assert [found[i].prediction.plan_revision for i in ids[:-1]] == [1, 1, 1, 2, 3, 3, 3, 3]  # type: ignore[union-attr]
+    assert found["c1"].prediction.inputs == {"x": [1.0]}  # its first batch's row  # type: ignore[union-attr]
+    assert found["c8"] is None and "not logged" in caplog.text
+    assert [found[i].prediction.truth for i in ("c0", "c1", "c2", "c3")] == ["c0", None, "c2", None]  # type: ignore[union-attr]
 
 
 def test_a_monitor_with_no_log_keeps_nothing(tmp_path: Path) -> None:

@@ -125,25 +125,30 @@ stream_positions = sa.Table(
     sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("next_offset", sa.BigInteger, nullable=False),
 )
-prediction_log = sa.Table(
-    "prediction_log",  # what each prediction was, by request id, for provenance; bounded by retention and a row cap
+prediction_log_batches = sa.Table(
+    "prediction_log_batches",  # what one batch's predictions of a version were, for provenance
     metadata,
-    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("model_name", sa.String(255), nullable=False),
     sa.Column("model_version", sa.BigInteger, nullable=False),
     sa.Column("digest", sa.String(100), nullable=False),
-    sa.Column("plan_revision", sa.BigInteger, nullable=False),
-    sa.Column("event_time", sa.Float, nullable=False),
-    sa.Column("window_id", sa.String(64), nullable=False),
-    sa.Column("batch_id", sa.BigInteger, nullable=False, index=True),  # its batch's tensors ...
-    sa.Column("batch_row", sa.Integer, nullable=False),  # ... and its row in them
+    sa.Column("logged_at", sa.Float, nullable=False, index=True),
+    # Of its records in prediction_log (the row cap counts them); NULL until they are indexed.
+    sa.Column("entries", sa.BigInteger, nullable=True, index=True),
+    sa.Column("request_ids", sa.Text, nullable=False),  # JSON, of its records ("": none); compared on every lookup
+    sa.Column("records", sa.Text, nullable=False),  # JSON: its records' event times, plan revisions and windows
+    sa.Column("tensors", sa.LargeBinary, nullable=False),  # as the decoder flattened them
+)
+prediction_log = sa.Table(
+    "prediction_log",  # a logged prediction by its request id's key; bounded by retention and a row cap
+    metadata,
+    # A 62-bit hash of the request id (the next free one of the 8 after it when two ids collide), compared with the
+    # batch's request id on every lookup: an integer primary key (SQLite's rowid), narrow rows, added in bulk.
+    sa.Column(
+        "request_key", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=False
+    ),
+    sa.Column("batch_id", sa.BigInteger, nullable=False, index=True),  # its batch (ids only grow: an append) ...
+    sa.Column("batch_row", sa.Integer, nullable=False),  # ... and its record in it
     sa.Column("truth_label", sa.String(255), nullable=True),
     sa.Column("truth_value", sa.Float, nullable=True),
-    sa.Column("logged_at", sa.Float, nullable=False, index=True),
-)
-prediction_log_tensors = sa.Table(
-    "prediction_log_tensors",  # the tensors of one logged batch of a version, as the decoder flattened them (npz)
-    metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("data", sa.LargeBinary, nullable=False),
 )

@@ -1,18 +1,18 @@
 """The prediction log: what each prediction of the stream was, by request id, for provenance (`modelyard trace`).
 
-An entry per prediction (version, digest, plan revision, event time, window) points at its row in a block of the
-tensors of the batch it came in, stored as the decoder produced them (flattened columns), so that logging costs
-one serialisation per batch rather than per prediction. Bounded twice: entries older than the retention go, and
-beyond the row cap the oldest go first (the store prunes both, and the blocks no entry points at, in its
-housekeeping). A request id seen before (a retried inference, or the shadow copy of a request) keeps its first
-entry, which is the answer the caller got: the shadow's copy is recorded after it.
+A batch's predictions of a version are logged together: their request ids, event times, plan revisions and
+windows, with the batch's tensors as the decoder produced them (flattened columns), so that logging costs one
+serialisation per batch rather than per prediction; the store indexes each request id apart, to find its batch.
+Bounded twice: entries older than the retention go, and beyond the row cap the oldest go first (the store prunes
+both in its housekeeping, with the batches no entry is left of). A request id seen before (a retried inference, or
+the shadow copy of a request) keeps its first entry, which is the answer the caller got: the shadow's copy is
+recorded after it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -27,9 +27,6 @@ from modelyard.monitor.domain.windows import WindowId
 
 Values = list[float] | list[str]
 Tensors = Mapping[tuple[Role, str], TensorRows]
-# One entry as the hot path makes it: request id, model, version, digest, plan revision, event time, window id
-# ("" when the prediction came too late for any window), its row in the batch's tensors.
-LogEntry = tuple[str, str, int, str, int, float, str, int]
 
 
 @dataclass(frozen=True)
@@ -49,10 +46,17 @@ class PredictionNotFound(MonitorError):
 
 @dataclass(frozen=True, eq=False)
 class LoggedBatch:
-    """The entries of one batch's predictions of a version, and the tensors their rows index."""
+    """One batch's predictions of a version, a value per record (in the order of the tensors' records): its
+    request id ("" for none: not logged), event time, plan revision and window id ("" when late)."""
 
+    model_name: str
+    model_version: int
+    digest: str
     tensors: Tensors
-    entries: list[LogEntry]
+    request_ids: list[str]
+    event_times: list[float]
+    plan_revisions: list[int]
+    windows: list[str]
 
 
 @dataclass(frozen=True)
@@ -82,27 +86,24 @@ class PredictionTrace:
 
 
 def logged_batch(rows: PredictionRows, windows: Sequence[tuple[WindowId, npt.NDArray[np.int64]]]) -> LoggedBatch | None:
-    """The log entries of the records of `rows` that carry a request id (None: none does); `windows` says which
-    rows each window took. Built by zip and repeat, not a loop per record: this runs for every prediction."""
+    """The log of the records of `rows` (None: none carries a request id); `windows` says which rows each window
+    took. Whole columns, no loop per record: this runs for every prediction."""
+    if not any(rows.request_ids):
+        return None
     labels = [""] + [str(window) for window, _ in windows]
     window_of = np.zeros(len(rows), dtype=np.int64)  # index into labels; 0: no window (late)
     for i, (_, taken) in enumerate(windows, start=1):
         window_of[taken] = i
-    entries: list[LogEntry] = list(
-        zip(
-            rows.request_ids,
-            repeat(rows.model_name),
-            repeat(rows.model_version),
-            repeat(rows.digest),
-            rows.plan_revisions.tolist(),
-            rows.event_time.tolist(),
-            [labels[i] for i in window_of.tolist()],
-            range(len(rows)),
-        )
+    return LoggedBatch(
+        rows.model_name,
+        rows.model_version,
+        rows.digest,
+        rows.tensors,
+        list(rows.request_ids),
+        rows.event_time.tolist(),
+        rows.plan_revisions.tolist(),
+        [labels[i] for i in window_of.tolist()],
     )
-    if not all(rows.request_ids):
-        entries = [entry for entry in entries if entry[0]]
-    return LoggedBatch(rows.tensors, entries) if entries else None
 
 
 def record_values(tensors: Tensors, row: int) -> tuple[dict[str, Values], dict[str, Values]]:
