@@ -35,8 +35,9 @@ run length is at least e^h under the null). The null must hold for real, though 
   With q at or below the truth, E[exp(increment)] <= 1 and the ARL0 bound still holds;
 - q is at least 1/2: a row whose bound says it may be a coin flip or worse carries no evidence (increment 0), as
   symmetric noise does not move a coin flip;
-- each increment is capped at a fifth of h (capping keeps the bound), so whatever the calibration says, no fewer
-  than five labels open an incident;
+- each increment is capped at ln 20 (a likelihood ratio of 20; capping keeps the bound), so whatever the
+  calibration says, at 1 false incident a week (h ~ 20 at 100 predictions/s) no fewer than seven labels open an
+  incident;
 - a row without a score counts with q = the reference accuracy's one-sided 95% lower bound (the Bernoulli
   evidence of a mistake), so the statistic keeps one meaning for the version.
 
@@ -74,8 +75,8 @@ from modelyard.monitor.domain.state import LabelWindow, VersionState
 
 # One-sided 95%: how sure a decay must be of its size to be critical.
 CRITICAL_CONFIDENCE_Z = float(special.ndtri(0.95))
-# The most one labelled row can add to the likelihood-ratio CUSUM, as a share of h.
-MAX_ROW_SHARE = 0.2
+# The most one labelled row can add to the likelihood-ratio CUSUM: ln 20, a likelihood ratio of 20.
+MAX_ROW_EVIDENCE = math.log(20.0)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class Baseline:
         return mean_error - self.mean
 
     def increments(
-        self, errors: FloatArray, h: float, scores: FloatArray | None, predicted_positive: BoolArray | None
+        self, errors: FloatArray, scores: FloatArray | None, predicted_positive: BoolArray | None
     ) -> FloatArray:
         """The CUSUM's steps: the rows' capped log-likelihood ratios, or +r per mistake and -1 per correct answer,
         or the standardised error less k."""
@@ -147,7 +148,7 @@ class Baseline:
             if scores is not None and predicted_positive is not None:
                 scored = np.isfinite(scores)
                 q = np.where(scored, self.calibration.p_right_lower_bound(scores, predicted_positive), q)
-            return label_noise_increments(errors == 0.0, np.maximum(q, 0.5), self.noise, MAX_ROW_SHARE * h)
+            return label_noise_increments(errors == 0.0, np.maximum(q, 0.5), self.noise, MAX_ROW_EVIDENCE)
         if self.metric == "accuracy":
             result: FloatArray = np.where(errors > 0.0, float(self._score), -1.0)
             return result
@@ -191,7 +192,7 @@ def observe_errors(
     if baseline is None or errors.size == 0:
         return []
     h = _h(state, baseline, policy)
-    steps = baseline.increments(errors, h, scores, predicted_positive)
+    steps = baseline.increments(errors, scores, predicted_positive)
     outcomes = []
     start = 0
     while start < errors.size:
