@@ -6,9 +6,9 @@ Two tests on the labelled predictions, both against the reference (`ReferencePro
   allows at the prediction rate (its in-control run length ARL0 = the labels a week / its share of the budget):
   - a binary classifier whose profile has an isotonic calibration with its blocks' sizes: the likelihood-ratio
     CUSUM on each row's outcome given its own probability q of being right, below;
-  - any other classifier (multiclass, no scores, a profile stored before the block sizes were kept): the Bernoulli
-    CUSUM on the 0/1 mistakes for a rise of the error rate from the baseline's p0 to p0 + the minimum drop, h exact
-    from its Markov chain (`sequential.bernoulli_threshold`);
+  - any other classifier (multiclass, no scores, a profile stored before the block sizes were kept, until
+    re-baselined): the Bernoulli CUSUM on the 0/1 mistakes for a rise of the error rate from the baseline's p0 to
+    p0 + the minimum drop, h exact from its Markov chain (`sequential.bernoulli_threshold`);
   - a regressor's absolute errors, standardised by the baseline's per-example standard deviation: k = half the
     minimum effect, h from Siegmund's ARL approximation.
   Its h already spends its share of the budget in time, so its first crossing opens an incident by itself (a
