@@ -133,6 +133,14 @@ def test_rows_without_a_score_count_with_the_reference_accuracy(profile: Referen
     nan = baseline.increments(wrong, np.full(3, np.nan), np.ones(3, dtype=bool))
     np.testing.assert_array_equal(unscored, nan)
     assert np.all(np.isfinite(unscored)) and unscored[0] > 0 > unscored[1]
+    # A reference without a single mistake still leaves room for one: finite steps, a mistake capped.
+    perfect = rows(np.random.default_rng(7), 2_000)
+    perfect["truth:label"] = perfect["output:label"]
+    flawless = Baseline.of(build_profile("m", 1, perfect, source="t"), POLICY)
+    assert flawless is not None and flawless.calibration is not None
+    with np.errstate(all="raise"):  # no division by a zero error rate
+        steps = flawless.increments(wrong, None, None)
+    assert steps[0] == pytest.approx(MAX_ROW_EVIDENCE) and np.all(np.isfinite(steps))
 
 
 def test_a_profile_without_block_sizes_falls_back_to_the_bernoulli_cusum(profile: ReferenceProfile) -> None:

@@ -34,7 +34,8 @@ run length is at least e^h under the null). The null must hold for real, though 
   healthy model, and a confident block with no mistake on the reference would make one live mistake decisive.
   With q at or below the truth, E[exp(increment)] <= 1 and the ARL0 bound still holds;
 - q is at least 1/2: a row whose bound says it may be a coin flip or worse carries no evidence (increment 0), as
-  symmetric noise does not move a coin flip;
+  symmetric noise does not move a coin flip; and at most 1 - 1e-4, so a reference without a mistake leaves room
+  for one;
 - each increment is capped at ln 20 (a likelihood ratio of 20; capping keeps the bound), so whatever the
   calibration says, at 1 false incident a week (h ~ 20 at 100 predictions/s) no fewer than seven labels open an
   incident;
@@ -148,7 +149,8 @@ class Baseline:
             if scores is not None and predicted_positive is not None:
                 scored = np.isfinite(scores)
                 q = np.where(scored, self.calibration.p_right_lower_bound(scores, predicted_positive), q)
-            return label_noise_increments(errors == 0.0, np.maximum(q, 0.5), self.noise, MAX_ROW_EVIDENCE)
+            # Below 1/2 no evidence; a reference without a single mistake still leaves room for one.
+            return label_noise_increments(errors == 0.0, np.clip(q, 0.5, 1 - 1e-4), self.noise, MAX_ROW_EVIDENCE)
         if self.metric == "accuracy":
             result: FloatArray = np.where(errors > 0.0, float(self._score), -1.0)
             return result
