@@ -8,9 +8,11 @@ with outputs and truth). Each stream is 5,000 labelled rows like the reference, 
 - (c) covariate shift that does not hurt accuracy: x0 moves +0.5 SD (the model grows more confident, and right);
 - (d) null: more of the reference's distribution.
 
-Labels arrive in batches of 250 at 100 predictions/s of event time, through the monitor's own performance tests
-(`degradation.observe_errors`: the Bernoulli CUSUM, whose first crossing opens an incident by itself, and label
-windows of 500 through k-of-m 2/3; budget 1 false incident per week); CBPE runs on prediction windows of 1,000
+Labels arrive in batches of 250 at 100 predictions/s of event time, with their predictions' scores and classes,
+through the monitor's own performance tests (`degradation.observe_errors`: the likelihood-ratio CUSUM on each row's
+outcome given its calibrated probability of being right, against label noise worth the minimum drop, whose first
+crossing opens an incident by itself, and label windows of 500 through k-of-m 2/3; budget 1 false incident per
+week); CBPE runs on prediction windows of 1,000
 (`evaluate_window`). An incident counts at the end of the batch of labels that opened it. Beside the table, per
 seed, and the labelled rows to detect (a) at looser false-alarm budgets (the trade-off the budget sets).
 Writes bench/monitor/performance.md.
@@ -151,7 +153,7 @@ class Run:
 
 def run(profile: ReferenceProfile, kind: str, data: dict[str, np.ndarray]) -> Run:
     errors = (data["output:label"] != data["truth:label"]).astype(np.float64)
-    opened = incidents(profile, errors, POLICY)
+    opened = incidents(profile, data, POLICY)
     after = [(at - BEFORE, critical) for at, critical in opened if at > BEFORE]
     drifting = kind in ("a", "b")
     estimates, cbpe_incidents = [], 0
@@ -170,14 +172,17 @@ def run(profile: ReferenceProfile, kind: str, data: dict[str, np.ndarray]) -> Ru
     )
 
 
-def incidents(profile: ReferenceProfile, errors: np.ndarray, policy: MonitorPolicy) -> list[tuple[int, bool]]:
+def incidents(profile: ReferenceProfile, data: dict[str, np.ndarray], policy: MonitorPolicy) -> list[tuple[int, bool]]:
     """(labelled rows seen, critical) for each performance incident the labels open, in batches of BATCH."""
     state = VersionState.new("m", 1, policy)
     state.records_per_second = RATE
     opened: list[tuple[int, bool]] = []
+    errors = (data["output:label"] != data["truth:label"]).astype(np.float64)
+    scores, positive = data["output:probabilities[1]"], data["output:label"] == 1
     for start in range(0, errors.size, BATCH):
         times = 1.7e9 + np.arange(start, start + BATCH) / RATE
-        for closed in observe_errors(state, profile, errors[start : start + BATCH], times, policy):
+        batch = slice(start, start + BATCH)
+        for closed in observe_errors(state, profile, errors[batch], times, policy, scores[batch], positive[batch]):
             change = state.book.observe(closed.outcome, closed.window)
             if change is not None and change.change is Change.OPENED:
                 opened.append((start + BATCH, change.severity.name == "CRITICAL"))
@@ -196,7 +201,7 @@ def trade_off(profile: ReferenceProfile, streams: dict[str, list[dict[str, np.nd
         delays, false = [], 0
         for kind in "acd":
             for data in streams[kind]:
-                opened = incidents(profile, (data["output:label"] != data["truth:label"]).astype(np.float64), policy)
+                opened = incidents(profile, data, policy)
                 after = [at - BEFORE for at, _ in opened if at > BEFORE]
                 if kind == "a" and after:
                     delays.append(after[0])
@@ -223,8 +228,9 @@ def main() -> None:
         f"{POLICY.alarm.false_incidents_per_week} false incident/week at {RATE:.0f} predictions/s "
         "(`bench/monitor/performance.py`). NannyML (PerformanceCalculator and CBPE, accuracy, defaults) on the "
         f"same reference and streams, chunks of {POLICY.performance.window_labels} labels / {WINDOW} predictions; "
-        "a NannyML alert is per chunk (counted at the chunk's end); a modelyard incident opens at the CUSUM's "
-        "first crossing, or when k of m label windows breach the z-test (counted at the end of the batch of "
+        "a NannyML alert is per chunk (counted at the chunk's end); a modelyard incident opens at the first "
+        "crossing of the likelihood-ratio CUSUM (each label's outcome given its calibrated probability of being "
+        "right), or when k of m label windows breach the z-test (counted at the end of the batch of "
         f"{BATCH} labels that opened it).\n",
         "| scenario | system | detected (of seeds) | labelled rows to first incident / alert, median (max) "
         "| critical | false incidents / alerts | CBPE: estimated - realised accuracy after the change, median abs "

@@ -137,8 +137,16 @@ class Monitor:
                 for key, labelled in group_by_version(joined).items():
                     version = self._version(*key)
                     checkpoint = checkpoints.setdefault(key, Checkpoint(version.state, version.profile))
-                    errors, times = errors_of(labelled)
-                    for closed in observe_errors(version.state, version.profile, errors, times, self.policy):
+                    stream = errors_of(labelled, self.policy.performance.positive_label)
+                    for closed in observe_errors(
+                        version.state,
+                        version.profile,
+                        stream.errors,
+                        stream.times,
+                        self.policy,
+                        stream.scores,
+                        stream.predicted_positive,
+                    ):
                         closed_windows.append((key, closed.metric, closed.value))
                         if (change := version.state.book.observe(closed.outcome, closed.window)) is not None:
                             checkpoint.changes.append(change)

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import special  # not scipy.stats: ~70 MB of imports for one normal tail
 
 from modelyard.monitor.domain.incidents import Evidence, IncidentKey, Outcome, Severity
-from modelyard.monitor.domain.metrics import BoolArray, FloatArray, MetricEstimate
+from modelyard.monitor.domain.metrics import BoolArray, FloatArray, IntArray, MetricEstimate
 
 ESTIMATED_ACCURACY = "estimated_accuracy"
 ESTIMATED_ROC_AUC = "estimated_roc_auc"
@@ -32,19 +32,50 @@ ESTIMATED_ROC_AUC = "estimated_roc_auc"
 
 @dataclass(frozen=True, eq=False)
 class Calibration:
-    """A non-decreasing step function from score to P(positive): `y[i]` for scores from `x[i]` on."""
+    """A non-decreasing step function from score to P(positive): `y[i]` for scores from `x[i]` on, fitted on `n[i]`
+    reference rows (the isotonic block's size; None in profiles stored before it was kept, and for a truth of more
+    than two classes, where being right is not being on the calibrated side of the score)."""
 
     x: FloatArray
     y: FloatArray
+    n: FloatArray | None = None
 
     def __call__(self, scores: FloatArray) -> FloatArray:
-        at = np.clip(np.searchsorted(self.x, scores, side="right") - 1, 0, self.y.size - 1)
-        result: FloatArray = self.y[at]
+        result: FloatArray = self.y[self._blocks(scores)]
         return result
 
+    def p_right_lower_bound(self, scores: FloatArray, predicted_positive: BoolArray) -> FloatArray:
+        """Each prediction's probability of being right, at its block's one-sided `BLOCK_CONFIDENCE` lower bound
+        (Clopper-Pearson on the block's rows): the positive rate's lower bound for a positive prediction, one less
+        its upper bound for a negative one. Needs `n`."""
+        assert self.n is not None, "a calibration without block sizes has no confidence bounds"
+        lower, upper = _block_bounds(self.y, self.n)
+        blocks = self._blocks(scores)
+        result: FloatArray = np.where(predicted_positive, lower[blocks], 1.0 - upper[blocks])
+        return result
 
-def isotonic_calibration(scores: FloatArray, positive: BoolArray) -> Calibration:
-    """Least-squares isotonic fit of the 0/1 outcome on the score (pool adjacent violators over the distinct scores)."""
+    def _blocks(self, scores: FloatArray) -> IntArray:
+        blocks: IntArray = np.clip(np.searchsorted(self.x, scores, side="right") - 1, 0, self.y.size - 1)
+        return blocks
+
+
+# How sure the lower bound of a block's probability of being right is (degradation.py's likelihood-ratio CUSUM).
+BLOCK_CONFIDENCE = 0.95
+
+
+def _block_bounds(y: FloatArray, n: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Clopper-Pearson one-sided bounds of each block's positive rate (k = y n positives of n rows)."""
+    k = np.round(y * n)
+    alpha = 1.0 - BLOCK_CONFIDENCE
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower = np.where(k > 0, special.betaincinv(k, n - k + 1, alpha), 0.0)
+        upper = np.where(k < n, special.betaincinv(k + 1, n - k, 1.0 - alpha), 1.0)
+    return lower, upper
+
+
+def isotonic_calibration(scores: FloatArray, positive: BoolArray, *, sizes: bool = True) -> Calibration:
+    """Least-squares isotonic fit of the 0/1 outcome on the score (pool adjacent violators over the distinct scores);
+    with the blocks' sizes unless `sizes` is false."""
     distinct, inverse = np.unique(scores, return_inverse=True)
     weights = np.bincount(inverse).astype(np.float64)
     means = np.bincount(inverse, weights=positive.astype(np.float64)) / weights
@@ -62,7 +93,11 @@ def isotonic_calibration(scores: FloatArray, positive: BoolArray) -> Calibration
             total = block_weight[-1] + w2
             block_mean[-1] = (block_mean[-1] * block_weight[-1] + m2 * w2) / total
             block_weight[-1] = total
-    return Calibration(distinct[block_start].astype(np.float64), np.asarray(block_mean, dtype=np.float64))
+    return Calibration(
+        distinct[block_start].astype(np.float64),
+        np.asarray(block_mean, dtype=np.float64),
+        np.asarray(block_weight, dtype=np.float64) if sizes else None,
+    )
 
 
 def estimate(calibration: Calibration, scores: FloatArray, predicted_positive: BoolArray) -> dict[str, float]:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from modelyard.monitor.domain.profile import CategoricalProfile, FloatArray, IntArray, NumericProfile
+from modelyard.monitor.domain.metrics import FloatArray, IntArray
+from modelyard.monitor.domain.profile import CategoricalProfile, NumericProfile
 
 # Floor for bin proportions in PSI: an empty bin would make the log ratio infinite.
 PSI_EPSILON = 1e-4

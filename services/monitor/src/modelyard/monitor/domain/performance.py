@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from modelyard.monitor.domain.metrics import FloatArray, classes, classification_metrics, regression_metrics
+from modelyard.monitor.domain.metrics import BoolArray, FloatArray, classes, classification_metrics, regression_metrics
 from modelyard.monitor.domain.policy import PerformancePolicy
 from modelyard.monitor.domain.profile import Role
 from modelyard.monitor.domain.records import Feedback, PredictionRows
@@ -164,7 +164,26 @@ def group_by_version(labelled: Sequence[LabelledPrediction]) -> dict[tuple[str, 
     return groups
 
 
-def errors_of(labelled: Sequence[LabelledPrediction]) -> tuple[FloatArray, FloatArray]:
-    """Per-example errors of the labelled predictions that can be compared, and their predictions' event times."""
-    pairs = [(e, x.prediction.event_time) for x in labelled if (e := x.error) is not None]
-    return np.array([e for e, _ in pairs], dtype=np.float64), np.array([t for _, t in pairs], dtype=np.float64)
+class ErrorStream(NamedTuple):
+    """The labelled predictions that can be compared, column-wise: what `degradation.observe_errors` tests."""
+
+    errors: FloatArray  # 1/0 misclassification, or the absolute error of a value
+    times: FloatArray  # their predictions' event times
+    scores: FloatArray  # positive class score (NaN when none)
+    predicted_positive: BoolArray  # the prediction was the positive class
+
+
+def errors_of(labelled: Sequence[LabelledPrediction], positive_label: str) -> ErrorStream:
+    """The per-example errors of the labelled predictions that can be compared, with what they predicted."""
+    rows = [
+        (e, x.prediction.event_time, x.prediction.score, x.prediction.label)
+        for x in labelled
+        if (e := x.error) is not None
+    ]
+    errors, times, scores, labels = zip(*rows, strict=True) if rows else ((), (), (), ())
+    return ErrorStream(
+        np.array(errors, dtype=np.float64),
+        np.array(times, dtype=np.float64),
+        np.array(scores, dtype=np.float64),  # None -> NaN
+        np.array(labels, dtype=object) == positive_label,
+    )

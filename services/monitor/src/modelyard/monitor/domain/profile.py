@@ -24,11 +24,15 @@ import numpy.typing as npt
 
 from modelyard.monitor.domain.cbpe import Calibration, isotonic_calibration
 from modelyard.monitor.domain.errors import ReferenceDataError
-from modelyard.monitor.domain.metrics import MetricEstimate, bootstrap_classification, bootstrap_regression, classes
+from modelyard.monitor.domain.metrics import (
+    FloatArray,
+    IntArray,
+    MetricEstimate,
+    bootstrap_classification,
+    bootstrap_regression,
+    classes,
+)
 from modelyard.monitor.domain.policy import PerformancePolicy
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 MAX_REFERENCE_ROWS = 50_000
 OTHER = "__other__"
@@ -186,6 +190,8 @@ class ReferenceProfile:
                 }
         if self.calibration is not None:
             arrays["calibration_x"], arrays["calibration_y"] = self.calibration.x, self.calibration.y
+            if self.calibration.n is not None:  # absent in older profiles: their id stays what it was
+                arrays["calibration_n"] = self.calibration.n
         return json.dumps(meta, sort_keys=True).encode(), arrays
 
     @classmethod
@@ -197,6 +203,7 @@ class ReferenceProfile:
                 calibration = Calibration(
                     np.asarray(arrays["calibration_x"], dtype=np.float64),
                     np.asarray(arrays["calibration_y"], dtype=np.float64),
+                    np.asarray(arrays["calibration_n"], dtype=np.float64) if "calibration_n" in arrays else None,
                 )
             features = tuple(
                 dataclasses.replace(FeatureSpec.from_column(where[0] if where else name, Kind(kind)), name=name)
@@ -340,7 +347,9 @@ def _calibration(columns: Mapping[str, npt.NDArray[np.generic]], policy: Perform
     kept = np.isfinite(scores)
     if not kept.any():
         return None
-    return isotonic_calibration(scores[kept], _labels(truth)[kept] == policy.positive_label)
+    labels = _labels(truth)[kept]
+    # Block sizes serve the likelihood-ratio CUSUM (degradation.py), which needs a binary truth.
+    return isotonic_calibration(scores[kept], labels == policy.positive_label, sizes=np.unique(labels).size <= 2)
 
 
 def _labels(values: npt.NDArray[np.generic]) -> npt.NDArray[np.str_]:

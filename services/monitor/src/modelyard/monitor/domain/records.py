@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from modelyard.monitor.domain.profile import FloatArray, Kind, ReferenceProfile, Role
+from modelyard.monitor.domain.metrics import FloatArray
+from modelyard.monitor.domain.profile import Kind, ReferenceProfile, Role
 from modelyard.monitor.domain.windows import Columns
 
 

@@ -8,6 +8,14 @@ ARL0 ~= (exp(2kb) - 2kb - 1) / (2k^2) with b = h + 1.166, solved for the ARL0 th
 correct answer, r the rounded ratio of the log-likelihood ratios of a mistake and a correct answer between the
 in-control and the out-of-control error rates; its statistic is an integer, a Markov chain on 0..h-1 whose exact
 ARL0 solves (I - Q) L = 1 (Brook and Evans), so h is exact where a normal approximation of skewed 0/1 data is not.
+
+When each 0/1 outcome comes with its own in-control probability q_i of being right (a binary classifier's calibrated
+score), the increments are the rows' log-likelihood ratios instead: null, right ~ Bernoulli(q_i); alternative,
+symmetric label noise at rate eps, right ~ Bernoulli(q_i - eps (2 q_i - 1)). Under the null exp(log-LR) has mean 1,
+so exp(S) of Page's CUSUM on them grows no faster than a martingale and its in-control run length is at least
+e^h (Lorden 1971): h = ln(ARL0), with no approximation. The bound stays true when the increments are capped from
+above and when the q_i used are lower than the true ones (for q >= 1/2, E[exp(increment)] <= 1 then), which is
+what keeps it honest with a calibration estimated from a finite reference (degradation.py).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from modelyard.monitor.domain.profile import FloatArray
+from modelyard.monitor.domain.metrics import BoolArray, FloatArray
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,19 @@ def bernoulli_arl(p0: float, r: int, h: int) -> float:
     band[r + 1, :-1] -= 1 - p0  # (s, s - 1)
     band[r, 0] -= 1 - p0  # at 0 a correct answer stays at 0
     return float(solve_banded((1, r), band, np.ones(h))[0])
+
+
+def label_noise_increments(right: BoolArray, q: FloatArray, noise: float, cap: float) -> FloatArray:
+    """Each row's log-likelihood ratio of label noise at rate `noise` against none, given its probability `q` of
+    being right (in [1/2, 1)), capped at `cap`."""
+    shift = noise * (2.0 * q - 1.0)  # how much less likely right the row is under the alternative
+    result: FloatArray = np.minimum(np.where(right, np.log1p(-shift / q), np.log1p(shift / (1.0 - q))), cap)
+    return result
+
+
+def likelihood_ratio_threshold(arl0: float) -> float:
+    """h at which Page's CUSUM of log-likelihood ratios runs at least `arl0` in-control values between false alarms."""
+    return math.log(max(arl0, 1.0))
 
 
 def one_sided_path(start: float, increments: FloatArray) -> FloatArray:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from modelyard.monitor.domain.metrics import FloatArray
 from modelyard.monitor.domain.policy import WindowPolicy
-from modelyard.monitor.domain.profile import FloatArray
 
 StrArray = npt.NDArray[np.str_]
 
